@@ -1,0 +1,1 @@
+"""Infrastructure building blocks: Pulumi ComponentResources and the catalog they size from."""

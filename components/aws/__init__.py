@@ -1,0 +1,1 @@
+"""AWS building blocks: the network, IAM, the EKS cluster and its node groups, and storage."""

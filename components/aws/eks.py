@@ -1,0 +1,179 @@
+"""An EKS cluster with encrypted secrets, a private API endpoint and one node group per pool."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.aws.iam import ClusterIam, partition
+from components.aws.node_group import NodeGroup
+from components.catalog import Catalog
+from components.tags import named
+from meshstack.spec import ClusterSpec
+
+# Add-ons that must be there before nodes join, and those that need nodes to schedule on.
+NETWORK_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+SCHEDULED_ADDONS = ("coredns",)
+ADMIN_POLICY = "arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
+def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
+    """A kubeconfig that fetches short-lived tokens with `aws eks get-token`; it holds no secret."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
+            ],
+            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+            "current-context": cluster_name,
+            "users": [
+                {
+                    "name": cluster_name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region],
+                        }
+                    },
+                }
+            ],
+        }
+    )
+
+
+class EksCluster(pulumi.ComponentResource):
+    """The control plane, its access entries and add-ons, the node groups, and a Kubernetes
+    provider for the components that install things into the cluster.
+
+    Authentication is by EKS access entries only (no aws-auth ConfigMap), so who
+    may administer the cluster is an AWS resource that policy can read.
+    """
+
+    cluster_name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    oidc_issuer: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    provider: k8s.Provider
+    node_groups: dict[str, NodeGroup]
+
+    def __init__(
+        self,
+        name: str,
+        spec: ClusterSpec,
+        catalog: Catalog,
+        iam: ClusterIam,
+        region: str,
+        subnet_ids: Sequence[pulumi.Input[str]],
+        node_security_group_id: pulumi.Input[str],
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("meshstack:aws:EksCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        key = aws.kms.Key(
+            f"{name}-secrets",
+            description=f"Envelope encryption of Kubernetes secrets in {name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=named(tags, f"{name}-secrets"),
+            opts=child,
+        )
+        cluster = aws.eks.Cluster(
+            name,
+            name=name,
+            version=spec.kubernetes_version,
+            role_arn=iam.cluster_role_arn,
+            vpc_config={
+                "subnet_ids": list(subnet_ids),
+                "endpoint_private_access": True,
+                "endpoint_public_access": bool(spec.public_access_cidrs),
+                **({"public_access_cidrs": spec.public_access_cidrs} if spec.public_access_cidrs else {}),
+            },
+            encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
+            enabled_cluster_log_types=list(spec.log_types),
+            access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": True},
+            bootstrap_self_managed_addons=False,
+            upgrade_policy={"support_type": "STANDARD"},
+            tags=named(tags, name),
+            opts=child,
+        )
+        for i, principal in enumerate(spec.admin_principal_arns):
+            entry = aws.eks.AccessEntry(
+                f"{name}-admin-{i}",
+                cluster_name=cluster.name,
+                principal_arn=principal,
+                type="STANDARD",
+                tags=named(tags, f"{name}-admin-{i}"),
+                opts=child,
+            )
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{i}",
+                cluster_name=cluster.name,
+                principal_arn=principal,
+                policy_arn=ADMIN_POLICY.format(partition=partition(region)),
+                access_scope={"type": "cluster"},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
+            )
+
+        network_addons = [self._addon(name, addon, cluster, tags, []) for addon in NETWORK_ADDONS]
+        cluster_sg = cluster.vpc_config.cluster_security_group_id
+        self.node_groups = {}
+        for pool in spec.node_pools:
+            self.node_groups[pool.name] = NodeGroup(
+                f"{name}-{pool.name}",
+                pool=pool,
+                instance=catalog.instance_types[str(pool.instance_type)],
+                accelerator=catalog.accelerators[pool.accelerator],
+                cluster_name=cluster.name,
+                node_role_arn=iam.node_role_arn,
+                subnet_ids=subnet_ids,
+                security_group_ids=[node_security_group_id, cluster_sg],
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=network_addons),
+            )
+        for addon in SCHEDULED_ADDONS:
+            self._addon(name, addon, cluster, tags, list(self.node_groups.values()))
+
+        issuer = cluster.identities.apply(lambda ids: ids[0]["oidcs"][0]["issuer"])
+        self.oidc_provider_arn = iam.add_oidc_provider(issuer)
+        self.oidc_issuer = issuer
+        self.cluster_name = cluster.name
+        self.endpoint = cluster.endpoint
+        self.kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority).apply(
+            lambda a: kubeconfig(a[0], a[1], a[2]["data"], region)
+        )
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_groups.values())),
+        )
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "endpoint": self.endpoint,
+                "kubeconfig": self.kubeconfig,
+                "oidc_provider_arn": self.oidc_provider_arn,
+            }
+        )
+
+    def _addon(
+        self, name: str, addon: str, cluster: aws.eks.Cluster, tags: Mapping[str, str], after: list[pulumi.Resource]
+    ) -> aws.eks.Addon:
+        return aws.eks.Addon(
+            f"{name}-{addon}",
+            cluster_name=cluster.name,
+            addon_name=addon,
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=named(tags, f"{name}-{addon}"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+        )

@@ -1,0 +1,165 @@
+"""The roles a cluster needs, and least-privilege roles for the service accounts that run on it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components.tags import named
+
+# Exactly what a managed node needs: join the cluster, run the VPC CNI, pull from ECR.
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
+CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
+
+
+def partition(region: str) -> str:
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    if region.startswith("cn-"):
+        return "aws-cn"
+    return "aws"
+
+
+def assume_role_policy(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": ["sts:AssumeRole", "sts:TagSession"]}
+            ],
+        }
+    )
+
+
+def web_identity_policy(provider_arn: str, issuer_url: str, namespace: str, service_account: str) -> str:
+    """Trust exactly one Kubernetes service account, through the cluster's OIDC issuer."""
+    issuer = issuer_url.removeprefix("https://")
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Federated": provider_arn},
+                    "Action": "sts:AssumeRoleWithWebIdentity",
+                    "Condition": {
+                        "StringEquals": {
+                            f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                            f"{issuer}:aud": "sts.amazonaws.com",
+                        }
+                    },
+                }
+            ],
+        }
+    )
+
+
+def bucket_access_policy(bucket_arns: Sequence[str], kms_key_arns: Sequence[str]) -> str:
+    """Read, write and list the named buckets and use their keys; nothing else."""
+    statements: list[dict[str, object]] = [
+        {
+            "Sid": "ListBuckets",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+            "Resource": list(bucket_arns),
+        },
+        {
+            "Sid": "ObjectAccess",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            "Resource": [f"{arn}/*" for arn in bucket_arns],
+        },
+    ]
+    if kms_key_arns:
+        statements.append(
+            {
+                "Sid": "BucketKeys",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": list(kms_key_arns),
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+class ClusterIam(pulumi.ComponentResource):
+    """Cluster and node roles, and (once the cluster exists) its OIDC provider for IRSA."""
+
+    cluster_role_arn: pulumi.Output[str]
+    node_role_arn: pulumi.Output[str]
+    node_role_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, region: str, tags: Mapping[str, str], opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("meshstack:aws:ClusterIam", name, None, opts)
+        self._name = name
+        self._tags = dict(tags)
+        self._partition = partition(region)
+        self._oidc: aws.iam.OpenIdConnectProvider | None = None
+        self._issuer: pulumi.Output[str] | None = None
+        cluster_role = self._service_role("cluster", "eks.amazonaws.com", CLUSTER_POLICIES)
+        node_role = self._service_role("node", "ec2.amazonaws.com", NODE_POLICIES)
+        self.cluster_role_arn = cluster_role.arn
+        self.node_role_arn = node_role.arn
+        self.node_role_name = node_role.name
+        self.register_outputs({"cluster_role_arn": self.cluster_role_arn, "node_role_arn": self.node_role_arn})
+
+    def _service_role(self, role: str, service: str, policies: Sequence[str]) -> aws.iam.Role:
+        child = pulumi.ResourceOptions(parent=self)
+        resource = aws.iam.Role(
+            f"{self._name}-{role}",
+            assume_role_policy=assume_role_policy(service),
+            tags=named(self._tags, f"{self._name}-{role}"),
+            opts=child,
+        )
+        for policy in policies:
+            aws.iam.RolePolicyAttachment(
+                f"{self._name}-{role}-{policy}",
+                role=resource.name,
+                policy_arn=f"arn:{self._partition}:iam::aws:policy/{policy}",
+                opts=child,
+            )
+        return resource
+
+    def add_oidc_provider(self, issuer_url: pulumi.Input[str]) -> pulumi.Output[str]:
+        """Register the cluster's OIDC issuer with IAM so service accounts can assume roles."""
+        self._issuer = pulumi.Output.from_input(issuer_url)
+        self._oidc = aws.iam.OpenIdConnectProvider(
+            f"{self._name}-oidc",
+            url=self._issuer,
+            client_id_lists=["sts.amazonaws.com"],
+            tags=named(self._tags, f"{self._name}-oidc"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return self._oidc.arn
+
+    def service_account_role(
+        self,
+        name: str,
+        namespace: str,
+        service_account: str,
+        bucket_arns: Sequence[pulumi.Input[str]],
+        kms_key_arns: Sequence[pulumi.Input[str]] = (),
+    ) -> aws.iam.Role:
+        """A role only `namespace/service_account` can assume, allowed only on the named buckets."""
+        if self._oidc is None or self._issuer is None:
+            raise RuntimeError("add_oidc_provider must run before service_account_role")
+        child = pulumi.ResourceOptions(parent=self)
+        trust = pulumi.Output.all(self._oidc.arn, self._issuer).apply(
+            lambda a: web_identity_policy(a[0], a[1], namespace, service_account)
+        )
+        role = aws.iam.Role(
+            f"{self._name}-sa-{name}",
+            assume_role_policy=trust,
+            tags=named(self._tags, f"{self._name}-sa-{name}"),
+            opts=child,
+        )
+        policy = pulumi.Output.all(pulumi.Output.all(*bucket_arns), pulumi.Output.all(*kms_key_arns)).apply(
+            lambda a: bucket_access_policy(a[0], a[1])
+        )
+        aws.iam.RolePolicy(f"{self._name}-sa-{name}", role=role.id, policy=policy, opts=child)
+        return role

@@ -1,0 +1,171 @@
+"""The VPC a cluster lives in: private subnets for nodes, public ones only for NAT and load balancers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_aws as aws
+
+from components.tags import named
+from meshstack.spec import NetworkSpec
+
+
+class Network(pulumi.ComponentResource):
+    """A VPC across the spec's AZs with NAT egress, an S3 gateway endpoint and the node security group.
+
+    The node security group admits traffic only from its own members, on every
+    protocol: EFA's SRD transport is not TCP, and NCCL opens ports at random.
+    Nothing from outside the group gets in; egress is open so nodes can pull images.
+    """
+
+    vpc_id: pulumi.Output[str]
+    private_subnet_ids: list[pulumi.Output[str]]
+    public_subnet_ids: list[pulumi.Output[str]]
+    node_security_group_id: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        spec: NetworkSpec,
+        region: str,
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("meshstack:aws:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        private_cidrs, public_cidrs = spec.subnets()
+        zones = aws.get_availability_zones_output(
+            state="available",
+            filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=spec.vpc_cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags=named(tags, f"{name}-vpc"),
+            opts=child,
+        )
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=named(tags, f"{name}-igw"), opts=child)
+        public_rt = aws.ec2.RouteTable(
+            f"{name}-public",
+            vpc_id=vpc.id,
+            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
+            tags=named(tags, f"{name}-public"),
+            opts=child,
+        )
+
+        public_subnets: list[aws.ec2.Subnet] = []
+        private_subnets: list[aws.ec2.Subnet] = []
+        for i, (private_cidr, public_cidr) in enumerate(zip(private_cidrs, public_cidrs, strict=True)):
+            zone = zones.names[i]
+            public = aws.ec2.Subnet(
+                f"{name}-public-{i}",
+                vpc_id=vpc.id,
+                cidr_block=public_cidr,
+                availability_zone=zone,
+                map_public_ip_on_launch=False,
+                tags={**named(tags, f"{name}-public-{i}"), "kubernetes.io/role/elb": "1"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{i}", subnet_id=public.id, route_table_id=public_rt.id, opts=child
+            )
+            public_subnets.append(public)
+            private_subnets.append(
+                aws.ec2.Subnet(
+                    f"{name}-private-{i}",
+                    vpc_id=vpc.id,
+                    cidr_block=private_cidr,
+                    availability_zone=zone,
+                    tags={**named(tags, f"{name}-private-{i}"), "kubernetes.io/role/internal-elb": "1"},
+                    opts=child,
+                )
+            )
+
+        nat_count = 1 if spec.nat_gateways == "single" else len(public_subnets)
+        nats = []
+        for i in range(nat_count):
+            eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", tags=named(tags, f"{name}-nat-{i}"), opts=child)
+            nats.append(
+                aws.ec2.NatGateway(
+                    f"{name}-nat-{i}",
+                    allocation_id=eip.id,
+                    subnet_id=public_subnets[i].id,
+                    tags=named(tags, f"{name}-nat-{i}"),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+                )
+            )
+
+        private_rts = []
+        for i, subnet in enumerate(private_subnets):
+            rt = aws.ec2.RouteTable(
+                f"{name}-private-{i}",
+                vpc_id=vpc.id,
+                routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nats[i % nat_count].id}],
+                tags=named(tags, f"{name}-private-{i}"),
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=rt.id, opts=child)
+            private_rts.append(rt)
+
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[rt.id for rt in private_rts],
+            tags=named(tags, f"{name}-s3"),
+            opts=child,
+        )
+
+        nodes = aws.ec2.SecurityGroup(
+            f"{name}-nodes",
+            vpc_id=vpc.id,
+            description="meshstack nodes: all traffic between members (EFA, NCCL), egress to anywhere",
+            tags=named(tags, f"{name}-nodes"),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-nodes-self-in",
+            security_group_id=nodes.id,
+            referenced_security_group_id=nodes.id,
+            ip_protocol="-1",
+            description="all protocols from other nodes (EFA requires this)",
+            tags=named(tags, f"{name}-nodes-self-in"),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-nodes-self-out",
+            security_group_id=nodes.id,
+            referenced_security_group_id=nodes.id,
+            ip_protocol="-1",
+            description="all protocols to other nodes (EFA requires this)",
+            tags=named(tags, f"{name}-nodes-self-out"),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-nodes-egress",
+            security_group_id=nodes.id,
+            cidr_ipv4="0.0.0.0/0",
+            ip_protocol="-1",
+            description="egress through NAT for images and APIs",
+            tags=named(tags, f"{name}-nodes-egress"),
+            opts=child,
+        )
+
+        self.vpc_id = vpc.id
+        self.private_subnet_ids = [s.id for s in private_subnets]
+        self.public_subnet_ids = [s.id for s in public_subnets]
+        self.node_security_group_id = nodes.id
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "private_subnet_ids": self.private_subnet_ids,
+                "public_subnet_ids": self.public_subnet_ids,
+                "node_security_group_id": self.node_security_group_id,
+            }
+        )

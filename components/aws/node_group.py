@@ -1,0 +1,148 @@
+"""One node pool: a launch template that fixes how its nodes boot, and the managed node group."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components.catalog import Accelerator, InstanceType
+from components.tags import named
+from meshstack.spec import NodePool
+
+AMI_TYPES = {"nvidia": "AL2023_x86_64_NVIDIA", "aws-neuron": "AL2023_x86_64_NEURON", "none": "AL2023_x86_64_STANDARD"}
+CAPACITY_TYPES = {
+    "on-demand": "ON_DEMAND",
+    "spot": "SPOT",
+    "capacity-block": "CAPACITY_BLOCK",
+    "reservation": "ON_DEMAND",
+}
+TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
+ROOT_DEVICE = "/dev/xvda"  # the AL2023 EKS AMIs' root device
+
+LABEL_POOL = "meshstack.io/node-pool"
+LABEL_ACCELERATOR = "meshstack.io/accelerator"
+LABEL_ACCELERATOR_COUNT = "meshstack.io/accelerator-count"
+
+
+def node_labels(pool: NodePool) -> dict[str, str]:
+    """What a workload selects on to land on this pool."""
+    return {
+        **pool.labels,
+        LABEL_POOL: pool.name,
+        LABEL_ACCELERATOR: pool.accelerator,
+        LABEL_ACCELERATOR_COUNT: str(pool.accelerators_per_node),
+    }
+
+
+def node_taints(pool: NodePool, accelerator: Accelerator) -> list[dict[str, str]]:
+    """Accelerator nodes repel pods that do not ask for the accelerator, so CPU work cannot strand them."""
+    taints = [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]
+    if accelerator.resource and all(t["key"] != accelerator.resource for t in taints):
+        taints.append({"key": accelerator.resource, "value": "present", "effect": "NoSchedule"})
+    return taints
+
+
+class NodeGroup(pulumi.ComponentResource):
+    """A managed node group whose nodes require IMDSv2, encrypt their disks and, when asked,
+    carry one EFA interface per network card inside a cluster placement group.
+
+    EFA and placement-group pools are pinned to one subnet: a cluster placement group
+    lives in one AZ, and EFA traffic does not cross AZs.
+    """
+
+    node_group_name: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        pool: NodePool,
+        instance: InstanceType,
+        accelerator: Accelerator,
+        cluster_name: pulumi.Input[str],
+        node_role_arn: pulumi.Input[str],
+        subnet_ids: Sequence[pulumi.Input[str]],
+        security_group_ids: Sequence[pulumi.Input[str]],
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("meshstack:aws:NodeGroup", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        template: dict[str, object] = {
+            "metadata_options": {
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 1,
+            },
+            "block_device_mappings": [
+                {
+                    "device_name": ROOT_DEVICE,
+                    "ebs": {
+                        "volume_size": pool.root_volume_gib,
+                        "volume_type": "gp3",
+                        "encrypted": "true",
+                        "delete_on_termination": "true",
+                    },
+                }
+            ],
+            "tag_specifications": [
+                {"resource_type": kind, "tags": named(tags, name)}
+                for kind in ("instance", "volume", "network-interface")
+            ],
+        }
+        if pool.efa:
+            template["network_interfaces"] = [
+                {
+                    "device_index": 0 if card == 0 else 1,
+                    "network_card_index": card,
+                    "interface_type": "efa",
+                    "security_groups": list(security_group_ids),
+                    "delete_on_termination": "true",
+                }
+                for card in range(instance.efa_interfaces)
+            ]
+        else:
+            template["vpc_security_group_ids"] = list(security_group_ids)
+        if pool.placement_group:
+            group = aws.ec2.PlacementGroup(f"{name}-placement", strategy="cluster", tags=named(tags, name), opts=child)
+            template["placement"] = {"group_name": group.name}
+        if pool.reservation_id is not None:
+            template["capacity_reservation_specification"] = {
+                "capacity_reservation_target": {"capacity_reservation_id": pool.reservation_id}
+            }
+        if pool.market == "capacity-block":
+            template["instance_market_options"] = {"market_type": "capacity-block"}
+
+        launch_template = aws.ec2.LaunchTemplate(
+            f"{name}-lt",
+            description=f"meshstack node pool {pool.name}",
+            update_default_version=True,
+            tags=named(tags, name),
+            opts=child,
+            **template,
+        )
+        pinned = pool.efa or pool.placement_group
+        group_ = aws.eks.NodeGroup(
+            name,
+            cluster_name=cluster_name,
+            node_group_name_prefix=f"{pool.name}-",
+            node_role_arn=node_role_arn,
+            subnet_ids=list(subnet_ids[:1]) if pinned else list(subnet_ids),
+            instance_types=[pool.instance_type],
+            ami_type=AMI_TYPES[accelerator.vendor],
+            capacity_type=CAPACITY_TYPES[pool.market],
+            scaling_config={"min_size": pool.min_nodes, "max_size": pool.max_nodes, "desired_size": pool.desired},
+            update_config={"max_unavailable": 1},
+            launch_template={"id": launch_template.id, "version": launch_template.latest_version.apply(str)},
+            labels=node_labels(pool),
+            taints=[{**t, "effect": TAINT_EFFECTS[t["effect"]]} for t in node_taints(pool, accelerator)],
+            tags=named(tags, name),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # The cluster autoscaler owns the live size; a later `up` must not undo it.
+                ignore_changes=["scalingConfig.desiredSize"],
+            ),
+        )
+        self.node_group_name = group_.node_group_name
+        self.register_outputs({"node_group_name": self.node_group_name})

@@ -1,0 +1,239 @@
+"""Where data and checkpoints live: S3, FSx for Lustre linked to S3, and EFS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.tags import named
+from meshstack.spec import BucketSpec, LustreSpec, StorageSpec
+
+LUSTRE_PORTS = ((988, 988), (1018, 1023))
+NFS_PORT = 2049
+
+
+@dataclass(frozen=True)
+class StoredBucket:
+    name: pulumi.Output[str]
+    arn: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class StoredLustre:
+    id: pulumi.Output[str]
+    dns_name: pulumi.Output[str]
+    mount_name: pulumi.Output[str]
+    mount_path: str
+
+
+def deny_insecure_transport(bucket_arn: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+    )
+
+
+class Storage(pulumi.ComponentResource):
+    """Every store is encrypted with the stack's storage key and reachable only from the nodes."""
+
+    kms_key_arn: pulumi.Output[str]
+    buckets: dict[str, StoredBucket]
+    lustre: dict[str, StoredLustre]
+    efs: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self,
+        name: str,
+        spec: StorageSpec,
+        vpc_id: pulumi.Input[str],
+        private_subnet_ids: Sequence[pulumi.Input[str]],
+        node_security_group_id: pulumi.Input[str],
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("meshstack:aws:Storage", name, None, opts)
+        self._name = name
+        self._tags = dict(tags)
+        self._child = pulumi.ResourceOptions(parent=self)
+        key = aws.kms.Key(
+            f"{name}-key",
+            description=f"Encryption of {name} buckets and file systems",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=named(tags, f"{name}-key"),
+            opts=self._child,
+        )
+        self.kms_key_arn = key.arn
+        self.buckets = {b.name: self._bucket(b, key) for b in spec.buckets}
+        self.lustre = {}
+        if spec.lustre:
+            sg = self._security_group("lustre", vpc_id, node_security_group_id, LUSTRE_PORTS)
+            self.lustre = {fs.name: self._lustre(fs, key, private_subnet_ids[0], sg) for fs in spec.lustre}
+        self.efs = {}
+        if spec.efs:
+            sg = self._security_group("efs", vpc_id, node_security_group_id, ((NFS_PORT, NFS_PORT),))
+            for fs_spec in spec.efs:
+                fs = aws.efs.FileSystem(
+                    f"{name}-{fs_spec.name}",
+                    encrypted=True,
+                    kms_key_id=key.arn,
+                    performance_mode=fs_spec.performance_mode,
+                    throughput_mode=fs_spec.throughput_mode,
+                    provisioned_throughput_in_mibps=fs_spec.provisioned_mibps,
+                    lifecycle_policies=[{"transition_to_ia": "AFTER_30_DAYS"}],
+                    tags=named(tags, f"{name}-{fs_spec.name}"),
+                    opts=self._child,
+                )
+                for i, subnet in enumerate(private_subnet_ids):
+                    aws.efs.MountTarget(
+                        f"{name}-{fs_spec.name}-{i}",
+                        file_system_id=fs.id,
+                        subnet_id=subnet,
+                        security_groups=[sg.id],
+                        opts=self._child,
+                    )
+                self.efs[fs_spec.name] = fs.id
+        self.register_outputs(
+            {
+                "kms_key_arn": self.kms_key_arn,
+                "buckets": {k: v.name for k, v in self.buckets.items()},
+                "lustre": {k: v.dns_name for k, v in self.lustre.items()},
+                "efs": self.efs,
+            }
+        )
+
+    def _bucket(self, spec: BucketSpec, key: aws.kms.Key) -> StoredBucket:
+        name = f"{self._name}-{spec.name}"
+        bucket = aws.s3.Bucket(name, force_destroy=False, tags=named(self._tags, name), opts=self._child)
+        aws.s3.BucketPublicAccessBlock(
+            name,
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=self._child,
+        )
+        aws.s3.BucketOwnershipControls(
+            name, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=self._child
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            name,
+            bucket=bucket.id,
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": {
+                        "sse_algorithm": "aws:kms",
+                        "kms_master_key_id": key.arn,
+                    },
+                    "bucket_key_enabled": True,
+                }
+            ],
+            opts=self._child,
+        )
+        aws.s3.BucketPolicy(name, bucket=bucket.id, policy=bucket.arn.apply(deny_insecure_transport), opts=self._child)
+        rules: list[dict[str, object]] = [
+            {
+                "id": "abort-incomplete-uploads",
+                "status": "Enabled",
+                "filter": {"prefix": ""},
+                "abort_incomplete_multipart_upload": {"days_after_initiation": spec.abort_incomplete_upload_days},
+            }
+        ]
+        if spec.versioning:
+            versioning = aws.s3.BucketVersioning(
+                name, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=self._child
+            )
+            rules.append(
+                {
+                    "id": "expire-noncurrent-versions",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "noncurrent_version_expiration": {"noncurrent_days": spec.noncurrent_expiration_days},
+                }
+            )
+            lifecycle_opts = pulumi.ResourceOptions(parent=self, depends_on=[versioning])
+        else:
+            lifecycle_opts = self._child
+        aws.s3.BucketLifecycleConfiguration(name, bucket=bucket.id, rules=rules, opts=lifecycle_opts)
+        return StoredBucket(name=bucket.bucket, arn=bucket.arn)
+
+    def _security_group(
+        self,
+        kind: str,
+        vpc_id: pulumi.Input[str],
+        node_security_group_id: pulumi.Input[str],
+        ports: Sequence[tuple[int, int]],
+    ) -> aws.ec2.SecurityGroup:
+        name = f"{self._name}-{kind}"
+        sg = aws.ec2.SecurityGroup(
+            name,
+            vpc_id=vpc_id,
+            description=f"meshstack {kind}: only from cluster nodes (and itself)",
+            tags=named(self._tags, name),
+            opts=self._child,
+        )
+        for low, high in ports:
+            for source, ref in (("nodes", node_security_group_id), ("self", sg.id)):
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-{source}-{low}",
+                    security_group_id=sg.id,
+                    referenced_security_group_id=ref,
+                    ip_protocol="tcp",
+                    from_port=low,
+                    to_port=high,
+                    description=f"{kind} {low}-{high} from {source}",
+                    tags=named(self._tags, f"{name}-{source}-{low}"),
+                    opts=self._child,
+                )
+        return sg
+
+    def _lustre(
+        self, spec: LustreSpec, key: aws.kms.Key, subnet_id: pulumi.Input[str], sg: aws.ec2.SecurityGroup
+    ) -> StoredLustre:
+        name = f"{self._name}-{spec.name}"
+        persistent = spec.deployment_type == "PERSISTENT_2"
+        fs = aws.fsx.LustreFileSystem(
+            name,
+            storage_capacity=spec.capacity_gib,
+            deployment_type=spec.deployment_type,
+            per_unit_storage_throughput=spec.throughput_per_tib,
+            subnet_ids=subnet_id,
+            security_group_ids=[sg.id],
+            kms_key_id=key.arn if persistent else None,
+            file_system_type_version="2.15",
+            data_compression_type="LZ4",
+            tags=named(self._tags, name),
+            opts=self._child,
+        )
+        if spec.s3_bucket is not None:
+            bucket = self.buckets[spec.s3_bucket]
+            aws.fsx.DataRepositoryAssociation(
+                name,
+                file_system_id=fs.id,
+                data_repository_path=bucket.name.apply(lambda b: f"s3://{b}"),
+                file_system_path=spec.mount_path,
+                batch_import_meta_data_on_create=True,
+                s3={
+                    "auto_import_policy": {"events": ["NEW", "CHANGED", "DELETED"]},
+                    "auto_export_policy": {"events": ["NEW", "CHANGED", "DELETED"]},
+                },
+                tags=named(self._tags, name),
+                opts=self._child,
+            )
+        return StoredLustre(id=fs.id, dns_name=fs.dns_name, mount_name=fs.mount_name, mount_path=spec.mount_path)

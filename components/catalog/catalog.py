@@ -1,0 +1,126 @@
+"""Loads the catalog: the shipped YAML, then each override file merged over it.
+
+The catalog is data rather than code so that a platform team can add an instance
+type, correct a price or apply its negotiated discount without a release.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SHIPPED = Path(__file__).with_name("aws.yaml")
+OVERRIDE_ENV = "MESHSTACK_CATALOG"
+
+
+class CatalogError(ValueError):
+    """A catalog file that cannot be read or does not describe a valid catalog."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PriceSource(_Model):
+    region: str
+    currency: Literal["USD"]
+    date: str
+    source: str
+
+
+class Accelerator(_Model):
+    vendor: Literal["nvidia", "aws-neuron", "google-tpu", "none"]
+    memory_gib: float = Field(ge=0)
+    bf16_tflops: float = Field(ge=0)
+    resource: str
+
+
+class InstanceType(_Model):
+    accelerator: str
+    accelerators: int = Field(ge=0)
+    vcpus: int = Field(gt=0)
+    memory_gib: float = Field(gt=0)
+    network_gbps: float = Field(gt=0)
+    efa_interfaces: int = Field(ge=0)
+    price_per_hour: float = Field(ge=0)
+
+    @property
+    def supports_efa(self) -> bool:
+        return self.efa_interfaces > 0
+
+
+class Catalog(_Model):
+    prices: PriceSource
+    accelerators: dict[str, Accelerator]
+    instance_types: dict[str, InstanceType]
+
+    def model_post_init(self, _context: Any) -> None:
+        for name, itype in self.instance_types.items():
+            if itype.accelerator not in self.accelerators:
+                raise CatalogError(
+                    f"catalog instance_types.{name}.accelerator: '{itype.accelerator}' is not one of "
+                    f"the catalog's accelerators ({', '.join(sorted(self.accelerators))})"
+                )
+
+    def instance_types_for(self, accelerator: str, per_node: int | None = None) -> list[str]:
+        """Instance types carrying that accelerator (and that many per node), cheapest first."""
+        matches = [
+            (itype.price_per_hour, name)
+            for name, itype in self.instance_types.items()
+            if itype.accelerator == accelerator and (per_node is None or itype.accelerators == per_node)
+        ]
+        return [name for _, name in sorted(matches)]
+
+    def per_node_counts(self, accelerator: str) -> list[int]:
+        """How many of that accelerator a node can carry, over every instance type that has it."""
+        return sorted({self.instance_types[t].accelerators for t in self.instance_types_for(accelerator)})
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise CatalogError(f"cannot read catalog file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"catalog file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CatalogError(f"catalog file {path} must hold a mapping at the top level")
+    return data
+
+
+def _override_paths() -> tuple[Path, ...]:
+    raw = os.environ.get(OVERRIDE_ENV, "")
+    return tuple(Path(p) for p in raw.split(os.pathsep) if p)
+
+
+def load_catalog(overrides: tuple[Path, ...] | None = None) -> Catalog:
+    """The shipped catalog with override files merged over it (MESHSTACK_CATALOG by default)."""
+    return _load(overrides if overrides is not None else _override_paths())
+
+
+@functools.lru_cache(maxsize=8)
+def _load(overrides: tuple[Path, ...]) -> Catalog:
+    data = _read(SHIPPED)
+    for path in overrides:
+        data = _merge(data, _read(path))
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CatalogError(f"catalog {where}: {first['msg']}") from exc

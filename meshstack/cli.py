@@ -1,0 +1,104 @@
+"""The `meshstack` command. Every failure is one readable line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from meshstack.config import find_project
+from meshstack.errors import MeshstackError
+
+DEBUG_ENV = "MESHSTACK_DEBUG"
+
+
+def _project(args: argparse.Namespace):
+    return find_project(Path(args.project) if args.project else None)
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from meshstack.preview import preview_stack
+    from meshstack.render import tree
+
+    preview = preview_stack(args.stack, _project(args))
+    if args.json:
+        print(json.dumps(preview.to_json(), indent=2, sort_keys=True))
+    else:
+        print(tree(preview))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from meshstack.config import load_stack
+
+    spec = load_stack(args.stack, _project(args))
+    pools = sum(len(c.node_pools) for c in spec.clusters)
+    print(f"{args.stack}: valid ({len(spec.clusters)} cluster(s), {pools} node pool(s))")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from meshstack.schema import stack_schema
+
+    print(json.dumps(stack_schema(), indent=2))
+    return 0
+
+
+def cmd_pulumi(args: argparse.Namespace) -> int:
+    from meshstack.deploy import run_pulumi
+
+    return run_pulumi(args.command, args.stack, _project(args), yes=args.yes)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="meshstack", description=__doc__)
+    top.add_argument("--project", help="directory holding Pulumi.yaml (default: the working directory, upwards)")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("preview", help="offline plan of a stack: no cloud account, no Pulumi CLI")
+    p.add_argument("--stack", required=True)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("validate", help="check a stack file against the spec")
+    p.add_argument("--stack", required=True)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the stack spec")
+    p.set_defaults(func=cmd_schema)
+
+    for name, text in (("up", "deploy a stack with the Pulumi CLI"), ("destroy", "tear a stack down")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--stack", required=True)
+        p.add_argument("--yes", action="store_true", help="skip the confirmation prompt")
+        p.set_defaults(func=cmd_pulumi)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MeshstackError as exc:
+        print(f"meshstack: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("meshstack: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(
+            f"meshstack: internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

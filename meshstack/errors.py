@@ -1,0 +1,83 @@
+"""Errors a user can act on, and the one-line form the CLI prints."""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+
+class MeshstackError(Exception):
+    """Anything the CLI reports as one line and a non-zero exit, never a traceback."""
+
+    exit_code = 1
+
+
+class SpecError(MeshstackError):
+    """A stack file that is not a valid spec; nothing has been declared."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(where + "; ".join(f"{path}: {message}" if path else message for path, message in problems))
+
+
+class ToolMissingError(MeshstackError):
+    """A command needs a program (the Pulumi CLI, a browser) that is not installed."""
+
+
+def join_path(parts: typing.Iterable[str | int]) -> str:
+    """('clusters', 0, 'node_pools', 1, 'accelerator') -> 'clusters[0].node_pools[1].accelerator'."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("["):
+            out += part
+        elif part:
+            out += f".{part}" if out else part
+    return out
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return None
+        current = _unwrap(current.model_fields[part].annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """list[X] / X | None -> X, so a path can walk through collections to the model they hold."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin in (list, typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def spec_problems(exc: ValidationError, model: type[BaseModel]) -> list[tuple[str, str]]:
+    """Each pydantic error as (field path, message), with the allowed keys named for a typo."""
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        ctx = err.get("ctx") or {}
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(model, loc[:-1])
+            allowed = ", ".join(parent.model_fields) if parent else ""
+            message = f"unknown key; allowed keys are {allowed}" if allowed else "unknown key"
+        elif err["type"] == "missing":
+            message = "is required"
+        problems.append((join_path([*loc, ctx.get("field", "")]), message))
+    return problems

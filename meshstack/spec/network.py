@@ -1,0 +1,71 @@
+"""The VPC: its address space and how it is split into subnets across availability zones."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from meshstack.spec.base import SpecModel, check_cidr, field_error, parse_cidr
+
+
+class NetworkSpec(SpecModel):
+    vpc_cidr: str = Field(default="10.0.0.0/16", description="The VPC's IPv4 block.")
+    availability_zones: int = Field(default=2, ge=2, le=6, description="How many AZs the subnets span.")
+    private_subnet_cidrs: list[str] | None = Field(
+        default=None, description="One per AZ; carved from the VPC block when omitted. Nodes live here."
+    )
+    public_subnet_cidrs: list[str] | None = Field(
+        default=None, description="One per AZ; carved from the VPC block when omitted. NAT and load balancers only."
+    )
+    nat_gateways: Literal["single", "per-az"] = Field(
+        default="single", description="One shared NAT gateway (cheap) or one per AZ (survives an AZ outage)."
+    )
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _check_vpc(cls, value: str) -> str:
+        return check_cidr(value)
+
+    @field_validator("private_subnet_cidrs", "public_subnet_cidrs")
+    @classmethod
+    def _check_subnets(cls, value: list[str] | None) -> list[str] | None:
+        for cidr in value or []:
+            check_cidr(cidr)
+        return value
+
+    def subnets(self) -> tuple[list[str], list[str]]:
+        """(private, public) CIDRs, one each per AZ: the given ones, or carved from the VPC block.
+
+        Carving gives private subnets the large blocks (pods take VPC addresses
+        under the VPC CNI) and packs the public ones into the last block.
+        """
+        vpc = parse_cidr(self.vpc_cidr)
+        split = 2 if self.availability_zones <= 3 else 3
+        blocks = list(vpc.subnets(prefixlen_diff=split))
+        private = [str(b) for b in blocks[: self.availability_zones]]
+        public = [str(b) for b in list(blocks[-1].subnets(prefixlen_diff=split))[: self.availability_zones]]
+        return (self.private_subnet_cidrs or private, self.public_subnet_cidrs or public)
+
+    @model_validator(mode="after")
+    def _check_layout(self) -> NetworkSpec:
+        vpc = parse_cidr(self.vpc_cidr)
+        if vpc.prefixlen > 24:
+            raise field_error("vpc_cidr", f"'{self.vpc_cidr}' is too small for a cluster: use a /16 to /24 block")
+        private, public = self.subnets()
+        named: list[tuple[str, str]] = []
+        for field, cidrs in (("private_subnet_cidrs", private), ("public_subnet_cidrs", public)):
+            if len(cidrs) != self.availability_zones:
+                raise field_error(
+                    field,
+                    f"has {len(cidrs)} CIDRs but availability_zones is {self.availability_zones}: give one per AZ",
+                )
+            for i, cidr in enumerate(cidrs):
+                if not parse_cidr(cidr).subnet_of(vpc):
+                    raise field_error(f"{field}[{i}]", f"'{cidr}' is not inside vpc_cidr {self.vpc_cidr}")
+                named.append((f"{field}[{i}]", cidr))
+        for i, (field, cidr) in enumerate(named):
+            for other_field, other in named[:i]:
+                if parse_cidr(cidr).overlaps(parse_cidr(other)):
+                    raise field_error(field, f"'{cidr}' overlaps {other_field} '{other}'")
+        return self

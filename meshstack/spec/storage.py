@@ -1,0 +1,97 @@
+"""Object storage, the parallel file system and shared NFS, with the limits each service has."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from meshstack.spec.base import DNS_LABEL, SpecModel, field_error
+
+# FSx for Lustre: MB/s per TiB that each deployment type offers (SCRATCH_2 has a fixed rate).
+LUSTRE_THROUGHPUT: dict[str, tuple[int, ...]] = {"PERSISTENT_2": (125, 250, 500, 1000), "SCRATCH_2": ()}
+EFS_MAX_PROVISIONED_MIBPS = 3414
+
+
+class BucketSpec(SpecModel):
+    name: str = Field(pattern=DNS_LABEL, description="Logical name; the bucket is named <stack>-<name>-<suffix>.")
+    versioning: bool = True
+    noncurrent_expiration_days: int = Field(default=30, ge=1, description="Old object versions are deleted after this.")
+    abort_incomplete_upload_days: int = Field(default=7, ge=1)
+    size_gib: float = Field(default=0, ge=0, description="Expected stored size, for the cost estimate.")
+
+
+class LustreSpec(SpecModel):
+    name: str = Field(pattern=DNS_LABEL)
+    capacity_gib: int = Field(ge=1200, description="1200, or a multiple of 2400.")
+    deployment_type: Literal["PERSISTENT_2", "SCRATCH_2"] = "PERSISTENT_2"
+    throughput_per_tib: int | None = Field(
+        default=None, description="MB/s per TiB: 125, 250, 500 or 1000 on PERSISTENT_2; none on SCRATCH_2."
+    )
+    s3_bucket: str | None = Field(
+        default=None, description="A bucket of this stack to link through a data repository association."
+    )
+    mount_path: str = Field(default="/data", pattern=r"^/[A-Za-z0-9/_-]*$", description="Where the bucket appears.")
+
+    @model_validator(mode="after")
+    def _check(self) -> LustreSpec:
+        if self.capacity_gib != 1200 and self.capacity_gib % 2400 != 0:
+            raise field_error("capacity_gib", f"{self.capacity_gib} GiB is not offered: use 1200 or a multiple of 2400")
+        offered = LUSTRE_THROUGHPUT[self.deployment_type]
+        if offered and self.throughput_per_tib not in offered:
+            raise field_error(
+                "throughput_per_tib",
+                f"{self.deployment_type} offers {', '.join(map(str, offered))} MB/s per TiB, "
+                f"not {self.throughput_per_tib}",
+            )
+        if not offered and self.throughput_per_tib is not None:
+            raise field_error("throughput_per_tib", f"{self.deployment_type} has a fixed throughput: leave this out")
+        if self.s3_bucket is not None and self.deployment_type != "PERSISTENT_2":
+            raise field_error("s3_bucket", "linking to S3 (a data repository association) needs PERSISTENT_2")
+        return self
+
+
+class EfsSpec(SpecModel):
+    name: str = Field(pattern=DNS_LABEL)
+    throughput_mode: Literal["elastic", "bursting", "provisioned"] = "elastic"
+    provisioned_mibps: float | None = Field(default=None, description="Only with throughput_mode provisioned.")
+    performance_mode: Literal["generalPurpose", "maxIO"] = "generalPurpose"
+    size_gib: float = Field(default=0, ge=0, description="Expected stored size, for the cost estimate.")
+
+    @model_validator(mode="after")
+    def _check(self) -> EfsSpec:
+        if self.throughput_mode == "provisioned":
+            if self.provisioned_mibps is None or not 1 <= self.provisioned_mibps <= EFS_MAX_PROVISIONED_MIBPS:
+                raise field_error(
+                    "provisioned_mibps", f"provisioned throughput must be 1 to {EFS_MAX_PROVISIONED_MIBPS} MiB/s"
+                )
+        elif self.provisioned_mibps is not None:
+            raise field_error(
+                "provisioned_mibps", f"only throughput_mode provisioned takes this; mode is '{self.throughput_mode}'"
+            )
+        if self.performance_mode == "maxIO" and self.throughput_mode == "elastic":
+            raise field_error("performance_mode", "maxIO cannot be used with elastic throughput")
+        return self
+
+
+class StorageSpec(SpecModel):
+    buckets: list[BucketSpec] = Field(default_factory=list)
+    lustre: list[LustreSpec] = Field(default_factory=list)
+    efs: list[EfsSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> StorageSpec:
+        seen: set[str] = set()
+        for kind in ("buckets", "lustre", "efs"):
+            for i, item in enumerate(getattr(self, kind)):
+                if item.name in seen:
+                    raise field_error(f"{kind}[{i}].name", f"storage name '{item.name}' is used twice")
+                seen.add(item.name)
+        buckets = [b.name for b in self.buckets]
+        for i, fs in enumerate(self.lustre):
+            if fs.s3_bucket is not None and fs.s3_bucket not in buckets:
+                raise field_error(
+                    f"lustre[{i}].s3_bucket",
+                    f"'{fs.s3_bucket}' is not a bucket of this stack: declared are {', '.join(buckets) or 'none'}",
+                )
+        return self

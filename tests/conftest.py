@@ -1,0 +1,64 @@
+"""Shared fixtures: the shipped stacks, copies of them to break, and their offline previews."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from meshstack.config import PROJECT_ROOT, Project, find_project, read_stack_config
+from meshstack.engine import Resource
+from meshstack.preview import Preview, preview_stack
+
+SHIPPED_STACKS = ("dev", "prod-aws")
+
+
+@pytest.fixture(scope="session")
+def project() -> Project:
+    return find_project(PROJECT_ROOT)
+
+
+@functools.cache
+def _preview(stack: str) -> Preview:
+    return preview_stack(stack, find_project(PROJECT_ROOT))
+
+
+@pytest.fixture(scope="session")
+def preview() -> Callable[[str], Preview]:
+    """Previews are deterministic, so each shipped stack is run under the mocks once per session."""
+    return _preview
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    return copy.deepcopy(read_stack_config(find_project(PROJECT_ROOT), stack))
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Callable[[str, dict[str, Any]], Path]:
+    """A copy of the project holding one stack file with the given config; returns the project root."""
+
+    def make(stack: str, config: dict[str, Any]) -> Path:
+        root = tmp_path / "project"
+        (root / "stacks").mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT_ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
+        shutil.copy(PROJECT_ROOT / "stacks" / "__main__.py", root / "stacks" / "__main__.py")
+        (root / "stacks" / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
+        return root
+
+    return make
+
+
+def of_type(preview: Preview, typ: str) -> list[Resource]:
+    return [r for r in preview.resources if r.type == typ]
+
+
+def one(preview: Preview, typ: str, name: str) -> Resource:
+    matches = [r for r in of_type(preview, typ) if r.name == name]
+    assert len(matches) == 1, f"expected one {typ} named {name}, found {[r.name for r in of_type(preview, typ)]}"
+    return matches[0]

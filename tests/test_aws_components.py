@@ -1,0 +1,286 @@
+"""Under the SDK's mocks, the shipped stacks declare the right resources with secure properties."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.aws.iam import NODE_POLICIES, ClusterIam
+from meshstack.config import find_project
+from meshstack.engine import Resource, run_program
+from meshstack.preview import Preview, preview_stack
+from meshstack.spec import REQUIRED_TAGS
+from tests.conftest import SHIPPED_STACKS, of_type, one, stack_config
+
+Previewer = Callable[[str], Preview]
+
+
+def aws_class(typ: str) -> type:
+    """aws:ec2/vpc:Vpc -> pulumi_aws.ec2.Vpc"""
+    _, module_path, cls = typ.split(":")
+    return getattr(importlib.import_module(f"pulumi_aws.{module_path.split('/')[0]}"), cls)
+
+
+def taggable(resource: Resource) -> bool:
+    return "tags" in inspect.signature(aws_class(resource.type)._internal_init).parameters
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_every_taggable_resource_carries_the_cost_tags(preview: Previewer, stack: str) -> None:
+    aws_resources = [r for r in preview(stack).resources if r.type.startswith("aws:")]
+    tagged = [r for r in aws_resources if taggable(r)]
+    assert len(tagged) > 20
+    for resource in tagged:
+        tags = resource.inputs.get("tags") or {}
+        missing = [t for t in REQUIRED_TAGS if not tags.get(t)]
+        assert not missing, f"{resource.type} {resource.name} lacks tags {missing}"
+        assert tags["meshstack:stack"] == stack
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_every_resource_is_parented_to_a_meshstack_component(preview: Previewer, stack: str) -> None:
+    result = preview(stack)
+    components = {r.urn: r.type for r in result.resources if not r.custom}
+    assert all(t.startswith("meshstack:") for t in components.values())
+    for resource in result.custom_resources:
+        assert components.get(resource.parent, "").startswith("meshstack:"), resource.urn
+
+
+def test_eks_secrets_are_encrypted_with_the_clusters_kms_key(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    cluster = one(result, "aws:eks/cluster:Cluster", "prod-aws-train")
+    key = one(result, "aws:kms/key:Key", "prod-aws-train-secrets")
+    assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
+    assert cluster.inputs["encryptionConfig"]["provider"]["keyArn"] == key.outputs["arn"]
+    assert key.inputs["enableKeyRotation"] is True
+    assert key.urn in cluster.dependencies
+
+
+def test_eks_endpoint_is_private_or_limited_to_listed_cidrs(preview: Previewer) -> None:
+    prod = one(preview("prod-aws"), "aws:eks/cluster:Cluster", "prod-aws-train").inputs["vpcConfig"]
+    assert prod["endpointPrivateAccess"] is True and prod["endpointPublicAccess"] is False
+    assert "publicAccessCidrs" not in prod
+    dev = one(preview("dev"), "aws:eks/cluster:Cluster", "dev-dev").inputs["vpcConfig"]
+    assert dev["endpointPublicAccess"] is True and dev["publicAccessCidrs"] == ["203.0.113.0/24"]
+
+
+def test_eks_logging_access_entries_and_addons(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    cluster = one(result, "aws:eks/cluster:Cluster", "prod-aws-train").inputs
+    assert cluster["enabledClusterLogTypes"] == ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+    assert cluster["accessConfig"]["authenticationMode"] == "API"
+    association = one(result, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "prod-aws-train-admin-0")
+    assert association.inputs["principalArn"] == "arn:aws:iam::123456789012:role/platform-admin"
+    assert association.inputs["policyArn"].endswith(":cluster-access-policy/AmazonEKSClusterAdminPolicy")
+    addons = {r.inputs["addonName"] for r in of_type(result, "aws:eks/addon:Addon")}
+    assert addons == {"vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent"}
+    coredns = one(result, "aws:eks/addon:Addon", "prod-aws-train-coredns")
+    node_groups = {r.urn for r in of_type(result, "aws:eks/nodeGroup:NodeGroup")}
+    assert node_groups <= set(coredns.dependencies), "coredns must wait for nodes to schedule on"
+
+
+def test_kubernetes_provider_uses_the_clusters_kubeconfig(preview: Previewer) -> None:
+    result = preview("dev")
+    provider = one(result, "pulumi:providers:kubernetes", "dev-dev-k8s")
+    kubeconfig = json.loads(provider.inputs["kubeconfig"])
+    cluster = one(result, "aws:eks/cluster:Cluster", "dev-dev").outputs
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == cluster["endpoint"]
+    assert kubeconfig["users"][0]["user"]["exec"]["args"][:4] == ["eks", "get-token", "--cluster-name", "dev-dev"]
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_launch_templates_require_imdsv2_and_encrypt_volumes(preview: Previewer, stack: str) -> None:
+    templates = of_type(preview(stack), "aws:ec2/launchTemplate:LaunchTemplate")
+    assert templates
+    for template in templates:
+        assert template.inputs["metadataOptions"]["httpTokens"] == "required"
+        assert template.inputs["metadataOptions"]["httpPutResponseHopLimit"] == 1
+        [root] = template.inputs["blockDeviceMappings"]
+        assert root["ebs"]["encrypted"] == "true"
+        assert root["ebs"]["volumeType"] == "gp3"
+
+
+def test_h100_pool_has_one_efa_interface_per_network_card(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    template = one(result, "aws:ec2/launchTemplate:LaunchTemplate", "prod-aws-train-h100-lt").inputs
+    interfaces = template["networkInterfaces"]
+    assert len(interfaces) == 32
+    assert [i["networkCardIndex"] for i in interfaces] == list(range(32))
+    assert [i["deviceIndex"] for i in interfaces] == [0] + [1] * 31
+    assert {i["interfaceType"] for i in interfaces} == {"efa"}
+    node_sg = one(result, "aws:ec2/securityGroup:SecurityGroup", "prod-aws-net-nodes").outputs["id"]
+    assert all(node_sg in i["securityGroups"] for i in interfaces)
+    assert "vpcSecurityGroupIds" not in template
+
+
+def test_h100_pool_uses_placement_group_and_capacity_block(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    group = one(result, "aws:ec2/placementGroup:PlacementGroup", "prod-aws-train-h100-placement")
+    assert group.inputs["strategy"] == "cluster"
+    template = one(result, "aws:ec2/launchTemplate:LaunchTemplate", "prod-aws-train-h100-lt").inputs
+    assert template["placement"]["groupName"] == group.outputs["name"]
+    assert template["instanceMarketOptions"]["marketType"] == "capacity-block"
+    target = template["capacityReservationSpecification"]["capacityReservationTarget"]
+    assert target["capacityReservationId"] == "cr-0a1b2c3d4e5f60718"
+    nodes = one(result, "aws:eks/nodeGroup:NodeGroup", "prod-aws-train-h100").inputs
+    assert nodes["capacityType"] == "CAPACITY_BLOCK"
+    assert nodes["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert len(nodes["subnetIds"]) == 1, "a cluster placement group lives in one AZ"
+    assert nodes["scalingConfig"] == {"minSize": 0, "maxSize": 4, "desiredSize": 2}
+    assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"} in nodes["taints"]
+    assert nodes["labels"]["meshstack.io/accelerator"] == "h100"
+
+
+def test_dev_pools_use_spot_and_scale_to_zero(preview: Previewer) -> None:
+    result = preview("dev")
+    gpu = one(result, "aws:eks/nodeGroup:NodeGroup", "dev-dev-gpu").inputs
+    assert gpu["capacityType"] == "SPOT"
+    assert gpu["instanceTypes"] == ["g6.xlarge"]
+    assert gpu["scalingConfig"]["minSize"] == 0
+    assert len(gpu["subnetIds"]) == 2
+    template = one(result, "aws:ec2/launchTemplate:LaunchTemplate", "dev-dev-gpu-lt").inputs
+    assert "networkInterfaces" not in template and "placement" not in template
+    assert len(template["vpcSecurityGroupIds"]) == 2
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_node_role_has_exactly_the_policies_nodes_need(preview: Previewer, stack: str) -> None:
+    result = preview(stack)
+    role = next(r for r in of_type(result, "aws:iam/role:Role") if r.name.endswith("-iam-node"))
+    attached = [
+        r.inputs["policyArn"]
+        for r in of_type(result, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if r.inputs["role"] == role.outputs["name"]
+    ]
+    assert sorted(attached) == sorted(f"arn:aws:iam::aws:policy/{p}" for p in NODE_POLICIES)
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+
+
+def test_node_security_group_admits_only_its_own_members(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    sg = one(result, "aws:ec2/securityGroup:SecurityGroup", "prod-aws-net-nodes").outputs["id"]
+    ingress = [
+        r.inputs
+        for r in of_type(result, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.inputs["securityGroupId"] == sg
+    ]
+    assert ingress == [{**ingress[0], "referencedSecurityGroupId": sg, "ipProtocol": "-1", "securityGroupId": sg}]
+    for rule in of_type(result, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
+        assert "cidrIpv4" not in rule.inputs and "cidrIpv6" not in rule.inputs, rule.name
+
+
+def test_network_spans_azs_with_nat_and_s3_endpoint(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    subnets = of_type(result, "aws:ec2/subnet:Subnet")
+    assert {s.inputs["availabilityZone"] for s in subnets} == {"us-east-1a", "us-east-1b", "us-east-1c"}
+    private = [s for s in subnets if "private" in s.name]
+    assert all(s.inputs["tags"]["kubernetes.io/role/internal-elb"] == "1" for s in private)
+    assert all(s.inputs.get("mapPublicIpOnLaunch") is False for s in subnets if "public" in s.name)
+    assert len(of_type(result, "aws:ec2/natGateway:NatGateway")) == 3
+    assert len(of_type(preview("dev"), "aws:ec2/natGateway:NatGateway")) == 1
+    endpoint = one(result, "aws:ec2/vpcEndpoint:VpcEndpoint", "prod-aws-net-s3").inputs
+    assert endpoint["serviceName"] == "com.amazonaws.us-east-1.s3"
+    assert endpoint["vpcEndpointType"] == "Gateway"
+    assert len(endpoint["routeTableIds"]) == 3
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_buckets_block_public_access_and_use_sse_kms(preview: Previewer, stack: str) -> None:
+    result = preview(stack)
+    buckets = of_type(result, "aws:s3/bucket:Bucket")
+    assert buckets
+    for bucket in buckets:
+        name = bucket.outputs["bucket"]
+        block = one(result, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", bucket.name).inputs
+        assert block["bucket"] == name
+        assert all(
+            block[k] is True
+            for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+        )
+        sse = one(
+            result,
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            bucket.name,
+        ).inputs["rules"][0]
+        assert sse["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
+        versioning = one(result, "aws:s3/bucketVersioning:BucketVersioning", bucket.name).inputs
+        assert versioning["versioningConfiguration"]["status"] == "Enabled"
+        rules = one(result, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket.name)
+        assert {r["id"] for r in rules.inputs["rules"]} == {"abort-incomplete-uploads", "expire-noncurrent-versions"}
+        policy = json.loads(one(result, "aws:s3/bucketPolicy:BucketPolicy", bucket.name).inputs["policy"])
+        assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_lustre_is_encrypted_private_and_linked_to_its_bucket(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    fs = one(result, "aws:fsx/lustreFileSystem:LustreFileSystem", "prod-aws-storage-scratch")
+    key = one(result, "aws:kms/key:Key", "prod-aws-storage-key")
+    assert fs.inputs["kmsKeyId"] == key.outputs["arn"]
+    assert fs.inputs["deploymentType"] == "PERSISTENT_2" and fs.inputs["perUnitStorageThroughput"] == 500
+    private0 = one(result, "aws:ec2/subnet:Subnet", "prod-aws-net-private-0").outputs["id"]
+    assert fs.inputs["subnetIds"] == private0
+    datasets = one(result, "aws:s3/bucket:Bucket", "prod-aws-storage-datasets").outputs["bucket"]
+    link = one(result, "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation", "prod-aws-storage-scratch")
+    assert link.inputs["dataRepositoryPath"] == f"s3://{datasets}"
+    assert link.inputs["fileSystemPath"] == "/datasets"
+    rules = of_type(result, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    lustre_ports = {(r.inputs["fromPort"], r.inputs["toPort"]) for r in rules if "lustre" in r.name}
+    assert lustre_ports == {(988, 988), (1018, 1023)}
+
+
+def test_efs_is_encrypted_with_a_mount_target_per_az(project_copy: Callable[[str, dict[str, Any]], Path]) -> None:
+    config = stack_config("dev")
+    config["meshstack:storage"]["efs"] = [{"name": "home", "size_gib": 100}]
+    root = project_copy("dev", config)
+    result = preview_stack("dev", find_project(root))
+    fs = one(result, "aws:efs/fileSystem:FileSystem", "dev-storage-home").inputs
+    assert fs["encrypted"] is True and fs["kmsKeyId"].startswith("arn:aws:kms:")
+    assert fs["throughputMode"] == "elastic"
+    assert len(of_type(result, "aws:efs/mountTarget:MountTarget")) == 2
+    rules = of_type(result, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert {(r.inputs["fromPort"], r.inputs["ipProtocol"]) for r in rules if "efs" in r.name} == {(2049, "tcp")}
+
+
+def test_service_account_role_is_scoped_to_one_account_and_its_buckets() -> None:
+    def program() -> None:
+        iam = ClusterIam("t-iam", "us-east-1", {"team": "t", "project": "p", "cost-center": "1"})
+        iam.add_oidc_provider("https://oidc.eks.us-east-1.amazonaws.com/id/ABC")
+        iam.service_account_role(
+            "trainer", "ml", "trainer", ["arn:aws:s3:::data-bucket"], ["arn:aws:kms:us-east-1:123456789012:key/k"]
+        )
+
+    records = run_program(program, "meshstack", "test", {}, "us-east-1")
+    role = next(r for r in records if r.type == "aws:iam/role:Role" and r.name == "t-iam-sa-trainer")
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+    assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert trust["Principal"]["Federated"].endswith(":oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC")
+    assert trust["Condition"]["StringEquals"] == {
+        "oidc.eks.us-east-1.amazonaws.com/id/ABC:sub": "system:serviceaccount:ml:trainer",
+        "oidc.eks.us-east-1.amazonaws.com/id/ABC:aud": "sts.amazonaws.com",
+    }
+    policy = json.loads(next(r for r in records if r.type == "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    resources = [res for s in policy["Statement"] for res in s["Resource"]]
+    assert set(resources) == {
+        "arn:aws:s3:::data-bucket",
+        "arn:aws:s3:::data-bucket/*",
+        "arn:aws:kms:us-east-1:123456789012:key/k",
+    }
+    actions = [a for s in policy["Statement"] for a in s["Action"]]
+    assert "*" not in actions and all(a.startswith(("s3:", "kms:")) for a in actions)
+    oidc = next(r for r in records if r.type == "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+def test_service_account_role_needs_the_oidc_provider_first() -> None:
+    def program() -> None:
+        ClusterIam("t-iam", "us-east-1", {}).service_account_role("x", "ns", "sa", [])
+
+    with pytest.raises(RuntimeError, match="add_oidc_provider must run before"):
+        run_program(program, "meshstack", "test", {}, "us-east-1")

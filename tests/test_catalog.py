@@ -1,0 +1,65 @@
+"""The catalog is data a user can extend and override, and a broken override is a clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components.catalog import CatalogError, load_catalog
+
+
+def test_shipped_catalog_has_every_field_the_spec_needs() -> None:
+    catalog = load_catalog(())
+    p5 = catalog.instance_types["p5.48xlarge"]
+    assert (p5.accelerator, p5.accelerators, p5.efa_interfaces) == ("h100", 8, 32)
+    assert catalog.accelerators["h100"].bf16_tflops == 989
+    assert catalog.prices.region == "us-east-1" and catalog.prices.date and catalog.prices.source
+    for accelerator in ("h100", "a100", "l4", "l40s", "a10g", "trainium1", "trainium2", "cpu"):
+        assert catalog.instance_types_for(accelerator), accelerator
+
+
+def test_cheapest_type_comes_first() -> None:
+    catalog = load_catalog(())
+    prices = [catalog.instance_types[t].price_per_hour for t in catalog.instance_types_for("l4")]
+    assert prices == sorted(prices)
+
+
+def test_override_changes_one_price_and_adds_a_type(tmp_path: Path) -> None:
+    override = tmp_path / "ours.yaml"
+    override.write_text(
+        "instance_types:\n"
+        "  p5.48xlarge: {price_per_hour: 40.0}\n"
+        "  g6.2xlarge: {accelerator: l4, accelerators: 1, vcpus: 8, memory_gib: 32, network_gbps: 10,"
+        " efa_interfaces: 0, price_per_hour: 0.9776}\n"
+    )
+    catalog = load_catalog((override,))
+    assert catalog.instance_types["p5.48xlarge"].price_per_hour == 40.0
+    assert catalog.instance_types["p5.48xlarge"].efa_interfaces == 32
+    assert "g6.2xlarge" in catalog.instance_types_for("l4", 1)
+
+
+def test_override_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    override = tmp_path / "ours.yaml"
+    override.write_text("instance_types:\n  g6.xlarge: {price_per_hour: 0.5}\n")
+    monkeypatch.setenv("MESHSTACK_CATALOG", str(override))
+    assert load_catalog().instance_types["g6.xlarge"].price_per_hour == 0.5
+
+
+def test_override_with_unknown_accelerator_is_an_error(tmp_path: Path) -> None:
+    override = tmp_path / "bad.yaml"
+    override.write_text("instance_types:\n  g6.xlarge: {accelerator: h300}\n")
+    with pytest.raises(CatalogError, match=r"instance_types.g6.xlarge.accelerator: 'h300'"):
+        load_catalog((override,))
+
+
+def test_override_with_wrong_type_names_the_key(tmp_path: Path) -> None:
+    override = tmp_path / "bad.yaml"
+    override.write_text("instance_types:\n  g6.xlarge: {price_per_hour: cheap}\n")
+    with pytest.raises(CatalogError, match=r"instance_types.g6.xlarge.price_per_hour"):
+        load_catalog((override,))
+
+
+def test_unreadable_override(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="cannot read catalog file"):
+        load_catalog((tmp_path / "absent.yaml",))

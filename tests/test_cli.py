@@ -1,0 +1,111 @@
+"""The CLI on each shipped stack, on broken copies, and without the tools it cannot work without."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshstack.cli import main
+from tests.conftest import SHIPPED_STACKS, stack_config
+
+MakeProject = Callable[[str, dict[str, Any]], Path]
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_preview_prints_the_tree(stack: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preview", "--stack", stack]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Stack {stack} (")
+    assert "[meshstack:aws:EksCluster]" in out and "[aws:eks/nodeGroup:NodeGroup]" in out
+    assert "resources to create in" in out
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_preview_json(stack: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preview", "--stack", stack, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["stack"] == stack
+    resources = data["resources"]
+    assert {"urn", "type", "name", "parent", "inputs"} <= set(resources[0])
+    urns = {r["urn"] for r in resources}
+    assert all(r["parent"] in urns or r["parent"].endswith(f"::meshstack-{stack}") for r in resources)
+    assert any(r["type"] == "aws:eks/cluster:Cluster" for r in resources)
+
+
+def test_preview_is_deterministic(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["preview", "--stack", "dev", "--json"])
+    first = capsys.readouterr().out
+    main(["preview", "--stack", "dev", "--json"])
+    assert capsys.readouterr().out == first
+
+
+def test_broken_stack_exits_2_with_one_line_naming_the_field(
+    project_copy: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = stack_config("dev")
+    config["meshstack:clusters"][0]["node_pools"][1]["accelerator"] = "h200"
+    root = project_copy("dev", config)
+    assert main(["--project", str(root), "preview", "--stack", "dev"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith("meshstack: Pulumi.dev.yaml: clusters[0].node_pools[1].accelerator: unknown accelerator")
+
+
+def test_yaml_syntax_error_names_the_line(
+    tmp_path: Path, project_copy: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project_copy("dev", stack_config("dev"))
+    (root / "stacks" / "Pulumi.dev.yaml").write_text("config:\n  aws:region: us-east-1\n   bad: [\n")
+    assert main(["--project", str(root), "validate", "--stack", "dev"]) == 2
+    err = capsys.readouterr().err
+    assert "Pulumi.dev.yaml line 3" in err and len(err.splitlines()) == 1
+
+
+def test_unknown_stack_lists_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preview", "--stack", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no stack 'nope'" in err and "dev, prod-aws" in err
+
+
+def test_validate_and_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--stack", "prod-aws"]) == 0
+    assert "prod-aws: valid (1 cluster(s), 2 node pool(s))" in capsys.readouterr().out
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    pool = schema["$defs"]["NodePool"]
+    assert "h100" in pool["properties"]["accelerator"]["enum"]
+    assert pool["additionalProperties"] is False
+    assert set(schema["required"]) >= {"name", "region", "environment", "tags", "clusters"}
+
+
+def test_up_without_the_pulumi_cli_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["up", "--stack", "dev", "--yes"]) == 1
+    err = capsys.readouterr().err
+    assert "the Pulumi CLI is not installed" in err and "meshstack preview --stack dev" in err
+
+
+@pytest.mark.slow
+def test_console_script_reports_errors_without_a_traceback(project_copy: MakeProject) -> None:
+    config = stack_config("prod-aws")
+    del config["meshstack:clusters"][0]["node_pools"][1]["reservation_id"]
+    root = project_copy("prod-aws", config)
+    done = subprocess.run(
+        [sys.executable, "-m", "meshstack.cli", "--project", str(root), "preview", "--stack", "prod-aws"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "clusters[0].node_pools[1].reservation_id" in done.stderr
