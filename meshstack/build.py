@@ -11,6 +11,7 @@ from components.aws.iam import ClusterIam
 from components.aws.network import Network
 from components.aws.storage import Storage
 from components.catalog import Catalog, load_catalog
+from components.governance import Budget
 from meshstack.spec import StackSpec
 
 
@@ -32,6 +33,7 @@ def build(spec: StackSpec, catalog: Catalog | None = None) -> BuiltStack:
     """Declare the stack's infrastructure and export what operators need to reach it."""
     catalog = catalog or load_catalog()
     tags = spec.resource_tags()
+    Budget(f"{spec.name}-budget", spec.environment, spec.budget)
     network = Network(f"{spec.name}-net", spec.network, spec.region, tags)
     storage = Storage(
         f"{spec.name}-storage",

@@ -20,15 +20,20 @@ def _project(args: argparse.Namespace):
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from meshstack.preview import preview_stack
-    from meshstack.render import tree
+    from meshstack.preview import preview_stack, resolve_baseline, with_baseline
+    from meshstack.render import markdown, tree
 
-    preview = preview_stack(args.stack, _project(args))
+    project = _project(args)
+    preview = preview_stack(args.stack, project)
+    if args.baseline:
+        preview = with_baseline(preview, resolve_baseline(args.stack, args.baseline, project))
     if args.json:
         print(json.dumps(preview.to_json(), indent=2, sort_keys=True))
+    elif args.markdown:
+        print(markdown(preview), end="")
     else:
         print(tree(preview))
-    return 0
+    return 1 if preview.mandatory_violations else 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -58,9 +63,18 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--project", help="directory holding Pulumi.yaml (default: the working directory, upwards)")
     sub = top.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("preview", help="offline plan of a stack: no cloud account, no Pulumi CLI")
+    p = sub.add_parser(
+        "preview", help="offline plan, cost and policy report: no cloud account, no Pulumi CLI (exit 1: violation)"
+    )
     p.add_argument("--stack", required=True)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="machine-readable output")
+    form.add_argument("--markdown", action="store_true", help="a pull-request comment")
+    p.add_argument(
+        "--baseline",
+        metavar="OTHER",
+        help="compare cost with another stack, another copy of this stack's file, or a project directory",
+    )
     p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser("validate", help="check a stack file against the spec")

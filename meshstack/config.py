@@ -68,9 +68,9 @@ def find_project(start: Path | None = None) -> Project:
     )
 
 
-def read_stack_config(project: Project, stack: str) -> dict[str, Any]:
-    """The `config:` mapping of Pulumi.<stack>.yaml, values as written (objects stay objects)."""
-    path = project.stack_file(stack)
+def read_stack_config(project: Project, stack: str, path: Path | None = None) -> dict[str, Any]:
+    """The `config:` mapping of Pulumi.<stack>.yaml (or of `path`), values as written."""
+    path = path or project.stack_file(stack)
     if not path.is_file():
         known = ", ".join(project.stacks()) or "none"
         raise SpecError([("", f"no stack '{stack}': {path} does not exist (stacks: {known})")])

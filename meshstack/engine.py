@@ -25,6 +25,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from meshstack.config import Project, runtime_config_values
 from meshstack.mocks import CloudMocks
+from meshstack.resources import ResourceView
 
 
 @dataclass
@@ -38,6 +39,10 @@ class Resource:
     dependencies: list[str]
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
+
+    def view(self) -> ResourceView:
+        """Custom resources as the engine reports them after a plan (outputs); components by their inputs."""
+        return ResourceView(self.urn, self.type, self.name, self.parent, self.outputs if self.custom else self.inputs)
 
     def to_json(self) -> dict[str, Any]:
         return {

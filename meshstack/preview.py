@@ -1,12 +1,15 @@
-"""The offline preview: validate a stack's spec, then run its program under mocks and record the plan."""
+"""The offline preview: validate a stack's spec, run its program under mocks, then price and police the plan."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from meshstack.config import Project, find_project, read_stack_config, spec_from_config
+from meshstack.cost import CostChange, CostReport, diff, estimate
 from meshstack.engine import Resource, run_project
+from meshstack.policy import Violation, evaluate, load_policy_config, policy_config_path
 from meshstack.spec import StackSpec
 
 
@@ -15,19 +18,72 @@ class Preview:
     stack: str
     spec: StackSpec
     resources: list[Resource]
+    cost: CostReport
+    violations: list[Violation]
+    baseline: Preview | None = None
+    cost_changes: list[CostChange] = field(default_factory=list)
 
     @property
     def custom_resources(self) -> list[Resource]:
         return [r for r in self.resources if r.custom]
 
+    @property
+    def mandatory_violations(self) -> list[Violation]:
+        return [v for v in self.violations if v.level == "mandatory"]
+
     def to_json(self) -> dict[str, Any]:
-        return {"stack": self.stack, "resources": [r.to_json() for r in self.resources]}
+        data: dict[str, Any] = {
+            "stack": self.stack,
+            "resources": [r.to_json() for r in self.resources],
+            "policy": {"violations": [v.to_json() for v in self.violations]},
+            "cost": self.cost.to_json(),
+        }
+        if self.baseline is not None:
+            data["cost"]["baseline"] = {
+                "stack": self.baseline.stack,
+                "hourly_usd": round(self.baseline.cost.hourly_usd, 4),
+                "monthly_usd": round(self.baseline.cost.monthly_usd, 2),
+                "delta_hourly_usd": round(self.cost.hourly_usd - self.baseline.cost.hourly_usd, 4),
+                "delta_monthly_usd": round(self.cost.monthly_usd - self.baseline.cost.monthly_usd, 2),
+                "changes": [c.to_json() for c in self.cost_changes],
+            }
+        return data
 
 
-def preview_stack(stack: str, project: Project | None = None) -> Preview:
-    """Nothing is declared unless the spec validates; a bad spec raises SpecError first."""
+def preview_stack(stack: str, project: Project | None = None, config_file: Path | None = None) -> Preview:
+    """Nothing is declared unless the spec validates; a bad spec raises SpecError first.
+
+    `config_file` reads the stack's config from another copy of its stack file (the
+    base branch's, say) while keeping the stack's name, so the two plans line up.
+    """
     project = project or find_project()
-    config = read_stack_config(project, stack)
-    spec = spec_from_config(stack, config, project.stack_file(stack).name)
-    resources = run_project(project, stack, config, spec.region)
-    return Preview(stack=stack, spec=spec, resources=sorted(resources, key=lambda r: r.urn))
+    if config_file is None:
+        config, source = read_stack_config(project, stack), project.stack_file(stack).name
+    else:
+        config, source = read_stack_config(project, stack, config_file), str(config_file)
+    spec = spec_from_config(stack, config, source)
+    policy_config = load_policy_config(policy_config_path(project, stack))
+    resources = sorted(run_project(project, stack, config, spec.region), key=lambda r: r.urn)
+    return Preview(
+        stack=stack,
+        spec=spec,
+        resources=resources,
+        cost=estimate(r.view() for r in resources),
+        violations=evaluate(resources, policy_config),
+    )
+
+
+def with_baseline(current: Preview, baseline: Preview) -> Preview:
+    current.baseline = baseline
+    current.cost_changes = diff(baseline.cost, baseline.stack, current.cost, current.stack)
+    return current
+
+
+def resolve_baseline(stack: str, other: str, project: Project) -> Preview:
+    """OTHER is a stack file (the base branch's copy), a project directory, or a stack of this project."""
+    path = Path(other)
+    if path.is_file():
+        return preview_stack(stack, project, config_file=path)
+    if path.is_dir():
+        return preview_stack(stack, find_project(path))
+    return preview_stack(other, project)

@@ -1,15 +1,20 @@
-"""Human-readable forms of a preview."""
+"""Human-readable forms of a preview: the terminal tree and the pull-request comment."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from meshstack.engine import Resource
 from meshstack.preview import Preview
 
 
+def usd(value: float, signed: bool = False) -> str:
+    sign = ("+" if value >= 0 else "-") if signed else ("-" if value < 0 else "")
+    return f"{sign}${abs(value):,.2f}"
+
+
 def tree(preview: Preview) -> str:
-    """The resource tree as `pulumi preview` shows it: components, then what they hold."""
+    """The resource tree as `pulumi preview` shows it, then the cost and the policy verdict."""
     children: dict[str, list[Resource]] = defaultdict(list)
     urns = {r.urn for r in preview.resources}
     roots: list[Resource] = []
@@ -28,4 +33,90 @@ def tree(preview: Preview) -> str:
     walk(roots, "")
     components = len(preview.resources) - len(preview.custom_resources)
     lines.append(f"{len(preview.custom_resources)} resources to create in {components} components")
+    cost = preview.cost
+    lines.append(
+        f"Cost: {usd(cost.hourly_usd)}/hour, {usd(cost.monthly_usd)}/month "
+        f"(at max size {usd(cost.peak_hourly_usd)}/hour; {cost.region} prices of {cost.price_date})"
+    )
+    if preview.baseline is not None:
+        base = preview.baseline.cost
+        lines.append(
+            f"Change against {preview.baseline.stack}: {usd(cost.hourly_usd - base.hourly_usd, True)}/hour, "
+            f"{usd(cost.monthly_usd - base.monthly_usd, True)}/month"
+        )
+    mandatory = len(preview.mandatory_violations)
+    lines.append(f"Policy: {mandatory} mandatory, {len(preview.violations) - mandatory} advisory violation(s)")
+    for v in preview.violations:
+        lines.append(f"  [{v.level}] {v.policy}: {v.message}")
     return "\n".join(lines)
+
+
+def markdown(preview: Preview) -> str:
+    """The pull-request comment: what will be created, what it costs and what it breaks."""
+    cost = preview.cost
+    out = [f"## meshstack preview: `{preview.stack}`", ""]
+    mandatory = preview.mandatory_violations
+    verdict = "❌ blocked by policy" if mandatory else "✅ passes policy"
+    out += [
+        f"**{verdict}** · {len(preview.custom_resources)} resources to create · "
+        f"{usd(cost.hourly_usd)}/hour · {usd(cost.monthly_usd)}/month",
+        "",
+    ]
+
+    out += [
+        "### Cost",
+        "",
+        "| | per hour | per month |",
+        "| --- | ---: | ---: |",
+        f"| this change | {usd(cost.hourly_usd)} | {usd(cost.monthly_usd)} |",
+    ]
+    if preview.baseline is not None:
+        base = preview.baseline.cost
+        out += [
+            f"| baseline (`{preview.baseline.stack}`) | {usd(base.hourly_usd)} | {usd(base.monthly_usd)} |",
+            f"| **difference** | **{usd(cost.hourly_usd - base.hourly_usd, True)}** | "
+            f"**{usd(cost.monthly_usd - base.monthly_usd, True)}** |",
+        ]
+    out += [f"| at max size | {usd(cost.peak_hourly_usd)} | {usd(cost.peak_monthly_usd)} |", ""]
+    if preview.baseline is not None:
+        if preview.cost_changes:
+            out += [
+                "| resource | now | per hour before | per hour after | difference per month |",
+                "| --- | --- | ---: | ---: | ---: |",
+            ]
+            out += [
+                f"| {c.key} | {c.description} | {usd(c.before_hourly_usd)} | {usd(c.after_hourly_usd)} | "
+                f"{usd(c.delta_hourly_usd * 730, True)} |"
+                for c in preview.cost_changes
+            ]
+        else:
+            out.append("No resource changes cost.")
+        out.append("")
+    else:
+        out += ["| resource | what | per hour | per month |", "| --- | --- | ---: | ---: |"]
+        out += [f"| {i.name} | {i.description} | {usd(i.hourly_usd)} | {usd(i.monthly_usd)} |" for i in cost.items]
+        out.append("")
+    out.append(
+        f"<sub>Prices: {cost.price_source}, {cost.price_date}. "
+        + " ".join(f"{a[0].upper()}{a[1:]}." for a in cost.assumptions)
+        + "</sub>"
+    )
+    out.append("")
+
+    out += ["### Policy", ""]
+    if not preview.violations:
+        out.append("No violations.")
+    else:
+        out += [
+            "| level | severity | policy | resource | problem | what to change |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for v in preview.violations:
+            resource = v.urn.rsplit("::", 1)[-1] if v.urn else "(stack)"
+            out.append(f"| {v.level} | {v.severity} | `{v.policy}` | {resource} | {v.message} | {v.remediation} |")
+    out.append("")
+
+    out += ["### Resources", "", "| type | count |", "| --- | ---: |"]
+    counts = Counter(r.type for r in preview.custom_resources)
+    out += [f"| `{t}` | {n} |" for t, n in sorted(counts.items())]
+    return "\n".join(out) + "\n"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.tags import named
+from components.tags import named, sized
 from meshstack.spec import BucketSpec, LustreSpec, StorageSpec
 
 LUSTRE_PORTS = ((988, 988), (1018, 1023))
@@ -96,7 +96,7 @@ class Storage(pulumi.ComponentResource):
                     throughput_mode=fs_spec.throughput_mode,
                     provisioned_throughput_in_mibps=fs_spec.provisioned_mibps,
                     lifecycle_policies=[{"transition_to_ia": "AFTER_30_DAYS"}],
-                    tags=named(tags, f"{name}-{fs_spec.name}"),
+                    tags=sized(named(tags, f"{name}-{fs_spec.name}"), fs_spec.size_gib),
                     opts=self._child,
                 )
                 for i, subnet in enumerate(private_subnet_ids):
@@ -119,7 +119,9 @@ class Storage(pulumi.ComponentResource):
 
     def _bucket(self, spec: BucketSpec, key: aws.kms.Key) -> StoredBucket:
         name = f"{self._name}-{spec.name}"
-        bucket = aws.s3.Bucket(name, force_destroy=False, tags=named(self._tags, name), opts=self._child)
+        bucket = aws.s3.Bucket(
+            name, force_destroy=False, tags=sized(named(self._tags, name), spec.size_gib), opts=self._child
+        )
         aws.s3.BucketPublicAccessBlock(
             name,
             bucket=bucket.id,

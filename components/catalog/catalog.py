@@ -33,6 +33,30 @@ class PriceSource(_Model):
     source: str
 
 
+class ServicePrices(_Model):
+    eks_control_plane_per_hour: float = Field(ge=0)
+    eks_extended_support_per_hour: float = Field(ge=0)
+    nat_gateway_per_hour: float = Field(ge=0)
+    public_ipv4_per_hour: float = Field(ge=0)
+    kms_key_per_month: float = Field(ge=0)
+    ebs_gp3_per_gib_month: float = Field(ge=0)
+    s3_standard_per_gib_month: float = Field(ge=0)
+    efs_standard_per_gib_month: float = Field(ge=0)
+    lustre_per_gib_month: dict[str, float]
+
+
+class Markets(_Model):
+    spot_discount: float = Field(ge=0, lt=1)
+
+
+class Discounts(_Model):
+    """Percent off list price, per kind of spend."""
+
+    instances: float = Field(default=0, ge=0, le=100)
+    storage: float = Field(default=0, ge=0, le=100)
+    services: float = Field(default=0, ge=0, le=100)
+
+
 class Accelerator(_Model):
     vendor: Literal["nvidia", "aws-neuron", "google-tpu", "none"]
     memory_gib: float = Field(ge=0)
@@ -48,6 +72,7 @@ class InstanceType(_Model):
     network_gbps: float = Field(gt=0)
     efa_interfaces: int = Field(ge=0)
     price_per_hour: float = Field(ge=0)
+    capacity_block_price_per_hour: float | None = Field(default=None, ge=0)
 
     @property
     def supports_efa(self) -> bool:
@@ -56,6 +81,9 @@ class InstanceType(_Model):
 
 class Catalog(_Model):
     prices: PriceSource
+    services: ServicePrices
+    markets: Markets
+    discounts: Discounts = Discounts()
     accelerators: dict[str, Accelerator]
     instance_types: dict[str, InstanceType]
 

@@ -1,0 +1,256 @@
+"""Prices what a stack declares, from the catalog, resource by resource.
+
+The estimate reads only resource properties, so the same code prices a recorded
+preview and the resources the policy engine hands a stack policy: the cost the
+pull-request comment shows is the cost the budget rules enforce.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.catalog import Catalog, load_catalog
+from components.tags import EXPECTED_SIZE_TAG
+from meshstack.resources import ResourceView
+
+HOURS_PER_MONTH = 730
+CAPACITY_LABELS = {"ON_DEMAND": "on-demand", "SPOT": "spot", "CAPACITY_BLOCK": "capacity block"}
+
+
+@dataclass(frozen=True)
+class CostItem:
+    urn: str
+    type: str
+    name: str
+    component: str
+    description: str
+    hourly_usd: float
+    peak_hourly_usd: float
+
+    @property
+    def monthly_usd(self) -> float:
+        return self.hourly_usd * HOURS_PER_MONTH
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "component": self.component,
+            "description": self.description,
+            "hourly_usd": round(self.hourly_usd, 4),
+            "monthly_usd": round(self.monthly_usd, 2),
+            "peak_hourly_usd": round(self.peak_hourly_usd, 4),
+        }
+
+
+@dataclass(frozen=True)
+class CostReport:
+    items: list[CostItem]
+    price_date: str
+    price_source: str
+    region: str
+    assumptions: list[str] = field(default_factory=list)
+
+    @property
+    def hourly_usd(self) -> float:
+        return sum(i.hourly_usd for i in self.items)
+
+    @property
+    def monthly_usd(self) -> float:
+        return self.hourly_usd * HOURS_PER_MONTH
+
+    @property
+    def peak_hourly_usd(self) -> float:
+        """Every node group at its max size: what the autoscaler may reach."""
+        return sum(i.peak_hourly_usd for i in self.items)
+
+    @property
+    def peak_monthly_usd(self) -> float:
+        return self.peak_hourly_usd * HOURS_PER_MONTH
+
+    def by_component(self) -> dict[str, float]:
+        totals: dict[str, float] = defaultdict(float)
+        for item in self.items:
+            totals[item.component] += item.hourly_usd
+        return dict(sorted(totals.items()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hourly_usd": round(self.hourly_usd, 4),
+            "monthly_usd": round(self.monthly_usd, 2),
+            "peak_hourly_usd": round(self.peak_hourly_usd, 4),
+            "peak_monthly_usd": round(self.peak_monthly_usd, 2),
+            "currency": "USD",
+            "price_date": self.price_date,
+            "price_source": self.price_source,
+            "region": self.region,
+            "assumptions": self.assumptions,
+            "by_component": {k: round(v, 4) for k, v in self.by_component().items()},
+            "items": [i.to_json() for i in self.items],
+        }
+
+
+class _Pricer:
+    def __init__(self, resources: Sequence[ResourceView], catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.by_urn = {r.urn: r for r in resources}
+        self.by_id = {str(r.props.get("id")): r for r in resources if r.props.get("id")}
+        self.assumptions: set[str] = set()
+        discounts = catalog.discounts
+        self.instances = 1 - discounts.instances / 100
+        self.storage = 1 - discounts.storage / 100
+        self.services = 1 - discounts.services / 100
+
+    def component(self, resource: ResourceView) -> str:
+        parent = self.by_urn.get(resource.parent)
+        while parent is not None and not parent.type.startswith("meshstack:"):
+            parent = self.by_urn.get(parent.parent)
+        return parent.name if parent is not None else resource.name
+
+    def price(self, r: ResourceView) -> tuple[str, float, float] | None:
+        """(description, hourly, peak hourly) for a resource that costs money, else None."""
+        services, props = self.catalog.services, r.props
+        if r.type == "aws:eks/nodeGroup:NodeGroup":
+            return self.node_group(props)
+        if r.type == "aws:eks/cluster:Cluster":
+            extended = (props.get("upgradePolicy") or {}).get("supportType") == "EXTENDED"
+            rate = (services.eks_extended_support_per_hour if extended else services.eks_control_plane_per_hour) * (
+                self.services
+            )
+            return ("EKS control plane" + (" (extended support)" if extended else ""), rate, rate)
+        if r.type == "aws:ec2/natGateway:NatGateway":
+            self.assumptions.add("NAT gateways: hourly charge only; data processed is not estimated")
+            rate = services.nat_gateway_per_hour * self.services
+            return ("NAT gateway", rate, rate)
+        if r.type == "aws:ec2/eip:Eip":
+            rate = services.public_ipv4_per_hour * self.services
+            return ("public IPv4 address", rate, rate)
+        if r.type == "aws:kms/key:Key":
+            rate = services.kms_key_per_month / HOURS_PER_MONTH * self.services
+            return ("KMS key", rate, rate)
+        if r.type == "aws:fsx/lustreFileSystem:LustreFileSystem":
+            return self.lustre(props)
+        if r.type in ("aws:s3/bucket:Bucket", "aws:efs/fileSystem:FileSystem"):
+            s3 = r.type == "aws:s3/bucket:Bucket"
+            gib = float((props.get("tags") or {}).get(EXPECTED_SIZE_TAG, 0))
+            per_gib = services.s3_standard_per_gib_month if s3 else services.efs_standard_per_gib_month
+            self.assumptions.add(
+                "S3 and EFS: storage at the spec's size_gib, standard class; requests and transfer are not estimated"
+            )
+            rate = gib * per_gib / HOURS_PER_MONTH * self.storage
+            return (f"{'S3' if s3 else 'EFS'} {gib:g} GiB", rate, rate)
+        return None
+
+    def node_group(self, props: Mapping[str, Any]) -> tuple[str, float, float]:
+        itype_name = str((props.get("instanceTypes") or ["?"])[0])
+        itype = self.catalog.instance_types.get(itype_name)
+        scaling = props.get("scalingConfig") or {}
+        desired, peak = int(scaling.get("desiredSize", 0)), int(scaling.get("maxSize", 0))
+        capacity = str(props.get("capacityType") or "ON_DEMAND")
+        if itype is None:
+            self.assumptions.add(f"{itype_name}: not in the catalog, priced at 0")
+            return (f"{desired} x {itype_name} (unpriced)", 0.0, 0.0)
+        hourly = itype.price_per_hour
+        if capacity == "SPOT":
+            hourly *= 1 - self.catalog.markets.spot_discount
+            self.assumptions.add(
+                f"spot: on-demand less {self.catalog.markets.spot_discount:.0%}, a typical discount; it moves hourly"
+            )
+        elif capacity == "CAPACITY_BLOCK":
+            if itype.capacity_block_price_per_hour is not None:
+                hourly = itype.capacity_block_price_per_hour
+            else:
+                self.assumptions.add(f"{itype_name} capacity block: priced at on-demand (no block price in catalog)")
+            self.assumptions.add("capacity blocks are paid up front for the whole block, used or not")
+        hourly *= self.instances
+        hourly += (
+            self.root_volume_gib(props) * self.catalog.services.ebs_gp3_per_gib_month / HOURS_PER_MONTH * (self.storage)
+        )
+        label = CAPACITY_LABELS.get(capacity, capacity.lower())
+        return (f"{desired} x {itype_name} ({label}), up to {peak}", desired * hourly, peak * hourly)
+
+    def root_volume_gib(self, props: Mapping[str, Any]) -> float:
+        template = self.by_id.get(str((props.get("launchTemplate") or {}).get("id")))
+        if template is None:
+            return 0.0
+        return sum(
+            float((m.get("ebs") or {}).get("volumeSize", 0)) for m in template.props.get("blockDeviceMappings") or []
+        )
+
+    def lustre(self, props: Mapping[str, Any]) -> tuple[str, float, float]:
+        deployment = str(props.get("deploymentType", "SCRATCH_2"))
+        throughput = props.get("perUnitStorageThroughput")
+        key = f"{deployment}-{int(throughput)}" if throughput else deployment
+        per_gib = self.catalog.services.lustre_per_gib_month.get(key)
+        gib = float(props.get("storageCapacity", 0))
+        if per_gib is None:
+            self.assumptions.add(f"FSx for Lustre {key}: no price in catalog, priced at 0")
+            per_gib = 0.0
+        rate = gib * per_gib / HOURS_PER_MONTH * self.storage
+        return (f"FSx for Lustre {gib:g} GiB {key}", rate, rate)
+
+
+def estimate(resources: Iterable[ResourceView], catalog: Catalog | None = None) -> CostReport:
+    catalog = catalog or load_catalog()
+    resources = list(resources)
+    pricer = _Pricer(resources, catalog)
+    items = []
+    for r in resources:
+        priced = pricer.price(r)
+        if priced is not None:
+            description, hourly, peak = priced
+            items.append(CostItem(r.urn, r.type, r.name, pricer.component(r), description, hourly, peak))
+    items.sort(key=lambda i: (-i.hourly_usd, i.urn))
+    return CostReport(
+        items=items,
+        price_date=catalog.prices.date,
+        price_source=catalog.prices.source,
+        region=catalog.prices.region,
+        assumptions=sorted(pricer.assumptions),
+    )
+
+
+@dataclass(frozen=True)
+class CostChange:
+    key: str
+    description: str
+    before_hourly_usd: float
+    after_hourly_usd: float
+
+    @property
+    def delta_hourly_usd(self) -> float:
+        return self.after_hourly_usd - self.before_hourly_usd
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "resource": self.key,
+            "description": self.description,
+            "before_hourly_usd": round(self.before_hourly_usd, 4),
+            "after_hourly_usd": round(self.after_hourly_usd, 4),
+            "delta_hourly_usd": round(self.delta_hourly_usd, 4),
+            "delta_monthly_usd": round(self.delta_hourly_usd * HOURS_PER_MONTH, 2),
+        }
+
+
+def _key(item: CostItem, stack: str) -> str:
+    """A resource's identity across two stacks: its type and its name without the stack's prefix."""
+    name = item.name.removeprefix(f"{stack}-") if stack else item.name
+    return f"{item.type.rsplit(':', 1)[-1]} {name}"
+
+
+def diff(before: CostReport, before_stack: str, after: CostReport, after_stack: str) -> list[CostChange]:
+    """What changed, resource by resource, most expensive change first; unchanged items are left out."""
+    old = {_key(i, before_stack): i for i in before.items}
+    new = {_key(i, after_stack): i for i in after.items}
+    changes = []
+    for key in old.keys() | new.keys():
+        a, b = old.get(key), new.get(key)
+        before_usd, after_usd = (a.hourly_usd if a else 0.0), (b.hourly_usd if b else 0.0)
+        description = (b or a).description if b or a else ""
+        if a is None or b is None or abs(after_usd - before_usd) > 1e-9 or a.description != b.description:
+            changes.append(CostChange(key, description, before_usd, after_usd))
+    return sorted(changes, key=lambda c: (-abs(c.delta_hourly_usd), c.key))

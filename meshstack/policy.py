@@ -1,0 +1,166 @@
+"""Evaluates the policy pack on a recorded preview the way the Pulumi engine does.
+
+The pack's own analyzer servicer (the object `PolicyPack` serves over gRPC) is
+driven in process through the analyzer protocol: Configure with the stack's
+policy config, Analyze for each resource's inputs, AnalyzeStack with every
+resource's outputs, parents and dependencies. The rules run exactly as they do
+under `pulumi preview --policy-pack policies`; there is no second copy of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from google.protobuf import json_format, struct_pb2
+from pulumi.runtime.proto import analyzer_pb2 as proto
+from pulumi_policy import EnforcementLevel
+from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+from meshstack.config import Project
+from meshstack.engine import Resource
+from meshstack.errors import SpecError
+from policies.pack import PACK_NAME, PACK_VERSION, RULES_BY_NAME, policies
+
+LEVELS = {
+    proto.ADVISORY: "advisory",
+    proto.MANDATORY: "mandatory",
+    proto.DISABLED: "disabled",
+    proto.REMEDIATE: "mandatory",
+}
+SEVERITIES = {
+    proto.POLICY_SEVERITY_LOW: "low",
+    proto.POLICY_SEVERITY_MEDIUM: "medium",
+    proto.POLICY_SEVERITY_HIGH: "high",
+    proto.POLICY_SEVERITY_CRITICAL: "critical",
+}
+LEVEL_VALUES = {"advisory": proto.ADVISORY, "mandatory": proto.MANDATORY, "disabled": proto.DISABLED}
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    level: str
+    severity: str
+    urn: str
+    message: str
+
+    @property
+    def remediation(self) -> str:
+        return RULES_BY_NAME[self.policy].remediation if self.policy in RULES_BY_NAME else ""
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "policy": self.policy,
+            "level": self.level,
+            "severity": self.severity,
+            "urn": self.urn,
+            "message": self.message,
+            "remediation": self.remediation,
+        }
+
+
+def policy_config_path(project: Project, stack: str) -> Path:
+    """Where a stack's policy config lives: the file to hand `--policy-pack-config` as well."""
+    return project.root / "policies" / "config" / f"{stack}.json"
+
+
+def load_policy_config(path: Path) -> dict[str, Any]:
+    """A Pulumi policy-pack config file, checked as the engine checks it: known policies, valid values."""
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SpecError([("", f"{path.name} line {exc.lineno}: not valid JSON ({exc.msg})")]) from exc
+    if not isinstance(config, dict):
+        raise SpecError([("", f"{path.name} must hold an object of policy names")])
+    problems = []
+    for name, value in config.items():
+        if name == "all":
+            if value not in LEVEL_VALUES:
+                problems.append((name, f"'{value}' is not one of {', '.join(LEVEL_VALUES)}"))
+            continue
+        rule = RULES_BY_NAME.get(name)
+        if rule is None:
+            problems.append((name, f"no such policy in the pack (known: {', '.join(sorted(RULES_BY_NAME))})"))
+            continue
+        if isinstance(value, str):
+            value = {"enforcementLevel": value}
+        if not isinstance(value, dict):
+            problems.append((name, "must be an enforcement level or an object"))
+            continue
+        level = value.get("enforcementLevel")
+        if level is not None and level not in LEVEL_VALUES:
+            problems.append((f"{name}.enforcementLevel", f"'{level}' is not one of {', '.join(LEVEL_VALUES)}"))
+        properties = {k: v for k, v in value.items() if k != "enforcementLevel"}
+        schema = {"type": "object", "properties": rule.config, "additionalProperties": False}
+        for error in jsonschema.Draft7Validator(schema).iter_errors(properties):
+            where = ".".join(str(p) for p in error.absolute_path)
+            problems.append((f"{name}.{where}" if where else name, error.message))
+    if problems:
+        raise SpecError(problems, path.name)
+    return config
+
+
+def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    return json_format.ParseDict(json.loads(json.dumps(value, default=str)), struct_pb2.Struct())
+
+
+def _configure_request(config: Mapping[str, Any]) -> proto.ConfigureAnalyzerRequest:
+    """The per-policy config the engine sends: 'all' sets every level, a policy's own entry wins."""
+    request = proto.ConfigureAnalyzerRequest()
+    everyone = config.get("all")
+    for name, rule in RULES_BY_NAME.items():
+        entry = config.get(name, {})
+        entry = {"enforcementLevel": entry} if isinstance(entry, str) else dict(entry)
+        level = entry.pop("enforcementLevel", None) or everyone or rule.enforcement
+        request.policyConfig[name].enforcementLevel = LEVEL_VALUES[level]
+        request.policyConfig[name].properties.CopyFrom(_struct(entry))
+    return request
+
+
+def _violations(response: proto.AnalyzeResponse) -> list[Violation]:
+    return [
+        Violation(
+            policy=d.policyName,
+            level=LEVELS.get(d.enforcementLevel, "advisory"),
+            severity=SEVERITIES.get(d.severity, ""),
+            urn=d.urn,
+            message=d.message.split("\n", 1)[1].split("\nRemediation:", 1)[0] if "\n" in d.message else d.message,
+        )
+        for d in response.diagnostics
+    ]
+
+
+def evaluate(resources: Sequence[Resource], config: Mapping[str, Any] | None = None) -> list[Violation]:
+    servicer = _PolicyAnalyzerServicer(PACK_NAME, PACK_VERSION, policies(), EnforcementLevel.ADVISORY)
+    servicer.Configure(_configure_request(config or {}), None)
+    violations: list[Violation] = []
+    for r in resources:
+        if not r.custom:
+            continue
+        request = proto.AnalyzeRequest(type=r.type, properties=_struct(r.inputs), urn=r.urn, name=r.name)
+        violations += [
+            v if v.urn else Violation(v.policy, v.level, v.severity, r.urn, v.message)
+            for v in _violations(servicer.Analyze(request, None))
+        ]
+    stack = proto.AnalyzeStackRequest(
+        resources=[
+            proto.AnalyzerResource(
+                type=r.type,
+                properties=_struct(r.view().props),
+                urn=r.urn,
+                name=r.name,
+                parent=r.parent,
+                dependencies=r.dependencies,
+            )
+            for r in resources
+        ]
+    )
+    violations += _violations(servicer.AnalyzeStack(stack, None))
+    return sorted(violations, key=lambda v: (v.level != "mandatory", v.policy, v.urn))

@@ -1,0 +1,18 @@
+"""A resource as policies and the cost estimate see it, whoever recorded it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ResourceView:
+    """Identity, parent and properties: what the policy engine hands a stack policy."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    props: Mapping[str, Any]

@@ -1,0 +1,1 @@
+"""meshstack's CrossGuard policy pack: security and cost rules for what a stack declares."""

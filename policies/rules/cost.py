@@ -1,0 +1,199 @@
+"""Cost rules: what a stack may spend and how its capacity must be bounded."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from components.catalog import load_catalog
+from components.governance import BUDGET_TYPE
+from meshstack.cost import estimate
+from meshstack.resources import ResourceView
+from policies.rule import Finding, Rule, as_list, get
+
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+
+
+def budget(resources: Sequence[ResourceView]) -> Mapping[str, Any]:
+    """The stack's own limits, declared by meshstack.build as a governance resource."""
+    return next((r.props for r in resources if r.type == BUDGET_TYPE), {})
+
+
+def _limit(config: Mapping[str, Any], key: str, resources: Sequence[ResourceView]) -> float | None:
+    """The pack's config wins; otherwise the limit the stack file states."""
+    value = config.get(key)
+    if value is None:
+        value = budget(resources).get(key)
+    return None if value is None else float(value)
+
+
+def accelerator_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
+    limit = _limit(config, "max_accelerators", resources)
+    if limit is None:
+        return
+    catalog = load_catalog()
+    total, parts = 0, []
+    for group in (r for r in resources if r.type == NODE_GROUP):
+        itype = catalog.instance_types.get(str((as_list(group.props.get("instanceTypes")) or ["?"])[0]))
+        count = int(get(group.props, "scalingConfig", "maxSize", default=0)) * (itype.accelerators if itype else 0)
+        if count:
+            total += count
+            parts.append(f"{group.name}: {count}")
+    if total > limit:
+        yield Finding(f"the stack can scale to {total} accelerators ({'; '.join(parts)}), over the cap of {limit:g}")
+
+
+def cost_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
+    report = estimate(resources)
+    hourly, monthly = _limit(config, "max_hourly_usd", resources), _limit(config, "max_monthly_usd", resources)
+    if hourly is not None and report.peak_hourly_usd > hourly:
+        yield Finding(
+            f"at max size the stack costs ${report.peak_hourly_usd:,.2f}/hour, over the cap of ${hourly:,.2f}/hour"
+        )
+    if monthly is not None and report.peak_monthly_usd > monthly:
+        yield Finding(
+            f"at max size the stack costs ${report.peak_monthly_usd:,.0f}/month, over the cap of ${monthly:,.0f}/month"
+        )
+
+
+def node_group_max_size(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
+    size = get(resource.props, "scalingConfig", "maxSize")
+    if size is None:
+        yield f"node group '{resource.name}' has no max size"
+    elif int(size) > int(config["max_nodes"]):
+        yield f"node group '{resource.name}' can grow to {int(size)} nodes, over the limit of {config['max_nodes']}"
+
+
+def dev_spot_or_zero(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
+    if budget(resources).get("environment") not in config["environments"]:
+        return
+    for group in (r for r in resources if r.type == NODE_GROUP):
+        spot = group.props.get("capacityType") == "SPOT"
+        scales_to_zero = int(get(group.props, "scalingConfig", "minSize", default=1)) == 0
+        if not (spot or scales_to_zero):
+            yield Finding(f"node group '{group.name}' is on-demand and never scales to zero", group.urn)
+
+
+def job_deadline(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
+    spec = resource.props.get("spec") or {}
+    if resource.type.endswith(":JobSet"):
+        jobs = [get(job, "template", "spec") or {} for job in as_list(spec.get("replicatedJobs"))]
+    else:
+        jobs = [spec]
+    if any(job.get("activeDeadlineSeconds") is None for job in jobs):
+        yield f"training job '{resource.name}' has no activeDeadlineSeconds: a hung job runs forever"
+    if spec.get("ttlSecondsAfterFinished") is None:
+        yield f"training job '{resource.name}' has no ttlSecondsAfterFinished: finished pods are never cleaned up"
+
+
+@functools.cache
+def taggable(resource_type: str) -> bool:
+    """Whether the pulumi-aws resource takes tags, read from its own signature."""
+    try:
+        _, module, name = resource_type.split(":")
+        cls = getattr(importlib.import_module(f"pulumi_aws.{module.split('/')[0]}"), name)
+        return "tags" in inspect.signature(cls._internal_init).parameters
+    except (ValueError, ImportError, AttributeError):
+        return False
+
+
+def required_tags(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
+    if not taggable(resource.type):
+        return
+    tags = resource.props.get("tags") or {}
+    missing = [t for t in config["required"] if not tags.get(t)]
+    if missing:
+        yield f"'{resource.name}' lacks the cost-allocation tags {', '.join(missing)}"
+
+
+def storage_size_cap(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
+    if resource.type == "aws:fsx/lustreFileSystem:LustreFileSystem":
+        size = float(resource.props.get("storageCapacity", 0))
+        if size > config["max_lustre_gib"]:
+            yield f"FSx for Lustre '{resource.name}' is {size:g} GiB, over the cap of {config['max_lustre_gib']} GiB"
+    else:
+        for mapping in as_list(resource.props.get("blockDeviceMappings")):
+            size = float(get(mapping, "ebs", "volumeSize", default=0))
+            if size > config["max_volume_gib"]:
+                yield f"'{resource.name}' has a {size:g} GiB volume, over the cap of {config['max_volume_gib']} GiB"
+
+
+RULES = [
+    Rule(
+        name="accelerator-cap",
+        description="The stack cannot scale past its accelerator cap.",
+        severity="high",
+        enforcement="mandatory",
+        kind="stack",
+        check=accelerator_cap,
+        config={"max_accelerators": {"type": "number", "description": "Overrides meshstack:budget.max_accelerators."}},
+        remediation="Lower the node pools' max_nodes, or raise meshstack:budget.max_accelerators with sign-off.",
+    ),
+    Rule(
+        name="stack-cost-cap",
+        description="The stack's estimated cost at max size stays under its hourly and monthly caps.",
+        severity="high",
+        enforcement="mandatory",
+        kind="stack",
+        check=cost_cap,
+        config={"max_hourly_usd": {"type": "number"}, "max_monthly_usd": {"type": "number"}},
+        remediation="Lower max_nodes, use spot or smaller instance types, or raise meshstack:budget with sign-off.",
+    ),
+    Rule(
+        name="node-group-max-size",
+        description="Node groups have a bounded max size.",
+        severity="medium",
+        enforcement="mandatory",
+        resource_types=(NODE_GROUP,),
+        check=node_group_max_size,
+        config={"max_nodes": {"type": "integer", "default": 64}},
+        remediation="Set the pool's max_nodes at or under this rule's max_nodes.",
+    ),
+    Rule(
+        name="dev-spot-or-scale-to-zero",
+        description="Development stacks run node groups on spot or let them scale to zero.",
+        severity="medium",
+        enforcement="mandatory",
+        kind="stack",
+        check=dev_spot_or_zero,
+        config={"environments": {"type": "array", "items": {"type": "string"}, "default": ["dev"]}},
+        remediation="Set market: spot or min_nodes: 0 on the pool.",
+    ),
+    Rule(
+        name="training-job-deadline",
+        description="Training jobs carry a deadline and a TTL after they finish.",
+        severity="medium",
+        enforcement="mandatory",
+        resource_types=("kubernetes:batch/v1:Job", "kubernetes:jobset.x-k8s.io/v1alpha2:JobSet"),
+        check=job_deadline,
+        remediation="Set activeDeadlineSeconds on each job and ttlSecondsAfterFinished on the job or JobSet.",
+    ),
+    Rule(
+        name="required-tags",
+        description="Taggable AWS resources carry the cost-allocation tags.",
+        severity="medium",
+        enforcement="mandatory",
+        resource_types=("aws:*",),
+        check=required_tags,
+        config={
+            "required": {"type": "array", "items": {"type": "string"}, "default": ["team", "project", "cost-center"]}
+        },
+        remediation="Set the tags in meshstack:tags; meshstack's components put them on every taggable resource.",
+    ),
+    Rule(
+        name="storage-size-cap",
+        description="File systems and volumes stay under their size caps.",
+        severity="medium",
+        enforcement="advisory",
+        resource_types=("aws:fsx/lustreFileSystem:LustreFileSystem", "aws:ec2/launchTemplate:LaunchTemplate"),
+        check=storage_size_cap,
+        config={
+            "max_lustre_gib": {"type": "number", "default": 100800},
+            "max_volume_gib": {"type": "number", "default": 2048},
+        },
+        remediation="Shrink the file system or volume, or raise the cap in the stack's policy config.",
+    ),
+]

@@ -1,0 +1,122 @@
+"""The cost report: its items add up, a small stack matches a hand computation, and diffs are per resource."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from meshstack.cli import main
+from meshstack.config import find_project
+from meshstack.cost import HOURS_PER_MONTH
+from meshstack.preview import Preview, preview_stack
+from tests.conftest import stack_config
+
+MakeProject = Callable[[str, dict[str, Any]], Path]
+
+
+def small_stack() -> dict[str, Any]:
+    return {
+        "aws:region": "us-east-1",
+        "meshstack:environment": "staging",
+        "meshstack:tags": {"team": "t", "project": "p", "cost-center": "1"},
+        "meshstack:clusters": [
+            {
+                "name": "c",
+                "kubernetes_version": "1.33",
+                "node_pools": [
+                    {
+                        "name": "gpu",
+                        "accelerator": "a10g",
+                        "accelerators_per_node": 1,
+                        "min_nodes": 2,
+                        "max_nodes": 3,
+                        "root_volume_gib": 100,
+                    },
+                ],
+            }
+        ],
+        "meshstack:storage": {"buckets": [{"name": "data", "size_gib": 1000}]},
+    }
+
+
+def test_prod_items_add_up_to_the_reported_totals(preview: Callable[[str], Preview]) -> None:
+    cost = preview("prod-aws").cost
+    assert cost.hourly_usd == pytest.approx(sum(i.hourly_usd for i in cost.items))
+    assert cost.monthly_usd == pytest.approx(sum(i.monthly_usd for i in cost.items))
+    assert cost.peak_hourly_usd == pytest.approx(sum(i.peak_hourly_usd for i in cost.items))
+    assert sum(cost.by_component().values()) == pytest.approx(cost.hourly_usd)
+    h100 = next(i for i in cost.items if i.name == "prod-aws-train-h100")
+    assert h100.description == "2 x p5.48xlarge (capacity block), up to 4"
+    assert h100.hourly_usd == pytest.approx(2 * (31.464 + 500 * 0.08 / 730))
+    data = preview("prod-aws").to_json()["cost"]
+    assert data["hourly_usd"] == pytest.approx(sum(i["hourly_usd"] for i in data["items"]), abs=1e-3)
+    assert data["price_date"] == "2025-10-01" and data["assumptions"]
+
+
+def test_small_stack_matches_a_hand_computation(project_copy: MakeProject) -> None:
+    cost = preview_stack("small", find_project(project_copy("small", small_stack()))).cost
+    nodes = 2 * 1.006 + 2 * 100 * 0.08 / 730  # two g5.xlarge on demand, each with a 100 GiB gp3 root volume
+    control_plane, nat, ipv4 = 0.10, 0.045, 0.005  # EKS, one NAT gateway and its public address
+    keys = 2 * 1.00 / 730  # the secrets key and the storage key
+    s3 = 1000 * 0.023 / 730
+    expected = nodes + control_plane + nat + ipv4 + keys + s3
+    assert cost.hourly_usd == pytest.approx(expected)
+    assert cost.monthly_usd == pytest.approx(expected * HOURS_PER_MONTH)
+    assert cost.peak_hourly_usd == pytest.approx(expected + (1.006 + 100 * 0.08 / 730))
+
+
+def test_spot_is_estimated_at_the_catalogs_discount(preview: Callable[[str], Preview]) -> None:
+    system = next(i for i in preview("dev").cost.items if i.name == "dev-dev-system")
+    assert system.hourly_usd == pytest.approx(0.2016 * 0.35 + 200 * 0.08 / 730)
+    assert any(a.startswith("spot:") for a in preview("dev").cost.assumptions)
+
+
+def test_organisation_discounts_come_from_an_override_file(
+    project_copy: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = project_copy("small", small_stack())
+    before = preview_stack("small", find_project(root)).cost
+    override = tmp_path / "discounts.yaml"
+    override.write_text(yaml.safe_dump({"discounts": {"instances": 20}}))
+    monkeypatch.setenv("MESHSTACK_CATALOG", str(override))
+    after = preview_stack("small", find_project(root)).cost
+    assert before.hourly_usd - after.hourly_usd == pytest.approx(0.2 * 2 * 1.006)
+
+
+def test_baseline_diff_resource_by_resource(
+    project_copy: MakeProject, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = stack_config("dev")
+    change = stack_config("dev")
+    change["meshstack:clusters"][0]["node_pools"][0]["min_nodes"] = 2
+    root = project_copy("dev", change)
+    base_file = tmp_path / "base" / "Pulumi.dev.yaml"
+    base_file.parent.mkdir()
+    base_file.write_text(yaml.safe_dump({"config": base}))
+    assert main(["--project", str(root), "preview", "--stack", "dev", "--json", "--baseline", str(base_file)]) == 0
+    baseline = json.loads(capsys.readouterr().out)["cost"]["baseline"]
+    one_node = 0.2016 * 0.35 + 200 * 0.08 / 730
+    assert baseline["delta_hourly_usd"] == pytest.approx(one_node, abs=1e-4)
+    [changed] = baseline["changes"]
+    assert changed["resource"] == "NodeGroup dev-system"
+    assert changed["description"] == "2 x m7i.xlarge (spot), up to 2"
+    assert changed["delta_monthly_usd"] == pytest.approx(one_node * 730, abs=0.01)
+    assert main(["--project", str(root), "preview", "--stack", "dev", "--markdown", "--baseline", str(base_file)]) == 0
+    comment = capsys.readouterr().out
+    assert "| **difference** | **+$0.09** | **+$67.51** |" in comment
+    assert "| NodeGroup dev-system | 2 x m7i.xlarge (spot), up to 2 |" in comment
+
+
+def test_baseline_can_be_another_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preview", "--stack", "prod-aws", "--baseline", "dev"]) == 0
+    assert "Change against dev: +$" in capsys.readouterr().out
+
+
+def test_missing_baseline_stack_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preview", "--stack", "dev", "--baseline", "nope"]) == 2
+    assert "no stack 'nope'" in capsys.readouterr().err

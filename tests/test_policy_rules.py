@@ -1,0 +1,428 @@
+"""Every rule on real resource shapes: one that passes, one that fails with its message, and its config."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from meshstack.resources import ResourceView
+from policies.pack import RULES_BY_NAME
+from policies.rule import Finding
+
+URN = "urn:pulumi:test::meshstack::{}::{}"
+
+
+def view(typ: str, props: dict[str, Any], name: str = "r") -> ResourceView:
+    return ResourceView(URN.format(typ, name), typ, name, "", props)
+
+
+def check(rule: str, resource: ResourceView, **config: Any) -> list[str]:
+    r = RULES_BY_NAME[rule]
+    return list(r.check(resource, r.settings(config)))  # type: ignore[arg-type]
+
+
+def check_stack(rule: str, resources: list[ResourceView], **config: Any) -> list[Finding]:
+    r = RULES_BY_NAME[rule]
+    return list(r.check(resources, r.settings(config)))  # type: ignore[arg-type]
+
+
+CLUSTER = "aws:eks/cluster:Cluster"
+LT = "aws:ec2/launchTemplate:LaunchTemplate"
+GOOD_CLUSTER = {
+    "encryptionConfig": {"resources": ["secrets"], "provider": {"keyArn": "arn:aws:kms:us-east-1:1:key/k"}},
+    "vpcConfig": {"endpointPublicAccess": False, "endpointPrivateAccess": True},
+    "enabledClusterLogTypes": ["api", "audit", "authenticator", "controllerManager", "scheduler"],
+}
+GOOD_LT = {
+    "metadataOptions": {"httpTokens": "required"},
+    "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "true", "volumeSize": 200}}],
+}
+
+
+def pod(container: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    c = {
+        "name": "main",
+        "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainer@sha256:" + "a" * 64,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False},
+        "resources": {"limits": {"cpu": "4", "memory": "16Gi"}},
+    }
+    return {"containers": [{**c, **(container or {})}], **spec}
+
+
+def deployment(container: dict[str, Any] | None = None, **spec: Any) -> ResourceView:
+    return view("kubernetes:apps/v1:Deployment", {"spec": {"template": {"spec": pod(container, **spec)}}}, "serve")
+
+
+# (rule, type, passing props, failing props, expected message)
+CASES = [
+    (
+        "eks-secrets-encrypted",
+        CLUSTER,
+        GOOD_CLUSTER,
+        {**GOOD_CLUSTER, "encryptionConfig": None},
+        "does not encrypt Kubernetes secrets",
+    ),
+    (
+        "eks-endpoint-restricted",
+        CLUSTER,
+        GOOD_CLUSTER,
+        {**GOOD_CLUSTER, "vpcConfig": {"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]}},
+        "public to the whole internet",
+    ),
+    (
+        "eks-endpoint-restricted",
+        CLUSTER,
+        {**GOOD_CLUSTER, "vpcConfig": {"endpointPublicAccess": True, "publicAccessCidrs": ["203.0.113.0/24"]}},
+        {**GOOD_CLUSTER, "vpcConfig": {}},
+        "public to the whole internet",
+    ),
+    (
+        "eks-control-plane-logging",
+        CLUSTER,
+        GOOD_CLUSTER,
+        {**GOOD_CLUSTER, "enabledClusterLogTypes": ["api"]},
+        "does not send control-plane logs: audit, authenticator",
+    ),
+    ("imdsv2-required", LT, GOOD_LT, {**GOOD_LT, "metadataOptions": {"httpTokens": "optional"}}, "allows IMDSv1"),
+    (
+        "ebs-volumes-encrypted",
+        LT,
+        GOOD_LT,
+        {**GOOD_LT, "blockDeviceMappings": [{"ebs": {"encrypted": "false"}}]},
+        "EBS volume without encryption",
+    ),
+    (
+        "ebs-volumes-encrypted",
+        "aws:ec2/instance:Instance",
+        {"rootBlockDevice": {"encrypted": True}},
+        {"rootBlockDevice": {"encrypted": False}},
+        "EBS volume without encryption",
+    ),
+    (
+        "security-group-no-public-ingress",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        {"referencedSecurityGroupId": "sg-1", "ipProtocol": "-1"},
+        {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 22, "toPort": 22},
+        "admits 0.0.0.0/0 on ports 22-22",
+    ),
+    (
+        "security-group-no-public-ingress",
+        "aws:ec2/securityGroup:SecurityGroup",
+        {"ingress": [{"cidrBlocks": ["10.0.0.0/8"], "protocol": "-1", "fromPort": 0, "toPort": 0}]},
+        {"ingress": [{"ipv6CidrBlocks": ["::/0"], "protocol": "-1", "fromPort": 0, "toPort": 0}]},
+        "admits ::/0 on all ports",
+    ),
+    (
+        "iam-no-wildcard-admin",
+        "aws:iam/rolePolicy:RolePolicy",
+        {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})},
+        {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": ["*"]}]})},
+        "allows every action on every resource",
+    ),
+    (
+        "iam-no-wildcard-admin",
+        "aws:iam/role:Role",
+        {
+            "inlinePolicies": [
+                {"policy": json.dumps({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]})}
+            ]
+        },
+        {
+            "inlinePolicies": [
+                {"policy": json.dumps({"Statement": {"Effect": "Allow", "Action": "*:*", "Resource": "*"}})}
+            ]
+        },
+        "allows every action on every resource",
+    ),
+    (
+        "fsx-encrypted",
+        "aws:fsx/lustreFileSystem:LustreFileSystem",
+        {"deploymentType": "PERSISTENT_2", "kmsKeyId": "arn:aws:kms:us-east-1:1:key/k"},
+        {"deploymentType": "PERSISTENT_2"},
+        "not encrypted with a customer-managed KMS key",
+    ),
+    (
+        "efs-encrypted",
+        "aws:efs/fileSystem:FileSystem",
+        {"encrypted": True},
+        {"encrypted": False},
+        "is not encrypted at rest",
+    ),
+    (
+        "node-group-max-size",
+        "aws:eks/nodeGroup:NodeGroup",
+        {"scalingConfig": {"maxSize": 4}},
+        {"scalingConfig": {"maxSize": 100}},
+        "can grow to 100 nodes, over the limit of 64",
+    ),
+    (
+        "node-group-max-size",
+        "aws:eks/nodeGroup:NodeGroup",
+        {"scalingConfig": {"maxSize": 4}},
+        {"scalingConfig": {}},
+        "has no max size",
+    ),
+    (
+        "required-tags",
+        "aws:ec2/vpc:Vpc",
+        {"tags": {"team": "a", "project": "b", "cost-center": "c"}},
+        {"tags": {"team": "a"}},
+        "lacks the cost-allocation tags project, cost-center",
+    ),
+    (
+        "storage-size-cap",
+        "aws:fsx/lustreFileSystem:LustreFileSystem",
+        {"storageCapacity": 2400},
+        {"storageCapacity": 201600},
+        "201600 GiB, over the cap of 100800 GiB",
+    ),
+    (
+        "storage-size-cap",
+        LT,
+        GOOD_LT,
+        {"blockDeviceMappings": [{"ebs": {"volumeSize": 4096}}]},
+        "4096 GiB volume, over the cap of 2048 GiB",
+    ),
+    (
+        "training-job-deadline",
+        "kubernetes:batch/v1:Job",
+        {"spec": {"activeDeadlineSeconds": 3600, "ttlSecondsAfterFinished": 600}},
+        {"spec": {}},
+        "has no activeDeadlineSeconds",
+    ),
+    (
+        "training-job-deadline",
+        "kubernetes:jobset.x-k8s.io/v1alpha2:JobSet",
+        {
+            "spec": {
+                "ttlSecondsAfterFinished": 600,
+                "replicatedJobs": [{"template": {"spec": {"activeDeadlineSeconds": 1}}}],
+            }
+        },
+        {"spec": {"replicatedJobs": [{"template": {"spec": {"activeDeadlineSeconds": 1}}}]}},
+        "has no ttlSecondsAfterFinished",
+    ),
+    (
+        "service-load-balancer-internal",
+        "kubernetes:core/v1:Service",
+        {
+            "metadata": {
+                "name": "api",
+                "annotations": {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"},
+            },
+            "spec": {"type": "LoadBalancer"},
+        },
+        {"metadata": {"name": "api"}, "spec": {"type": "LoadBalancer"}},
+        "service 'api' is an internet-facing",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "typ", "good", "bad", "message"), CASES)
+def test_rule_passes_good_and_fails_bad(
+    rule: str, typ: str, good: dict[str, Any], bad: dict[str, Any], message: str
+) -> None:
+    assert RULES_BY_NAME[rule].applies_to(typ)
+    assert check(rule, view(typ, good)) == []
+    found = check(rule, view(typ, bad))
+    assert found and message in found[0], found
+
+
+@pytest.mark.parametrize(
+    ("rule", "container", "spec", "message"),
+    [
+        ("pod-not-privileged", {"securityContext": {"privileged": True, "runAsNonRoot": True}}, {}, "runs privileged"),
+        (
+            "pod-no-host-namespaces",
+            None,
+            {"hostNetwork": True, "hostIPC": True},
+            "shares the host's namespaces: hostNetwork, hostIPC",
+        ),
+        ("pod-run-as-non-root", {"securityContext": {"allowPrivilegeEscalation": False}}, {}, "may run as root"),
+        (
+            "pod-no-privilege-escalation",
+            {"securityContext": {"runAsNonRoot": True, "runAsUser": 1}},
+            {},
+            "does not set allowPrivilegeEscalation: false",
+        ),
+        (
+            "pod-capabilities-allowed",
+            {"securityContext": {"runAsNonRoot": True, "capabilities": {"add": ["IPC_LOCK", "SYS_ADMIN"]}}},
+            {},
+            "adds capabilities SYS_ADMIN",
+        ),
+        (
+            "pod-images-allowed",
+            {"image": "docker.io/library/python:3.12"},
+            {},
+            "pulls from docker.io, which is not an allowed registry",
+        ),
+        ("pod-resource-limits", {"resources": {"limits": {"cpu": "1"}}}, {}, "sets no limit for memory"),
+    ],
+)
+def test_pod_rules(rule: str, container: dict[str, Any] | None, spec: dict[str, Any], message: str) -> None:
+    assert check(rule, deployment()) == []
+    found = check(rule, deployment(container, **spec))
+    assert found and message in found[0], found
+    assert "serve (Deployment" in found[0]
+
+
+def test_pod_rules_see_every_replicated_job_of_a_jobset() -> None:
+    bad = pod({"securityContext": {"privileged": True}})
+    jobset = view(
+        "kubernetes:jobset.x-k8s.io/v1alpha2:JobSet",
+        {
+            "spec": {
+                "replicatedJobs": [
+                    {"template": {"spec": {"template": {"spec": pod()}}}},
+                    {"template": {"spec": {"template": {"spec": bad}}}},
+                ]
+            }
+        },
+        "train",
+    )
+    assert check("pod-not-privileged", jobset) == ["train (replicatedJobs[1], container main) runs privileged"]
+
+
+def test_efa_capability_is_allowed_by_default_and_config_can_narrow_it() -> None:
+    efa = deployment({"securityContext": {"runAsNonRoot": True, "capabilities": {"add": ["IPC_LOCK"]}}})
+    assert check("pod-capabilities-allowed", efa) == []
+    assert check("pod-capabilities-allowed", efa, allowed_capabilities=[]) != []
+
+
+def test_digest_pinning_is_required_only_where_configured() -> None:
+    tagged = deployment({"image": "nvcr.io/nvidia/jax:25.04"})
+    assert check("pod-images-allowed", tagged) == []
+    [message] = check("pod-images-allowed", tagged, require_digest=True)
+    assert "is not pinned by digest" in message
+
+
+def test_allowed_ports_config_opens_https_only() -> None:
+    https = view(
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 443, "toPort": 443},
+    )
+    assert check("security-group-no-public-ingress", https) != []
+    assert check("security-group-no-public-ingress", https, allowed_ports=[443]) == []
+    wide = view(
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 0, "toPort": 1000},
+    )
+    assert check("security-group-no-public-ingress", wide, allowed_ports=[443]) != []
+
+
+def test_public_load_balancer_allowed_by_name() -> None:
+    lb = view("kubernetes:core/v1:Service", {"metadata": {"name": "api"}, "spec": {"type": "LoadBalancer"}})
+    assert check("service-load-balancer-internal", lb, allowed_public_services=["api"]) == []
+
+
+def test_logging_config_changes_what_is_required() -> None:
+    cluster = view(CLUSTER, {**GOOD_CLUSTER, "enabledClusterLogTypes": ["api"]})
+    assert check("eks-control-plane-logging", cluster, required_log_types=["api"]) == []
+
+
+def bucket_set(pab: dict[str, Any] | None, sse: str | None) -> list[ResourceView]:
+    resources = [view("aws:s3/bucket:Bucket", {"id": "data-1", "bucket": "data-1"}, "data")]
+    if pab is not None:
+        resources.append(view("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", {"bucket": "data-1", **pab}))
+    if sse is not None:
+        resources.append(
+            view(
+                "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                {"bucket": "data-1", "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": sse}}]},
+            )
+        )
+    return resources
+
+
+ALL_BLOCKED = {k: True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")}
+
+
+def test_s3_public_access_block_must_exist_and_be_complete() -> None:
+    assert check_stack("s3-public-access-blocked", bucket_set(ALL_BLOCKED, "aws:kms")) == []
+    [missing] = check_stack("s3-public-access-blocked", bucket_set(None, "aws:kms"))
+    assert missing.message == "bucket 'data' has no public access block"
+    assert missing.urn.endswith("::data")
+    [partial] = check_stack("s3-public-access-blocked", bucket_set({**ALL_BLOCKED, "blockPublicPolicy": False}, None))
+    assert "leaves blockPublicPolicy off" in partial.message
+
+
+def test_s3_encryption_requires_kms_unless_configured() -> None:
+    assert check_stack("s3-encrypted", bucket_set(ALL_BLOCKED, "aws:kms")) == []
+    [plain] = check_stack("s3-encrypted", bucket_set(ALL_BLOCKED, "AES256"))
+    assert "default encryption is AES256" in plain.message
+    assert check_stack("s3-encrypted", bucket_set(ALL_BLOCKED, "AES256"), allow_sse_s3=True) == []
+    [none] = check_stack("s3-encrypted", bucket_set(ALL_BLOCKED, None))
+    assert "default encryption is none" in none.message
+
+
+def node_role(policy: str) -> list[ResourceView]:
+    trust = json.dumps(
+        {"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    )
+    return [
+        view("aws:iam/role:Role", {"name": "nodes-1", "assumeRolePolicy": trust}, "nodes"),
+        view(
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            {"role": "nodes-1", "policyArn": f"arn:aws:iam::aws:policy/{policy}"},
+        ),
+    ]
+
+
+def test_node_role_admin_policy() -> None:
+    assert check_stack("node-role-no-admin", node_role("AmazonEKSWorkerNodePolicy")) == []
+    [finding] = check_stack("node-role-no-admin", node_role("AdministratorAccess"))
+    assert finding.message == "node role 'nodes' has the admin policy AdministratorAccess"
+
+
+def governed(environment: str, **budget: Any) -> list[ResourceView]:
+    return [view("meshstack:governance:Budget", {"environment": environment, **budget}, "budget")]
+
+
+def group(
+    name: str, itype: str, max_size: int, capacity: str = "ON_DEMAND", min_size: int = 0, desired: int = 0
+) -> ResourceView:
+    return view(
+        "aws:eks/nodeGroup:NodeGroup",
+        {
+            "instanceTypes": [itype],
+            "capacityType": capacity,
+            "scalingConfig": {"minSize": min_size, "maxSize": max_size, "desiredSize": desired},
+        },
+        name,
+    )
+
+
+def test_accelerator_cap_from_the_stack_budget_and_from_config() -> None:
+    resources = [*governed("prod", max_accelerators=16), group("h100", "p5.48xlarge", 4), group("cpu", "m7i.xlarge", 9)]
+    [finding] = check_stack("accelerator-cap", resources)
+    assert finding.message == "the stack can scale to 32 accelerators (h100: 32), over the cap of 16"
+    assert check_stack("accelerator-cap", resources, max_accelerators=32) == []
+    assert check_stack("accelerator-cap", resources[1:]) == [], "no cap anywhere: nothing to enforce"
+
+
+def test_cost_cap_uses_the_estimate_at_max_size() -> None:
+    resources = [*governed("prod", max_hourly_usd=100), group("h100", "p5.48xlarge", 2, desired=1)]
+    [finding] = check_stack("stack-cost-cap", resources)
+    assert finding.message == "at max size the stack costs $110.08/hour, over the cap of $100.00/hour"
+    [monthly] = check_stack("stack-cost-cap", resources, max_hourly_usd=200, max_monthly_usd=50000)
+    assert "$80,358/month, over the cap of $50,000/month" in monthly.message
+
+
+def test_dev_stacks_need_spot_or_scale_to_zero() -> None:
+    always_on = group("gpu", "g6.xlarge", 2, min_size=1)
+    [finding] = check_stack("dev-spot-or-scale-to-zero", [*governed("dev"), always_on])
+    assert finding.message == "node group 'gpu' is on-demand and never scales to zero"
+    assert check_stack("dev-spot-or-scale-to-zero", [*governed("prod"), always_on]) == []
+    spot = group("gpu", "g6.xlarge", 2, capacity="SPOT", min_size=1)
+    assert check_stack("dev-spot-or-scale-to-zero", [*governed("dev"), spot]) == []
+    assert check_stack("dev-spot-or-scale-to-zero", [*governed("staging"), always_on], environments=["staging"])
+
+
+def test_every_rule_has_what_a_user_needs() -> None:
+    for rule in RULES_BY_NAME.values():
+        assert rule.description and rule.remediation, rule.name
+        assert rule.severity in ("low", "medium", "high", "critical")
+        assert rule.enforcement in ("advisory", "mandatory")
