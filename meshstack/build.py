@@ -6,19 +6,14 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.aws.eks import EksCluster
+from components.aws.eks import AddonNeeds, EksCluster
 from components.aws.iam import ClusterIam
 from components.aws.network import Network
 from components.aws.storage import Storage
 from components.catalog import Catalog, load_catalog
 from components.governance import Budget
+from meshstack.placement import Cluster, deploy_workloads
 from meshstack.spec import StackSpec
-
-
-@dataclass(frozen=True)
-class Cluster:
-    iam: ClusterIam
-    eks: EksCluster
 
 
 @dataclass(frozen=True)
@@ -46,6 +41,12 @@ def build(spec: StackSpec, catalog: Catalog | None = None) -> BuiltStack:
     clusters: dict[str, Cluster] = {}
     for cluster in spec.clusters:
         iam = ClusterIam(f"{spec.name}-{cluster.name}-iam", spec.region, tags)
+        on_cluster = [w for w in spec.workloads if w.cluster == cluster.name]
+        needs = AddonNeeds(
+            lustre=bool(spec.storage.lustre),
+            efs=bool(spec.storage.efs),
+            namespaces=tuple(sorted({w.namespace for w in on_cluster})),
+        )
         eks = EksCluster(
             f"{spec.name}-{cluster.name}",
             cluster,
@@ -55,8 +56,11 @@ def build(spec: StackSpec, catalog: Catalog | None = None) -> BuiltStack:
             network.private_subnet_ids,
             network.node_security_group_id,
             tags,
+            needs,
         )
         clusters[cluster.name] = Cluster(iam=iam, eks=eks)
+
+    deploy_workloads(spec, catalog, storage, clusters)
 
     pulumi.export("vpc_id", network.vpc_id)
     pulumi.export(

@@ -41,7 +41,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     spec = load_stack(args.stack, _project(args))
     pools = sum(len(c.node_pools) for c in spec.clusters)
-    print(f"{args.stack}: valid ({len(spec.clusters)} cluster(s), {pools} node pool(s))")
+    print(
+        f"{args.stack}: valid ({len(spec.clusters)} cluster(s), {pools} node pool(s), {len(spec.workloads)} workload(s))"
+    )
     return 0
 
 

@@ -76,7 +76,7 @@ def test_unknown_stack_lists_the_known_ones(capsys: pytest.CaptureFixture[str]) 
 
 def test_validate_and_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "--stack", "prod-aws"]) == 0
-    assert "prod-aws: valid (1 cluster(s), 2 node pool(s))" in capsys.readouterr().out
+    assert "prod-aws: valid (1 cluster(s), 3 node pool(s), 2 workload(s))" in capsys.readouterr().out
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     pool = schema["$defs"]["NodePool"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -12,6 +13,7 @@ import pulumi_kubernetes as k8s
 from components.aws.iam import ClusterIam, partition
 from components.aws.node_group import NodeGroup
 from components.catalog import Catalog
+from components.k8s.addons import ClusterAddons
 from components.tags import named
 from meshstack.spec import ClusterSpec
 
@@ -19,6 +21,15 @@ from meshstack.spec import ClusterSpec
 NETWORK_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 SCHEDULED_ADDONS = ("coredns",)
 ADMIN_POLICY = "arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
+@dataclass(frozen=True)
+class AddonNeeds:
+    """What the stack's workloads and storage ask of a cluster beyond its node pools."""
+
+    lustre: bool = False
+    efs: bool = False
+    namespaces: tuple[str, ...] = ()
 
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -74,6 +85,7 @@ class EksCluster(pulumi.ComponentResource):
         subnet_ids: Sequence[pulumi.Input[str]],
         node_security_group_id: pulumi.Input[str],
         tags: Mapping[str, str],
+        addons: AddonNeeds,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshstack:aws:EksCluster", name, None, opts)
@@ -155,6 +167,16 @@ class EksCluster(pulumi.ComponentResource):
             kubeconfig=self.kubeconfig,
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_groups.values())),
+        )
+        self.addons = ClusterAddons(
+            f"{name}-addons",
+            spec.node_pools,
+            catalog,
+            lustre=addons.lustre,
+            efs=addons.efs,
+            namespaces=addons.namespaces,
+            provider=self.provider,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs(
             {

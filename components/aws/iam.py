@@ -57,8 +57,8 @@ def web_identity_policy(provider_arn: str, issuer_url: str, namespace: str, serv
     )
 
 
-def bucket_access_policy(bucket_arns: Sequence[str], kms_key_arns: Sequence[str]) -> str:
-    """Read, write and list the named buckets and use their keys; nothing else."""
+def bucket_access_policy(bucket_arns: Sequence[str], kms_key_arns: Sequence[str], read_only: bool = False) -> str:
+    """Read (and unless read_only, write) and list the named buckets and use their keys; nothing else."""
     statements: list[dict[str, object]] = [
         {
             "Sid": "ListBuckets",
@@ -69,7 +69,9 @@ def bucket_access_policy(bucket_arns: Sequence[str], kms_key_arns: Sequence[str]
         {
             "Sid": "ObjectAccess",
             "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            "Action": ["s3:GetObject"]
+            if read_only
+            else ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
             "Resource": [f"{arn}/*" for arn in bucket_arns],
         },
     ]
@@ -78,7 +80,7 @@ def bucket_access_policy(bucket_arns: Sequence[str], kms_key_arns: Sequence[str]
             {
                 "Sid": "BucketKeys",
                 "Effect": "Allow",
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Action": ["kms:Decrypt"] if read_only else ["kms:Decrypt", "kms:GenerateDataKey"],
                 "Resource": list(kms_key_arns),
             }
         )
@@ -144,6 +146,7 @@ class ClusterIam(pulumi.ComponentResource):
         service_account: str,
         bucket_arns: Sequence[pulumi.Input[str]],
         kms_key_arns: Sequence[pulumi.Input[str]] = (),
+        read_only: bool = False,
     ) -> aws.iam.Role:
         """A role only `namespace/service_account` can assume, allowed only on the named buckets."""
         if self._oidc is None or self._issuer is None:
@@ -159,7 +162,7 @@ class ClusterIam(pulumi.ComponentResource):
             opts=child,
         )
         policy = pulumi.Output.all(pulumi.Output.all(*bucket_arns), pulumi.Output.all(*kms_key_arns)).apply(
-            lambda a: bucket_access_policy(a[0], a[1])
+            lambda a: bucket_access_policy(a[0], a[1], read_only)
         )
         aws.iam.RolePolicy(f"{self._name}-sa-{name}", role=role.id, policy=policy, opts=child)
         return role

@@ -4,6 +4,7 @@ from meshstack.spec.cluster import ClusterSpec, NodePool, Taint
 from meshstack.spec.network import NetworkSpec
 from meshstack.spec.stack import REQUIRED_TAGS, Budget, StackSpec
 from meshstack.spec.storage import BucketSpec, EfsSpec, LustreSpec, StorageSpec
+from meshstack.spec.workload import InferenceWorkload, Mount, StorageRef, TrainingWorkload
 
 __all__ = [
     "REQUIRED_TAGS",
@@ -11,10 +12,14 @@ __all__ = [
     "Budget",
     "ClusterSpec",
     "EfsSpec",
+    "InferenceWorkload",
     "LustreSpec",
+    "Mount",
     "NetworkSpec",
     "NodePool",
     "StackSpec",
+    "StorageRef",
     "StorageSpec",
     "Taint",
+    "TrainingWorkload",
 ]

@@ -8,9 +8,10 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from meshstack.spec.base import SpecModel, field_error
-from meshstack.spec.cluster import ClusterSpec
+from meshstack.spec.cluster import ClusterSpec, NodePool
 from meshstack.spec.network import NetworkSpec
 from meshstack.spec.storage import StorageSpec
+from meshstack.spec.workload import InferenceWorkload, StorageRef, TrainingWorkload, Workload
 
 REQUIRED_TAGS = ("team", "project", "cost-center")
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
@@ -37,6 +38,7 @@ class StackSpec(SpecModel):
     clusters: list[ClusterSpec] = Field(min_length=1)
     storage: StorageSpec = Field(default_factory=StorageSpec)
     budget: Budget = Field(default_factory=Budget)
+    workloads: list[Workload] = Field(default_factory=list)
 
     @field_validator("tags")
     @classmethod
@@ -59,6 +61,92 @@ class StackSpec(SpecModel):
                 raise field_error(f"clusters[{i}].name", f"cluster name '{cluster.name}' is used twice")
             seen.add(cluster.name)
         return self
+
+    @model_validator(mode="after")
+    def _check_workloads(self) -> StackSpec:
+        names: set[str] = set()
+        for i, workload in enumerate(self.workloads):
+            at = f"workloads[{i}]"
+            if workload.name in names:
+                raise field_error(f"{at}.name", f"workload name '{workload.name}' is used twice")
+            names.add(workload.name)
+            self._check_placement(at, workload)
+            self._check_storage(at, workload)
+        return self
+
+    def _check_placement(self, at: str, workload: TrainingWorkload | InferenceWorkload) -> None:
+        clusters = {c.name: c for c in self.clusters}
+        cluster = clusters.get(workload.cluster)
+        if cluster is None:
+            raise field_error(f"{at}.cluster", f"no cluster '{workload.cluster}': declared are {', '.join(clusters)}")
+        pools = {p.name: p for p in cluster.node_pools}
+        pool = pools.get(workload.node_pool)
+        if pool is None:
+            raise field_error(
+                f"{at}.node_pool", f"cluster '{cluster.name}' has no pool '{workload.node_pool}': {', '.join(pools)}"
+            )
+        per_node = pool.accelerators_per_node or 0
+        if isinstance(workload, InferenceWorkload):
+            if (workload.devices_per_replica or 0) > per_node:
+                raise field_error(f"{at}.devices_per_replica", f"pool '{pool.name}' nodes have {per_node} accelerators")
+            return
+        devices = self.devices_per_process(workload)
+        if per_node and devices > per_node:
+            raise field_error(f"{at}.devices_per_process", f"pool '{pool.name}' nodes have {per_node} accelerators")
+        if workload.mesh.size != workload.processes * devices:
+            raise field_error(
+                f"{at}.mesh",
+                f"data x fsdp x tensor = {workload.mesh.size} must equal processes x devices_per_process = "
+                f"{workload.processes} x {devices} = {workload.processes * devices}",
+            )
+        per_node_processes = per_node // devices if per_node else 1
+        if workload.processes > pool.max_nodes * per_node_processes:
+            raise field_error(
+                f"{at}.processes",
+                f"{workload.processes} processes do not fit pool '{pool.name}' "
+                f"(max_nodes {pool.max_nodes} x {per_node_processes} per node)",
+            )
+
+    def _check_storage(self, at: str, workload: TrainingWorkload | InferenceWorkload) -> None:
+        buckets = [b.name for b in self.storage.buckets]
+        refs = {"checkpoints": workload.checkpoints}
+        if isinstance(workload, TrainingWorkload):
+            refs["data"] = workload.data
+        for field, ref in refs.items():
+            if ref is not None and ref.bucket not in buckets:
+                raise field_error(
+                    f"{at}.{field}.bucket",
+                    f"'{ref.bucket}' is not a bucket of this stack: {', '.join(buckets) or 'none'}",
+                )
+        if isinstance(workload, InferenceWorkload) and workload.from_training is not None:
+            training = [w.name for w in self.workloads if isinstance(w, TrainingWorkload)]
+            if workload.from_training not in training:
+                raise field_error(
+                    f"{at}.from_training",
+                    f"no training workload '{workload.from_training}': {', '.join(training) or 'none'}",
+                )
+        for j, mount in enumerate(workload.mounts):
+            kind, name = ("lustre", mount.lustre) if mount.lustre is not None else ("efs", mount.efs)
+            declared = [fs.name for fs in getattr(self.storage, kind)]
+            if name not in declared:
+                raise field_error(
+                    f"{at}.mounts[{j}].{kind}", f"no {kind} file system '{name}': {', '.join(declared) or 'none'}"
+                )
+
+    def pool_of(self, workload: TrainingWorkload | InferenceWorkload) -> NodePool:
+        cluster = next(c for c in self.clusters if c.name == workload.cluster)
+        return next(p for p in cluster.node_pools if p.name == workload.node_pool)
+
+    def devices_per_process(self, workload: TrainingWorkload) -> int:
+        """The workload's own figure, else the whole node's accelerators (one process per host), else 1 on CPU."""
+        if workload.devices_per_process is not None:
+            return workload.devices_per_process
+        return self.pool_of(workload).accelerators_per_node or 1
+
+    def checkpoints_of(self, workload: InferenceWorkload) -> StorageRef:
+        if workload.checkpoints is not None:
+            return workload.checkpoints
+        return next(w.checkpoints for w in self.workloads if w.name == workload.from_training)
 
     def resource_tags(self) -> dict[str, str]:
         """The tags every taggable resource carries: the user's, plus where it came from."""

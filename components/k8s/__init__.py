@@ -1,0 +1,1 @@
+"""Cluster add-ons: device plugins, JobSet and Kueue, CSI drivers, and the workload namespaces."""

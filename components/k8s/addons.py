@@ -1,0 +1,111 @@
+"""What a cluster needs before workloads can run on it, installed with Helm through the cluster's provider."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.aws.node_group import LABEL_ACCELERATOR
+from components.catalog import Catalog
+from meshstack.spec import NodePool
+
+CHARTS: dict[str, dict[str, str]] = yaml.safe_load(Path(__file__).with_name("charts.yaml").read_text())
+TOLERATE_ALL = [{"operator": "Exists"}]
+
+
+def _on_accelerators(names: Sequence[str]) -> dict[str, Any]:
+    """Run only on nodes carrying one of these accelerators, whatever their taints."""
+    return {
+        "tolerations": TOLERATE_ALL,
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {"key": LABEL_ACCELERATOR, "operator": "In", "values": sorted(set(names))}
+                            ]
+                        }
+                    ]
+                }
+            }
+        },
+    }
+
+
+class ClusterAddons(pulumi.ComponentResource):
+    """Device plugins for the accelerators the pools carry, JobSet and Kueue, the CSI drivers the
+    stack's file systems need, and the namespaces workloads run in.
+
+    `jobset` is exposed so JobSet objects can depend on it: a Helm release waits for
+    its resources, so the CRD exists before any JobSet is sent.
+    """
+
+    jobset: k8s.helm.v3.Release
+
+    def __init__(
+        self,
+        name: str,
+        pools: Sequence[NodePool],
+        catalog: Catalog,
+        lustre: bool,
+        efs: bool,
+        namespaces: Sequence[str],
+        provider: k8s.Provider,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("meshstack:k8s:ClusterAddons", name, None, opts)
+        self._name = name
+        self._opts = pulumi.ResourceOptions(parent=self, provider=provider)
+        vendors: dict[str, list[str]] = {}
+        for pool in pools:
+            vendors.setdefault(catalog.accelerators[pool.accelerator].vendor, []).append(pool.accelerator)
+        if "nvidia" in vendors:
+            self._release("nvidia-device-plugin", _on_accelerators(vendors["nvidia"]))
+        if "aws-neuron" in vendors:
+            self._release(
+                "neuron-device-plugin", {"npd": {"enabled": False}, **_on_accelerators(vendors["aws-neuron"])}
+            )
+        efa_accelerators = [p.accelerator for p in pools if p.efa]
+        if efa_accelerators:
+            self._release("efa-device-plugin", _on_accelerators(efa_accelerators))
+        self.jobset = self._release("jobset", {})
+        self._release("kueue", {})
+        if lustre:
+            self._release("fsx-csi-driver", {"node": {"tolerateAllTaints": True}})
+        if efs:
+            self._release("efs-csi-driver", {"node": {"tolerateAllTaints": True}})
+        for namespace in sorted(set(namespaces)):
+            k8s.core.v1.Namespace(
+                f"{name}-ns-{namespace}",
+                metadata={
+                    "name": namespace,
+                    # baseline admits IPC_LOCK (EFA); restricted is reported so drift is visible.
+                    "labels": {
+                        "pod-security.kubernetes.io/enforce": "baseline",
+                        "pod-security.kubernetes.io/warn": "restricted",
+                    },
+                },
+                opts=self._opts,
+            )
+        self.register_outputs({})
+
+    def _release(self, key: str, values: dict[str, Any]) -> k8s.helm.v3.Release:
+        chart = CHARTS[key]
+        return k8s.helm.v3.Release(
+            f"{self._name}-{key}",
+            name=key,
+            chart=chart["chart"],
+            version=chart["version"],
+            repository_opts={"repo": chart["repo"]} if "repo" in chart else None,
+            namespace=chart["namespace"],
+            create_namespace=True,
+            atomic=True,
+            values=values,
+            opts=self._opts,
+        )

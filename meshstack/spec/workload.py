@@ -1,0 +1,91 @@
+"""Workloads: the JAX training jobs and inference services a stack runs on its clusters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from meshstack.spec.base import DNS_LABEL, SpecModel, field_error
+from workloads.jax.config import MeshConfig, ModelConfig, ServeConfig, TrainConfig, shape_problem
+
+
+class StorageRef(SpecModel):
+    """A prefix in one of the stack's buckets; the workload's role may read and write only there."""
+
+    bucket: str
+    prefix: str = Field(default="", pattern=r"^[A-Za-z0-9/_.-]*$")
+
+
+class Mount(SpecModel):
+    """A file system of the stack, mounted into every pod at `path`."""
+
+    lustre: str | None = None
+    efs: str | None = None
+    path: str = Field(pattern=r"^/[A-Za-z0-9/_.-]*$")
+
+    @model_validator(mode="after")
+    def _one(self) -> Mount:
+        if (self.lustre is None) == (self.efs is None):
+            raise field_error("lustre", "name exactly one of lustre or efs")
+        return self
+
+
+class _Workload(SpecModel):
+    name: str = Field(pattern=DNS_LABEL)
+    cluster: str
+    node_pool: str
+    image: str = Field(min_length=1, description="Container image holding meshstack (registry/name:tag or @sha256).")
+    namespace: str = Field(default="ml", pattern=DNS_LABEL)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    mounts: list[Mount] = Field(default_factory=list)
+
+
+class TrainingWorkload(_Workload):
+    kind: Literal["training"]
+    processes: int = Field(ge=1, description="JAX processes: one pod each, one per node for multi-GPU hosts.")
+    devices_per_process: int | None = Field(
+        default=None, ge=1, description="Accelerators per process; the pool's accelerators per node by default."
+    )
+    mesh: MeshConfig = Field(default_factory=MeshConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    data: StorageRef
+    checkpoints: StorageRef
+    deadline_seconds: int = Field(default=86400, ge=60, description="activeDeadlineSeconds of each job.")
+    ttl_seconds_after_finished: int = Field(default=3600, ge=0)
+    max_restarts: int = Field(default=3, ge=0, description="Whole-job restarts after a pod fails.")
+    use_jobset: bool = Field(default=True, description="JobSet (installed by the cluster), else an Indexed Job.")
+    coordinator_port: int = Field(default=1234, ge=1024, le=65535)
+
+    @model_validator(mode="after")
+    def _shape(self) -> TrainingWorkload:
+        problem = shape_problem(self.model, self.mesh, self.train)
+        if problem is not None:
+            raise field_error(*problem)
+        return self
+
+
+class InferenceWorkload(_Workload):
+    kind: Literal["inference"]
+    checkpoints: StorageRef | None = Field(default=None, description="Where to load from; or from_training.")
+    from_training: str | None = Field(default=None, description="Serve the checkpoints of this training workload.")
+    devices_per_replica: int | None = Field(default=None, ge=0, description="1 on accelerator pools, 0 on CPU.")
+    min_replicas: int = Field(default=1, ge=1)
+    max_replicas: int = Field(default=2, ge=1)
+    target_cpu_utilization: int = Field(default=70, ge=10, le=100)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> InferenceWorkload:
+        if (self.checkpoints is None) == (self.from_training is None):
+            raise field_error("checkpoints", "give exactly one of checkpoints or from_training")
+        if self.min_replicas > self.max_replicas:
+            raise field_error(
+                "min_replicas", f"min_replicas {self.min_replicas} exceeds max_replicas {self.max_replicas}"
+            )
+        if self.serve.max_new_tokens >= self.model.max_seq_len:
+            raise field_error("serve.max_new_tokens", f"must be below model.max_seq_len {self.model.max_seq_len}")
+        return self
+
+
+Workload = Annotated[TrainingWorkload | InferenceWorkload, Field(discriminator="kind")]

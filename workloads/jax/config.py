@@ -1,0 +1,135 @@
+"""What a training or serving program is told: the model, the mesh, the data and checkpoint URIs.
+
+These models are part of the stack spec (a workload's `model`, `train`, `mesh`)
+and are also what a running program reads from MESHSTACK_JOB_CONFIG, so the
+spec a user validates is exactly what the pods receive. No JAX import here:
+validation must not need an accelerator runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from meshstack.spec.base import SpecModel, field_error
+
+JOB_CONFIG_ENV = "MESHSTACK_JOB_CONFIG"
+
+
+class ModelConfig(SpecModel):
+    vocab_size: int = Field(default=260, ge=260, description="Byte tokenizer: 256 bytes and 4 special tokens.")
+    d_model: int = Field(default=64, ge=8)
+    n_layers: int = Field(default=2, ge=1)
+    n_heads: int = Field(default=4, ge=1)
+    d_ff: int = Field(default=256, ge=8)
+    max_seq_len: int = Field(default=128, ge=8)
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if self.d_model % self.n_heads:
+            raise field_error("n_heads", f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if (self.d_model // self.n_heads) % 2:
+            raise field_error("n_heads", "the head dimension (d_model / n_heads) must be even for rotary embeddings")
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def param_count(self, embeddings: bool = True) -> int:
+        per_layer = 4 * self.d_model * self.d_model + 3 * self.d_model * self.d_ff + 2 * self.d_model
+        total = self.n_layers * per_layer + self.d_model
+        return total + (self.vocab_size * self.d_model if embeddings else 0)
+
+    def train_flops_per_token(self, seq_len: int) -> float:
+        """Forward and backward FLOPs per token: 6N for the weights plus the attention scores (PaLM, app. B)."""
+        return 6 * self.param_count() + 12 * self.n_layers * self.d_model * seq_len
+
+
+class MeshConfig(SpecModel):
+    """The device mesh: data parallel, fully sharded data parallel, tensor parallel."""
+
+    data: int = Field(default=1, ge=1)
+    fsdp: int = Field(default=1, ge=1)
+    tensor: int = Field(default=1, ge=1)
+
+    @property
+    def size(self) -> int:
+        return self.data * self.fsdp * self.tensor
+
+
+class TrainConfig(SpecModel):
+    steps: int = Field(default=200, ge=1)
+    global_batch: int = Field(default=8, ge=1, description="Sequences per optimizer step, over all processes.")
+    seq_len: int = Field(default=64, ge=8)
+    micro_batches: int = Field(default=1, ge=1, description="Gradient accumulation: the batch is split this often.")
+    learning_rate: float = Field(default=3e-3, gt=0)
+    warmup_steps: int = Field(default=10, ge=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    seed: int = 0
+    compute_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto", description="auto: bfloat16 on GPU and TPU, float32 on CPU."
+    )
+    checkpoint_every: int = Field(default=50, ge=1)
+    keep_checkpoints: int = Field(default=3, ge=1)
+    log_every: int = Field(default=1, ge=1)
+
+
+class ServeConfig(SpecModel):
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_batch_size: int = Field(default=8, ge=1, description="Requests that share one forward pass.")
+    batch_timeout_ms: float = Field(default=20, ge=0, description="How long the first request waits for company.")
+    max_queue: int = Field(default=64, ge=1, description="Queued requests beyond this are refused with 429.")
+    max_new_tokens: int = Field(default=64, ge=1)
+    max_prompt_bytes: int = Field(default=4096, ge=1)
+
+
+class JobConfig(SpecModel):
+    """Everything one training job's processes need, handed to them as JSON."""
+
+    name: str
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    mesh: MeshConfig = Field(default_factory=MeshConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    data_uri: str
+    checkpoint_uri: str
+    peak_tflops_per_device: float | None = Field(default=None, description="For MFU; from the catalog.")
+
+    @model_validator(mode="after")
+    def _check(self) -> JobConfig:
+        problem = shape_problem(self.model, self.mesh, self.train)
+        if problem is not None:
+            raise field_error(*problem)
+        return self
+
+
+def shape_problem(model: ModelConfig, mesh: MeshConfig, train: TrainConfig) -> tuple[str, str] | None:
+    """The first way the model, mesh and batch do not fit together, as (field, message)."""
+    batch_devices = mesh.data * mesh.fsdp
+    if train.global_batch % train.micro_batches:
+        return ("train.micro_batches", "must divide train.global_batch")
+    per_step = train.global_batch // train.micro_batches
+    if per_step % batch_devices:
+        return (
+            "train.global_batch",
+            f"each micro-batch ({per_step} sequences) must split evenly over data x fsdp = {batch_devices}",
+        )
+    if train.seq_len > model.max_seq_len:
+        return ("train.seq_len", f"exceeds model.max_seq_len {model.max_seq_len}")
+    for dim, name in ((model.d_model, "d_model"), (model.d_ff, "d_ff")):
+        if dim % mesh.fsdp:
+            return ("mesh.fsdp", f"model.{name} {dim} is not divisible by mesh.fsdp {mesh.fsdp}")
+    for dim, name in ((model.n_heads, "n_heads"), (model.d_ff, "d_ff")):
+        if dim % mesh.tensor:
+            return ("mesh.tensor", f"model.{name} {dim} is not divisible by mesh.tensor {mesh.tensor}")
+    return None
+
+
+class ServeJobConfig(SpecModel):
+    """What one inference server needs: the model shape and the checkpoint to load."""
+
+    name: str
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    checkpoint_uri: str

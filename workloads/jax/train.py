@@ -1,0 +1,205 @@
+"""Training: a jit-compiled, mesh-sharded step with gradient accumulation, checkpoints and metrics.
+
+Run as `python -m workloads.jax.train` with the job in MESHSTACK_JOB_CONFIG (JSON)
+and the multi-host environment contract set. Process 0 prints one JSON line per
+event (restored, step metrics, checkpoint, done) to stdout; the local target
+and the logs on Kubernetes read the same lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from workloads.jax import checkpoint, distributed
+from workloads.jax.config import JOB_CONFIG_ENV, JobConfig, TrainConfig
+from workloads.jax.data import TokenReader
+from workloads.jax.model import PARAM_SPECS, init_params, loss_fn, param_specs
+
+BATCH_AXES = ("data", "fsdp")
+
+
+def compute_dtype(setting: str, platform: str) -> jnp.dtype:
+    if setting == "auto":
+        return jnp.bfloat16 if platform in ("gpu", "tpu", "cuda", "rocm") else jnp.float32
+    return jnp.dtype(setting)
+
+
+def make_mesh(cfg: JobConfig) -> Mesh:
+    devices = jax.devices()
+    if len(devices) != cfg.mesh.size:
+        raise distributed.ContractError(
+            f"mesh data x fsdp x tensor = {cfg.mesh.size} but this job has {len(devices)} devices"
+        )
+    return Mesh(np.array(devices).reshape(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor), ("data", "fsdp", "tensor"))
+
+
+def optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0,
+        cfg.learning_rate,
+        max(cfg.warmup_steps, 1),
+        max(cfg.steps, cfg.warmup_steps + 1),
+        end_value=cfg.learning_rate * 0.1,
+    )
+    return optax.chain(
+        optax.clip_by_global_norm(1.0), optax.adamw(schedule, b1=0.9, b2=0.95, weight_decay=cfg.weight_decay)
+    )
+
+
+def state_specs(tree: Any) -> Any:
+    """Optimizer moments follow their parameter's spec; counters are replicated."""
+
+    def spec(path: tuple[Any, ...], leaf: Any) -> P:
+        for entry in reversed(path):
+            name = getattr(entry, "key", None)
+            if name in PARAM_SPECS and getattr(leaf, "ndim", 0) == len(PARAM_SPECS[name]):
+                return PARAM_SPECS[name]
+        return P()
+
+    return jax.tree_util.tree_map_with_path(spec, tree)
+
+
+class Trainer:
+    def __init__(self, cfg: JobConfig, topology: distributed.Topology) -> None:
+        self.cfg, self.topology = cfg, topology
+        self.mesh = make_mesh(cfg)
+        self.dtype = compute_dtype(cfg.train.compute_dtype, topology.platform)
+        self.tx = optimizer(cfg.train)
+        key = jax.random.key(cfg.train.seed)
+        abstract_params = jax.eval_shape(lambda: init_params(cfg.model, key))
+        self.param_sharding = self._shard(param_specs(abstract_params))
+        abstract_opt = jax.eval_shape(self.tx.init, abstract_params)
+        self.opt_sharding = self._shard(state_specs(abstract_opt))
+        self.batch_sharding = NamedSharding(self.mesh, P(None, BATCH_AXES))
+        self.init = jax.jit(
+            lambda: (p := init_params(cfg.model, key), self.tx.init(p)),
+            out_shardings=(self.param_sharding, self.opt_sharding),
+        )
+        self.step_fn = jax.jit(
+            self._step,
+            in_shardings=(self.param_sharding, self.opt_sharding, self.batch_sharding),
+            out_shardings=(self.param_sharding, self.opt_sharding, NamedSharding(self.mesh, P())),
+            donate_argnums=(0, 1),
+        )
+        self.abstract = (
+            jax.tree.map(
+                lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_params, self.param_sharding
+            ),
+            jax.tree.map(
+                lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_opt, self.opt_sharding
+            ),
+        )
+
+    def _shard(self, specs: Any) -> Any:
+        return jax.tree.map(lambda s: NamedSharding(self.mesh, s), specs, is_leaf=lambda x: isinstance(x, P))
+
+    def _step(self, params: Any, opt_state: Any, batch: jax.Array) -> tuple[Any, Any, jax.Array]:
+        grad_fn = jax.value_and_grad(loss_fn)
+
+        def accumulate(carry: tuple[jax.Array, Any], micro: jax.Array) -> tuple[tuple[jax.Array, Any], None]:
+            loss, grads = grad_fn(params, micro, self.cfg.model, self.dtype)
+            return (carry[0] + loss, jax.tree.map(jnp.add, carry[1], grads)), None
+
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        (loss, grads), _ = jax.lax.scan(accumulate, (jnp.zeros((), jnp.float32), zeros), batch)
+        n = batch.shape[0]
+        grads = jax.tree.map(lambda g: g / n, grads)
+        updates, opt_state = self.tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss / n
+
+    def global_batch(self, local: np.ndarray) -> jax.Array:
+        shape = (local.shape[0], local.shape[1] * self.topology.process_count, local.shape[2])
+        return jax.make_array_from_process_local_data(self.batch_sharding, local, shape)
+
+
+def emit(topology: distributed.Topology, **event: Any) -> None:
+    if topology.process_id == 0:
+        print(json.dumps(event), flush=True)
+
+
+def run(cfg: JobConfig) -> float:
+    """Train to cfg.train.steps, resuming from the latest checkpoint; returns the last loss."""
+    topology = distributed.initialize()
+    trainer = Trainer(cfg, topology)
+    train = cfg.train
+    mngr = checkpoint.manager(cfg.checkpoint_uri, keep=train.keep_checkpoints)
+    start = mngr.latest_step()
+    if start is None:
+        params, opt_state = trainer.init()
+        start = 0
+    else:
+        restored = checkpoint.restore(mngr, start, *trainer.abstract)
+        params, opt_state = restored["params"], restored["opt_state"]
+        emit(topology, event="restored", step=start)
+    reader = TokenReader(cfg.data_uri, train.seq_len, train.seed)
+    tokens_per_step = train.global_batch * train.seq_len
+    flops_per_step = cfg.model.train_flops_per_token(train.seq_len) * tokens_per_step
+    emit(
+        topology,
+        event="start",
+        step=start,
+        processes=topology.process_count,
+        devices=topology.global_devices,
+        platform=topology.platform,
+        dtype=str(jnp.dtype(trainer.dtype)),
+        params=cfg.model.param_count(),
+    )
+    loss_value = float("nan")
+    for step in range(start, train.steps):
+        local = reader.batch(step, train.global_batch, train.micro_batches, topology.process_id, topology.process_count)
+        began = time.perf_counter()
+        params, opt_state, loss = trainer.step_fn(params, opt_state, trainer.global_batch(local))
+        loss_value = float(loss)
+        elapsed = time.perf_counter() - began
+        done = step + 1
+        if done % train.log_every == 0 or done == train.steps:
+            achieved = flops_per_step / elapsed / topology.global_devices / 1e12
+            mfu = achieved / cfg.peak_tflops_per_device if cfg.peak_tflops_per_device else None
+            emit(
+                topology,
+                event="step",
+                step=done,
+                loss=round(loss_value, 5),
+                tokens_per_s=round(tokens_per_step / elapsed, 1),
+                step_time_s=round(elapsed, 5),
+                tflops_per_device=round(achieved, 6),
+                mfu=None if mfu is None else round(mfu, 6),
+            )
+        if done % train.checkpoint_every == 0 or done == train.steps:
+            checkpoint.save(mngr, done, params, opt_state, {"step": done, "loss": loss_value})
+            emit(topology, event="checkpoint", step=done)
+    mngr.wait_until_finished()
+    mngr.close()
+    emit(topology, event="done", step=train.steps, loss=loss_value)
+    return loss_value
+
+
+def load_job_config() -> JobConfig:
+    raw = os.environ.get(JOB_CONFIG_ENV)
+    if not raw:
+        raise distributed.ContractError(f"{JOB_CONFIG_ENV} is not set: it must hold the job's JSON config")
+    return JobConfig.model_validate_json(raw)
+
+
+def main() -> int:
+    try:
+        run(load_job_config())
+    except (distributed.ContractError, ValueError) as exc:
+        print(json.dumps({"event": "error", "message": str(exc)}), flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

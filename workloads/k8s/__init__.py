@@ -1,0 +1,1 @@
+"""Kubernetes components that deploy the JAX programs: TrainingJob and InferenceService."""

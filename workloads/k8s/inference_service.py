@@ -1,0 +1,121 @@
+"""The inference server as a Deployment behind a Service, scaled by an HPA and protected by a PDB."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from meshstack.spec import InferenceWorkload
+from workloads.jax.config import JOB_CONFIG_ENV
+from workloads.k8s.pod import Placement, claim_volumes, scratch_volumes, security_context
+from workloads.k8s.volumes import FileSystemRef, claims
+
+
+def probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failures}
+
+
+class InferenceService(pulumi.ComponentResource):
+    """Deployment, ClusterIP Service, HorizontalPodAutoscaler and PodDisruptionBudget.
+
+    Readiness follows /readyz, which turns false the moment the server starts
+    draining, so a rolling update or scale-down stops sending traffic before the
+    pod finishes its in-flight requests and exits.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        workload: InferenceWorkload,
+        placement: Placement,
+        job_config: pulumi.Input[str],
+        role_arn: pulumi.Input[str],
+        filesystems: Mapping[tuple[str, str], FileSystemRef],
+        provider: k8s.Provider,
+        depends_on: list[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("meshstack:workloads:InferenceService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on)
+        namespace = workload.namespace
+        labels = {"app.kubernetes.io/name": workload.name, "app.kubernetes.io/managed-by": "meshstack"}
+        meta = {"name": workload.name, "namespace": namespace, "labels": labels}
+        k8s.core.v1.ServiceAccount(
+            name, metadata={**meta, "annotations": {"eks.amazonaws.com/role-arn": role_arn}}, opts=child
+        )
+        mounted = claims(workload.name, namespace, workload.mounts, filesystems, child)
+        scratch, scratch_mounts = scratch_volumes()
+        data, data_mounts = claim_volumes(mounted)
+        port = workload.serve.port
+        self.deployment = k8s.apps.v1.Deployment(
+            name,
+            metadata=meta,
+            spec={
+                "replicas": workload.min_replicas,
+                "selector": {"matchLabels": labels},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": workload.name,
+                        "terminationGracePeriodSeconds": 60,
+                        "nodeSelector": placement.node_selector(),
+                        "tolerations": placement.tolerations(),
+                        "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},
+                        "containers": [
+                            {
+                                "name": "serve",
+                                "image": workload.image,
+                                "command": ["python", "-m", "workloads.jax.serve"],
+                                "env": [{"name": JOB_CONFIG_ENV, "value": job_config}],
+                                "ports": [{"name": "http", "containerPort": port}],
+                                "resources": placement.resources(),
+                                "securityContext": security_context(efa=False),
+                                "startupProbe": probe("/healthz", 5, 60),
+                                "livenessProbe": probe("/healthz", 10, 3),
+                                "readinessProbe": probe("/readyz", 5, 1),
+                                "volumeMounts": scratch_mounts + data_mounts,
+                            }
+                        ],
+                        "volumes": scratch + data,
+                    },
+                },
+            },
+            opts=child,
+        )
+        k8s.core.v1.Service(
+            name,
+            metadata=meta,
+            spec={
+                "type": "ClusterIP",
+                "selector": labels,
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            },
+            opts=child,
+        )
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            name,
+            metadata=meta,
+            spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload.name},
+                "minReplicas": workload.min_replicas,
+                "maxReplicas": workload.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": workload.target_cpu_utilization},
+                        },
+                    }
+                ],
+            },
+            opts=child,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            name, metadata=meta, spec={"maxUnavailable": 1, "selector": {"matchLabels": labels}}, opts=child
+        )
+        self.register_outputs({"service": f"{workload.name}.{namespace}.svc.cluster.local"})

@@ -1,0 +1,88 @@
+"""What every meshstack pod shares: placement on its pool, accelerator requests, security, volumes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from components.aws.node_group import LABEL_POOL, node_taints
+from components.catalog import Accelerator, InstanceType
+from meshstack.spec import NodePool
+
+EFA_RESOURCE = "vpc.amazonaws.com/efa"
+RUN_AS_USER = 1000
+SYSTEM_CPU_RESERVE = 2  # vCPUs left on each node for the kubelet, CNI and device plugins
+SYSTEM_MEMORY_SHARE = 0.85
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One pod's share of a node of its pool."""
+
+    pool: NodePool
+    instance: InstanceType
+    accelerator: Accelerator
+    devices: int
+    pods_per_node: int
+
+    def node_selector(self) -> dict[str, str]:
+        return {LABEL_POOL: self.pool.name}
+
+    def tolerations(self) -> list[dict[str, str]]:
+        return [
+            {"key": t["key"], "operator": "Equal", "value": t["value"], "effect": t["effect"]}
+            for t in node_taints(self.pool, self.accelerator)
+        ]
+
+    def efa_interfaces(self) -> int:
+        return self.instance.efa_interfaces // self.pods_per_node if self.pool.efa else 0
+
+    def resources(self) -> dict[str, dict[str, str]]:
+        """Requests equal limits (Guaranteed QoS): a training pod must not be squeezed by a neighbour."""
+        cpu = max((self.instance.vcpus - SYSTEM_CPU_RESERVE) // self.pods_per_node, 1)
+        memory = max(int(self.instance.memory_gib * SYSTEM_MEMORY_SHARE / self.pods_per_node), 1)
+        amounts = {"cpu": str(cpu), "memory": f"{memory}Gi"}
+        if self.accelerator.resource and self.devices:
+            amounts[self.accelerator.resource] = str(self.devices)
+        if self.efa_interfaces():
+            amounts[EFA_RESOURCE] = str(self.efa_interfaces())
+        return {"requests": dict(amounts), "limits": dict(amounts)}
+
+    def environment(self) -> list[dict[str, str]]:
+        if not self.pool.efa:
+            return []
+        return [
+            {"name": "FI_PROVIDER", "value": "efa"},
+            {"name": "FI_EFA_USE_DEVICE_RDMA", "value": "1"},
+            {"name": "NCCL_SOCKET_IFNAME", "value": "^lo,docker"},
+        ]
+
+
+def security_context(efa: bool) -> dict[str, Any]:
+    """Non-root, no escalation, read-only root; EFA needs IPC_LOCK to pin memory, and nothing more."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"], **({"add": ["IPC_LOCK"]} if efa else {})},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def scratch_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """/tmp for the read-only root file system, and a memory-backed /dev/shm for collectives."""
+    volumes = [{"name": "tmp", "emptyDir": {}}, {"name": "shm", "emptyDir": {"medium": "Memory"}}]
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "shm", "mountPath": "/dev/shm"}]
+    return volumes, mounts
+
+
+def claim_volumes(claims: Mapping[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes for persistent volume claims, keyed by mount path."""
+    volumes, mounts = [], []
+    for i, (path, claim) in enumerate(sorted(claims.items())):
+        volumes.append({"name": f"data-{i}", "persistentVolumeClaim": {"claimName": claim}})
+        mounts.append({"name": f"data-{i}", "mountPath": path})
+    return volumes, mounts

@@ -1,0 +1,142 @@
+"""A multi-host JAX training job: one pod per JAX process, restarted as a whole from its checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from meshstack.spec import TrainingWorkload
+from workloads.jax.config import JOB_CONFIG_ENV
+from workloads.jax.distributed import COORDINATOR, NUM_PROCESSES, PROCESS_ID
+from workloads.k8s.pod import Placement, claim_volumes, scratch_volumes, security_context
+from workloads.k8s.volumes import FileSystemRef, claims
+
+COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+REPLICATED_JOB = "workers"
+
+
+def coordinator_address(workload: TrainingWorkload) -> str:
+    """Process 0's stable DNS name: JobSet's pod hostname on its headless service, or the Indexed Job's."""
+    name, port = workload.name, workload.coordinator_port
+    if workload.use_jobset:
+        return f"{name}-{REPLICATED_JOB}-0-0.{name}:{port}"
+    return f"{name}-0.{name}:{port}"
+
+
+class TrainingJob(pulumi.ComponentResource):
+    """A JobSet (or, without JobSet, an Indexed Job and its headless Service) whose pods carry the
+    JAX environment contract, sit on the workload's pool, request its accelerators and EFA
+    interfaces, mount its file systems and reach S3 through an IRSA role limited to its buckets.
+
+    A lost pod fails the whole group (JobSet failurePolicy, backoffLimit 0 per job), which is
+    restarted up to max_restarts times; the program resumes from the latest checkpoint.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        workload: TrainingWorkload,
+        placement: Placement,
+        job_config: pulumi.Input[str],
+        role_arn: pulumi.Input[str],
+        filesystems: Mapping[tuple[str, str], FileSystemRef],
+        provider: k8s.Provider,
+        depends_on: list[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("meshstack:workloads:TrainingJob", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        namespace, processes = workload.namespace, workload.processes
+        labels = {"app.kubernetes.io/name": workload.name, "app.kubernetes.io/managed-by": "meshstack"}
+        account = k8s.core.v1.ServiceAccount(
+            name,
+            metadata={
+                "name": workload.name,
+                "namespace": namespace,
+                "labels": labels,
+                "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+            },
+            opts=child,
+        )
+        mounted = claims(workload.name, namespace, workload.mounts, filesystems, child)
+        scratch, scratch_mounts = scratch_volumes()
+        data, data_mounts = claim_volumes(mounted)
+        env: list[dict[str, Any]] = [
+            {"name": COORDINATOR, "value": coordinator_address(workload)},
+            {"name": NUM_PROCESSES, "value": str(processes)},
+            {"name": PROCESS_ID, "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
+            {"name": JOB_CONFIG_ENV, "value": job_config},
+            *placement.environment(),
+        ]
+        pod: dict[str, Any] = {
+            "serviceAccountName": workload.name,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 60,
+            "nodeSelector": placement.node_selector(),
+            "tolerations": placement.tolerations(),
+            "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},
+            "containers": [
+                {
+                    "name": "train",
+                    "image": workload.image,
+                    "command": ["python", "-m", "workloads.jax.train"],
+                    "env": env,
+                    "ports": [{"name": "coordinator", "containerPort": workload.coordinator_port}],
+                    "resources": placement.resources(),
+                    "securityContext": security_context(placement.pool.efa),
+                    "volumeMounts": scratch_mounts + data_mounts,
+                }
+            ],
+            "volumes": scratch + data,
+        }
+        job_spec: dict[str, Any] = {
+            "parallelism": processes,
+            "completions": processes,
+            "completionMode": "Indexed",
+            "activeDeadlineSeconds": workload.deadline_seconds,
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+        }
+        after = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[account, *depends_on])
+        if workload.use_jobset:
+            self.job: pulumi.CustomResource = k8s.apiextensions.CustomResource(
+                name,
+                api_version="jobset.x-k8s.io/v1alpha2",
+                kind="JobSet",
+                metadata={"name": workload.name, "namespace": namespace, "labels": labels},
+                spec={
+                    "failurePolicy": {"maxRestarts": workload.max_restarts},
+                    "ttlSecondsAfterFinished": workload.ttl_seconds_after_finished,
+                    "network": {"enableDNSHostnames": True},
+                    "replicatedJobs": [
+                        {"name": REPLICATED_JOB, "replicas": 1, "template": {"spec": {**job_spec, "backoffLimit": 0}}}
+                    ],
+                },
+                opts=after,
+            )
+        else:
+            k8s.core.v1.Service(
+                f"{name}-headless",
+                metadata={"name": workload.name, "namespace": namespace, "labels": labels},
+                spec={
+                    "clusterIP": "None",
+                    "selector": {"batch.kubernetes.io/job-name": workload.name},
+                    "publishNotReadyAddresses": True,
+                    "ports": [{"name": "coordinator", "port": workload.coordinator_port}],
+                },
+                opts=child,
+            )
+            pod["subdomain"] = workload.name
+            self.job = k8s.batch.v1.Job(
+                name,
+                metadata={"name": workload.name, "namespace": namespace, "labels": labels},
+                spec={
+                    **job_spec,
+                    "backoffLimit": workload.max_restarts * processes,
+                    "ttlSecondsAfterFinished": workload.ttl_seconds_after_finished,
+                },
+                opts=after,
+            )
+        self.register_outputs({"name": workload.name, "namespace": namespace})
