@@ -41,9 +41,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     spec = load_stack(args.stack, _project(args))
     pools = sum(len(c.node_pools) for c in spec.clusters)
-    print(
-        f"{args.stack}: valid ({len(spec.clusters)} cluster(s), {pools} node pool(s), {len(spec.workloads)} workload(s))"
-    )
+    counts = f"{len(spec.clusters)} cluster(s), {pools} node pool(s), {len(spec.workloads)} workload(s)"
+    print(f"{args.stack}: valid ({counts})")
     return 0
 
 
