@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-import meshstack
+from meshstack.build import build
 from meshstack.config import spec_from_runtime
 from meshstack.engine import run_program
 
@@ -61,7 +61,7 @@ def generated_config(clusters: int = 8, pools: int = 8) -> dict[str, Any]:
 
 
 def meshstack_program() -> None:
-    meshstack.build(spec_from_runtime())
+    build(spec_from_runtime())
 
 
 def bare_program(count: int) -> None:

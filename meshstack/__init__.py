@@ -1,6 +1,6 @@
-"""meshstack: accelerator clusters and the JAX workloads on them, from one typed spec per stack."""
+"""meshstack: accelerator clusters and the JAX workloads on them, from one typed spec per stack.
 
-from meshstack.build import BuiltStack, build
-from meshstack.spec import StackSpec
-
-__all__ = ["BuiltStack", "StackSpec", "build"]
+The package root imports nothing: the JAX programs import the spec's config
+models from here and must not pull in the Pulumi providers with them. The
+Pulumi program uses meshstack.build.build.
+"""

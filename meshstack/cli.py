@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,6 +55,32 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from meshstack.config import load_stack
+    from workloads.local import run_stack
+
+    if not args.local:
+        raise MeshstackError("only --local runs from here; deploy to a cluster with `meshstack up` or `pulumi up`")
+    spec = load_stack(args.stack, _project(args))
+    if not spec.workloads:
+        raise MeshstackError(f"stack {args.stack} declares no workloads (meshstack:workloads)")
+    signal.signal(signal.SIGTERM, _interrupt)
+    workdir = Path(args.workdir or Path(".meshstack") / args.stack)
+    _, server = run_stack(spec, workdir, args.processes, args.steps, args.port)
+    if server is None:
+        return 0
+    try:
+        print("Ctrl-C stops the server", flush=True)
+        while True:
+            time.sleep(3600)
+    finally:
+        server.stop()
+
+
 def cmd_pulumi(args: argparse.Namespace) -> int:
     from meshstack.deploy import run_pulumi
 
@@ -84,6 +112,15 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of the stack spec")
     p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("run", help="run the stack's workloads: --local trains them here, then serves the model")
+    p.add_argument("--stack", required=True)
+    p.add_argument("--local", action="store_true", help="as processes on this machine (the only target here)")
+    p.add_argument("--processes", type=int, default=2, help="cap on JAX processes per training job (default 2)")
+    p.add_argument("--steps", type=int, help="override the training steps")
+    p.add_argument("--port", type=int, default=8080, help="local port of the inference server (default 8080)")
+    p.add_argument("--workdir", help="where buckets, checkpoints and logs go (default .meshstack/STACK)")
+    p.set_defaults(func=cmd_run)
 
     for name, text in (("up", "deploy a stack with the Pulumi CLI"), ("destroy", "tear a stack down")):
         p = sub.add_parser(name, help=text)

@@ -56,21 +56,57 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
 
 
 def _unwrap(annotation: Any) -> Any:
-    """list[X] / X | None -> X, so a path can walk through collections to the model they hold."""
+    """list[X] / X | None / Annotated[X, ...] -> X, so a path can walk to the model a field holds.
+
+    A union of several models (a discriminated union) is returned as it is.
+    """
     while True:
         origin = typing.get_origin(annotation)
-        if origin in (list, typing.Union, types.UnionType):
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (list, typing.Union, types.UnionType):
             args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) > 1:
+                return annotation
             annotation = args[0]
         else:
             return annotation
+
+
+def _without_tags(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop the tag pydantic puts in the path of a discriminated union ('workloads.0.training.mesh')."""
+    out: list[Any] = []
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            if part in current.model_fields:
+                out.append(part)
+                current = _unwrap(current.model_fields[part].annotation)
+            else:
+                out.append(part)
+                current = None
+        elif typing.get_origin(current) in (typing.Union, types.UnionType):
+            members = {
+                m.model_fields["kind"].annotation.__args__[0]: m
+                for m in typing.get_args(current)
+                if isinstance(m, type) and issubclass(m, BaseModel) and "kind" in m.model_fields
+            }
+            current = members.get(part)
+            if current is None:
+                out.append(part)
+        else:
+            out.append(part)
+    return tuple(out)
 
 
 def spec_problems(exc: ValidationError, model: type[BaseModel]) -> list[tuple[str, str]]:
     """Each pydantic error as (field path, message), with the allowed keys named for a typo."""
     problems = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
+        loc = _without_tags(model, tuple(err["loc"]))
         ctx = err.get("ctx") or {}
         message = err["msg"]
         if err["type"] == "extra_forbidden":

@@ -2,7 +2,7 @@
 
 import pulumi
 
-import meshstack
+from meshstack.build import build
 from meshstack.config import spec_from_runtime
 from meshstack.errors import MeshstackError
 
@@ -10,4 +10,4 @@ try:
     spec = spec_from_runtime()
 except MeshstackError as exc:
     raise pulumi.RunError(str(exc)) from None
-meshstack.build(spec)
+build(spec)

@@ -1,4 +1,4 @@
-"""What every spec model shares: strictness, and errors that point at a field."""
+"""What the stack spec's models share: the catalog as validation context, CIDR and label checks."""
 
 from __future__ import annotations
 
@@ -6,27 +6,15 @@ import ipaddress
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo
+from pydantic import ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from components.catalog import Catalog, load_catalog
+from meshstack.validation import SpecModel, field_error
+
+__all__ = ["DNS_LABEL", "SpecModel", "catalog_from", "check_cidr", "check_label", "field_error", "parse_cidr"]
 
 DNS_LABEL = r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$"
-
-
-class SpecModel(BaseModel):
-    """Strict and closed: a typo in a stack file is an error, never a silently ignored key."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", validate_default=True)
-
-
-def field_error(field: str, message: str) -> PydanticCustomError:
-    """An error for a cross-field rule, reported at `field` below the model that raised it.
-
-    pydantic reports a model validator's errors at the model itself; carrying the
-    field in the context lets the error formatter name the exact key to change.
-    """
-    return PydanticCustomError("meshstack", message, {"field": field})
 
 
 def catalog_from(info: ValidationInfo) -> Catalog:

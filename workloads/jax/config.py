@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from meshstack.spec.base import SpecModel, field_error
+from meshstack.validation import SpecModel, field_error
 
 JOB_CONFIG_ENV = "MESHSTACK_JOB_CONFIG"
 

@@ -247,7 +247,12 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def load_generator(job: ServeJobConfig) -> Generator:
-    abstract = jax.eval_shape(lambda: init_params(job.model, jax.random.key(0)))
+    # Whatever mesh the job trained on, the server holds the whole model on its first device.
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    abstract = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
+        jax.eval_shape(lambda: init_params(job.model, jax.random.key(0))),
+    )
     mngr = checkpoint.manager(job.checkpoint_uri, read_only=True)
     step = mngr.latest_step()
     if step is None:

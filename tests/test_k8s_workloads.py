@@ -1,0 +1,208 @@
+"""Under mocks, the Kubernetes objects carry the environment contract, placement, resources,
+security context and mounts, and every manifest validates against the cluster version's schema."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from meshstack.config import find_project
+from meshstack.engine import Resource
+from meshstack.preview import Preview, preview_stack
+from tests.conftest import SHIPPED_STACKS, of_type, one, stack_config
+
+Previewer = Callable[[str], Preview]
+JOBSET = "kubernetes:jobset.x-k8s.io/v1alpha2:JobSet"
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def jobset(preview: Preview) -> dict[str, Any]:
+    return one(preview, JOBSET, "prod-aws-pretrain").inputs
+
+
+def pod_of_jobset(spec: dict[str, Any]) -> dict[str, Any]:
+    return spec["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+
+
+def test_jobset_carries_the_jax_environment_contract(preview: Previewer) -> None:
+    spec = jobset(preview("prod-aws"))
+    job = spec["spec"]["replicatedJobs"][0]["template"]["spec"]
+    assert (job["parallelism"], job["completions"], job["completionMode"]) == (4, 4, "Indexed")
+    env = env_of(pod_of_jobset(spec)["containers"][0])
+    assert env["JAX_COORDINATOR_ADDRESS"] == "pretrain-workers-0-0.pretrain:1234"
+    assert env["JAX_NUM_PROCESSES"] == "4"
+    assert env["JAX_PROCESS_ID"] == {
+        "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
+    }
+    config = json.loads(env["MESHSTACK_JOB_CONFIG"])
+    assert config["mesh"] == {"data": 4, "fsdp": 8, "tensor": 1}
+    datasets = one(preview("prod-aws"), "aws:s3/bucket:Bucket", "prod-aws-storage-datasets").outputs["bucket"]
+    assert config["data_uri"] == f"s3://{datasets}/tokens"
+    assert config["peak_tflops_per_device"] == 989
+    assert env["FI_PROVIDER"] == "efa"
+
+
+def test_jobset_restarts_as_a_whole_with_deadline_and_ttl(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    resource = one(result, JOBSET, "prod-aws-pretrain")
+    spec = resource.inputs["spec"]
+    assert spec["failurePolicy"] == {"maxRestarts": 10}
+    assert spec["ttlSecondsAfterFinished"] == 3600
+    assert spec["network"] == {"enableDNSHostnames": True}
+    job = spec["replicatedJobs"][0]["template"]["spec"]
+    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] == 604800
+    assert pod_of_jobset(resource.inputs)["restartPolicy"] == "Never"
+    jobset_release = one(result, "kubernetes:helm.sh/v3:Release", "prod-aws-train-addons-jobset")
+    assert jobset_release.urn in resource.dependencies, "the JobSet waits for its CRD"
+
+
+def test_training_pods_sit_on_their_pool_with_accelerators_and_efa(preview: Previewer) -> None:
+    pod = pod_of_jobset(jobset(preview("prod-aws")))
+    assert pod["nodeSelector"] == {"meshstack.io/node-pool": "h100"}
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
+    assert {"key": "meshstack.io/dedicated", "operator": "Equal", "value": "training", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
+    resources = pod["containers"][0]["resources"]
+    assert resources["limits"]["nvidia.com/gpu"] == "8"
+    assert resources["limits"]["vpc.amazonaws.com/efa"] == "32"
+    assert resources["requests"] == resources["limits"]
+    assert resources["limits"]["cpu"] == "190"
+
+
+def test_training_pods_security_context_allows_only_what_efa_needs(preview: Previewer) -> None:
+    container = pod_of_jobset(jobset(preview("prod-aws")))["containers"][0]
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True and context["runAsUser"] == 1000
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}
+    dev = one(preview("dev"), JOBSET, "dev-tiny").inputs
+    assert "add" not in pod_of_jobset(dev)["containers"][0]["securityContext"]["capabilities"]
+
+
+def test_lustre_is_mounted_through_a_static_volume(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    pod = pod_of_jobset(jobset(result))
+    [claim] = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert claim["persistentVolumeClaim"]["claimName"] == "pretrain-scratch"
+    mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["/datasets"] == claim["name"] and "/tmp" in mounts and "/dev/shm" in mounts
+    volume = one(result, "kubernetes:core/v1:PersistentVolume", "pretrain-scratch").inputs["spec"]
+    fs = one(result, "aws:fsx/lustreFileSystem:LustreFileSystem", "prod-aws-storage-scratch").outputs
+    assert volume["csi"] == {
+        "driver": "fsx.csi.aws.com",
+        "volumeHandle": fs["id"],
+        "volumeAttributes": {"dnsname": fs["dnsName"], "mountname": fs["mountName"]},
+    }
+
+
+def test_workloads_reach_s3_through_irsa_roles_scoped_to_their_buckets(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    account = one(result, "kubernetes:core/v1:ServiceAccount", "prod-aws-pretrain").inputs
+    role = one(result, "aws:iam/role:Role", "prod-aws-train-iam-sa-pretrain")
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role.outputs["arn"]}
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Condition"]["StringEquals"]
+    assert "system:serviceaccount:ml:pretrain" in trust.values()
+    policy = json.loads(one(result, "aws:iam/rolePolicy:RolePolicy", "prod-aws-train-iam-sa-pretrain").inputs["policy"])
+    buckets = {
+        one(result, "aws:s3/bucket:Bucket", f"prod-aws-storage-{b}").outputs["arn"] for b in ("datasets", "checkpoints")
+    }
+    assert set(policy["Statement"][0]["Resource"]) == buckets
+    chat = json.loads(one(result, "aws:iam/rolePolicy:RolePolicy", "prod-aws-train-iam-sa-chat").inputs["policy"])
+    assert chat["Statement"][1]["Action"] == ["s3:GetObject"], "serving only reads checkpoints"
+
+
+def test_inference_service_objects(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    deployment = one(result, "kubernetes:apps/v1:Deployment", "prod-aws-chat").inputs["spec"]
+    container = deployment["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert json.loads(env_of(container)["MESHSTACK_JOB_CONFIG"])["serve"]["max_batch_size"] == 16
+    assert deployment["template"]["spec"]["nodeSelector"] == {"meshstack.io/node-pool": "serve"}
+    hpa = one(result, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "prod-aws-chat").inputs["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 4)
+    pdb = one(result, "kubernetes:policy/v1:PodDisruptionBudget", "prod-aws-chat").inputs["spec"]
+    assert pdb["maxUnavailable"] == 1
+    service = one(result, "kubernetes:core/v1:Service", "prod-aws-chat").inputs["spec"]
+    assert service["type"] == "ClusterIP" and service["ports"][0]["targetPort"] == "http"
+
+
+def test_cluster_installs_the_add_ons_its_pools_and_storage_need(preview: Previewer) -> None:
+    releases = {r.inputs["name"] for r in of_type(preview("prod-aws"), "kubernetes:helm.sh/v3:Release")}
+    assert releases == {"nvidia-device-plugin", "efa-device-plugin", "jobset", "kueue", "fsx-csi-driver"}
+    dev = {r.inputs["name"] for r in of_type(preview("dev"), "kubernetes:helm.sh/v3:Release")}
+    assert dev == {"nvidia-device-plugin", "jobset", "kueue"}
+    provider = one(preview("dev"), "pulumi:providers:kubernetes", "dev-dev-k8s")
+    for release in of_type(preview("dev"), "kubernetes:helm.sh/v3:Release"):
+        assert release.provider.startswith(provider.urn)
+
+
+def manifests(preview: Preview) -> list[tuple[Resource, dict[str, Any]]]:
+    """Each Kubernetes object as the API server would receive it; a JobSet's job templates as Jobs."""
+    out = []
+    for r in preview.resources:
+        if not r.type.startswith("kubernetes:") or r.type.startswith("kubernetes:helm.sh"):
+            continue
+        _, api_version, kind = r.type.split(":")
+        api_version = api_version.removeprefix("core/")
+        body = {k: copy.deepcopy(v) for k, v in r.inputs.items() if k in ("metadata", "spec")}
+        if kind == "JobSet":
+            for job in body["spec"]["replicatedJobs"]:
+                out.append(
+                    (
+                        r,
+                        {
+                            "apiVersion": "batch/v1",
+                            "kind": "Job",
+                            "metadata": {"name": job["name"]},
+                            "spec": job["template"]["spec"],
+                        },
+                    )
+                )
+        else:
+            out.append((r, {"apiVersion": api_version, "kind": kind, **body}))
+    return out
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_every_manifest_validates_against_the_cluster_version(preview: Previewer, stack: str) -> None:
+    result = preview(stack)
+    version = result.spec.clusters[0].kubernetes_version + ".0"
+    rendered = manifests(result)
+    assert len(rendered) >= 8
+    for resource, manifest in rendered:
+        try:
+            kubernetes_validate.validate(manifest, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{resource.type} {resource.name}: {exc.message} at {list(exc.path)}")
+
+
+def test_indexed_job_fallback_without_jobset(project_copy: Callable[[str, dict[str, Any]], Path]) -> None:
+    config = stack_config("dev")
+    config["meshstack:workloads"][0]["use_jobset"] = False
+    result = preview_stack("dev", find_project(project_copy("dev", config)))
+    job = one(result, "kubernetes:batch/v1:Job", "dev-tiny").inputs["spec"]
+    assert job["completionMode"] == "Indexed" and job["parallelism"] == 2
+    pod = job["template"]["spec"]
+    assert pod["subdomain"] == "tiny"
+    assert env_of(pod["containers"][0])["JAX_COORDINATOR_ADDRESS"] == "tiny-0.tiny:1234"
+    service = one(result, "kubernetes:core/v1:Service", "dev-tiny-headless").inputs["spec"]
+    assert service["clusterIP"] == "None" and service["selector"] == {"batch.kubernetes.io/job-name": "tiny"}
+    for _, manifest in manifests(result):
+        kubernetes_validate.validate(manifest, "1.33.0", strict=True)
+    assert result.violations == []

@@ -1,0 +1,154 @@
+"""Real JAX on the CPU: multi-process training, restarts from checkpoints, the data reader, KV-cache decoding."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import pytest
+
+from workloads.jax import tokenizer
+from workloads.jax.config import JobConfig, ModelConfig
+from workloads.jax.data import TokenReader, ensure_corpus
+from workloads.jax.generate import Generator
+from workloads.jax.model import forward, init_params
+from workloads.jax.train import run
+from workloads.local import ProcessGroup, TrainResult, progress, train
+
+STEPS, EVERY = 24, 8
+
+
+def job(root: Path, name: str, **train: Any) -> JobConfig:
+    config = JobConfig(
+        name=name,
+        data_uri=(root / "data").as_uri(),
+        checkpoint_uri=(root / name).as_uri(),
+        mesh={"data": 2},
+        train={"steps": STEPS, "global_batch": 8, "checkpoint_every": EVERY, "log_every": 1, **train},
+    )
+    ensure_corpus(config.data_uri)
+    return config
+
+
+def losses(result: TrainResult) -> dict[int, float]:
+    return {e["step"]: e["loss"] for e in result.events if e.get("event") == "step"}
+
+
+def quiet(event: dict[str, Any], group: ProcessGroup, attempt: int) -> None:
+    return None
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainResult]:
+    root = tmp_path_factory.mktemp("train")
+    killed_at: list[int] = []
+
+    def kill_once(event: dict[str, Any], group: ProcessGroup, attempt: int) -> None:
+        if attempt == 0 and event.get("event") == "step" and event["step"] == 12 and not killed_at:
+            killed_at.append(event["step"])
+            group.kill(1)
+
+    one = train(job(root, "one"), processes=1, devices_per_process=2, log_dir=root / "logs", on_event=quiet)
+    two = train(job(root, "two"), processes=2, devices_per_process=1, log_dir=root / "logs", on_event=quiet)
+    killed = train(job(root, "killed"), processes=2, devices_per_process=1, log_dir=root / "logs", on_event=kill_once)
+    return {"one": one, "two": two, "killed": killed, "root": root}  # type: ignore[dict-item]
+
+
+@pytest.mark.slow
+def test_loss_falls_on_the_shipped_corpus(runs: dict[str, TrainResult]) -> None:
+    curve = losses(runs["two"])
+    assert curve[1] > 5.0
+    assert curve[STEPS] < curve[1] - 1.5
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(runs: dict[str, TrainResult]) -> None:
+    one, two = losses(runs["one"]), losses(runs["two"])
+    assert sorted(one) == sorted(two) == list(range(1, STEPS + 1))
+    for step in one:
+        assert two[step] == pytest.approx(one[step], abs=2e-4), step
+    start = next(e for e in runs["two"].events if e["event"] == "start")
+    assert (start["processes"], start["devices"]) == (2, 2)
+
+
+@pytest.mark.slow
+def test_killed_process_restarts_the_job_from_its_last_checkpoint(runs: dict[str, TrainResult]) -> None:
+    killed = runs["killed"]
+    assert killed.restarts == 1
+    restored = [e["step"] for e in killed.events if e.get("event") == "restored"]
+    assert restored == [EVERY], "resumed from the checkpoint before the kill at step 12"
+    assert any(e.get("event") == "restarting" for e in killed.events)
+    after = [
+        e["step"]
+        for e in killed.events[killed.events.index({"event": "restored", "step": EVERY}) :]
+        if e.get("event") == "step"
+    ]
+    assert after == list(range(EVERY + 1, STEPS + 1)), "no step is lost or repeated past the checkpoint"
+    assert killed.final_loss == pytest.approx(runs["two"].final_loss, abs=2e-4), "the restart changes nothing"
+    root: Path = runs["root"]  # type: ignore[assignment]
+    left = sorted(p.name for p in (root / "killed").iterdir())
+    assert left == ["16", "24", "8"], f"only whole checkpoints remain, the last three kept: {left}"
+
+
+@pytest.mark.slow
+def test_progress_lines(runs: dict[str, TrainResult]) -> None:
+    out = io.StringIO()
+    show = progress(out, "tiny", STEPS)
+    for event in runs["killed"].events:
+        show(event, None, 0)  # type: ignore[arg-type]
+    text = out.getvalue()
+    assert f"tiny: step {STEPS}/{STEPS}  loss " in text
+    assert "resumed from the checkpoint of step 8" in text and "restarting the group" in text
+
+
+def test_each_process_reads_its_own_rows(tmp_path: Path) -> None:
+    uri = (tmp_path / "data").as_uri()
+    ensure_corpus(uri)
+    reader = TokenReader(uri, seq_len=32, seed=7)
+    whole = reader.batch(step=3, global_batch=8, micro_batches=2, process=0, processes=1)
+    halves = [reader.batch(step=3, global_batch=8, micro_batches=2, process=p, processes=2) for p in (0, 1)]
+    assert whole.shape == (2, 4, 33) and halves[0].shape == (2, 2, 33)
+    np.testing.assert_array_equal(np.concatenate(halves, axis=1), whole)
+    assert not np.array_equal(whole, reader.batch(step=4, global_batch=8, micro_batches=2, process=0, processes=1))
+    assert whole.max() < tokenizer.VOCAB_SIZE
+
+
+def test_kv_cache_decoding_matches_a_full_forward_pass() -> None:
+    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, d_ff=64, max_seq_len=64)
+    params = init_params(cfg, jax.random.key(1))
+    generator = Generator(params, cfg, batch_size=4, max_new_tokens=8)
+    prompts = [tokenizer.encode("Hello", bos=True), tokenizer.encode("A longer prompt", bos=True)]
+    outputs = generator.generate(prompts, [8, 8], [0.0, 0.0])
+    for prompt, output in zip(prompts, outputs, strict=True):
+        sequence = list(prompt)
+        for _ in range(8):
+            tokens = np.array([sequence], np.int32)
+            logits, _ = forward(params, tokens, np.arange(len(sequence))[None], cfg)
+            logits = np.array(logits[0, -1])
+            logits[tokenizer.PAD] = -np.inf
+            nxt = int(logits.argmax())
+            if nxt == tokenizer.EOS:
+                break
+            sequence.append(nxt)
+        assert output == sequence[len(prompt) :]
+
+
+def test_mfu_is_reported_against_the_peak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = (tmp_path / "data").as_uri()
+    ensure_corpus(data)
+    config = JobConfig(
+        name="mfu",
+        data_uri=data,
+        checkpoint_uri=(tmp_path / "ckpt").as_uri(),
+        train={"steps": 2, "global_batch": 4, "checkpoint_every": 2},
+        peak_tflops_per_device=0.5,
+    )
+    run(config)
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    last = [e for e in events if e["event"] == "step"][-1]
+    assert last["mfu"] == pytest.approx(last["tflops_per_device"] / 0.5, rel=1e-2)
+    assert [e["step"] for e in events if e["event"] == "checkpoint"] == [2]
