@@ -1,7 +1,7 @@
 """Batched text generation with a KV cache: one prefill for the whole batch, then one step per token.
 
-Shapes are bucketed (batch padded to the server's max batch, prompts left-padded
-to a power of two) so a handful of compiled programs serve every request mix.
+Shapes are bucketed (the batch and the prompt length each padded to a power of
+two) so a handful of compiled programs serve every request mix.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from workloads.jax.model import empty_cache, forward
 MIN_BUCKET = 16
 
 
-def bucket(length: int) -> int:
-    return max(MIN_BUCKET, 1 << (max(length, 1) - 1).bit_length())
+def bucket(length: int, floor: int = MIN_BUCKET) -> int:
+    """The next power of two at or above `length` (and `floor`): few shapes, little padding."""
+    return max(floor, 1 << (max(length, 1) - 1).bit_length())
 
 
 class Generator:
@@ -51,6 +52,16 @@ class Generator:
         logits, cache = forward(params, tokens, positions, self.cfg, self.dtype, cache, cache_index, key_valid)
         return logits[:, -1, :], cache
 
+    def warm_up(self) -> None:
+        """Compile every batch-size bucket for short prompts, so first requests do not pay for it."""
+        rows = 1
+        while rows <= self.batch_size:
+            self.generate([tokenizer.encode("warm up", bos=True)] * rows, [2] * rows, [0.0] * rows)
+            rows *= 2
+        if rows // 2 != self.batch_size:
+            n = self.batch_size
+            self.generate([tokenizer.encode("warm up", bos=True)] * n, [2] * n, [0.0] * n)
+
     def max_prompt_tokens(self) -> int:
         return self.cfg.max_seq_len - self.max_new_tokens
 
@@ -61,26 +72,27 @@ class Generator:
         n = len(prompts)
         if not 0 < n <= self.batch_size:
             raise ValueError(f"a batch holds 1 to {self.batch_size} prompts, not {n}")
+        rows = min(bucket(n, floor=1), self.batch_size)
         length = bucket(max(len(p) for p in prompts))
         slots = length + self.max_new_tokens
-        tokens = np.full((self.batch_size, length), tokenizer.PAD, np.int32)
-        valid = np.zeros((self.batch_size, slots), bool)
-        lengths = np.ones(self.batch_size, np.int32)
+        tokens = np.full((rows, length), tokenizer.PAD, np.int32)
+        valid = np.zeros((rows, slots), bool)
+        lengths = np.ones(rows, np.int32)
         for i, prompt in enumerate(prompts):
             tokens[i, length - len(prompt) :] = prompt
             valid[i, length - len(prompt) : length] = True
             lengths[i] = len(prompt)
         valid[n:, length - 1] = True  # padding rows attend to one slot so their softmax stays finite
         positions = np.maximum(np.arange(length)[None, :] - (length - lengths[:, None]), 0)
-        cache = empty_cache(self.cfg, self.batch_size, slots, self.dtype)
+        cache = empty_cache(self.cfg, rows, slots, self.dtype)
         logits, cache = self._prefill(self.params, tokens, positions, valid, cache)
-        temps = np.zeros(self.batch_size, np.float32)
+        temps = np.zeros(rows, np.float32)
         temps[:n] = temperature
-        limits = np.zeros(self.batch_size, np.int32)
+        limits = np.zeros(rows, np.int32)
         limits[:n] = max_new
         rng = np.random.default_rng(seed)
         out: list[list[int]] = [[] for _ in range(n)]
-        finished = np.zeros(self.batch_size, bool)
+        finished = np.zeros(rows, bool)
         finished[n:] = True
         for i in range(int(limits.max())):
             nxt = self._pick(np.asarray(logits), temps, rng)
