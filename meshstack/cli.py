@@ -81,6 +81,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         server.stop()
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from meshstack.demo import run_demo
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    run_demo(Path(args.out), args.stack, args.steps, args.processes, project=_project(args))
+    return 0
+
+
 def cmd_pulumi(args: argparse.Namespace) -> int:
     from meshstack.deploy import run_pulumi
 
@@ -121,6 +129,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="local port of the inference server (default 8080)")
     p.add_argument("--workdir", help="where buckets, checkpoints and logs go (default .meshstack/STACK)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="preview, train, serve and report on the dev stack, all on this machine")
+    p.add_argument("--out", default="meshstack-demo", help="where the report goes (default ./meshstack-demo)")
+    p.add_argument("--stack", default="dev")
+    p.add_argument("--steps", type=int, help="override the training steps")
+    p.add_argument("--processes", type=int, default=2, help="JAX processes for training (default 2)")
+    p.set_defaults(func=cmd_demo)
 
     for name, text in (("up", "deploy a stack with the Pulumi CLI"), ("destroy", "tear a stack down")):
         p = sub.add_parser(name, help=text)

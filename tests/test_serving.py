@@ -44,12 +44,11 @@ def serve_job(checkpoint: str, **serve: Any) -> ServeJobConfig:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server(checkpoint: str) -> Iterator[Server]:
     srv, _ = start(serve_job(checkpoint), host="127.0.0.1")
     yield srv
-    if not srv.engine.draining.is_set():
-        drain(srv)
+    drain(srv)
 
 
 def call(
@@ -132,7 +131,8 @@ def test_request_without_length_is_refused(server: Server) -> None:
 
 
 @pytest.mark.slow
-def test_shutdown_drains_in_flight_requests(server: Server) -> None:
+def test_shutdown_drains_in_flight_requests(checkpoint: str) -> None:
+    server, _ = start(serve_job(checkpoint), host="127.0.0.1")
     results: list[tuple[int, Any]] = []
     threads = [threading.Thread(target=lambda: results.append(generate(server, {"prompt": "Drain"}))) for _ in range(4)]
     for t in threads:

@@ -1,0 +1,127 @@
+"""Pictures of a stack: its topology, where its money goes, and how its training went."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from meshstack.cost import CostReport
+from meshstack.spec import StackSpec, TrainingWorkload
+
+COLORS = {"cluster": "#dbeafe", "pool": "#bfdbfe", "storage": "#fde68a", "workload": "#bbf7d0", "edge": "#475569"}
+
+
+Box = tuple[float, float, float, float]
+
+
+def _box(ax: plt.Axes, x: float, y: float, w: float, h: float, text: str, color: str) -> Box:
+    ax.add_patch(
+        FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02", facecolor=color, edgecolor="#334155", zorder=2)
+    )
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8, zorder=3)
+    return x, y, w, h
+
+
+def _arrow(ax: plt.Axes, source: Box, target: Box, label: str = "", color: str = COLORS["edge"]) -> None:
+    """From the source's right edge to the target's left edge, behind the boxes."""
+    start = (source[0] + source[2], source[1] + source[3] / 2)
+    end = (target[0], target[1] + target[3] / 2)
+    ax.add_patch(
+        FancyArrowPatch(
+            start,
+            end,
+            arrowstyle="-|>",
+            mutation_scale=10,
+            color=color,
+            linewidth=1,
+            connectionstyle="arc3,rad=0.08",
+            zorder=1,
+        )
+    )
+    if label:
+        ax.text(start[0] + 0.1, start[1] + 0.08, label, fontsize=7, color=color, zorder=3)
+
+
+def topology(spec: StackSpec, path: Path) -> Path:
+    """Clusters and their pools, storage, and workloads with what they run on and read from."""
+    pools = [(c, p) for c in spec.clusters for p in c.node_pools]
+    stores = (
+        [("bucket", b.name) for b in spec.storage.buckets]
+        + [("lustre", f.name) for f in spec.storage.lustre]
+        + [("efs", f.name) for f in spec.storage.efs]
+    )
+    rows = max(len(pools), len(stores), len(spec.workloads), 1)
+    fig, ax = plt.subplots(figsize=(11, 1.3 * rows + 1.6))
+    ax.set_xlim(0, 11)
+    ax.set_ylim(0, 1.3 * rows + 1.2)
+    ax.axis("off")
+    ax.set_title(f"Stack {spec.name}: {spec.environment}, {spec.region}", fontsize=11)
+    top = 1.3 * rows + 0.4
+    for x, title in ((0.2, "workloads"), (3.6, "clusters / node pools"), (8.0, "storage")):
+        ax.text(x, top + 0.3, title, fontsize=9, weight="bold")
+    pool_at = {}
+    for i, (cluster, pool) in enumerate(pools):
+        label = (
+            f"{cluster.name} / {pool.name}\n{pool.instance_type} x {pool.min_nodes}-{pool.max_nodes}\n"
+            f"{pool.market}{', EFA' if pool.efa else ''}"
+        )
+        pool_at[(cluster.name, pool.name)] = _box(ax, 3.6, top - 1.3 * (i + 1) - 0.25, 2.6, 1.0, label, COLORS["pool"])
+    store_at = {}
+    for i, (kind, name) in enumerate(stores):
+        store_at[(kind, name)] = _box(
+            ax, 8.0, top - 1.3 * (i + 1) + 0.25, 2.4, 1.0, f"{kind}\n{name}", COLORS["storage"]
+        )
+    for i, workload in enumerate(spec.workloads):
+        if isinstance(workload, TrainingWorkload):
+            label = f"training {workload.name}\n{workload.processes} processes"
+            reads = [("bucket", workload.data.bucket), ("bucket", workload.checkpoints.bucket)]
+        else:
+            label = f"inference {workload.name}\n{workload.min_replicas}-{workload.max_replicas} replicas"
+            reads = [("bucket", spec.checkpoints_of(workload).bucket)]
+        reads += [("lustre", m.lustre) if m.lustre else ("efs", str(m.efs)) for m in workload.mounts]
+        at = _box(ax, 0.2, top - 1.3 * (i + 1), 2.4, 1.0, label, COLORS["workload"])
+        _arrow(ax, at, pool_at[(workload.cluster, workload.node_pool)], "runs on")
+        for ref in dict.fromkeys(reads):
+            _arrow(ax, at, store_at[ref], color="#b45309")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def cost_breakdown(cost: CostReport, path: Path) -> Path:
+    """Monthly cost per component, largest first."""
+    items = sorted(cost.by_component().items(), key=lambda kv: kv[1])
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(items) + 1.4))
+    monthly = [v * 730 for _, v in items]
+    ax.barh([k for k, _ in items], monthly, color="#3b82f6")
+    for y, value in enumerate(monthly):
+        ax.text(value, y, f" \\${value:,.0f}", va="center", fontsize=8)
+    ax.set_xlabel("USD per month (at the desired size)")
+    # A bare $ starts mathtext in matplotlib; \$ is a dollar sign.
+    ax.set_title(f"Cost: \\${cost.hourly_usd:,.2f}/hour, \\${cost.monthly_usd:,.0f}/month ({cost.price_date} prices)")
+    ax.margins(x=0.25)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def loss_curve(steps: Sequence[int], losses: Sequence[float], path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ax.plot(steps, losses, color="#16a34a", linewidth=1.5)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
