@@ -16,8 +16,8 @@ class Budget(pulumi.ComponentResource):
     """
 
     def __init__(
-        self, name: str, environment: str, budget: BudgetSpec, opts: pulumi.ResourceOptions | None = None
+        self, name: str, cloud: str, environment: str, budget: BudgetSpec, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        props = {"environment": environment, **budget.model_dump(exclude_none=True)}
+        props = {"cloud": cloud, "environment": environment, **budget.model_dump(exclude_none=True)}
         super().__init__(BUDGET_TYPE, name, props, opts)
         self.register_outputs(props)

@@ -11,6 +11,7 @@ def named(tags: Mapping[str, str], name: str) -> dict[str, str]:
 
 
 EXPECTED_SIZE_TAG = "meshstack:expected-gib"
+EXPECTED_SIZE_LABEL = "meshstack-expected-gib"  # GCP labels allow no ':'
 
 
 def sized(tags: Mapping[str, str], gib: float) -> dict[str, str]:

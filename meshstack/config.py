@@ -15,13 +15,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from components.catalog import load_catalog
 from meshstack.errors import SpecError, spec_problems
 from meshstack.spec import StackSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # Config keys from provider namespaces that the spec reads, and the field they fill.
-PROVIDER_KEYS = {"aws:region": "region"}
+PROVIDER_KEYS = {"aws:region": "region", "gcp:region": "region", "gcp:project": "project", "gcp:zone": "zone"}
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ def read_stack_config(project: Project, stack: str, path: Path | None = None) ->
 
 def spec_from_config(stack: str, config: dict[str, Any], source: str = "") -> StackSpec:
     """Validate a stack's config. Keys outside meshstack:* and the provider keys belong to others."""
-    data: dict[str, Any] = {"name": stack}
+    cloud = "gcp" if any(key.startswith("gcp:") for key in config) else "aws"
+    data: dict[str, Any] = {"name": stack, "cloud": cloud}
     for key, value in config.items():
         namespace, _, field = key.partition(":")
         if key in PROVIDER_KEYS:
@@ -91,15 +93,16 @@ def spec_from_config(stack: str, config: dict[str, Any], source: str = "") -> St
         elif namespace == "meshstack":
             data[field] = value
     try:
-        return StackSpec.model_validate(data)
+        return StackSpec.model_validate(data, context={"catalog": load_catalog(cloud=cloud)})
     except ValidationError as exc:
-        problems = [(_config_key(path), msg) for path, msg in spec_problems(exc, StackSpec)]
+        problems = [(_config_key(path, cloud), msg) for path, msg in spec_problems(exc, StackSpec)]
         raise SpecError(problems, source) from exc
 
 
-def _config_key(path: str) -> str:
+def _config_key(path: str, cloud: str) -> str:
+    """A top-level field filled from a provider key is reported under that key (aws:region, gcp:zone)."""
     for key, field in PROVIDER_KEYS.items():
-        if path == field:
+        if path == field and key.startswith(f"{cloud}:"):
             return key
     return path
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.catalog import Catalog, load_catalog
-from components.tags import EXPECTED_SIZE_TAG
+from components.tags import EXPECTED_SIZE_LABEL, EXPECTED_SIZE_TAG
 from meshstack.resources import ResourceView
 
 HOURS_PER_MONTH = 730
@@ -114,6 +114,8 @@ class _Pricer:
     def price(self, r: ResourceView) -> tuple[str, float, float] | None:
         """(description, hourly, peak hourly) for a resource that costs money, else None."""
         services, props = self.catalog.services, r.props
+        if r.type.startswith("gcp:"):
+            return self.gcp(r)
         if r.type == "aws:eks/nodeGroup:NodeGroup":
             return self.node_group(props)
         if r.type == "aws:eks/cluster:Cluster":
@@ -180,6 +182,63 @@ class _Pricer:
         return sum(
             float((m.get("ebs") or {}).get("volumeSize", 0)) for m in template.props.get("blockDeviceMappings") or []
         )
+
+    def gcp(self, r: ResourceView) -> tuple[str, float, float] | None:
+        services: Any = self.catalog.services
+        props = r.props
+        if r.type == "gcp:container/nodePool:NodePool":
+            return self.gke_pool(props)
+        if r.type == "gcp:container/cluster:Cluster":
+            rate = services.gke_control_plane_per_hour * self.services
+            return ("GKE control plane", rate, rate)
+        if r.type == "gcp:compute/routerNat:RouterNat":
+            self.assumptions.add("Cloud NAT: gateway hours only; data processed is not estimated")
+            rate = services.cloud_nat_gateway_per_hour * self.services
+            return ("Cloud NAT gateway", rate, rate)
+        if r.type == "gcp:kms/cryptoKey:CryptoKey":
+            rate = services.kms_key_per_month / HOURS_PER_MONTH * self.services
+            return ("Cloud KMS key", rate, rate)
+        if r.type == "gcp:storage/bucket:Bucket":
+            gib = float((props.get("labels") or {}).get(EXPECTED_SIZE_LABEL, 0))
+            self.assumptions.add("GCS: storage at the spec's size_gib, standard class; operations are not estimated")
+            rate = gib * services.gcs_standard_per_gib_month / HOURS_PER_MONTH * self.storage
+            return (f"GCS {gib:g} GiB", rate, rate)
+        if r.type == "gcp:filestore/instance:Instance":
+            shares = props.get("fileShares") or {}
+            gib = float(shares.get("capacityGb", 0))
+            self.assumptions.add("Filestore: priced at the basic HDD rate")
+            rate = gib * services.filestore_basic_hdd_per_gib_month / HOURS_PER_MONTH * self.storage
+            return (f"Filestore {gib:g} GiB {props.get('tier', '')}", rate, rate)
+        return None
+
+    def gke_pool(self, props: Mapping[str, Any]) -> tuple[str, float, float]:
+        config = props.get("nodeConfig") or {}
+        machine = str(config.get("machineType", "?"))
+        itype = self.catalog.instance_types.get(machine)
+        zones = max(len(props.get("nodeLocations") or [1]), 1)
+        desired = int(props.get("initialNodeCount", props.get("nodeCount", 0)) or 0) * zones
+        peak = int((props.get("autoscaling") or {}).get("maxNodeCount", desired)) * zones
+        if itype is None:
+            self.assumptions.add(f"{machine}: not in the catalog, priced at 0")
+            return (f"{desired} x {machine} (unpriced)", 0.0, 0.0)
+        hourly = itype.price_per_hour
+        tpu = self.catalog.tpus.get(itype.accelerator)
+        if tpu is not None:
+            hourly += itype.accelerators * tpu.price_per_chip_hour
+        spot = bool(config.get("spot"))
+        if spot:
+            hourly *= 1 - self.catalog.markets.spot_discount
+            self.assumptions.add(f"spot: on-demand less {self.catalog.markets.spot_discount:.0%}, a typical discount")
+        market = "spot" if spot else "reservation" if config.get("reservationAffinity") else "on-demand"
+        if market == "reservation":
+            self.assumptions.add("reservations are billed at the on-demand rate, used or not")
+        hourly *= self.instances
+        services: Any = self.catalog.services
+        hourly += (
+            float(config.get("diskSizeGb", 0)) * services.pd_balanced_per_gib_month / HOURS_PER_MONTH * self.storage
+        )
+        chips = f", {itype.accelerators} {itype.accelerator} chips each" if tpu is not None else ""
+        return (f"{desired} x {machine} ({market}{chips}), up to {peak}", desired * hourly, peak * hourly)
 
     def lustre(self, props: Mapping[str, Any]) -> tuple[str, float, float]:
         deployment = str(props.get("deploymentType", "SCRATCH_2"))

@@ -1,4 +1,4 @@
-"""Mocks that answer the way AWS and Kubernetes would: ids, ARNs, endpoints and AZ look-ups.
+"""Mocks that answer the way AWS, Google Cloud and Kubernetes would: ids, ARNs, endpoints and look-ups.
 
 Every answer is derived from the resource's type and name, so two previews of the
 same spec give the same ids and a cost or plan diff shows only real changes.
@@ -13,6 +13,8 @@ from typing import Any
 import pulumi
 
 ACCOUNT = "123456789012"
+GCP_PROJECT = "meshstack-project"
+GCP_PROJECT_NUMBER = "398217465021"
 
 # EC2-style id prefixes: what `aws ec2 describe-*` would hand back for each type.
 ID_PREFIX = {
@@ -71,6 +73,8 @@ class CloudMocks(pulumi.runtime.Mocks):
         token = digest(typ, name)
         if typ.startswith("kubernetes:"):
             return self._kubernetes(typ, name, inputs)
+        if typ.startswith("gcp:"):
+            return self._gcp(typ, name, inputs, token)
         rid = f"{ID_PREFIX[typ]}-{token}" if typ in ID_PREFIX else f"{name}-{token[:8]}"
         state: dict[str, Any] = {**inputs, "id": rid}
         service = typ.split(":")[1].split("/")[0]
@@ -157,8 +161,63 @@ class CloudMocks(pulumi.runtime.Mocks):
         rid = f"{namespace}/{metadata['name']}" if namespace else metadata["name"]
         return rid, {**inputs, "metadata": metadata}
 
+    def _gcp(self, typ: str, name: str, inputs: dict[str, Any], token: str) -> tuple[str, dict[str, Any]]:
+        """Google Cloud answers: resource names and ids in the API's own path form."""
+        project = inputs.get("project", GCP_PROJECT)
+        short = inputs.get("name") or f"{name}-{token[:7]}"
+        state: dict[str, Any] = {**inputs, "name": short, "project": project}
+        kind = typ.rsplit(":", 1)[1]
+        if typ == "gcp:serviceaccount/account:Account":
+            email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
+            state.update(
+                email=email,
+                member=f"serviceAccount:{email}",
+                uniqueId=digest("sa", name, length=21),
+                name=f"projects/{project}/serviceAccounts/{email}",
+            )
+            return state["name"], state
+        if typ == "gcp:container/cluster:Cluster":
+            state.update(
+                endpoint=f"10.{int(token[:2], 16)}.{int(token[2:4], 16)}.2",
+                masterAuth={"clusterCaCertificate": base64.b64encode(f"mock-ca-{short}".encode()).decode()},
+                selfLink=f"https://container.googleapis.com/v1/projects/{project}/locations/{inputs.get('location')}"
+                f"/clusters/{short}",
+            )
+            return f"projects/{project}/locations/{inputs.get('location')}/clusters/{short}", state
+        if typ == "gcp:kms/keyRing:KeyRing":
+            return f"projects/{project}/locations/{inputs.get('location')}/keyRings/{short}", state
+        if typ == "gcp:kms/cryptoKey:CryptoKey":
+            return f"{inputs.get('keyRing')}/cryptoKeys/{short}", state
+        if typ == "gcp:storage/bucket:Bucket":
+            state.update(url=f"gs://{short}", selfLink=f"https://www.googleapis.com/storage/v1/b/{short}")
+            return short, state
+        if typ == "gcp:filestore/instance:Instance":
+            networks = [{**n, "ipAddresses": [f"10.250.{int(token[:2], 16)}.2"]} for n in inputs.get("networks", [])]
+            state.update(networks=networks)
+            return f"projects/{project}/locations/{inputs.get('location')}/instances/{short}", state
+        collection = {
+            "Network": "global/networks",
+            "Subnetwork": f"regions/{inputs.get('region')}/subnetworks",
+            "Router": f"regions/{inputs.get('region')}/routers",
+            "Firewall": "global/firewalls",
+        }
+        path = f"projects/{project}/{collection.get(kind, kind.lower())}/{short}"
+        state.setdefault("selfLink", f"https://www.googleapis.com/compute/v1/{path}")
+        return path, state
+
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
         token = args.token
+        if token == "gcp:organizations/getProject:getProject":
+            project = args.args.get("projectId", GCP_PROJECT)
+            return {"number": GCP_PROJECT_NUMBER, "projectId": project, "name": project, "id": f"projects/{project}"}
+        if token == "gcp:storage/getProjectServiceAccount:getProjectServiceAccount":
+            email = f"service-{GCP_PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
+            return {
+                "emailAddress": email,
+                "member": f"serviceAccount:{email}",
+                "id": email,
+                "project": args.args.get("project", GCP_PROJECT),
+            }
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             letters = "abcdef"
             return {

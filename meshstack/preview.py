@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.catalog import load_catalog
 from meshstack.config import Project, find_project, read_stack_config, spec_from_config
 from meshstack.cost import CostChange, CostReport, diff, estimate
 from meshstack.engine import Resource, run_project
@@ -68,7 +69,7 @@ def preview_stack(stack: str, project: Project | None = None, config_file: Path 
         stack=stack,
         spec=spec,
         resources=resources,
-        cost=estimate(r.view() for r in resources),
+        cost=estimate((r.view() for r in resources), load_catalog(cloud=spec.cloud)),
         violations=evaluate(resources, policy_config),
     )
 

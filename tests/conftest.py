@@ -16,7 +16,8 @@ from meshstack.config import PROJECT_ROOT, Project, find_project, read_stack_con
 from meshstack.engine import Resource
 from meshstack.preview import Preview, preview_stack
 
-SHIPPED_STACKS = ("dev", "prod-aws")
+SHIPPED_STACKS = ("dev", "prod-aws", "prod-gcp")
+AWS_STACKS = ("dev", "prod-aws")
 
 
 @pytest.fixture(scope="session")

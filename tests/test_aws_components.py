@@ -16,7 +16,7 @@ from meshstack.config import find_project
 from meshstack.engine import Resource, run_program
 from meshstack.preview import Preview, preview_stack
 from meshstack.spec import REQUIRED_TAGS
-from tests.conftest import SHIPPED_STACKS, of_type, one, stack_config
+from tests.conftest import AWS_STACKS, of_type, one, stack_config
 
 Previewer = Callable[[str], Preview]
 
@@ -31,7 +31,7 @@ def taggable(resource: Resource) -> bool:
     return "tags" in inspect.signature(aws_class(resource.type)._internal_init).parameters
 
 
-@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+@pytest.mark.parametrize("stack", AWS_STACKS)
 def test_every_taggable_resource_carries_the_cost_tags(preview: Previewer, stack: str) -> None:
     aws_resources = [r for r in preview(stack).resources if r.type.startswith("aws:")]
     tagged = [r for r in aws_resources if taggable(r)]
@@ -43,7 +43,7 @@ def test_every_taggable_resource_carries_the_cost_tags(preview: Previewer, stack
         assert tags["meshstack:stack"] == stack
 
 
-@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+@pytest.mark.parametrize("stack", AWS_STACKS)
 def test_every_resource_is_parented_to_a_meshstack_component(preview: Previewer, stack: str) -> None:
     result = preview(stack)
     components = {r.urn: r.type for r in result.resources if not r.custom}
@@ -94,7 +94,7 @@ def test_kubernetes_provider_uses_the_clusters_kubeconfig(preview: Previewer) ->
     assert kubeconfig["users"][0]["user"]["exec"]["args"][:4] == ["eks", "get-token", "--cluster-name", "dev-dev"]
 
 
-@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+@pytest.mark.parametrize("stack", AWS_STACKS)
 def test_launch_templates_require_imdsv2_and_encrypt_volumes(preview: Previewer, stack: str) -> None:
     templates = of_type(preview(stack), "aws:ec2/launchTemplate:LaunchTemplate")
     assert templates
@@ -149,7 +149,7 @@ def test_dev_pools_use_spot_and_scale_to_zero(preview: Previewer) -> None:
     assert len(template["vpcSecurityGroupIds"]) == 2
 
 
-@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+@pytest.mark.parametrize("stack", AWS_STACKS)
 def test_node_role_has_exactly_the_policies_nodes_need(preview: Previewer, stack: str) -> None:
     result = preview(stack)
     role = next(r for r in of_type(result, "aws:iam/role:Role") if r.name.endswith("-iam-node"))
@@ -191,7 +191,7 @@ def test_network_spans_azs_with_nat_and_s3_endpoint(preview: Previewer) -> None:
     assert len(endpoint["routeTableIds"]) == 3
 
 
-@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+@pytest.mark.parametrize("stack", AWS_STACKS)
 def test_buckets_block_public_access_and_use_sse_kms(preview: Previewer, stack: str) -> None:
     result = preview(stack)
     buckets = of_type(result, "aws:s3/bucket:Bucket")

@@ -22,7 +22,12 @@ def test_preview_prints_the_tree(stack: str, capsys: pytest.CaptureFixture[str])
     assert main(["preview", "--stack", stack]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"Stack {stack} (")
-    assert "[meshstack:aws:EksCluster]" in out and "[aws:eks/nodeGroup:NodeGroup]" in out
+    cluster, pool = (
+        ("[meshstack:gcp:GkeCluster]", "[gcp:container/nodePool:NodePool]")
+        if stack.endswith("gcp")
+        else ("[meshstack:aws:EksCluster]", "[aws:eks/nodeGroup:NodeGroup]")
+    )
+    assert cluster in out and pool in out
     assert "resources to create in" in out
 
 
@@ -35,7 +40,7 @@ def test_preview_json(stack: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert {"urn", "type", "name", "parent", "inputs"} <= set(resources[0])
     urns = {r["urn"] for r in resources}
     assert all(r["parent"] in urns or r["parent"].endswith(f"::meshstack-{stack}") for r in resources)
-    assert any(r["type"] == "aws:eks/cluster:Cluster" for r in resources)
+    assert any(r["type"] in ("aws:eks/cluster:Cluster", "gcp:container/cluster:Cluster") for r in resources)
 
 
 def test_preview_is_deterministic(capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,7 +76,7 @@ def test_yaml_syntax_error_names_the_line(
 def test_unknown_stack_lists_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["preview", "--stack", "nope"]) == 2
     err = capsys.readouterr().err
-    assert "no stack 'nope'" in err and "dev, prod-aws" in err
+    assert "no stack 'nope'" in err and "dev, prod-aws, prod-gcp" in err
 
 
 def test_validate_and_schema(capsys: pytest.CaptureFixture[str]) -> None:

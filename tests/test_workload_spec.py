@@ -72,7 +72,7 @@ def test_shipped_workloads_resolve() -> None:
         (
             lambda c: training(c)["mounts"][0].update(efs="home"),
             "workloads[0].mounts[0].lustre",
-            "name exactly one of lustre or efs",
+            "name exactly one of lustre, efs or filestore",
         ),
         (
             lambda c: training(c)["train"].update(global_batch=224),

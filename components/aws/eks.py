@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -13,7 +12,7 @@ import pulumi_kubernetes as k8s
 from components.aws.iam import ClusterIam, partition
 from components.aws.node_group import NodeGroup
 from components.catalog import Catalog
-from components.k8s.addons import ClusterAddons
+from components.k8s.addons import AddonNeeds, ClusterAddons
 from components.tags import named
 from meshstack.spec import ClusterSpec
 
@@ -21,15 +20,6 @@ from meshstack.spec import ClusterSpec
 NETWORK_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 SCHEDULED_ADDONS = ("coredns",)
 ADMIN_POLICY = "arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
-
-
-@dataclass(frozen=True)
-class AddonNeeds:
-    """What the stack's workloads and storage ask of a cluster beyond its node pools."""
-
-    lustre: bool = False
-    efs: bool = False
-    namespaces: tuple[str, ...] = ()
 
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:

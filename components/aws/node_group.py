@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.catalog import Accelerator, InstanceType
+from components.nodes import node_labels, node_taints
 from components.tags import named
 from meshstack.spec import NodePool
 
@@ -20,28 +21,6 @@ CAPACITY_TYPES = {
 }
 TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 ROOT_DEVICE = "/dev/xvda"  # the AL2023 EKS AMIs' root device
-
-LABEL_POOL = "meshstack.io/node-pool"
-LABEL_ACCELERATOR = "meshstack.io/accelerator"
-LABEL_ACCELERATOR_COUNT = "meshstack.io/accelerator-count"
-
-
-def node_labels(pool: NodePool) -> dict[str, str]:
-    """What a workload selects on to land on this pool."""
-    return {
-        **pool.labels,
-        LABEL_POOL: pool.name,
-        LABEL_ACCELERATOR: pool.accelerator,
-        LABEL_ACCELERATOR_COUNT: str(pool.accelerators_per_node),
-    }
-
-
-def node_taints(pool: NodePool, accelerator: Accelerator) -> list[dict[str, str]]:
-    """Accelerator nodes repel pods that do not ask for the accelerator, so CPU work cannot strand them."""
-    taints = [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]
-    if accelerator.resource and all(t["key"] != accelerator.resource for t in taints):
-        taints.append({"key": accelerator.resource, "value": "present", "effect": "NoSchedule"})
-    return taints
 
 
 class NodeGroup(pulumi.ComponentResource):

@@ -2,11 +2,28 @@
 
 from components.catalog.catalog import (
     Accelerator,
+    AwsServices,
     Catalog,
     CatalogError,
+    Cloud,
+    GcpServices,
     InstanceType,
     PriceSource,
+    TpuGeneration,
+    TpuTopology,
     load_catalog,
 )
 
-__all__ = ["Accelerator", "Catalog", "CatalogError", "InstanceType", "PriceSource", "load_catalog"]
+__all__ = [
+    "Accelerator",
+    "AwsServices",
+    "Catalog",
+    "CatalogError",
+    "Cloud",
+    "GcpServices",
+    "InstanceType",
+    "PriceSource",
+    "TpuGeneration",
+    "TpuTopology",
+    "load_catalog",
+]

@@ -14,8 +14,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SHIPPED = Path(__file__).with_name("aws.yaml")
+HERE = Path(__file__).parent
 OVERRIDE_ENV = "MESHSTACK_CATALOG"
+Cloud = Literal["aws", "gcp"]
 
 
 class CatalogError(ValueError):
@@ -33,7 +34,7 @@ class PriceSource(_Model):
     source: str
 
 
-class ServicePrices(_Model):
+class AwsServices(_Model):
     eks_control_plane_per_hour: float = Field(ge=0)
     eks_extended_support_per_hour: float = Field(ge=0)
     nat_gateway_per_hour: float = Field(ge=0)
@@ -43,6 +44,33 @@ class ServicePrices(_Model):
     s3_standard_per_gib_month: float = Field(ge=0)
     efs_standard_per_gib_month: float = Field(ge=0)
     lustre_per_gib_month: dict[str, float]
+
+
+class GcpServices(_Model):
+    gke_control_plane_per_hour: float = Field(ge=0)
+    cloud_nat_gateway_per_hour: float = Field(ge=0)
+    public_ipv4_per_hour: float = Field(ge=0)
+    kms_key_per_month: float = Field(ge=0)
+    gcs_standard_per_gib_month: float = Field(ge=0)
+    filestore_basic_hdd_per_gib_month: float = Field(ge=0)
+    pd_balanced_per_gib_month: float = Field(ge=0)
+
+
+class TpuTopology(_Model):
+    chips: int = Field(gt=0)
+    hosts: int = Field(gt=0)
+    machine_type: str
+
+
+class TpuGeneration(_Model):
+    gke_accelerator: str = Field(description="The value GKE puts in cloud.google.com/gke-tpu-accelerator.")
+    price_per_chip_hour: float = Field(ge=0)
+    spot: bool = True
+    topologies: dict[str, TpuTopology]
+
+    @property
+    def chips_per_host(self) -> int:
+        return max(t.chips // t.hosts for t in self.topologies.values())
 
 
 class Markets(_Model):
@@ -73,6 +101,7 @@ class InstanceType(_Model):
     efa_interfaces: int = Field(ge=0)
     price_per_hour: float = Field(ge=0)
     capacity_block_price_per_hour: float | None = Field(default=None, ge=0)
+    spot: bool = Field(default=True, description="Whether the type can be had as spot capacity.")
 
     @property
     def supports_efa(self) -> bool:
@@ -80,12 +109,15 @@ class InstanceType(_Model):
 
 
 class Catalog(_Model):
+    cloud: Cloud = "aws"
     prices: PriceSource
-    services: ServicePrices
+    services: AwsServices | GcpServices
     markets: Markets
     discounts: Discounts = Discounts()
     accelerators: dict[str, Accelerator]
     instance_types: dict[str, InstanceType]
+    gpu_types: dict[str, str] = Field(default_factory=dict, description="GCP: accelerator -> GKE GPU type.")
+    tpus: dict[str, TpuGeneration] = Field(default_factory=dict)
 
     def model_post_init(self, _context: Any) -> None:
         for name, itype in self.instance_types.items():
@@ -94,6 +126,16 @@ class Catalog(_Model):
                     f"catalog instance_types.{name}.accelerator: '{itype.accelerator}' is not one of "
                     f"the catalog's accelerators ({', '.join(sorted(self.accelerators))})"
                 )
+        for name, generation in self.tpus.items():
+            for topology, shape in generation.topologies.items():
+                if shape.machine_type not in self.instance_types:
+                    raise CatalogError(
+                        f"catalog tpus.{name}.topologies.{topology}.machine_type: '{shape.machine_type}' "
+                        "is not one of the catalog's instance types"
+                    )
+
+    def is_tpu(self, accelerator: str) -> bool:
+        return accelerator in self.tpus
 
     def instance_types_for(self, accelerator: str, per_node: int | None = None) -> list[str]:
         """Instance types carrying that accelerator (and that many per node), cheapest first."""
@@ -136,16 +178,21 @@ def _override_paths() -> tuple[Path, ...]:
     return tuple(Path(p) for p in raw.split(os.pathsep) if p)
 
 
-def load_catalog(overrides: tuple[Path, ...] | None = None) -> Catalog:
-    """The shipped catalog with override files merged over it (MESHSTACK_CATALOG by default)."""
-    return _load(overrides if overrides is not None else _override_paths())
+def load_catalog(overrides: tuple[Path, ...] | None = None, cloud: Cloud = "aws") -> Catalog:
+    """A cloud's shipped catalog with override files merged over it (MESHSTACK_CATALOG by default).
+
+    An override file applies to the cloud its `cloud:` key names, AWS when it names none.
+    """
+    return _load(overrides if overrides is not None else _override_paths(), cloud)
 
 
 @functools.lru_cache(maxsize=8)
-def _load(overrides: tuple[Path, ...]) -> Catalog:
-    data = _read(SHIPPED)
+def _load(overrides: tuple[Path, ...], cloud: Cloud) -> Catalog:
+    data = _read(HERE / f"{cloud}.yaml")
     for path in overrides:
-        data = _merge(data, _read(path))
+        override = _read(path)
+        if override.get("cloud", "aws") == cloud:
+            data = _merge(data, override)
     try:
         return Catalog.model_validate(data)
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,21 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.aws.node_group import LABEL_ACCELERATOR
 from components.catalog import Catalog
+from components.nodes import LABEL_ACCELERATOR
 from meshstack.spec import NodePool
 
 CHARTS: dict[str, dict[str, str]] = yaml.safe_load(Path(__file__).with_name("charts.yaml").read_text())
 TOLERATE_ALL = [{"operator": "Exists"}]
+
+
+@dataclass(frozen=True)
+class AddonNeeds:
+    """What the stack's workloads and storage ask of a cluster beyond its node pools."""
+
+    lustre: bool = False
+    efs: bool = False
+    namespaces: tuple[str, ...] = ()
 
 
 def _on_accelerators(names: Sequence[str]) -> dict[str, Any]:
@@ -39,8 +49,8 @@ def _on_accelerators(names: Sequence[str]) -> dict[str, Any]:
 
 
 class ClusterAddons(pulumi.ComponentResource):
-    """Device plugins for the accelerators the pools carry, JobSet and Kueue, the CSI drivers the
-    stack's file systems need, and the namespaces workloads run in.
+    """Device plugins for the accelerators the pools carry (GKE brings its own: device_plugins=False),
+    JobSet and Kueue, the CSI drivers the stack's file systems need, and the namespaces workloads run in.
 
     `jobset` is exposed so JobSet objects can depend on it: a Helm release waits for
     its resources, so the CRD exists before any JobSet is sent.
@@ -57,6 +67,7 @@ class ClusterAddons(pulumi.ComponentResource):
         efs: bool,
         namespaces: Sequence[str],
         provider: k8s.Provider,
+        device_plugins: bool = True,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshstack:k8s:ClusterAddons", name, None, opts)
@@ -65,14 +76,14 @@ class ClusterAddons(pulumi.ComponentResource):
         vendors: dict[str, list[str]] = {}
         for pool in pools:
             vendors.setdefault(catalog.accelerators[pool.accelerator].vendor, []).append(pool.accelerator)
-        if "nvidia" in vendors:
+        if device_plugins and "nvidia" in vendors:
             self._release("nvidia-device-plugin", _on_accelerators(vendors["nvidia"]))
-        if "aws-neuron" in vendors:
+        if device_plugins and "aws-neuron" in vendors:
             self._release(
                 "neuron-device-plugin", {"npd": {"enabled": False}, **_on_accelerators(vendors["aws-neuron"])}
             )
         efa_accelerators = [p.accelerator for p in pools if p.efa]
-        if efa_accelerators:
+        if device_plugins and efa_accelerators:
             self._release("efa-device-plugin", _on_accelerators(efa_accelerators))
         self.jobset = self._release("jobset", {})
         self._release("kueue", {})

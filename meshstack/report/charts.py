@@ -52,11 +52,9 @@ def _arrow(ax: plt.Axes, source: Box, target: Box, label: str = "", color: str =
 def topology(spec: StackSpec, path: Path) -> Path:
     """Clusters and their pools, storage, and workloads with what they run on and read from."""
     pools = [(c, p) for c in spec.clusters for p in c.node_pools]
-    stores = (
-        [("bucket", b.name) for b in spec.storage.buckets]
-        + [("lustre", f.name) for f in spec.storage.lustre]
-        + [("efs", f.name) for f in spec.storage.efs]
-    )
+    stores = [("bucket", b.name) for b in spec.storage.buckets] + [
+        (kind, f.name) for kind in ("lustre", "efs", "filestore") for f in getattr(spec.storage, kind)
+    ]
     rows = max(len(pools), len(stores), len(spec.workloads), 1)
     fig, ax = plt.subplots(figsize=(11, 1.3 * rows + 1.6))
     ax.set_xlim(0, 11)
@@ -85,7 +83,7 @@ def topology(spec: StackSpec, path: Path) -> Path:
         else:
             label = f"inference {workload.name}\n{workload.min_replicas}-{workload.max_replicas} replicas"
             reads = [("bucket", spec.checkpoints_of(workload).bucket)]
-        reads += [("lustre", m.lustre) if m.lustre else ("efs", str(m.efs)) for m in workload.mounts]
+        reads += [m.source for m in workload.mounts]
         at = _box(ax, 0.2, top - 1.3 * (i + 1), 2.4, 1.0, label, COLORS["workload"])
         _arrow(ax, at, pool_at[(workload.cluster, workload.node_pool)], "runs on")
         for ref in dict.fromkeys(reads):

@@ -7,12 +7,13 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from components.catalog import InstanceType
+from components.catalog import Catalog, InstanceType
 from meshstack.spec.base import DNS_LABEL, SpecModel, catalog_from, check_cidr, check_label, field_error
 
 Market = Literal["on-demand", "spot", "capacity-block", "reservation"]
 
 ALL_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+RESERVATION_ID = {"aws": r"^cr-[0-9a-f]{17}$", "gcp": r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"}
 
 
 class Taint(SpecModel):
@@ -42,8 +43,10 @@ class NodePool(SpecModel):
     desired_nodes: int | None = Field(default=None, ge=0, description="Defaults to min_nodes.")
     market: Market = "on-demand"
     reservation_id: str | None = Field(
-        default=None, pattern=r"^cr-[0-9a-f]{17}$", description="The capacity block or reservation to launch into."
+        default=None, description="The capacity block or reservation to launch into (AWS: cr-..., GCP: its name)."
     )
+    topology: str | None = Field(default=None, description="TPU slice topology, e.g. 2x4 or 4x4x4 (TPUs only).")
+    slices: int = Field(default=1, ge=1, description="TPU slices of that topology, one node pool each (TPUs only).")
     efa: bool = Field(default=False, description="Attach one EFA interface per network card the type has.")
     placement_group: bool = Field(default=False, description="Launch into a cluster placement group (one AZ).")
     root_volume_gib: int = Field(default=200, ge=20, le=16384)
@@ -68,6 +71,22 @@ class NodePool(SpecModel):
     @model_validator(mode="after")
     def _resolve(self, info: ValidationInfo) -> NodePool:
         catalog = catalog_from(info)
+        if catalog.is_tpu(self.accelerator):
+            self._resolve_tpu(catalog)
+        else:
+            if self.topology is not None or self.slices != 1:
+                raise field_error("topology", f"topology and slices apply to TPU accelerators, not {self.accelerator}")
+            self._resolve_instance(catalog)
+        itype = catalog.instance_types[str(self.instance_type)]
+        if self.market == "spot" and not itype.spot:
+            raise field_error(
+                "market", f"{self.instance_type} cannot be had as spot capacity: use on-demand or a reservation"
+            )
+        self._check_market(catalog)
+        self._check_capacity(itype)
+        return self
+
+    def _resolve_instance(self, catalog: Catalog) -> None:
         if self.instance_type is None:
             counts = ", ".join(map(str, catalog.per_node_counts(self.accelerator)))
             if self.accelerators_per_node is None and self.accelerator != "cpu":
@@ -103,8 +122,46 @@ class NodePool(SpecModel):
                 f"{self.instance_type} has {itype.accelerators} {self.accelerator} per node, "
                 f"not {self.accelerators_per_node}",
             )
-        self._check_capacity(itype)
-        return self
+
+    def _resolve_tpu(self, catalog: Catalog) -> None:
+        """A TPU pool is one slice (per `slices`): its topology fixes the machine type and the host count."""
+        generation = catalog.tpus[self.accelerator]
+        allowed = ", ".join(generation.topologies)
+        if self.topology is None:
+            raise field_error("topology", f"{self.accelerator} needs a topology: one of {allowed}")
+        shape = generation.topologies.get(self.topology)
+        if shape is None:
+            raise field_error("topology", f"{self.accelerator} has no topology '{self.topology}': one of {allowed}")
+        if self.instance_type is not None and self.instance_type != shape.machine_type:
+            raise field_error(
+                "instance_type", f"a {self.topology} {self.accelerator} slice runs on {shape.machine_type}"
+            )
+        per_host = shape.chips // shape.hosts
+        if self.accelerators_per_node is not None and self.accelerators_per_node != per_host:
+            raise field_error("accelerators_per_node", f"a {self.topology} slice has {per_host} chips per host")
+        self.instance_type, self.accelerators_per_node = shape.machine_type, per_host
+        if shape.hosts > 1:
+            if self.max_nodes != shape.hosts:
+                raise field_error(
+                    "max_nodes",
+                    f"a {self.topology} {self.accelerator} slice has {shape.hosts} hosts: set max_nodes to "
+                    f"{shape.hosts} (a multi-host slice is created and removed whole)",
+                )
+            if self.min_nodes not in (0, shape.hosts):
+                raise field_error("min_nodes", f"a multi-host slice scales between 0 and {shape.hosts} hosts")
+        if self.market == "spot" and not generation.spot:
+            raise field_error("market", f"{self.accelerator} cannot be had as spot capacity")
+
+    def _check_market(self, catalog: Catalog) -> None:
+        if catalog.cloud == "gcp" and self.market == "capacity-block":
+            raise field_error("market", "capacity blocks are an AWS market: on Google Cloud use reservation or spot")
+        if self.reservation_id is None:
+            return
+        pattern = RESERVATION_ID[catalog.cloud]
+        if not re.match(pattern, self.reservation_id):
+            raise field_error(
+                "reservation_id", f"'{self.reservation_id}' is not a {catalog.cloud.upper()} reservation id ({pattern})"
+            )
 
     def _check_capacity(self, itype: InstanceType) -> None:
         if self.efa and not itype.supports_efa:

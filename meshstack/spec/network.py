@@ -21,11 +21,24 @@ class NetworkSpec(SpecModel):
     nat_gateways: Literal["single", "per-az"] = Field(
         default="single", description="One shared NAT gateway (cheap) or one per AZ (survives an AZ outage)."
     )
+    pods_cidr: str | None = Field(default=None, description="Google Cloud: pods' secondary range (172.16.0.0/14).")
+    services_cidr: str | None = Field(
+        default=None, description="Google Cloud: services' secondary range (172.20.0.0/20)."
+    )
+    master_cidr: str | None = Field(default=None, description="Google Cloud: the control plane's /28 (172.21.0.0/28).")
 
-    @field_validator("vpc_cidr")
+    @field_validator("vpc_cidr", "pods_cidr", "services_cidr", "master_cidr")
     @classmethod
-    def _check_vpc(cls, value: str) -> str:
-        return check_cidr(value)
+    def _check_block(cls, value: str | None) -> str | None:
+        return None if value is None else check_cidr(value)
+
+    def gke_ranges(self) -> tuple[str, str, str]:
+        """(pods, services, control plane) ranges of a GKE cluster."""
+        return (
+            self.pods_cidr or "172.16.0.0/14",
+            self.services_cidr or "172.20.0.0/20",
+            self.master_cidr or "172.21.0.0/28",
+        )
 
     @field_validator("private_subnet_cidrs", "public_subnet_cidrs")
     @classmethod
@@ -64,6 +77,11 @@ class NetworkSpec(SpecModel):
                 if not parse_cidr(cidr).subnet_of(vpc):
                     raise field_error(f"{field}[{i}]", f"'{cidr}' is not inside vpc_cidr {self.vpc_cidr}")
                 named.append((f"{field}[{i}]", cidr))
+        for field in ("pods_cidr", "services_cidr", "master_cidr"):
+            if getattr(self, field) is not None:
+                named.append((field, getattr(self, field)))
+        if parse_cidr(self.gke_ranges()[2]).prefixlen != 28:
+            raise field_error("master_cidr", "the GKE control plane range must be a /28")
         for i, (field, cidr) in enumerate(named):
             for other_field, other in named[:i]:
                 if parse_cidr(cidr).overlaps(parse_cidr(other)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal
 
@@ -14,6 +15,9 @@ from meshstack.spec.storage import StorageSpec
 from meshstack.spec.workload import InferenceWorkload, StorageRef, TrainingWorkload, Workload
 
 REQUIRED_TAGS = ("team", "project", "cost-center")
+GCP_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+GCP_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+REGION = {"aws": r"^[a-z]{2}(-gov)?-[a-z]+-\d$", "gcp": r"^[a-z]+-[a-z]+\d+$"}
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 
 
@@ -27,7 +31,10 @@ class Budget(SpecModel):
 
 class StackSpec(SpecModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$", description="The Pulumi stack name.")
-    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="From aws:region.")
+    cloud: Literal["aws", "gcp"] = Field(default="aws", description="gcp when the stack sets gcp:* keys.")
+    region: str = Field(description="From aws:region or gcp:region.")
+    project: str | None = Field(default=None, description="From gcp:project.")
+    zone: str | None = Field(default=None, description="From gcp:zone: where TPU slices and GPU pools run.")
     environment: Literal["dev", "staging", "prod"] = Field(
         description="Decides defaults and which cost rules apply (dev stacks must use spot or scale to zero)."
     )
@@ -39,6 +46,15 @@ class StackSpec(SpecModel):
     storage: StorageSpec = Field(default_factory=StorageSpec)
     budget: Budget = Field(default_factory=Budget)
     workloads: list[Workload] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_labels(self) -> StackSpec:
+        """On Google Cloud the tags become labels, which allow less than AWS tags do."""
+        if self.cloud == "gcp":
+            for key, value in self.tags.items():
+                if not GCP_LABEL_KEY.match(key) or not GCP_LABEL_VALUE.match(value):
+                    raise field_error(f"tags.{key}", "GCP labels hold only lowercase letters, digits, - and _")
+        return self
 
     @field_validator("tags")
     @classmethod
@@ -52,6 +68,22 @@ class StackSpec(SpecModel):
             if len(value) > 256:
                 raise field_error(key, "tag values are at most 256 characters")
         return tags
+
+    @model_validator(mode="after")
+    def _check_location(self) -> StackSpec:
+        if not re.match(REGION[self.cloud], self.region):
+            example = "us-east-1" if self.cloud == "aws" else "us-central1"
+            raise field_error("region", f"'{self.region}' is not a {self.cloud.upper()} region such as {example}")
+        if self.cloud == "gcp":
+            if self.project is None or not re.match(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$", self.project):
+                raise field_error("project", "gcp:project must name the Google Cloud project (6-30 characters)")
+            if self.zone is None or not self.zone.startswith(f"{self.region}-"):
+                raise field_error("zone", f"gcp:zone must be a zone of {self.region}, such as {self.region}-a")
+        foreign = ("lustre", "efs") if self.cloud == "gcp" else ("filestore",)
+        for kind in foreign:
+            if getattr(self.storage, kind):
+                raise field_error(f"storage.{kind}", f"{kind} is not offered on {self.cloud.upper()}")
+        return self
 
     @model_validator(mode="after")
     def _unique_clusters(self) -> StackSpec:
@@ -87,10 +119,15 @@ class StackSpec(SpecModel):
             )
         per_node = pool.accelerators_per_node or 0
         if isinstance(workload, InferenceWorkload):
+            if pool.topology is not None and workload.devices_per_replica not in (None, per_node):
+                raise field_error(f"{at}.devices_per_replica", f"a TPU host takes all its {per_node} chips")
             if (workload.devices_per_replica or 0) > per_node:
                 raise field_error(f"{at}.devices_per_replica", f"pool '{pool.name}' nodes have {per_node} accelerators")
             return
         devices = self.devices_per_process(workload)
+        if pool.topology is not None:
+            self._check_tpu_job(at, workload, pool)
+            return
         if per_node and devices > per_node:
             raise field_error(f"{at}.devices_per_process", f"pool '{pool.name}' nodes have {per_node} accelerators")
         if workload.mesh.size != workload.processes * devices:
@@ -105,6 +142,29 @@ class StackSpec(SpecModel):
                 f"{at}.processes",
                 f"{workload.processes} processes do not fit pool '{pool.name}' "
                 f"(max_nodes {pool.max_nodes} x {per_node_processes} per node)",
+            )
+
+    @staticmethod
+    def _check_tpu_job(at: str, workload: TrainingWorkload, pool: NodePool) -> None:
+        """One process per TPU host of every slice, and a mesh over every chip of them."""
+        chips = math.prod(int(d) for d in str(pool.topology).split("x"))
+        per_host = pool.accelerators_per_node or 1
+        hosts = chips // per_host * pool.slices
+        if pool.slices > 1 and not workload.use_jobset:
+            raise field_error(f"{at}.use_jobset", "a job over several TPU slices needs JobSet (one job per slice)")
+        if workload.devices_per_process not in (None, per_host):
+            raise field_error(f"{at}.devices_per_process", f"a TPU host of pool '{pool.name}' has {per_host} chips")
+        if workload.processes != hosts:
+            raise field_error(
+                f"{at}.processes",
+                f"pool '{pool.name}' is {pool.slices} x {pool.topology} slice(s) with {hosts} hosts: "
+                f"run {hosts} processes, one per host",
+            )
+        if workload.mesh.size != chips * pool.slices:
+            raise field_error(
+                f"{at}.mesh",
+                f"data x fsdp x tensor = {workload.mesh.size} must equal the slices' chips: "
+                f"{pool.slices} x {chips} = {chips * pool.slices}",
             )
 
     def _check_storage(self, at: str, workload: TrainingWorkload | InferenceWorkload) -> None:
@@ -126,7 +186,7 @@ class StackSpec(SpecModel):
                     f"no training workload '{workload.from_training}': {', '.join(training) or 'none'}",
                 )
         for j, mount in enumerate(workload.mounts):
-            kind, name = ("lustre", mount.lustre) if mount.lustre is not None else ("efs", mount.efs)
+            kind, name = mount.source
             declared = [fs.name for fs in getattr(self.storage, kind)]
             if name not in declared:
                 raise field_error(
@@ -149,5 +209,7 @@ class StackSpec(SpecModel):
         return next(w.checkpoints for w in self.workloads if w.name == workload.from_training)
 
     def resource_tags(self) -> dict[str, str]:
-        """The tags every taggable resource carries: the user's, plus where it came from."""
+        """The tags (GCP: labels) every taggable resource carries: the user's, plus where it came from."""
+        if self.cloud == "gcp":
+            return {**self.tags, "meshstack-stack": self.name.lower(), "managed-by": "meshstack"}
         return {**self.tags, "meshstack:stack": self.name, "managed-by": "meshstack"}

@@ -74,15 +74,30 @@ class EfsSpec(SpecModel):
         return self
 
 
+class FilestoreSpec(SpecModel):
+    """Google Cloud Filestore: shared NFS for a GKE cluster, in the stack's zone."""
+
+    name: str = Field(pattern=DNS_LABEL)
+    tier: Literal["BASIC_HDD", "BASIC_SSD", "ZONAL"] = "BASIC_HDD"
+    capacity_gib: int = Field(ge=1024, description="BASIC_HDD from 1024, BASIC_SSD from 2560, ZONAL from 1024 GiB.")
+
+    @model_validator(mode="after")
+    def _check(self) -> FilestoreSpec:
+        if self.tier == "BASIC_SSD" and self.capacity_gib < 2560:
+            raise field_error("capacity_gib", "BASIC_SSD instances start at 2560 GiB")
+        return self
+
+
 class StorageSpec(SpecModel):
     buckets: list[BucketSpec] = Field(default_factory=list)
-    lustre: list[LustreSpec] = Field(default_factory=list)
-    efs: list[EfsSpec] = Field(default_factory=list)
+    lustre: list[LustreSpec] = Field(default_factory=list, description="AWS: FSx for Lustre.")
+    efs: list[EfsSpec] = Field(default_factory=list, description="AWS: EFS.")
+    filestore: list[FilestoreSpec] = Field(default_factory=list, description="Google Cloud: Filestore.")
 
     @model_validator(mode="after")
     def _check_names(self) -> StorageSpec:
         seen: set[str] = set()
-        for kind in ("buckets", "lustre", "efs"):
+        for kind in ("buckets", "lustre", "efs", "filestore"):
             for i, item in enumerate(getattr(self, kind)):
                 if item.name in seen:
                     raise field_error(f"{kind}[{i}].name", f"storage name '{item.name}' is used twice")

@@ -22,13 +22,22 @@ class Mount(SpecModel):
 
     lustre: str | None = None
     efs: str | None = None
+    filestore: str | None = None
     path: str = Field(pattern=r"^/[A-Za-z0-9/_.-]*$")
 
     @model_validator(mode="after")
     def _one(self) -> Mount:
-        if (self.lustre is None) == (self.efs is None):
-            raise field_error("lustre", "name exactly one of lustre or efs")
+        if sum(x is not None for x in (self.lustre, self.efs, self.filestore)) != 1:
+            raise field_error("lustre", "name exactly one of lustre, efs or filestore")
         return self
+
+    @property
+    def source(self) -> tuple[str, str]:
+        """(kind, name) of the file system: ('lustre', 'scratch')."""
+        for kind in ("lustre", "efs", "filestore"):
+            if getattr(self, kind) is not None:
+                return kind, str(getattr(self, kind))
+        raise AssertionError("validated to name one file system")
 
 
 class _Workload(SpecModel):

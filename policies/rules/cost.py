@@ -8,18 +8,36 @@ import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from components.catalog import load_catalog
+from components.catalog import Catalog, load_catalog
 from components.governance import BUDGET_TYPE
 from meshstack.cost import estimate
 from meshstack.resources import ResourceView
 from policies.rule import Finding, Rule, as_list, get
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
 
 
 def budget(resources: Sequence[ResourceView]) -> Mapping[str, Any]:
     """The stack's own limits, declared by meshstack.build as a governance resource."""
     return next((r.props for r in resources if r.type == BUDGET_TYPE), {})
+
+
+def catalog_of(resources: Sequence[ResourceView]) -> Catalog:
+    return load_catalog(cloud=budget(resources).get("cloud", "aws"))
+
+
+def pool_capacity(pool: ResourceView, catalog: Catalog) -> tuple[str, int, int]:
+    """(instance type, max nodes, accelerators per node) of an EKS node group or a GKE node pool."""
+    if pool.type == GKE_NODE_POOL:
+        itype = str(get(pool.props, "nodeConfig", "machineType", default="?"))
+        zones = max(len(as_list(pool.props.get("nodeLocations"))), 1)
+        nodes = int(get(pool.props, "autoscaling", "maxNodeCount", default=pool.props.get("nodeCount", 0))) * zones
+    else:
+        itype = str((as_list(pool.props.get("instanceTypes")) or ["?"])[0])
+        nodes = int(get(pool.props, "scalingConfig", "maxSize", default=0))
+    known = catalog.instance_types.get(itype)
+    return itype, nodes, known.accelerators if known else 0
 
 
 def _limit(config: Mapping[str, Any], key: str, resources: Sequence[ResourceView]) -> float | None:
@@ -34,11 +52,11 @@ def accelerator_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]
     limit = _limit(config, "max_accelerators", resources)
     if limit is None:
         return
-    catalog = load_catalog()
+    catalog = catalog_of(resources)
     total, parts = 0, []
-    for group in (r for r in resources if r.type == NODE_GROUP):
-        itype = catalog.instance_types.get(str((as_list(group.props.get("instanceTypes")) or ["?"])[0]))
-        count = int(get(group.props, "scalingConfig", "maxSize", default=0)) * (itype.accelerators if itype else 0)
+    for group in (r for r in resources if r.type in (NODE_GROUP, GKE_NODE_POOL)):
+        _, nodes, per_node = pool_capacity(group, catalog)
+        count = nodes * per_node
         if count:
             total += count
             parts.append(f"{group.name}: {count}")
@@ -47,7 +65,7 @@ def accelerator_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]
 
 
 def cost_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
-    report = estimate(resources)
+    report = estimate(resources, catalog_of(resources))
     hourly, monthly = _limit(config, "max_hourly_usd", resources), _limit(config, "max_monthly_usd", resources)
     if hourly is not None and report.peak_hourly_usd > hourly:
         yield Finding(
@@ -60,7 +78,10 @@ def cost_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> It
 
 
 def node_group_max_size(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
-    size = get(resource.props, "scalingConfig", "maxSize")
+    if resource.type == GKE_NODE_POOL:
+        size = get(resource.props, "autoscaling", "maxNodeCount", default=resource.props.get("nodeCount"))
+    else:
+        size = get(resource.props, "scalingConfig", "maxSize")
     if size is None:
         yield f"node group '{resource.name}' has no max size"
     elif int(size) > int(config["max_nodes"]):
@@ -70,9 +91,13 @@ def node_group_max_size(resource: ResourceView, config: Mapping[str, Any]) -> It
 def dev_spot_or_zero(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
     if budget(resources).get("environment") not in config["environments"]:
         return
-    for group in (r for r in resources if r.type == NODE_GROUP):
-        spot = group.props.get("capacityType") == "SPOT"
-        scales_to_zero = int(get(group.props, "scalingConfig", "minSize", default=1)) == 0
+    for group in (r for r in resources if r.type in (NODE_GROUP, GKE_NODE_POOL)):
+        if group.type == GKE_NODE_POOL:
+            spot = get(group.props, "nodeConfig", "spot") is True
+            scales_to_zero = int(get(group.props, "autoscaling", "minNodeCount", default=1)) == 0
+        else:
+            spot = group.props.get("capacityType") == "SPOT"
+            scales_to_zero = int(get(group.props, "scalingConfig", "minSize", default=1)) == 0
         if not (spot or scales_to_zero):
             yield Finding(f"node group '{group.name}' is on-demand and never scales to zero", group.urn)
 
@@ -89,21 +114,31 @@ def job_deadline(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[
         yield f"training job '{resource.name}' has no ttlSecondsAfterFinished: finished pods are never cleaned up"
 
 
+PROVIDER_PACKAGES = {"aws": "pulumi_aws", "gcp": "pulumi_gcp"}
+
+
 @functools.cache
-def taggable(resource_type: str) -> bool:
-    """Whether the pulumi-aws resource takes tags, read from its own signature."""
+def tag_property(resource_type: str) -> str | None:
+    """Where a provider resource takes its tags (AWS `tags`, GCP `labels` or `resourceLabels`), read from its
+    own signature; None for a resource that takes none."""
     try:
-        _, module, name = resource_type.split(":")
-        cls = getattr(importlib.import_module(f"pulumi_aws.{module.split('/')[0]}"), name)
-        return "tags" in inspect.signature(cls._internal_init).parameters
-    except (ValueError, ImportError, AttributeError):
-        return False
+        package, module, name = resource_type.split(":")
+        cls = getattr(importlib.import_module(f"{PROVIDER_PACKAGES[package]}.{module.split('/')[0]}"), name)
+        parameters = inspect.signature(cls._internal_init).parameters
+    except (KeyError, ValueError, ImportError, AttributeError):
+        return None
+    # On GCP `tags` are resource-manager tags, not the labels costs are allocated by.
+    candidates = (
+        [("tags", "tags")] if package == "aws" else [("labels", "labels"), ("resource_labels", "resourceLabels")]
+    )
+    return next((prop for python, prop in candidates if python in parameters), None)
 
 
 def required_tags(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
-    if not taggable(resource.type):
+    prop = tag_property(resource.type)
+    if prop is None:
         return
-    tags = resource.props.get("tags") or {}
+    tags = resource.props.get(prop) or {}
     missing = [t for t in config["required"] if not tags.get(t)]
     if missing:
         yield f"'{resource.name}' lacks the cost-allocation tags {', '.join(missing)}"
@@ -173,7 +208,7 @@ RULES = [
     ),
     Rule(
         name="required-tags",
-        description="Taggable AWS resources carry the cost-allocation tags.",
+        description="Taggable AWS resources carry the cost-allocation tags, and labelled GCP resources the labels.",
         severity="medium",
         enforcement="mandatory",
         resource_types=("aws:*",),

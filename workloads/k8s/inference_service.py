@@ -32,7 +32,7 @@ class InferenceService(pulumi.ComponentResource):
         workload: InferenceWorkload,
         placement: Placement,
         job_config: pulumi.Input[str],
-        role_arn: pulumi.Input[str],
+        account_annotations: Mapping[str, pulumi.Input[str]],
         filesystems: Mapping[tuple[str, str], FileSystemRef],
         provider: k8s.Provider,
         depends_on: list[pulumi.Resource],
@@ -43,9 +43,7 @@ class InferenceService(pulumi.ComponentResource):
         namespace = workload.namespace
         labels = {"app.kubernetes.io/name": workload.name, "app.kubernetes.io/managed-by": "meshstack"}
         meta = {"name": workload.name, "namespace": namespace, "labels": labels}
-        k8s.core.v1.ServiceAccount(
-            name, metadata={**meta, "annotations": {"eks.amazonaws.com/role-arn": role_arn}}, opts=child
-        )
+        k8s.core.v1.ServiceAccount(name, metadata={**meta, "annotations": dict(account_annotations)}, opts=child)
         mounted = claims(workload.name, namespace, workload.mounts, filesystems, child)
         scratch, scratch_mounts = scratch_volumes()
         data, data_mounts = claim_volumes(mounted)

@@ -6,14 +6,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.aws.node_group import LABEL_POOL, node_taints
 from components.catalog import Accelerator, InstanceType
+from components.nodes import LABEL_POOL, node_taints
 from meshstack.spec import NodePool
 
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
+TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
+TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
 RUN_AS_USER = 1000
 SYSTEM_CPU_RESERVE = 2  # vCPUs left on each node for the kubelet, CNI and device plugins
 SYSTEM_MEMORY_SHARE = 0.85
+
+
+@dataclass(frozen=True)
+class TpuSlices:
+    """Where a TPU job's pods go: GKE's labels for the generation and topology, and the slice shape."""
+
+    gke_accelerator: str
+    topology: str
+    slices: int
+    hosts: int
 
 
 @dataclass(frozen=True)
@@ -25,9 +37,14 @@ class Placement:
     accelerator: Accelerator
     devices: int
     pods_per_node: int
+    tpu: TpuSlices | None = None
 
     def node_selector(self) -> dict[str, str]:
-        return {LABEL_POOL: self.pool.name}
+        selector = {LABEL_POOL: self.pool.name}
+        if self.tpu is not None:
+            selector[TPU_ACCELERATOR_LABEL] = self.tpu.gke_accelerator
+            selector[TPU_TOPOLOGY_LABEL] = self.tpu.topology
+        return selector
 
     def tolerations(self) -> list[dict[str, str]]:
         return [

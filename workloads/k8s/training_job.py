@@ -15,7 +15,10 @@ from workloads.k8s.pod import Placement, claim_volumes, scratch_volumes, securit
 from workloads.k8s.volumes import FileSystemRef, claims
 
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+JOB_INDEX = "metadata.annotations['jobset.sigs.k8s.io/job-index']"
 REPLICATED_JOB = "workers"
+EXCLUSIVE_TOPOLOGY = "alpha.jobset.sigs.k8s.io/exclusive-topology"
+MEGASCALE_PORT = 8080
 
 
 def coordinator_address(workload: TrainingWorkload) -> str:
@@ -41,7 +44,7 @@ class TrainingJob(pulumi.ComponentResource):
         workload: TrainingWorkload,
         placement: Placement,
         job_config: pulumi.Input[str],
-        role_arn: pulumi.Input[str],
+        account_annotations: Mapping[str, pulumi.Input[str]],
         filesystems: Mapping[tuple[str, str], FileSystemRef],
         provider: k8s.Provider,
         depends_on: list[pulumi.Resource],
@@ -57,20 +60,33 @@ class TrainingJob(pulumi.ComponentResource):
                 "name": workload.name,
                 "namespace": namespace,
                 "labels": labels,
-                "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+                "annotations": dict(account_annotations),
             },
             opts=child,
         )
         mounted = claims(workload.name, namespace, workload.mounts, filesystems, child)
         scratch, scratch_mounts = scratch_volumes()
         data, data_mounts = claim_volumes(mounted)
-        env: list[dict[str, Any]] = [
-            {"name": COORDINATOR, "value": coordinator_address(workload)},
-            {"name": NUM_PROCESSES, "value": str(processes)},
-            {"name": PROCESS_ID, "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
-            {"name": JOB_CONFIG_ENV, "value": job_config},
-            *placement.environment(),
-        ]
+        tpu = placement.tpu
+        env: list[dict[str, Any]] = [{"name": JOB_CONFIG_ENV, "value": job_config}, *placement.environment()]
+        if tpu is None:
+            env += [
+                {"name": COORDINATOR, "value": coordinator_address(workload)},
+                {"name": NUM_PROCESSES, "value": str(processes)},
+                {"name": PROCESS_ID, "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
+            ]
+        elif tpu.slices > 1:
+            # GKE sets TPU_WORKER_* per slice; the slices find each other over DCN through these.
+            env += [
+                {
+                    "name": "MEGASCALE_COORDINATOR_ADDRESS",
+                    "value": f"{workload.name}-{REPLICATED_JOB}-0-0.{workload.name}",
+                },
+                {"name": "MEGASCALE_NUM_SLICES", "value": str(tpu.slices)},
+                {"name": "MEGASCALE_SLICE_ID", "valueFrom": {"fieldRef": {"fieldPath": JOB_INDEX}}},
+                {"name": "MEGASCALE_PORT", "value": str(MEGASCALE_PORT)},
+            ]
+        per_job = tpu.hosts if tpu is not None else processes
         pod: dict[str, Any] = {
             "serviceAccountName": workload.name,
             "restartPolicy": "Never",
@@ -93,8 +109,8 @@ class TrainingJob(pulumi.ComponentResource):
             "volumes": scratch + data,
         }
         job_spec: dict[str, Any] = {
-            "parallelism": processes,
-            "completions": processes,
+            "parallelism": per_job,
+            "completions": per_job,
             "completionMode": "Indexed",
             "activeDeadlineSeconds": workload.deadline_seconds,
             "template": {"metadata": {"labels": labels}, "spec": pod},
@@ -105,13 +121,23 @@ class TrainingJob(pulumi.ComponentResource):
                 name,
                 api_version="jobset.x-k8s.io/v1alpha2",
                 kind="JobSet",
-                metadata={"name": workload.name, "namespace": namespace, "labels": labels},
+                metadata={
+                    "name": workload.name,
+                    "namespace": namespace,
+                    "labels": labels,
+                    # one slice per node pool: two replicated jobs never share a slice
+                    **({"annotations": {EXCLUSIVE_TOPOLOGY: "cloud.google.com/gke-nodepool"}} if tpu else {}),
+                },
                 spec={
                     "failurePolicy": {"maxRestarts": workload.max_restarts},
                     "ttlSecondsAfterFinished": workload.ttl_seconds_after_finished,
                     "network": {"enableDNSHostnames": True},
                     "replicatedJobs": [
-                        {"name": REPLICATED_JOB, "replicas": 1, "template": {"spec": {**job_spec, "backoffLimit": 0}}}
+                        {
+                            "name": REPLICATED_JOB,
+                            "replicas": tpu.slices if tpu else 1,
+                            "template": {"spec": {**job_spec, "backoffLimit": 0}},
+                        }
                     ],
                 },
                 opts=after,

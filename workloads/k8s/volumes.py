@@ -32,8 +32,8 @@ def claims(
     """A PersistentVolume and a bound claim per mount; returns mount path -> claim name."""
     out = {}
     for mount in mounts:
-        kind, fs_name = ("lustre", mount.lustre) if mount.lustre is not None else ("efs", mount.efs)
-        fs = filesystems[(kind, str(fs_name))]
+        kind, fs_name = mount.source
+        fs = filesystems[(kind, fs_name)]
         name = f"{owner}-{fs_name}"
         volume = k8s.core.v1.PersistentVolume(
             name,

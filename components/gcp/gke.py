@@ -1,0 +1,227 @@
+"""A private GKE cluster: Workload Identity, shielded nodes, secrets encrypted with Cloud KMS, GPU pools
+with their drivers, and TPU node pools, one per slice, placed compactly in their topology."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+
+from components.catalog import Catalog
+from components.gcp.iam import ClusterIdentity
+from components.gcp.network import PODS, SERVICES
+from components.k8s.addons import AddonNeeds, ClusterAddons
+from components.nodes import node_labels
+from meshstack.spec import ClusterSpec, NetworkSpec, NodePool
+
+EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
+
+
+def kubeconfig(name: str, endpoint: str, ca_data: str) -> str:
+    """A kubeconfig that gets tokens from gke-gcloud-auth-plugin; it holds no secret."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": name, "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca_data}}
+            ],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+            "current-context": name,
+            "users": [
+                {
+                    "name": name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "gke-gcloud-auth-plugin",
+                            "provideClusterInfo": True,
+                            "installHint": "gcloud components install gke-gcloud-auth-plugin",
+                        }
+                    },
+                }
+            ],
+        }
+    )
+
+
+class GkeCluster(pulumi.ComponentResource):
+    provider: k8s.Provider
+    addons: ClusterAddons
+    identity: ClusterIdentity
+
+    def __init__(
+        self,
+        name: str,
+        spec: ClusterSpec,
+        catalog: Catalog,
+        network: NetworkSpec,
+        network_id: pulumi.Input[str],
+        subnetwork_id: pulumi.Input[str],
+        project: str,
+        region: str,
+        zone: str,
+        labels: Mapping[str, str],
+        addons: AddonNeeds,
+        deletion_protection: bool,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("meshstack:gcp:GkeCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self._labels = dict(labels)
+        self.identity = ClusterIdentity(f"{name}-id", project, opts=child)
+        ring = gcp.kms.KeyRing(f"{name}-ring", project=project, location=region, opts=child)
+        key = gcp.kms.CryptoKey(
+            f"{name}-secrets",
+            key_ring=ring.id,
+            rotation_period="7776000s",
+            purpose="ENCRYPT_DECRYPT",
+            labels=dict(labels),
+            opts=child,
+        )
+        number = gcp.organizations.get_project_output(
+            project_id=project, opts=pulumi.InvokeOutputOptions(parent=self)
+        ).number
+        grant = gcp.kms.CryptoKeyIAMMember(
+            f"{name}-gke-agent",
+            crypto_key_id=key.id,
+            role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
+            member=number.apply(lambda n: f"serviceAccount:service-{n}@container-engine-robot.iam.gserviceaccount.com"),
+            opts=child,
+        )
+        _, _, master_cidr = network.gke_ranges()
+        cluster = gcp.container.Cluster(
+            name,
+            name=name,
+            project=project,
+            location=region,
+            network=network_id,
+            subnetwork=subnetwork_id,
+            remove_default_node_pool=True,
+            initial_node_count=1,
+            min_master_version=spec.kubernetes_version,
+            release_channel={"channel": "REGULAR"},
+            ip_allocation_policy={"cluster_secondary_range_name": PODS, "services_secondary_range_name": SERVICES},
+            private_cluster_config={
+                "enable_private_nodes": True,
+                "enable_private_endpoint": not spec.public_access_cidrs,
+                "master_ipv4_cidr_block": master_cidr,
+            },
+            master_authorized_networks_config={
+                "cidr_blocks": [
+                    {"cidr_block": c, "display_name": f"allowed-{i}"} for i, c in enumerate(spec.public_access_cidrs)
+                ],
+            },
+            workload_identity_config={"workload_pool": f"{project}.svc.id.goog"},
+            database_encryption={"state": "ENCRYPTED", "key_name": key.id},
+            enable_shielded_nodes=True,
+            logging_config={"enable_components": ["SYSTEM_COMPONENTS", "WORKLOADS"]},
+            monitoring_config={"enable_components": ["SYSTEM_COMPONENTS"], "managed_prometheus": {"enabled": True}},
+            addons_config={
+                "gcs_fuse_csi_driver_config": {"enabled": True},
+                "gcp_filestore_csi_driver_config": {"enabled": True},
+            },
+            node_config={
+                "service_account": self.identity.node_email,
+                "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+                "workload_metadata_config": {"mode": "GKE_METADATA"},
+                "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
+            },
+            resource_labels=dict(labels),
+            deletion_protection=deletion_protection,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[grant]),
+        )
+        self.cluster_name = cluster.name
+        self.endpoint = cluster.endpoint
+        pools = []
+        for pool in spec.node_pools:
+            for i in range(pool.slices):
+                suffix = f"-s{i}" if catalog.is_tpu(pool.accelerator) else ""
+                pools.append(
+                    self._node_pool(f"{name}-{pool.name}{suffix}", pool, catalog, cluster, project, region, zone)
+                )
+        self.kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.master_auth).apply(
+            lambda a: kubeconfig(a[0], a[1], a[2]["cluster_ca_certificate"])
+        )
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=pools),
+        )
+        self.addons = ClusterAddons(
+            f"{name}-addons",
+            spec.node_pools,
+            catalog,
+            lustre=False,
+            efs=False,
+            namespaces=addons.namespaces,
+            provider=self.provider,
+            device_plugins=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs(
+            {"cluster_name": self.cluster_name, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig}
+        )
+
+    def _node_pool(
+        self,
+        name: str,
+        pool: NodePool,
+        catalog: Catalog,
+        cluster: gcp.container.Cluster,
+        project: str,
+        region: str,
+        zone: str,
+    ) -> gcp.container.NodePool:
+        """GKE adds the nvidia.com/gpu and google.com/tpu taints itself; only the spec's own go here."""
+        config: dict[str, object] = {
+            "machine_type": pool.instance_type,
+            "service_account": self.identity.node_email,
+            "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+            "labels": node_labels(pool),
+            "resource_labels": self._labels,
+            "taints": [{"key": t.key, "value": t.value, "effect": EFFECTS[t.effect]} for t in pool.taints],
+            "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
+            "workload_metadata_config": {"mode": "GKE_METADATA"},
+            "gvnic": {"enabled": True},
+            "metadata": {"disable-legacy-endpoints": "true"},
+            "disk_size_gb": pool.root_volume_gib,
+            "disk_type": "pd-balanced",
+            "spot": pool.market == "spot",
+        }
+        if pool.reservation_id is not None:
+            config["reservation_affinity"] = {
+                "consume_reservation_type": "SPECIFIC_RESERVATION",
+                "key": "compute.googleapis.com/reservation-name",
+                "values": [pool.reservation_id],
+            }
+        if pool.accelerator in catalog.gpu_types:
+            config["guest_accelerators"] = [
+                {
+                    "type": catalog.gpu_types[pool.accelerator],
+                    "count": pool.accelerators_per_node,
+                    "gpu_driver_installation_config": {"gpu_driver_version": "LATEST"},
+                }
+            ]
+        placement = None
+        if catalog.is_tpu(pool.accelerator):
+            shape = catalog.tpus[pool.accelerator].topologies[str(pool.topology)]
+            if shape.hosts > 1:
+                placement = {"type": "COMPACT", "tpu_topology": pool.topology}
+        return gcp.container.NodePool(
+            name,
+            project=project,
+            cluster=cluster.id,
+            location=region,
+            node_locations=[zone],
+            initial_node_count=pool.desired,
+            autoscaling={"min_node_count": pool.min_nodes, "max_node_count": pool.max_nodes},
+            management={"auto_repair": True, "auto_upgrade": True},
+            placement_policy=placement,
+            node_config=config,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["initialNodeCount"]),
+        )

@@ -1,0 +1,78 @@
+"""Google service accounts: one for the nodes with only what nodes need, one per workload bound through
+Workload Identity and allowed only on its buckets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_gcp as gcp
+
+# What GKE nodes need: write logs and metrics, read images. Never the default compute account.
+NODE_ROLES = (
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+    "roles/monitoring.viewer",
+    "roles/stackdriver.resourceMetadata.writer",
+    "roles/artifactregistry.reader",
+)
+ANNOTATION = "iam.gke.io/gcp-service-account"
+
+
+def account_id(name: str) -> str:
+    """A service account id: 6-30 characters, lowercase, starting with a letter."""
+    return name.lower()[:30].rstrip("-").ljust(6, "x")
+
+
+class ClusterIdentity(pulumi.ComponentResource):
+    node_email: pulumi.Output[str]
+
+    def __init__(self, name: str, project: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("meshstack:gcp:ClusterIdentity", name, None, opts)
+        self._name, self._project = name, project
+        self._child = pulumi.ResourceOptions(parent=self)
+        nodes = gcp.serviceaccount.Account(
+            f"{name}-nodes",
+            project=project,
+            account_id=account_id(f"{name}-nodes"),
+            display_name=f"GKE nodes of {name}",
+            opts=self._child,
+        )
+        for role in NODE_ROLES:
+            gcp.projects.IAMMember(
+                f"{name}-nodes-{role.rsplit('.', 1)[-1]}",
+                project=project,
+                role=role,
+                member=nodes.member,
+                opts=self._child,
+            )
+        self.node_email = nodes.email
+        self.register_outputs({"node_email": self.node_email})
+
+    def workload_account(
+        self, name: str, namespace: str, service_account: str, buckets: Sequence[pulumi.Input[str]], read_only: bool
+    ) -> dict[str, pulumi.Output[str]]:
+        """A Google service account only `namespace/service_account` can act as, with object access on `buckets`.
+
+        Returns the Kubernetes service account annotation that binds the two.
+        """
+        account = gcp.serviceaccount.Account(
+            f"{self._name}-wl-{name}",
+            project=self._project,
+            account_id=account_id(f"wl-{name}"),
+            display_name=f"workload {namespace}/{service_account}",
+            opts=self._child,
+        )
+        gcp.serviceaccount.IAMMember(
+            f"{self._name}-wl-{name}",
+            service_account_id=account.name,
+            role="roles/iam.workloadIdentityUser",
+            member=f"serviceAccount:{self._project}.svc.id.goog[{namespace}/{service_account}]",
+            opts=self._child,
+        )
+        role = "roles/storage.objectViewer" if read_only else "roles/storage.objectUser"
+        for i, bucket in enumerate(buckets):
+            gcp.storage.BucketIAMMember(
+                f"{self._name}-wl-{name}-{i}", bucket=bucket, role=role, member=account.member, opts=self._child
+            )
+        return {ANNOTATION: account.email}
