@@ -115,7 +115,7 @@ class _Pricer:
         """(description, hourly, peak hourly) for a resource that costs money, else None."""
         services, props = self.catalog.services, r.props
         if r.type.startswith("gcp:"):
-            return self.gcp(r)
+            return self.gcp(r) if self.catalog.cloud == "gcp" else None
         if r.type == "aws:eks/nodeGroup:NodeGroup":
             return self.node_group(props)
         if r.type == "aws:eks/cluster:Cluster":

@@ -167,12 +167,19 @@ class CloudMocks(pulumi.runtime.Mocks):
         short = inputs.get("name") or f"{name}-{token[:7]}"
         state: dict[str, Any] = {**inputs, "name": short, "project": project}
         kind = typ.rsplit(":", 1)[1]
+        rid, state = self._gcp_answer(typ, kind, short, project, inputs, state, token)
+        state["id"] = rid
+        return rid, state
+
+    def _gcp_answer(
+        self, typ: str, kind: str, short: str, project: str, inputs: dict[str, Any], state: dict[str, Any], token: str
+    ) -> tuple[str, dict[str, Any]]:
         if typ == "gcp:serviceaccount/account:Account":
             email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
             state.update(
                 email=email,
                 member=f"serviceAccount:{email}",
-                uniqueId=digest("sa", name, length=21),
+                uniqueId=digest("sa", short, length=21),
                 name=f"projects/{project}/serviceAccounts/{email}",
             )
             return state["name"], state

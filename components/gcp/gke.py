@@ -139,7 +139,7 @@ class GkeCluster(pulumi.ComponentResource):
         pools = []
         for pool in spec.node_pools:
             for i in range(pool.slices):
-                suffix = f"-s{i}" if catalog.is_tpu(pool.accelerator) else ""
+                suffix = f"-s{i}" if pool.slices > 1 else ""
                 pools.append(
                     self._node_pool(f"{name}-{pool.name}{suffix}", pool, catalog, cluster, project, region, zone)
                 )

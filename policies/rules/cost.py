@@ -24,7 +24,9 @@ def budget(resources: Sequence[ResourceView]) -> Mapping[str, Any]:
 
 
 def catalog_of(resources: Sequence[ResourceView]) -> Catalog:
-    return load_catalog(cloud=budget(resources).get("cloud", "aws"))
+    """The catalog of the stack's cloud: the budget says which, else the resources' provider does."""
+    cloud = budget(resources).get("cloud") or ("gcp" if any(r.type.startswith("gcp:") for r in resources) else "aws")
+    return load_catalog(cloud=cloud)
 
 
 def pool_capacity(pool: ResourceView, catalog: Catalog) -> tuple[str, int, int]:
