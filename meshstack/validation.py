@@ -5,6 +5,8 @@ A leaf module: the JAX programs import it without loading the stack spec or Pulu
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
@@ -22,3 +24,12 @@ def field_error(field: str, message: str) -> PydanticCustomError:
     field in the context lets the error formatter name the exact key to change.
     """
     return PydanticCustomError("meshstack", message, {"field": field})
+
+
+def check_unique(items: Iterable[tuple[str, str]], what: str) -> None:
+    """Raise at the first (path, name) whose name came before: names are how the stack refers to things."""
+    seen: set[str] = set()
+    for path, name in items:
+        if name in seen:
+            raise field_error(path, f"{what} name '{name}' is used twice")
+        seen.add(name)

@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from components.catalog import Catalog, InstanceType
 from meshstack.spec.base import DNS_LABEL, SpecModel, catalog_from, check_cidr, check_label, field_error
+from meshstack.validation import check_unique
 
 Market = Literal["on-demand", "spot", "capacity-block", "reservation"]
 
@@ -225,9 +226,5 @@ class ClusterSpec(SpecModel):
 
     @model_validator(mode="after")
     def _unique_pools(self) -> ClusterSpec:
-        seen: set[str] = set()
-        for i, pool in enumerate(self.node_pools):
-            if pool.name in seen:
-                raise field_error(f"node_pools[{i}].name", f"node pool name '{pool.name}' is used twice")
-            seen.add(pool.name)
+        check_unique(((f"node_pools[{i}].name", p.name) for i, p in enumerate(self.node_pools)), "node pool")
         return self

@@ -13,6 +13,7 @@ from meshstack.spec.cluster import ClusterSpec, NodePool
 from meshstack.spec.network import NetworkSpec
 from meshstack.spec.storage import StorageSpec
 from meshstack.spec.workload import InferenceWorkload, StorageRef, TrainingWorkload, Workload
+from meshstack.validation import check_unique
 
 REQUIRED_TAGS = ("team", "project", "cost-center")
 GCP_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -87,21 +88,14 @@ class StackSpec(SpecModel):
 
     @model_validator(mode="after")
     def _unique_clusters(self) -> StackSpec:
-        seen: set[str] = set()
-        for i, cluster in enumerate(self.clusters):
-            if cluster.name in seen:
-                raise field_error(f"clusters[{i}].name", f"cluster name '{cluster.name}' is used twice")
-            seen.add(cluster.name)
+        check_unique(((f"clusters[{i}].name", c.name) for i, c in enumerate(self.clusters)), "cluster")
         return self
 
     @model_validator(mode="after")
     def _check_workloads(self) -> StackSpec:
-        names: set[str] = set()
+        check_unique(((f"workloads[{i}].name", w.name) for i, w in enumerate(self.workloads)), "workload")
         for i, workload in enumerate(self.workloads):
             at = f"workloads[{i}]"
-            if workload.name in names:
-                raise field_error(f"{at}.name", f"workload name '{workload.name}' is used twice")
-            names.add(workload.name)
             self._check_placement(at, workload)
             self._check_storage(at, workload)
         return self

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from meshstack.spec.base import DNS_LABEL, SpecModel, field_error
+from meshstack.validation import check_unique
 
 # FSx for Lustre: MB/s per TiB that each deployment type offers (SCRATCH_2 has a fixed rate).
 LUSTRE_THROUGHPUT: dict[str, tuple[int, ...]] = {"PERSISTENT_2": (125, 250, 500, 1000), "SCRATCH_2": ()}
@@ -96,12 +97,14 @@ class StorageSpec(SpecModel):
 
     @model_validator(mode="after")
     def _check_names(self) -> StorageSpec:
-        seen: set[str] = set()
-        for kind in ("buckets", "lustre", "efs", "filestore"):
-            for i, item in enumerate(getattr(self, kind)):
-                if item.name in seen:
-                    raise field_error(f"{kind}[{i}].name", f"storage name '{item.name}' is used twice")
-                seen.add(item.name)
+        check_unique(
+            (
+                (f"{kind}[{i}].name", item.name)
+                for kind in ("buckets", "lustre", "efs", "filestore")
+                for i, item in enumerate(getattr(self, kind))
+            ),
+            "storage",
+        )
         buckets = [b.name for b in self.buckets]
         for i, fs in enumerate(self.lustre):
             if fs.s3_bucket is not None and fs.s3_bucket not in buckets:

@@ -10,8 +10,9 @@ import pulumi_kubernetes as k8s
 
 from meshstack.spec import InferenceWorkload
 from workloads.jax.config import JOB_CONFIG_ENV
-from workloads.k8s.pod import Placement, claim_volumes, scratch_volumes, security_context
-from workloads.k8s.volumes import FileSystemRef, claims
+from workloads.k8s.pod import Placement, security_context
+from workloads.k8s.volumes import FileSystemRef
+from workloads.k8s.workload_base import workload_base
 
 
 def probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -40,13 +41,9 @@ class InferenceService(pulumi.ComponentResource):
     ) -> None:
         super().__init__("meshstack:workloads:InferenceService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on)
-        namespace = workload.namespace
-        labels = {"app.kubernetes.io/name": workload.name, "app.kubernetes.io/managed-by": "meshstack"}
-        meta = {"name": workload.name, "namespace": namespace, "labels": labels}
-        k8s.core.v1.ServiceAccount(name, metadata={**meta, "annotations": dict(account_annotations)}, opts=child)
-        mounted = claims(workload.name, namespace, workload.mounts, filesystems, child)
-        scratch, scratch_mounts = scratch_volumes()
-        data, data_mounts = claim_volumes(mounted)
+        base = workload_base(name, workload, account_annotations, filesystems, child)
+        labels = base.labels
+        meta = {"name": workload.name, "namespace": workload.namespace, "labels": labels}
         port = workload.serve.port
         self.deployment = k8s.apps.v1.Deployment(
             name,
@@ -75,10 +72,10 @@ class InferenceService(pulumi.ComponentResource):
                                 "startupProbe": probe("/healthz", 5, 60),
                                 "livenessProbe": probe("/healthz", 10, 3),
                                 "readinessProbe": probe("/readyz", 5, 1),
-                                "volumeMounts": scratch_mounts + data_mounts,
+                                "volumeMounts": base.mounts,
                             }
                         ],
-                        "volumes": scratch + data,
+                        "volumes": base.volumes,
                     },
                 },
             },
@@ -116,4 +113,4 @@ class InferenceService(pulumi.ComponentResource):
         k8s.policy.v1.PodDisruptionBudget(
             name, metadata=meta, spec={"maxUnavailable": 1, "selector": {"matchLabels": labels}}, opts=child
         )
-        self.register_outputs({"service": f"{workload.name}.{namespace}.svc.cluster.local"})
+        self.register_outputs({"service": f"{workload.name}.{workload.namespace}.svc.cluster.local"})

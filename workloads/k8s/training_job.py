@@ -11,8 +11,9 @@ import pulumi_kubernetes as k8s
 from meshstack.spec import TrainingWorkload
 from workloads.jax.config import JOB_CONFIG_ENV
 from workloads.jax.distributed import COORDINATOR, NUM_PROCESSES, PROCESS_ID
-from workloads.k8s.pod import Placement, claim_volumes, scratch_volumes, security_context
-from workloads.k8s.volumes import FileSystemRef, claims
+from workloads.k8s.pod import Placement, security_context
+from workloads.k8s.volumes import FileSystemRef
+from workloads.k8s.workload_base import workload_base
 
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 JOB_INDEX = "metadata.annotations['jobset.sigs.k8s.io/job-index']"
@@ -53,20 +54,8 @@ class TrainingJob(pulumi.ComponentResource):
         super().__init__("meshstack:workloads:TrainingJob", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         namespace, processes = workload.namespace, workload.processes
-        labels = {"app.kubernetes.io/name": workload.name, "app.kubernetes.io/managed-by": "meshstack"}
-        account = k8s.core.v1.ServiceAccount(
-            name,
-            metadata={
-                "name": workload.name,
-                "namespace": namespace,
-                "labels": labels,
-                "annotations": dict(account_annotations),
-            },
-            opts=child,
-        )
-        mounted = claims(workload.name, namespace, workload.mounts, filesystems, child)
-        scratch, scratch_mounts = scratch_volumes()
-        data, data_mounts = claim_volumes(mounted)
+        base = workload_base(name, workload, account_annotations, filesystems, child)
+        labels = base.labels
         tpu = placement.tpu
         env: list[dict[str, Any]] = [{"name": JOB_CONFIG_ENV, "value": job_config}, *placement.environment()]
         if tpu is None:
@@ -103,10 +92,10 @@ class TrainingJob(pulumi.ComponentResource):
                     "ports": [{"name": "coordinator", "containerPort": workload.coordinator_port}],
                     "resources": placement.resources(),
                     "securityContext": security_context(placement.pool.efa),
-                    "volumeMounts": scratch_mounts + data_mounts,
+                    "volumeMounts": base.mounts,
                 }
             ],
-            "volumes": scratch + data,
+            "volumes": base.volumes,
         }
         job_spec: dict[str, Any] = {
             "parallelism": per_job,
@@ -115,7 +104,7 @@ class TrainingJob(pulumi.ComponentResource):
             "activeDeadlineSeconds": workload.deadline_seconds,
             "template": {"metadata": {"labels": labels}, "spec": pod},
         }
-        after = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[account, *depends_on])
+        after = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[base.account, *depends_on])
         if workload.use_jobset:
             self.job: pulumi.CustomResource = k8s.apiextensions.CustomResource(
                 name,
