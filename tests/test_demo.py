@@ -32,9 +32,18 @@ BROWSER_FLAGS = [
 ]
 
 
-def stray_processes() -> list[str]:
-    found = subprocess.run(["pgrep", "-af", "workloads.jax."], capture_output=True, text=True, check=False)
-    return [line for line in found.stdout.splitlines() if "pgrep" not in line]
+def stray_processes(marker: Path) -> list[str]:
+    """JAX program processes still running whose job config points under `marker` (this test's directory)."""
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environment = (proc / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "workloads.jax." in command and str(marker) in environment:
+            left.append(f"{proc.name} {command}")
+    return left
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +76,7 @@ def test_demo_runs_every_step_and_exits_0(demo: tuple[subprocess.CompletedProces
     assert "tiny: 2 processes, 2 devices (cpu)" in out and "tiny: step 40/40  loss" in out
     assert out.count("-> ") == 4 and "batch of" in out
     assert "nothing is left running" in out
-    assert stray_processes() == []
+    assert stray_processes(demo[1]) == []
 
 
 @pytest.mark.slow
@@ -170,4 +179,4 @@ def test_a_server_that_cannot_start_fails_step_2_and_leaves_nothing_running(
     message = str(info.value)
     assert "step 2 (Train its workloads on this machine" in message
     assert "inference server 'tiny-chat' did not start" in message and "log is in" in message
-    assert stray_processes() == []
+    assert stray_processes(tmp_path) == []

@@ -335,3 +335,18 @@ def test_firewall_rule_config_allows_listed_ports() -> None:
     )
     assert list(rule.check(https, rule.settings({}))) != []  # type: ignore[arg-type]
     assert list(rule.check(https, rule.settings({"allowed_ports": [443]}))) == []  # type: ignore[arg-type]
+
+
+def test_filestore_is_mounted_through_its_csi_driver(project_copy: MakeProject) -> None:
+    config = stack_config("prod-gcp")
+    config["meshstack:storage"]["filestore"] = [{"name": "home", "capacity_gib": 1024}]
+    config["meshstack:workloads"][0]["mounts"] = [{"filestore": "home", "path": "/home/shared"}]
+    result = preview_stack("prod-gcp", find_project(project_copy("prod-gcp", config)))
+    instance = one(result, "gcp:filestore/instance:Instance", "prod-gcp-storage-home")
+    assert instance.inputs["location"] == "us-east5-a" and instance.inputs["fileShares"]["capacityGb"] == 1024
+    volume = one(result, "kubernetes:core/v1:PersistentVolume", "pretrain-home").inputs["spec"]["csi"]
+    assert volume["driver"] == "filestore.csi.storage.gke.io"
+    assert volume["volumeHandle"] == f"modeInstance/us-east5-a/{instance.outputs['name']}/share"
+    assert volume["volumeAttributes"] == {"ip": instance.outputs["networks"][0]["ipAddresses"][0], "volume": "share"}
+    assert any(i.description == "Filestore 1024 GiB BASIC_HDD" for i in result.cost.items)
+    assert result.violations == []
