@@ -11,13 +11,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from meshstack.config import find_project
+from meshstack.config import Project, find_project
 from meshstack.errors import MeshstackError
 
 DEBUG_ENV = "MESHSTACK_DEBUG"
 
 
-def _project(args: argparse.Namespace):
+def _project(args: argparse.Namespace) -> Project:
     return find_project(Path(args.project) if args.project else None)
 
 

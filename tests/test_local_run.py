@@ -83,3 +83,18 @@ def test_run_on_a_stack_without_workloads(
     root = project_copy("dev", config)
     assert main(["--project", str(root), "run", "--stack", "dev", "--local"]) == 1
     assert "declares no workloads" in capsys.readouterr().err
+
+
+def test_local_job_keeps_the_spec_or_rescales_to_the_cap(tmp_path: Path) -> None:
+    from meshstack.config import load_stack
+    from workloads.local import LocalRunError, local_training
+
+    dev = load_stack("dev")
+    job, processes, devices = local_training(dev, dev.workloads[0], tmp_path, max_processes=2)
+    assert (processes, devices, job.mesh.data) == (2, 1, 2)
+    assert job.data_uri == (tmp_path / "buckets" / "artifacts" / "tokens").resolve().as_uri()
+    prod = load_stack("prod-aws")
+    job, processes, devices = local_training(prod, prod.workloads[0], tmp_path, max_processes=2, steps=5)
+    assert (processes, devices, job.mesh.size, job.train.steps) == (2, 1, 2, 5)
+    with pytest.raises(LocalRunError, match=r"cannot run on 3 local process\(es\): train.global_batch"):
+        local_training(dev, dev.workloads[0].model_copy(update={"processes": 4}), tmp_path, max_processes=3)

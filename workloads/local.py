@@ -32,6 +32,7 @@ from workloads.jax.distributed import COORDINATOR, NUM_PROCESSES, PROCESS_ID
 from workloads.jax.storage import file_uri
 
 STOP_GRACE_S = 10.0
+MAX_LOCAL_DEVICES = 4  # CPU devices one local process may simulate (XLA host device count)
 
 
 class LocalRunError(MeshstackError):
@@ -222,13 +223,14 @@ def local_training(
 ) -> tuple[JobConfig, int, int]:
     """The job as it runs here: the spec's processes (capped), buckets mapped to directories.
 
-    When the cap cuts the process count, the mesh becomes plain data parallelism
-    over one device per process; everything else is the spec's.
+    When the cap cuts the process count, or the spec's devices per process are more
+    than MAX_LOCAL_DEVICES CPU devices can stand in for, the mesh becomes plain data
+    parallelism over one device per process; everything else is the spec's.
     """
     processes = min(workload.processes, max_processes)
     devices = spec.devices_per_process(workload)
     mesh = workload.mesh
-    if processes != workload.processes or processes * devices > max_processes * 4:
+    if processes != workload.processes or devices > MAX_LOCAL_DEVICES:
         devices, mesh = 1, MeshConfig(data=processes)
     train = workload.train if steps is None else workload.train.model_copy(update={"steps": steps})
     problem = shape_problem(workload.model, mesh, train)
