@@ -16,6 +16,7 @@ from workloads.k8s.inference_service import InferenceService
 from workloads.k8s.pod import Placement, TpuSlices
 from workloads.k8s.training_job import TrainingJob
 from workloads.k8s.volumes import FileSystemRef
+from workloads.k8s.workload_base import Target
 
 Workload = TrainingWorkload | InferenceWorkload
 # (workload, namespace, service account, bucket names, read only) -> the service account's annotations
@@ -80,13 +81,7 @@ def deploy_workloads(spec: StackSpec, catalog: Catalog, storage: StorageTargets,
             sorted({r.bucket for r in refs}),
             isinstance(workload, InferenceWorkload),
         )
-        common = {
-            "placement": where,
-            "account_annotations": annotations,
-            "filesystems": storage.filesystems,
-            "provider": cluster.provider,
-            "depends_on": [cluster.addons],
-        }
+        target = Target(where, annotations, storage.filesystems, cluster.provider, [cluster.addons])
         if isinstance(workload, TrainingWorkload):
             peak = where.accelerator.bf16_tflops or None
             config = pulumi.Output.all(storage.uri(workload.data), storage.uri(workload.checkpoints)).apply(
@@ -100,11 +95,11 @@ def deploy_workloads(spec: StackSpec, catalog: Catalog, storage: StorageTargets,
                     peak_tflops_per_device=peak,
                 ).model_dump_json()
             )
-            TrainingJob(name, workload, job_config=config, **common)
+            TrainingJob(name, workload, target, job_config=config)
         else:
             config = storage.uri(refs[0]).apply(
                 lambda u, w=workload: ServeJobConfig(
                     name=w.name, model=w.model, serve=w.serve, checkpoint_uri=u
                 ).model_dump_json()
             )
-            InferenceService(name, workload, job_config=config, **common)
+            InferenceService(name, workload, target, job_config=config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -10,9 +9,8 @@ import pulumi_kubernetes as k8s
 
 from meshstack.spec import InferenceWorkload
 from workloads.jax.config import JOB_CONFIG_ENV
-from workloads.k8s.pod import Placement, security_context
-from workloads.k8s.volumes import FileSystemRef
-from workloads.k8s.workload_base import workload_base
+from workloads.k8s.pod import security_context
+from workloads.k8s.workload_base import Target, workload_base
 
 
 def probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -31,17 +29,14 @@ class InferenceService(pulumi.ComponentResource):
         self,
         name: str,
         workload: InferenceWorkload,
-        placement: Placement,
+        target: Target,
         job_config: pulumi.Input[str],
-        account_annotations: Mapping[str, pulumi.Input[str]],
-        filesystems: Mapping[tuple[str, str], FileSystemRef],
-        provider: k8s.Provider,
-        depends_on: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshstack:workloads:InferenceService", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on)
-        base = workload_base(name, workload, account_annotations, filesystems, child)
+        placement = target.placement
+        child = pulumi.ResourceOptions(parent=self, provider=target.provider, depends_on=target.depends_on)
+        base = workload_base(name, workload, target, child)
         labels = base.labels
         meta = {"name": workload.name, "namespace": workload.namespace, "labels": labels}
         port = workload.serve.port

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -11,9 +10,8 @@ import pulumi_kubernetes as k8s
 from meshstack.spec import TrainingWorkload
 from workloads.jax.config import JOB_CONFIG_ENV
 from workloads.jax.distributed import COORDINATOR, NUM_PROCESSES, PROCESS_ID
-from workloads.k8s.pod import Placement, security_context
-from workloads.k8s.volumes import FileSystemRef
-from workloads.k8s.workload_base import workload_base
+from workloads.k8s.pod import security_context
+from workloads.k8s.workload_base import Target, workload_base
 
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 JOB_INDEX = "metadata.annotations['jobset.sigs.k8s.io/job-index']"
@@ -43,18 +41,15 @@ class TrainingJob(pulumi.ComponentResource):
         self,
         name: str,
         workload: TrainingWorkload,
-        placement: Placement,
+        target: Target,
         job_config: pulumi.Input[str],
-        account_annotations: Mapping[str, pulumi.Input[str]],
-        filesystems: Mapping[tuple[str, str], FileSystemRef],
-        provider: k8s.Provider,
-        depends_on: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshstack:workloads:TrainingJob", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        placement = target.placement
+        child = pulumi.ResourceOptions(parent=self, provider=target.provider)
         namespace, processes = workload.namespace, workload.processes
-        base = workload_base(name, workload, account_annotations, filesystems, child)
+        base = workload_base(name, workload, target, child)
         labels = base.labels
         tpu = placement.tpu
         env: list[dict[str, Any]] = [{"name": JOB_CONFIG_ENV, "value": job_config}, *placement.environment()]
@@ -104,7 +99,9 @@ class TrainingJob(pulumi.ComponentResource):
             "activeDeadlineSeconds": workload.deadline_seconds,
             "template": {"metadata": {"labels": labels}, "spec": pod},
         }
-        after = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[base.account, *depends_on])
+        after = pulumi.ResourceOptions(
+            parent=self, provider=target.provider, depends_on=[base.account, *target.depends_on]
+        )
         if workload.use_jobset:
             self.job: pulumi.CustomResource = k8s.apiextensions.CustomResource(
                 name,

@@ -10,8 +10,20 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from meshstack.spec import InferenceWorkload, TrainingWorkload
-from workloads.k8s.pod import claim_volumes, scratch_volumes
+from workloads.k8s.pod import Placement, claim_volumes, scratch_volumes
 from workloads.k8s.volumes import FileSystemRef, claims
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and as whom a workload runs: its share of a node, its cloud identity, the file systems it may
+    mount, and the cluster's provider and add-ons (which it waits for)."""
+
+    placement: Placement
+    account_annotations: Mapping[str, pulumi.Input[str]]
+    filesystems: Mapping[tuple[str, str], FileSystemRef]
+    provider: k8s.Provider
+    depends_on: list[pulumi.Resource]
 
 
 @dataclass(frozen=True)
@@ -23,11 +35,7 @@ class WorkloadBase:
 
 
 def workload_base(
-    name: str,
-    workload: TrainingWorkload | InferenceWorkload,
-    account_annotations: Mapping[str, pulumi.Input[str]],
-    filesystems: Mapping[tuple[str, str], FileSystemRef],
-    opts: pulumi.ResourceOptions,
+    name: str, workload: TrainingWorkload | InferenceWorkload, target: Target, opts: pulumi.ResourceOptions
 ) -> WorkloadBase:
     """The service account carries the cloud identity (IRSA role or GCP service account) its pods use."""
     labels = {"app.kubernetes.io/name": workload.name, "app.kubernetes.io/managed-by": "meshstack"}
@@ -37,10 +45,12 @@ def workload_base(
             "name": workload.name,
             "namespace": workload.namespace,
             "labels": labels,
-            "annotations": dict(account_annotations),
+            "annotations": dict(target.account_annotations),
         },
         opts=opts,
     )
     scratch, scratch_mounts = scratch_volumes()
-    data, data_mounts = claim_volumes(claims(workload.name, workload.namespace, workload.mounts, filesystems, opts))
+    data, data_mounts = claim_volumes(
+        claims(workload.name, workload.namespace, workload.mounts, target.filesystems, opts)
+    )
     return WorkloadBase(labels, account, scratch + data, scratch_mounts + data_mounts)
