@@ -14,10 +14,10 @@ from typing import Any
 
 from components.catalog import Catalog, load_catalog
 from components.tags import EXPECTED_SIZE_LABEL, EXPECTED_SIZE_TAG
+from meshstack.pools import EKS_NODE_GROUP, GKE_NODE_POOL, pool_shape
 from meshstack.resources import ResourceView
 
 HOURS_PER_MONTH = 730
-CAPACITY_LABELS = {"ON_DEMAND": "on-demand", "SPOT": "spot", "CAPACITY_BLOCK": "capacity block"}
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,8 @@ class _Pricer:
         services, props = self.catalog.services, r.props
         if r.type.startswith("gcp:"):
             return self.gcp(r) if self.catalog.cloud == "gcp" else None
-        if r.type == "aws:eks/nodeGroup:NodeGroup":
-            return self.node_group(props)
+        if r.type == EKS_NODE_GROUP:
+            return self.pool(r)
         if r.type == "aws:eks/cluster:Cluster":
             extended = (props.get("upgradePolicy") or {}).get("supportType") == "EXTENDED"
             rate = (services.eks_extended_support_per_hour if extended else services.eks_control_plane_per_hour) * (
@@ -147,33 +147,52 @@ class _Pricer:
             return (f"{'S3' if s3 else 'EFS'} {gib:g} GiB", rate, rate)
         return None
 
-    def node_group(self, props: Mapping[str, Any]) -> tuple[str, float, float]:
-        itype_name = str((props.get("instanceTypes") or ["?"])[0])
-        itype = self.catalog.instance_types.get(itype_name)
-        scaling = props.get("scalingConfig") or {}
-        desired, peak = int(scaling.get("desiredSize", 0)), int(scaling.get("maxSize", 0))
-        capacity = str(props.get("capacityType") or "ON_DEMAND")
+    def pool(self, r: ResourceView) -> tuple[str, float, float]:
+        """Nodes at the market's price (TPU hosts with their chips), plus each node's boot disk."""
+        shape = pool_shape(r)
+        itype = self.catalog.instance_types.get(shape.instance_type)
+        peak = shape.max_nodes if shape.max_nodes is not None else shape.desired_nodes
         if itype is None:
-            self.assumptions.add(f"{itype_name}: not in the catalog, priced at 0")
-            return (f"{desired} x {itype_name} (unpriced)", 0.0, 0.0)
+            self.assumptions.add(f"{shape.instance_type}: not in the catalog, priced at 0")
+            return (f"{shape.desired_nodes} x {shape.instance_type} (unpriced)", 0.0, 0.0)
         hourly = itype.price_per_hour
-        if capacity == "SPOT":
+        tpu = self.catalog.tpus.get(itype.accelerator)
+        if tpu is not None:
+            hourly += itype.accelerators * tpu.price_per_chip_hour
+        if shape.market == "spot":
             hourly *= 1 - self.catalog.markets.spot_discount
             self.assumptions.add(
                 f"spot: on-demand less {self.catalog.markets.spot_discount:.0%}, a typical discount; it moves hourly"
             )
-        elif capacity == "CAPACITY_BLOCK":
+        elif shape.market == "capacity block":
             if itype.capacity_block_price_per_hour is not None:
                 hourly = itype.capacity_block_price_per_hour
             else:
-                self.assumptions.add(f"{itype_name} capacity block: priced at on-demand (no block price in catalog)")
+                self.assumptions.add(
+                    f"{shape.instance_type} capacity block: priced at on-demand (no block price in catalog)"
+                )
             self.assumptions.add("capacity blocks are paid up front for the whole block, used or not")
-        hourly *= self.instances
-        hourly += (
-            self.root_volume_gib(props) * self.catalog.services.ebs_gp3_per_gib_month / HOURS_PER_MONTH * (self.storage)
+        elif shape.market == "reservation":
+            self.assumptions.add("reservations are billed at the on-demand rate, used or not")
+        hourly = hourly * self.instances + self.disk_hourly(r)
+        chips = f", {itype.accelerators} {itype.accelerator} chips each" if tpu is not None else ""
+        return (
+            f"{shape.desired_nodes} x {shape.instance_type} ({shape.market}{chips}), up to {peak}",
+            shape.desired_nodes * hourly,
+            peak * hourly,
         )
-        label = CAPACITY_LABELS.get(capacity, capacity.lower())
-        return (f"{desired} x {itype_name} ({label}), up to {peak}", desired * hourly, peak * hourly)
+
+    def disk_hourly(self, r: ResourceView) -> float:
+        """One node's boot disk: gp3 from the EKS launch template, pd-balanced on GKE."""
+        services: Any = self.catalog.services
+        if r.type == GKE_NODE_POOL:
+            gib, per_gib = (
+                float((r.props.get("nodeConfig") or {}).get("diskSizeGb", 0)),
+                services.pd_balanced_per_gib_month,
+            )
+        else:
+            gib, per_gib = self.root_volume_gib(r.props), services.ebs_gp3_per_gib_month
+        return gib * per_gib / HOURS_PER_MONTH * self.storage
 
     def root_volume_gib(self, props: Mapping[str, Any]) -> float:
         template = self.by_id.get(str((props.get("launchTemplate") or {}).get("id")))
@@ -186,8 +205,8 @@ class _Pricer:
     def gcp(self, r: ResourceView) -> tuple[str, float, float] | None:
         services: Any = self.catalog.services
         props = r.props
-        if r.type == "gcp:container/nodePool:NodePool":
-            return self.gke_pool(props)
+        if r.type == GKE_NODE_POOL:
+            return self.pool(r)
         if r.type == "gcp:container/cluster:Cluster":
             rate = services.gke_control_plane_per_hour * self.services
             return ("GKE control plane", rate, rate)
@@ -210,35 +229,6 @@ class _Pricer:
             rate = gib * services.filestore_basic_hdd_per_gib_month / HOURS_PER_MONTH * self.storage
             return (f"Filestore {gib:g} GiB {props.get('tier', '')}", rate, rate)
         return None
-
-    def gke_pool(self, props: Mapping[str, Any]) -> tuple[str, float, float]:
-        config = props.get("nodeConfig") or {}
-        machine = str(config.get("machineType", "?"))
-        itype = self.catalog.instance_types.get(machine)
-        zones = max(len(props.get("nodeLocations") or [1]), 1)
-        desired = int(props.get("initialNodeCount", props.get("nodeCount", 0)) or 0) * zones
-        peak = int((props.get("autoscaling") or {}).get("maxNodeCount", desired)) * zones
-        if itype is None:
-            self.assumptions.add(f"{machine}: not in the catalog, priced at 0")
-            return (f"{desired} x {machine} (unpriced)", 0.0, 0.0)
-        hourly = itype.price_per_hour
-        tpu = self.catalog.tpus.get(itype.accelerator)
-        if tpu is not None:
-            hourly += itype.accelerators * tpu.price_per_chip_hour
-        spot = bool(config.get("spot"))
-        if spot:
-            hourly *= 1 - self.catalog.markets.spot_discount
-            self.assumptions.add(f"spot: on-demand less {self.catalog.markets.spot_discount:.0%}, a typical discount")
-        market = "spot" if spot else "reservation" if config.get("reservationAffinity") else "on-demand"
-        if market == "reservation":
-            self.assumptions.add("reservations are billed at the on-demand rate, used or not")
-        hourly *= self.instances
-        services: Any = self.catalog.services
-        hourly += (
-            float(config.get("diskSizeGb", 0)) * services.pd_balanced_per_gib_month / HOURS_PER_MONTH * self.storage
-        )
-        chips = f", {itype.accelerators} {itype.accelerator} chips each" if tpu is not None else ""
-        return (f"{desired} x {machine} ({market}{chips}), up to {peak}", desired * hourly, peak * hourly)
 
     def lustre(self, props: Mapping[str, Any]) -> tuple[str, float, float]:
         deployment = str(props.get("deploymentType", "SCRATCH_2"))

@@ -165,6 +165,13 @@ CASES = [
         "has no max size",
     ),
     (
+        "node-group-max-size",
+        "gcp:container/nodePool:NodePool",
+        {"autoscaling": {"maxNodeCount": 16}, "nodeLocations": ["us-east5-a"]},
+        {"autoscaling": {"maxNodeCount": 40}, "nodeLocations": ["us-east5-a", "us-east5-b"]},
+        "can grow to 80 nodes, over the limit of 64",
+    ),
+    (
         "required-tags",
         "aws:ec2/vpc:Vpc",
         {"tags": {"team": "a", "project": "b", "cost-center": "c"}},

@@ -11,11 +11,9 @@ from typing import Any
 from components.catalog import Catalog, load_catalog
 from components.governance import BUDGET_TYPE
 from meshstack.cost import estimate
+from meshstack.pools import POOL_TYPES, PoolShape, pool_shape
 from meshstack.resources import ResourceView
 from policies.rule import Finding, Rule, as_list, get
-
-NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
-GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
 
 
 def budget(resources: Sequence[ResourceView]) -> Mapping[str, Any]:
@@ -29,17 +27,9 @@ def catalog_of(resources: Sequence[ResourceView]) -> Catalog:
     return load_catalog(cloud=cloud)
 
 
-def pool_capacity(pool: ResourceView, catalog: Catalog) -> tuple[str, int, int]:
-    """(instance type, max nodes, accelerators per node) of an EKS node group or a GKE node pool."""
-    if pool.type == GKE_NODE_POOL:
-        itype = str(get(pool.props, "nodeConfig", "machineType", default="?"))
-        zones = max(len(as_list(pool.props.get("nodeLocations"))), 1)
-        nodes = int(get(pool.props, "autoscaling", "maxNodeCount", default=pool.props.get("nodeCount", 0))) * zones
-    else:
-        itype = str((as_list(pool.props.get("instanceTypes")) or ["?"])[0])
-        nodes = int(get(pool.props, "scalingConfig", "maxSize", default=0))
-    known = catalog.instance_types.get(itype)
-    return itype, nodes, known.accelerators if known else 0
+def accelerators_per_node(shape: PoolShape, catalog: Catalog) -> int:
+    known = catalog.instance_types.get(shape.instance_type)
+    return known.accelerators if known else 0
 
 
 def _limit(config: Mapping[str, Any], key: str, resources: Sequence[ResourceView]) -> float | None:
@@ -56,9 +46,9 @@ def accelerator_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]
         return
     catalog = catalog_of(resources)
     total, parts = 0, []
-    for group in (r for r in resources if r.type in (NODE_GROUP, GKE_NODE_POOL)):
-        _, nodes, per_node = pool_capacity(group, catalog)
-        count = nodes * per_node
+    for group in (r for r in resources if r.type in POOL_TYPES):
+        shape = pool_shape(group)
+        count = (shape.max_nodes or 0) * accelerators_per_node(shape, catalog)
         if count:
             total += count
             parts.append(f"{group.name}: {count}")
@@ -80,27 +70,19 @@ def cost_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> It
 
 
 def node_group_max_size(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
-    if resource.type == GKE_NODE_POOL:
-        size = get(resource.props, "autoscaling", "maxNodeCount", default=resource.props.get("nodeCount"))
-    else:
-        size = get(resource.props, "scalingConfig", "maxSize")
+    size = pool_shape(resource).max_nodes
     if size is None:
         yield f"node group '{resource.name}' has no max size"
-    elif int(size) > int(config["max_nodes"]):
-        yield f"node group '{resource.name}' can grow to {int(size)} nodes, over the limit of {config['max_nodes']}"
+    elif size > int(config["max_nodes"]):
+        yield f"node group '{resource.name}' can grow to {size} nodes, over the limit of {config['max_nodes']}"
 
 
 def dev_spot_or_zero(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
     if budget(resources).get("environment") not in config["environments"]:
         return
-    for group in (r for r in resources if r.type in (NODE_GROUP, GKE_NODE_POOL)):
-        if group.type == GKE_NODE_POOL:
-            spot = get(group.props, "nodeConfig", "spot") is True
-            scales_to_zero = int(get(group.props, "autoscaling", "minNodeCount", default=1)) == 0
-        else:
-            spot = group.props.get("capacityType") == "SPOT"
-            scales_to_zero = int(get(group.props, "scalingConfig", "minSize", default=1)) == 0
-        if not (spot or scales_to_zero):
+    for group in (r for r in resources if r.type in POOL_TYPES):
+        shape = pool_shape(group)
+        if not (shape.market == "spot" or shape.min_nodes == 0):
             yield Finding(f"node group '{group.name}' is on-demand and never scales to zero", group.urn)
 
 
@@ -184,7 +166,7 @@ RULES = [
         description="Node groups have a bounded max size.",
         severity="medium",
         enforcement="mandatory",
-        resource_types=(NODE_GROUP,),
+        resource_types=POOL_TYPES,
         check=node_group_max_size,
         config={"max_nodes": {"type": "integer", "default": 64}},
         remediation="Set the pool's max_nodes at or under this rule's max_nodes.",
