@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from meshstack.resources import ResourceView
@@ -44,60 +44,56 @@ def pod_specs(resource: ResourceView) -> list[tuple[str, Mapping[str, Any]]]:
     return [(kind, spec)] if isinstance(spec, Mapping) else []
 
 
-def containers(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [
-        c
-        for key in ("initContainers", "containers", "ephemeralContainers")
-        for c in as_list(pod.get(key))
-        if isinstance(c, Mapping)
-    ]
+CONTAINER_KEYS = ("initContainers", "containers", "ephemeralContainers")
 
 
-def _where(resource: ResourceView, where: str, container: Mapping[str, Any] | None = None) -> str:
-    name = f"{resource.name} ({where}"
-    return name + (f", container {container.get('name')})" if container is not None else ")")
+def each_container(
+    resource: ResourceView, keys: tuple[str, ...] = CONTAINER_KEYS
+) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
+    """(where, for messages; its pod spec; the container) for every container of every pod template."""
+    for where, pod in pod_specs(resource):
+        for key in keys:
+            for c in as_list(pod.get(key)):
+                if isinstance(c, Mapping):
+                    yield f"{resource.name} ({where}, container {c.get('name')})", pod, c
 
 
 def not_privileged(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
-    for where, pod in pod_specs(resource):
-        for c in containers(pod):
-            if get(c, "securityContext", "privileged") is True:
-                yield f"{_where(resource, where, c)} runs privileged"
+    for where, _, c in each_container(resource):
+        if get(c, "securityContext", "privileged") is True:
+            yield f"{where} runs privileged"
 
 
 def no_host_namespaces(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     for where, pod in pod_specs(resource):
         shared = [key for key in ("hostNetwork", "hostPID", "hostIPC") if pod.get(key) is True]
         if shared:
-            yield f"{_where(resource, where)} shares the host's namespaces: {', '.join(shared)}"
+            yield f"{resource.name} ({where}) shares the host's namespaces: {', '.join(shared)}"
 
 
 def run_as_non_root(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
-    for where, pod in pod_specs(resource):
+    for where, pod, c in each_container(resource):
         pod_context = pod.get("securityContext") or {}
-        for c in containers(pod):
-            context = c.get("securityContext") or {}
-            non_root = get(context, "runAsNonRoot", default=get(pod_context, "runAsNonRoot"))
-            user = get(context, "runAsUser", default=get(pod_context, "runAsUser"))
-            if non_root is not True or user in (0, 0.0):
-                yield f"{_where(resource, where, c)} may run as root (set runAsNonRoot: true and a non-zero runAsUser)"
+        context = c.get("securityContext") or {}
+        non_root = get(context, "runAsNonRoot", default=get(pod_context, "runAsNonRoot"))
+        user = get(context, "runAsUser", default=get(pod_context, "runAsUser"))
+        if non_root is not True or user in (0, 0.0):
+            yield f"{where} may run as root (set runAsNonRoot: true and a non-zero runAsUser)"
 
 
 def no_privilege_escalation(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
-    for where, pod in pod_specs(resource):
-        for c in containers(pod):
-            if get(c, "securityContext", "allowPrivilegeEscalation") is not False:
-                yield f"{_where(resource, where, c)} does not set allowPrivilegeEscalation: false"
+    for where, _, c in each_container(resource):
+        if get(c, "securityContext", "allowPrivilegeEscalation") is not False:
+            yield f"{where} does not set allowPrivilegeEscalation: false"
 
 
 def capabilities_allowed(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     allowed = {str(c) for c in config["allowed_capabilities"]}
-    for where, pod in pod_specs(resource):
-        for c in containers(pod):
-            added = {str(cap) for cap in as_list(get(c, "securityContext", "capabilities", "add"))}
-            extra = sorted(added - allowed)
-            if extra:
-                yield f"{_where(resource, where, c)} adds capabilities {', '.join(extra)}"
+    for where, _, c in each_container(resource):
+        added = {str(cap) for cap in as_list(get(c, "securityContext", "capabilities", "add"))}
+        extra = sorted(added - allowed)
+        if extra:
+            yield f"{where} adds capabilities {', '.join(extra)}"
 
 
 def registry_of(image: str) -> str:
@@ -117,23 +113,21 @@ def _registry_allowed(registry: str, allowed: list[str]) -> bool:
 
 def images_allowed(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     allowed = [str(r) for r in config["allowed_registries"]]
-    for where, pod in pod_specs(resource):
-        for c in containers(pod):
-            image = str(c.get("image", ""))
-            registry = registry_of(image)
-            if not _registry_allowed(registry, allowed):
-                yield f"{_where(resource, where, c)} pulls from {registry}, which is not an allowed registry"
-            if config["require_digest"] and "@sha256:" not in image:
-                yield f"{_where(resource, where, c)} image '{image}' is not pinned by digest"
+    for where, _, c in each_container(resource):
+        image = str(c.get("image", ""))
+        registry = registry_of(image)
+        if not _registry_allowed(registry, allowed):
+            yield f"{where} pulls from {registry}, which is not an allowed registry"
+        if config["require_digest"] and "@sha256:" not in image:
+            yield f"{where} image '{image}' is not pinned by digest"
 
 
 def resource_limits(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
-    for where, pod in pod_specs(resource):
-        for c in (c for c in as_list(pod.get("containers")) if isinstance(c, Mapping)):
-            limits = get(c, "resources", "limits") or {}
-            missing = [k for k in config["required_limits"] if k not in limits]
-            if missing:
-                yield f"{_where(resource, where, c)} sets no limit for {', '.join(missing)}"
+    for where, _, c in each_container(resource, keys=("containers",)):
+        limits = get(c, "resources", "limits") or {}
+        missing = [k for k in config["required_limits"] if k not in limits]
+        if missing:
+            yield f"{where} sets no limit for {', '.join(missing)}"
 
 
 def load_balancer_internal(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
