@@ -29,6 +29,11 @@ def cmd_preview(args: argparse.Namespace) -> int:
     preview = preview_stack(args.stack, project)
     if args.baseline:
         preview = with_baseline(preview, resolve_baseline(args.stack, args.baseline, project))
+    if args.manifests:
+        from meshstack.manifests import write_manifests
+
+        written = write_manifests(preview.resources, Path(args.manifests))
+        print(f"wrote {len(written)} Kubernetes manifest(s) under {args.manifests}", file=sys.stderr)
     if args.json:
         print(json.dumps(preview.to_json(), indent=2, sort_keys=True))
     elif args.markdown:
@@ -111,6 +116,11 @@ def parser() -> argparse.ArgumentParser:
         "--baseline",
         metavar="OTHER",
         help="compare cost with another stack, another copy of this stack's file, or a project directory",
+    )
+    p.add_argument(
+        "--manifests",
+        metavar="DIR",
+        help="also write every Kubernetes object as YAML, one file per object and a folder per cluster",
     )
     p.set_defaults(func=cmd_preview)
 

@@ -10,8 +10,9 @@ under `pulumi preview --policy-pack policies`; there is no second copy of them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,13 @@ SEVERITIES = {
     proto.POLICY_SEVERITY_HIGH: "high",
     proto.POLICY_SEVERITY_CRITICAL: "critical",
 }
+REPORTED = re.compile(r"^\[(MS-[A-Z0-9]+-\d{3})\] (.*)$", re.DOTALL)
 LEVEL_VALUES = {"advisory": proto.ADVISORY, "mandatory": proto.MANDATORY, "disabled": proto.DISABLED}
 
 
 @dataclass(frozen=True)
 class Violation:
+    rule_id: str
     policy: str
     level: str
     severity: str
@@ -55,6 +58,7 @@ class Violation:
 
     def to_json(self) -> dict[str, str]:
         return {
+            "id": self.rule_id,
             "policy": self.policy,
             "level": self.level,
             "severity": self.severity,
@@ -124,17 +128,25 @@ def _configure_request(config: Mapping[str, Any]) -> proto.ConfigureAnalyzerRequ
     return request
 
 
+def _violation(d: proto.AnalyzeDiagnostic) -> Violation:
+    """The SDK sends the policy's description, a newline, then what `report` was given: `[ID] message`
+    and the remediation."""
+    reported = d.message.split("\n", 1)[1] if "\n" in d.message else d.message
+    reported = reported.split("\nRemediation:", 1)[0]
+    found = REPORTED.match(reported)
+    rule = RULES_BY_NAME.get(d.policyName)
+    return Violation(
+        rule_id=found.group(1) if found else (rule.id if rule else ""),
+        policy=d.policyName,
+        level=LEVELS.get(d.enforcementLevel, "advisory"),
+        severity=SEVERITIES.get(d.severity, ""),
+        urn=d.urn,
+        message=found.group(2) if found else reported,
+    )
+
+
 def _violations(response: proto.AnalyzeResponse) -> list[Violation]:
-    return [
-        Violation(
-            policy=d.policyName,
-            level=LEVELS.get(d.enforcementLevel, "advisory"),
-            severity=SEVERITIES.get(d.severity, ""),
-            urn=d.urn,
-            message=d.message.split("\n", 1)[1].split("\nRemediation:", 1)[0] if "\n" in d.message else d.message,
-        )
-        for d in response.diagnostics
-    ]
+    return [_violation(d) for d in response.diagnostics]
 
 
 def evaluate(resources: Sequence[Resource], config: Mapping[str, Any] | None = None) -> list[Violation]:
@@ -145,10 +157,7 @@ def evaluate(resources: Sequence[Resource], config: Mapping[str, Any] | None = N
         if not r.custom:
             continue
         request = proto.AnalyzeRequest(type=r.type, properties=_struct(r.inputs), urn=r.urn, name=r.name)
-        violations += [
-            v if v.urn else Violation(v.policy, v.level, v.severity, r.urn, v.message)
-            for v in _violations(servicer.Analyze(request, None))
-        ]
+        violations += [v if v.urn else replace(v, urn=r.urn) for v in _violations(servicer.Analyze(request, None))]
     stack = proto.AnalyzeStackRequest(
         resources=[
             proto.AnalyzerResource(

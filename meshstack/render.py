@@ -47,7 +47,7 @@ def tree(preview: Preview) -> str:
     mandatory = len(preview.mandatory_violations)
     lines.append(f"Policy: {mandatory} mandatory, {len(preview.violations) - mandatory} advisory violation(s)")
     for v in preview.violations:
-        lines.append(f"  [{v.level}] {v.policy}: {v.message}")
+        lines.append(f"  [{v.level}] {v.rule_id} {v.policy}: {v.message}")
     return "\n".join(lines)
 
 
@@ -108,12 +108,13 @@ def markdown(preview: Preview) -> str:
         out.append("No violations.")
     else:
         out += [
-            "| level | severity | policy | resource | problem | what to change |",
+            "| level | severity | rule | resource | problem | what to change |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for v in preview.violations:
             resource = v.urn.rsplit("::", 1)[-1] if v.urn else "(stack)"
-            out.append(f"| {v.level} | {v.severity} | `{v.policy}` | {resource} | {v.message} | {v.remediation} |")
+            rule = f"`{v.rule_id}` `{v.policy}`"
+            out.append(f"| {v.level} | {v.severity} | {rule} | {resource} | {v.message} | {v.remediation} |")
     out.append("")
 
     out += ["### Resources", "", "| type | count |", "| --- | ---: |"]

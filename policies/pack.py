@@ -26,7 +26,8 @@ PACK_VERSION = "0.1.0"
 
 
 def _report(rule: Rule, report: ReportViolation, message: str, urn: str | None = None) -> None:
-    report(f"{message}\nRemediation: {rule.remediation}", urn)
+    """`[MS-K8S-001] message` then the remediation: the id reaches every output, the real engine's included."""
+    report(f"[{rule.id}] {message}\nRemediation: {rule.remediation}", urn)
 
 
 def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
@@ -37,7 +38,13 @@ def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
         for message in rule.check(view, rule.settings(args.get_config())):  # type: ignore[arg-type]
             _report(rule, report, str(message))
 
-    return ResourceValidationPolicy(name=rule.name, description=rule.description, validate=validate, **_metadata(rule))
+    return ResourceValidationPolicy(
+        name=rule.name, description=_description(rule), validate=validate, **_metadata(rule)
+    )
+
+
+def _description(rule: Rule) -> str:
+    return f"{rule.id}: {rule.description}"
 
 
 def _stack_policy(rule: Rule) -> StackValidationPolicy:
@@ -49,7 +56,7 @@ def _stack_policy(rule: Rule) -> StackValidationPolicy:
         for finding in rule.check(views, rule.settings(args.get_config())):  # type: ignore[arg-type]
             _report(rule, report, finding.message, finding.urn or None)
 
-    return StackValidationPolicy(name=rule.name, description=rule.description, validate=validate, **_metadata(rule))
+    return StackValidationPolicy(name=rule.name, description=_description(rule), validate=validate, **_metadata(rule))
 
 
 def _metadata(rule: Rule) -> dict[str, Any]:
@@ -66,3 +73,4 @@ def policies(rules: Sequence[Rule] = ALL_RULES) -> list[Policy]:
 
 
 RULES_BY_NAME = {rule.name: rule for rule in ALL_RULES}
+RULES_BY_ID = {rule.id: rule for rule in ALL_RULES}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,8 +27,15 @@ ResourceCheck = Callable[[ResourceView, Mapping[str, Any]], Iterable[str]]
 StackCheck = Callable[[Sequence[ResourceView], Mapping[str, Any]], Iterable[Finding]]
 
 
+RULE_ID = re.compile(r"^MS-(AWS|GCP|K8S|COST)-\d{3}$")
+
+
 @dataclass(frozen=True)
 class Rule:
+    """`id` is stable across releases, so a pull-request comment can be looked up in the README's rule table;
+    `name` is the pulumi-policy policy name that policy configs use."""
+
+    id: str
     name: str
     description: str
     severity: Severity
@@ -37,10 +46,14 @@ class Rule:
     resource_types: tuple[str, ...] = ()
     config: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not RULE_ID.match(self.id):
+            raise ValueError(f"rule {self.name}: id '{self.id}' is not of the form MS-<AWS|GCP|K8S|COST>-NNN")
+
     def applies_to(self, resource_type: str) -> bool:
-        return not self.resource_types or any(
-            resource_type == t or (t.endswith("*") and resource_type.startswith(t[:-1])) for t in self.resource_types
-        )
+        """Type patterns are shell globs over Pulumi type tokens (`kubernetes:apps/v1:Deployment`,
+        `kubernetes:jobset.x-k8s.io/*:JobSet`), matched case-sensitively as the engine spells them."""
+        return not self.resource_types or any(fnmatch.fnmatchcase(resource_type, t) for t in self.resource_types)
 
     def settings(self, config: Mapping[str, Any] | None) -> dict[str, Any]:
         """The schema's defaults overlaid with the stack's config for this rule."""

@@ -297,6 +297,7 @@ def test_insecure_gcp_resources_fail_with_exactly_the_expected_violations() -> N
         ("gke-node-service-account", "bare"),
         ("gke-node-service-account", "pool"),
         ("gke-secrets-encrypted", "bare"),
+        ("required-tags", "pool"),  # a node pool labels its VMs through node_config.resource_labels
     }
     messages = {v.message for v in violations}
     assert "firewall 'ssh' admits 0.0.0.0/0 on tcp ['22']" in messages

@@ -81,15 +81,14 @@ def test_training_pods_sit_on_their_pool_with_accelerators_and_efa(preview: Prev
     assert resources["limits"]["cpu"] == "190"
 
 
-def test_training_pods_security_context_allows_only_what_efa_needs(preview: Previewer) -> None:
+def test_training_pods_meet_restricted_even_on_efa(preview: Previewer) -> None:
     container = pod_of_jobset(jobset(preview("prod-aws")))["containers"][0]
     context = container["securityContext"]
     assert context["runAsNonRoot"] is True and context["runAsUser"] == 1000
     assert context["allowPrivilegeEscalation"] is False
     assert context["readOnlyRootFilesystem"] is True
-    assert context["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}
-    dev = one(preview("dev"), JOBSET, "dev-tiny").inputs
-    assert "add" not in pod_of_jobset(dev)["containers"][0]["securityContext"]["capabilities"]
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
 
 
 def test_lustre_is_mounted_through_a_static_volume(preview: Previewer) -> None:

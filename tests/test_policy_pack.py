@@ -99,7 +99,7 @@ EXPECTED_INSECURE = {
     ("iam-no-wildcard-admin", "god"),
     ("imdsv2-required", "old"),
     ("ebs-volumes-encrypted", "old"),
-    ("node-role-no-admin", "nodes"),
+    ("iam-no-admin-attached", "nodes-admin"),
 }
 
 

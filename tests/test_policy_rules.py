@@ -258,13 +258,16 @@ def test_rule_passes_good_and_fails_bad(
             "pod-capabilities-allowed",
             {"securityContext": {"runAsNonRoot": True, "capabilities": {"add": ["IPC_LOCK", "SYS_ADMIN"]}}},
             {},
-            "adds capabilities SYS_ADMIN",
+            "adds capabilities IPC_LOCK, SYS_ADMIN",
         ),
+        ("pod-image-tag-pinned", {"image": "python"}, {}, "image 'python' has no fixed tag"),
+        ("pod-image-tag-pinned", {"image": "ghcr.io/org/python:latest"}, {}, "has no fixed tag"),
+        ("pod-no-host-port", {"ports": [{"containerPort": 80, "hostPort": 80}]}, {}, "binds port 80 on the node"),
         (
-            "pod-images-allowed",
-            {"image": "docker.io/library/python:3.12"},
-            {},
-            "pulls from docker.io, which is not an allowed registry",
+            "pod-no-host-path",
+            None,
+            {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]},
+            "mounts the node's / (volume root)",
         ),
         ("pod-resource-limits", {"resources": {"limits": {"cpu": "1"}}}, {}, "sets no limit for memory"),
     ],
@@ -293,17 +296,58 @@ def test_pod_rules_see_every_replicated_job_of_a_jobset() -> None:
     assert check("pod-not-privileged", jobset) == ["train (replicatedJobs[1], container main) runs privileged"]
 
 
-def test_efa_capability_is_allowed_by_default_and_config_can_narrow_it() -> None:
-    efa = deployment({"securityContext": {"runAsNonRoot": True, "capabilities": {"add": ["IPC_LOCK"]}}})
-    assert check("pod-capabilities-allowed", efa) == []
-    assert check("pod-capabilities-allowed", efa, allowed_capabilities=[]) != []
+def test_no_capability_is_allowed_by_default_and_config_can_allow_one() -> None:
+    locked = deployment({"securityContext": {"runAsNonRoot": True, "capabilities": {"add": ["IPC_LOCK"]}}})
+    assert check("pod-capabilities-allowed", locked) == [
+        "serve (Deployment, container main) adds capabilities IPC_LOCK"
+    ]
+    assert check("pod-capabilities-allowed", locked, allowed_capabilities=["IPC_LOCK"]) == []
+
+
+def test_host_path_and_port_allow_lists_admit_only_what_they_name() -> None:
+    plugin = deployment(volumes=[{"name": "dp", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}])
+    assert check("pod-no-host-path", plugin, allowed_host_paths=["/var/lib/kubelet/device-plugins"]) == []
+    sibling = deployment(volumes=[{"name": "k", "hostPath": {"path": "/var/lib/kubelet-other"}}])
+    assert check("pod-no-host-path", sibling, allowed_host_paths=["/var/lib/kubelet"]) != []
+    agent = deployment({"ports": [{"containerPort": 9100, "hostPort": 9100}]})
+    assert check("pod-no-host-port", agent, allowed_host_ports=[9100]) == []
+
+
+OWN_CLUSTER = view("aws:eks/cluster:Cluster", {"arn": "arn:aws:eks:eu-west-1:111122223333:cluster/c"}, "c")
+
+
+@pytest.mark.parametrize(
+    ("image", "allowed"),
+    [
+        ("111122223333.dkr.ecr.eu-west-1.amazonaws.com/trainer:1.0", True),
+        ("999988887777.dkr.ecr.eu-west-1.amazonaws.com/trainer:1.0", False),  # another account's ECR
+        ("111122223333.dkr.ecr.us-east-1.amazonaws.com/trainer:1.0", False),  # own account, other region
+        ("registry.k8s.io/jobset/jobset-controller:v0.8.0", True),
+        ("python:3.12", False),  # docker.io/library/python
+        ("nvcr.io/nvidia/pytorch:24.10-py3", True),
+        ("nvcr.io/someone/else:1", False),
+    ],
+)
+def test_registry_allow_list_admits_only_the_stacks_own_ecr_and_named_registries(image: str, allowed: bool) -> None:
+    found = check_stack("pod-images-allowed", [OWN_CLUSTER, deployment({"image": image})])
+    assert (found == []) is allowed, found
+
+
+def test_registry_allow_list_on_gcp_admits_only_the_stacks_project() -> None:
+    cluster = view("gcp:container/cluster:Cluster", {"project": "ml-prod"}, "gke")
+    own = deployment({"image": "us-central1-docker.pkg.dev/ml-prod/images/trainer:1"})
+    other = deployment({"image": "us-central1-docker.pkg.dev/someone-else/images/trainer:1"})
+    assert check_stack("pod-images-allowed", [cluster, own]) == []
+    [finding] = check_stack("pod-images-allowed", [cluster, other])
+    assert "us-central1-docker.pkg.dev/someone-else/images/trainer" in finding.message
+    assert check_stack("pod-images-allowed", [cluster, own], require_digest=True) != []
 
 
 def test_digest_pinning_is_required_only_where_configured() -> None:
     tagged = deployment({"image": "nvcr.io/nvidia/jax:25.04"})
-    assert check("pod-images-allowed", tagged) == []
-    [message] = check("pod-images-allowed", tagged, require_digest=True)
-    assert "is not pinned by digest" in message
+    assert check_stack("pod-images-allowed", [tagged]) == []
+    [finding] = check_stack("pod-images-allowed", [tagged], require_digest=True)
+    assert "is not pinned by digest" in finding.message
 
 
 def test_allowed_ports_config_opens_https_only() -> None:
@@ -365,23 +409,46 @@ def test_s3_encryption_requires_kms_unless_configured() -> None:
     assert "default encryption is none" in none.message
 
 
-def node_role(policy: str) -> list[ResourceView]:
-    trust = json.dumps(
-        {"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    )
-    return [
-        view("aws:iam/role:Role", {"name": "nodes-1", "assumeRolePolicy": trust}, "nodes"),
-        view(
-            "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
-            {"role": "nodes-1", "policyArn": f"arn:aws:iam::aws:policy/{policy}"},
-        ),
-    ]
+def attached(typ: str, policy: str, **principals: Any) -> ResourceView:
+    return view(typ, {**principals, "policyArn": f"arn:aws:iam::aws:policy/{policy}"}, "attach")
 
 
-def test_node_role_admin_policy() -> None:
-    assert check_stack("node-role-no-admin", node_role("AmazonEKSWorkerNodePolicy")) == []
-    [finding] = check_stack("node-role-no-admin", node_role("AdministratorAccess"))
-    assert finding.message == "node role 'nodes' has the admin policy AdministratorAccess"
+@pytest.mark.parametrize(
+    ("typ", "principals", "who"),
+    [
+        ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", {"role": "nodes-1"}, "role 'nodes-1'"),
+        ("aws:iam/userPolicyAttachment:UserPolicyAttachment", {"user": "ci"}, "user 'ci'"),
+        ("aws:iam/groupPolicyAttachment:GroupPolicyAttachment", {"group": "devs"}, "group 'devs'"),
+        ("aws:iam/policyAttachment:PolicyAttachment", {"roles": ["a"], "users": ["b"]}, "role 'a'"),
+    ],
+)
+def test_admin_policy_attached_to_any_principal(typ: str, principals: dict[str, Any], who: str) -> None:
+    assert check("iam-no-admin-attached", attached(typ, "AmazonEKSWorkerNodePolicy", **principals)) == []
+    found = check("iam-no-admin-attached", attached(typ, "AdministratorAccess", **principals))
+    assert f"{who} is given the administrator policy AdministratorAccess" in found
+
+
+def test_admin_policy_in_a_roles_managed_policy_arns() -> None:
+    role = view("aws:iam/role:Role", {"managedPolicyArns": ["arn:aws:iam::aws:policy/IAMFullAccess"]}, "workload")
+    assert check("iam-no-admin-attached", role) == ["role 'workload' is given the administrator policy IAMFullAccess"]
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        ({"Action": "*", "Resource": "*"}, "allows every action on every resource"),
+        ({"NotAction": "s3:*", "Resource": "*"}, "allows every action on every resource"),
+        ({"Action": "iam:PassRole", "Resource": "*"}, "may pass any role"),
+        ({"Action": ["iam:pass*"], "Resource": ["*"]}, "may pass any role"),
+    ],
+)
+def test_wildcard_power_in_a_policy_document(statement: dict[str, Any], message: str) -> None:
+    def policy(s: dict[str, Any]) -> ResourceView:
+        return view("aws:iam/policy:Policy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", **s}]})}, "p")
+
+    assert check("iam-no-wildcard-admin", policy({"Action": "iam:PassRole", "Resource": "arn:aws:iam::1:role/x"})) == []
+    [found] = check("iam-no-wildcard-admin", policy(statement))
+    assert message in found
 
 
 def governed(environment: str, **budget: Any) -> list[ResourceView]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 
 import pulumi
@@ -21,6 +22,27 @@ CAPACITY_TYPES = {
 }
 TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 ROOT_DEVICE = "/dev/xvda"  # the AL2023 EKS AMIs' root device
+MIME_BOUNDARY = "MESHSTACK"
+# EFA registers (pins) memory for RDMA, bounded by RLIMIT_MEMLOCK. Containers inherit it from
+# containerd, whose unit on the EKS AMI sets no memlock limit and whose base runtime spec sets
+# only RLIMIT_NOFILE (awslabs/amazon-eks-ami, nodeadm/internal/containerd/base-runtime-spec.json,
+# read 2026-11-25). This drop-in lifts it before nodeadm starts containerd, so pods need no
+# capability: a non-root container's IPC_LOCK would be inert anyway.
+EFA_MEMLOCK_SCRIPT = """#!/bin/bash
+set -euo pipefail
+mkdir -p /etc/systemd/system/containerd.service.d
+printf '[Service]\\nLimitMEMLOCK=infinity\\n' > /etc/systemd/system/containerd.service.d/90-efa-memlock.conf
+systemctl daemon-reload
+"""
+
+
+def efa_user_data() -> str:
+    """MIME multi-part user data, the form EKS merges with its own nodeadm config on AL2023 node groups."""
+    return (
+        f'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="{MIME_BOUNDARY}"\n\n'
+        f'--{MIME_BOUNDARY}\nContent-Type: text/x-shellscript; charset="us-ascii"\n\n'
+        f"{EFA_MEMLOCK_SCRIPT}\n--{MIME_BOUNDARY}--\n"
+    )
 
 
 class NodeGroup(pulumi.ComponentResource):
@@ -71,6 +93,7 @@ class NodeGroup(pulumi.ComponentResource):
             ],
         }
         if pool.efa:
+            template["user_data"] = base64.b64encode(efa_user_data().encode()).decode()
             template["network_interfaces"] = [
                 {
                     "device_index": 0 if card == 0 else 1,

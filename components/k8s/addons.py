@@ -96,9 +96,9 @@ class ClusterAddons(pulumi.ComponentResource):
                 f"{name}-ns-{namespace}",
                 metadata={
                     "name": namespace,
-                    # baseline admits IPC_LOCK (EFA); restricted is reported so drift is visible.
+                    # meshstack's pods meet restricted, EFA pods included: admission holds them to it.
                     "labels": {
-                        "pod-security.kubernetes.io/enforce": "baseline",
+                        "pod-security.kubernetes.io/enforce": "restricted",
                         "pod-security.kubernetes.io/warn": "restricted",
                     },
                 },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ BLOCK_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "rest
 EKS_CLUSTER = "aws:eks/cluster:Cluster"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 INSTANCE = "aws:ec2/instance:Instance"
-ADMIN_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
+ADMIN_POLICIES = ["AdministratorAccess", "PowerUserAccess", "IAMFullAccess"]
 OPEN_CIDRS = ("0.0.0.0/0", "::/0")
 
 
@@ -154,6 +155,11 @@ IAM_DOCUMENT_TYPES = (
 )
 
 
+def _covers(patterns: set[str], action: str) -> bool:
+    """IAM action patterns are case-insensitive globs (`iam:Pass*` covers iam:PassRole)."""
+    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
+
+
 def iam_no_wildcard_admin(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     if resource.type == "aws:iam/role:Role":
         documents = [get(p, "policy") for p in as_list(resource.props.get("inlinePolicies"))]
@@ -161,35 +167,38 @@ def iam_no_wildcard_admin(resource: ResourceView, config: Mapping[str, Any]) -> 
         documents = [resource.props.get("policy")]
     for document in documents:
         for statement in policy_statements(document):
-            if statement.get("Effect") != "Allow":
+            if statement.get("Effect") != "Allow" or "*" not in {str(r) for r in as_list(statement.get("Resource"))}:
                 continue
             actions = {str(a) for a in as_list(statement.get("Action"))}
-            resources = {str(r) for r in as_list(statement.get("Resource"))}
-            if actions & {"*", "*:*"} and "*" in resources:
+            if actions & {"*", "*:*"} or statement.get("NotAction") is not None:
                 yield f"'{resource.name}' allows every action on every resource ('Action': '*', 'Resource': '*')"
+            elif _covers(actions, "iam:PassRole"):
+                yield f"'{resource.name}' may pass any role to any service ('iam:PassRole' on 'Resource': '*')"
 
 
-def _trusts_ec2(role: ResourceView) -> bool:
-    for statement in policy_statements(role.props.get("assumeRolePolicy")):
-        services = as_list(get(statement, "Principal", "Service"))
-        if "ec2.amazonaws.com" in services:
-            return True
-    return False
+# Where each attachment type names its principals, and the kind of principal.
+ATTACHMENTS = {
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": (("role", "role"),),
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment": (("user", "user"),),
+    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment": (("group", "group"),),
+    "aws:iam/policyAttachment:PolicyAttachment": (("roles", "role"), ("users", "user"), ("groups", "group")),
+}
 
 
-def node_role_not_admin(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
-    admin = tuple(f":policy/{name}" for name in ADMIN_POLICIES)
-    for role in (r for r in resources if r.type == "aws:iam/role:Role" and _trusts_ec2(r)):
-        names = {str(v) for v in (role.props.get("name"), role.props.get("id")) if v}
-        arns = [str(a) for a in as_list(role.props.get("managedPolicyArns"))]
-        arns += [
-            str(r.props.get("policyArn"))
-            for r in resources
-            if r.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment" and str(r.props.get("role")) in names
+def iam_no_admin_attached(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
+    admin = tuple(f":policy/{name}" for name in config["admin_policies"])
+    if resource.type == "aws:iam/role:Role":
+        grants = [(f"role '{resource.name}'", str(a)) for a in as_list(resource.props.get("managedPolicyArns"))]
+    else:
+        arn = str(resource.props.get("policyArn"))
+        grants = [
+            (f"{kind} '{principal}'", arn)
+            for key, kind in ATTACHMENTS[resource.type]
+            for principal in as_list(resource.props.get(key))
         ]
-        for arn in arns:
-            if arn.endswith(admin):
-                yield Finding(f"node role '{role.name}' has the admin policy {arn.rsplit('/', 1)[-1]}", role.urn)
+    for principal, arn in grants:
+        if arn.endswith(admin):
+            yield f"{principal} is given the administrator policy {arn.rsplit('/', 1)[-1]}"
 
 
 def fsx_encrypted(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
@@ -205,6 +214,7 @@ def efs_encrypted(resource: ResourceView, config: Mapping[str, Any]) -> Iterable
 
 RULES = [
     Rule(
+        id="MS-AWS-001",
         name="s3-public-access-blocked",
         description="S3 buckets block every form of public access.",
         severity="critical",
@@ -215,6 +225,7 @@ RULES = [
         "(meshstack's Storage component does this).",
     ),
     Rule(
+        id="MS-AWS-002",
         name="s3-encrypted",
         description="S3 buckets encrypt objects by default with KMS.",
         severity="high",
@@ -231,6 +242,7 @@ RULES = [
         remediation="Add an aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm 'aws:kms'.",
     ),
     Rule(
+        id="MS-AWS-003",
         name="eks-secrets-encrypted",
         description="EKS clusters encrypt Kubernetes secrets with a KMS key.",
         severity="high",
@@ -240,6 +252,7 @@ RULES = [
         remediation="Set encryption_config={'provider': {'key_arn': <KMS key ARN>}, 'resources': ['secrets']}.",
     ),
     Rule(
+        id="MS-AWS-004",
         name="eks-endpoint-restricted",
         description="The EKS API endpoint is private, or public only to listed CIDRs.",
         severity="high",
@@ -250,6 +263,7 @@ RULES = [
         "CIDRs; never 0.0.0.0/0.",
     ),
     Rule(
+        id="MS-AWS-005",
         name="eks-control-plane-logging",
         description="EKS clusters send their control-plane logs to CloudWatch.",
         severity="medium",
@@ -266,6 +280,7 @@ RULES = [
         remediation="Add the missing types to the cluster's log_types (default: all five).",
     ),
     Rule(
+        id="MS-AWS-006",
         name="imdsv2-required",
         description="Instances and launch templates require IMDSv2 tokens.",
         severity="high",
@@ -275,6 +290,7 @@ RULES = [
         remediation="Set metadata_options={'http_tokens': 'required', 'http_put_response_hop_limit': 1}.",
     ),
     Rule(
+        id="MS-AWS-007",
         name="ebs-volumes-encrypted",
         description="Instances and launch templates encrypt their EBS volumes.",
         severity="high",
@@ -284,6 +300,7 @@ RULES = [
         remediation="Declare the root volume in block_device_mappings with ebs.encrypted 'true'.",
     ),
     Rule(
+        id="MS-AWS-008",
         name="security-group-no-public-ingress",
         description="No security group admits 0.0.0.0/0 or ::/0, except on ports the config allows.",
         severity="critical",
@@ -306,8 +323,9 @@ RULES = [
         "or list the port in this rule's allowed_ports.",
     ),
     Rule(
+        id="MS-AWS-009",
         name="iam-no-wildcard-admin",
-        description="No IAM policy grants '*' actions on '*' resources.",
+        description="No IAM policy grants '*' actions (or iam:PassRole) on '*' resources.",
         severity="critical",
         enforcement="mandatory",
         resource_types=IAM_DOCUMENT_TYPES,
@@ -315,16 +333,19 @@ RULES = [
         remediation="Name the actions and the resource ARNs the principal needs (see ClusterIam.service_account_role).",
     ),
     Rule(
-        name="node-role-no-admin",
-        description="Roles that EC2 nodes assume carry no administrator policy.",
+        id="MS-AWS-010",
+        name="iam-no-admin-attached",
+        description="No role, user or group (node and workload roles included) is given an administrator policy.",
         severity="critical",
         enforcement="mandatory",
-        kind="stack",
-        check=node_role_not_admin,
-        remediation="Attach only AmazonEKSWorkerNodePolicy, AmazonEKS_CNI_Policy and "
-        "AmazonEC2ContainerRegistryReadOnly; give pods their own IRSA roles.",
+        resource_types=("aws:iam/role:Role", *ATTACHMENTS),
+        check=iam_no_admin_attached,
+        config={"admin_policies": {"type": "array", "items": {"type": "string"}, "default": ADMIN_POLICIES}},
+        remediation="Attach only the actions the principal needs: nodes get AmazonEKSWorkerNodePolicy, "
+        "AmazonEKS_CNI_Policy and AmazonEC2ContainerRegistryReadOnly; pods get their own IRSA or Pod Identity roles.",
     ),
     Rule(
+        id="MS-AWS-011",
         name="fsx-encrypted",
         description="Persistent FSx for Lustre file systems use a customer-managed KMS key.",
         severity="high",
@@ -335,6 +356,7 @@ RULES = [
         remediation="Set kms_key_id to the stack's storage key.",
     ),
     Rule(
+        id="MS-AWS-012",
         name="efs-encrypted",
         description="EFS file systems are encrypted at rest.",
         severity="high",

@@ -118,11 +118,18 @@ def tag_property(resource_type: str) -> str | None:
     return next((prop for python, prop in candidates if python in parameters), None)
 
 
+# Resources whose cost labels sit below the top level: a GKE pool labels its VMs through its node config.
+NESTED_TAGS = {"gcp:container/nodePool:NodePool": ("nodeConfig", "resourceLabels")}
+
+
 def required_tags(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
-    prop = tag_property(resource.type)
-    if prop is None:
-        return
-    tags = resource.props.get(prop) or {}
+    if resource.type in NESTED_TAGS:
+        tags = get(resource.props, *NESTED_TAGS[resource.type]) or {}
+    else:
+        prop = tag_property(resource.type)
+        if prop is None:
+            return
+        tags = resource.props.get(prop) or {}
     missing = [t for t in config["required"] if not tags.get(t)]
     if missing:
         yield f"'{resource.name}' lacks the cost-allocation tags {', '.join(missing)}"
@@ -142,6 +149,7 @@ def storage_size_cap(resource: ResourceView, config: Mapping[str, Any]) -> Itera
 
 RULES = [
     Rule(
+        id="MS-COST-001",
         name="accelerator-cap",
         description="The stack cannot scale past its accelerator cap.",
         severity="high",
@@ -152,6 +160,7 @@ RULES = [
         remediation="Lower the node pools' max_nodes, or raise meshstack:budget.max_accelerators with sign-off.",
     ),
     Rule(
+        id="MS-COST-002",
         name="stack-cost-cap",
         description="The stack's estimated cost at max size stays under its hourly and monthly caps.",
         severity="high",
@@ -162,6 +171,7 @@ RULES = [
         remediation="Lower max_nodes, use spot or smaller instance types, or raise meshstack:budget with sign-off.",
     ),
     Rule(
+        id="MS-COST-003",
         name="node-group-max-size",
         description="Node groups have a bounded max size.",
         severity="medium",
@@ -172,6 +182,7 @@ RULES = [
         remediation="Set the pool's max_nodes at or under this rule's max_nodes.",
     ),
     Rule(
+        id="MS-COST-004",
         name="dev-spot-or-scale-to-zero",
         description="Development stacks run node groups on spot or let them scale to zero.",
         severity="medium",
@@ -182,20 +193,22 @@ RULES = [
         remediation="Set market: spot or min_nodes: 0 on the pool.",
     ),
     Rule(
+        id="MS-COST-005",
         name="training-job-deadline",
         description="Training jobs carry a deadline and a TTL after they finish.",
         severity="medium",
         enforcement="mandatory",
-        resource_types=("kubernetes:batch/v1:Job", "kubernetes:jobset.x-k8s.io/v1alpha2:JobSet"),
+        resource_types=("kubernetes:batch/v1:Job", "kubernetes:jobset.x-k8s.io/*:JobSet"),
         check=job_deadline,
         remediation="Set activeDeadlineSeconds on each job and ttlSecondsAfterFinished on the job or JobSet.",
     ),
     Rule(
+        id="MS-COST-006",
         name="required-tags",
         description="Taggable AWS resources carry the cost-allocation tags, and labelled GCP resources the labels.",
         severity="medium",
         enforcement="mandatory",
-        resource_types=("aws:*",),
+        resource_types=("aws:*", "gcp:*"),
         check=required_tags,
         config={
             "required": {"type": "array", "items": {"type": "string"}, "default": ["team", "project", "cost-center"]}
@@ -203,6 +216,7 @@ RULES = [
         remediation="Set the tags in meshstack:tags; meshstack's components put them on every taggable resource.",
     ),
     Rule(
+        id="MS-COST-007",
         name="storage-size-cap",
         description="File systems and volumes stay under their size caps.",
         severity="medium",

@@ -75,6 +75,7 @@ def firewall_no_public_ingress(resource: ResourceView, config: Mapping[str, Any]
 
 RULES = [
     Rule(
+        id="MS-GCP-001",
         name="gcs-public-access-prevented",
         description="GCS buckets use uniform bucket-level access and enforce public access prevention.",
         severity="critical",
@@ -84,6 +85,7 @@ RULES = [
         remediation="Set uniform_bucket_level_access=True and public_access_prevention='enforced'.",
     ),
     Rule(
+        id="MS-GCP-002",
         name="gcs-encrypted-with-kms",
         description="GCS buckets are encrypted with a Cloud KMS key.",
         severity="high",
@@ -93,6 +95,7 @@ RULES = [
         remediation="Set encryption={'default_kms_key_name': <key id>} (meshstack's Storage does this).",
     ),
     Rule(
+        id="MS-GCP-003",
         name="gke-private-cluster",
         description="GKE nodes are private, and the control plane is private or limited to listed CIDRs.",
         severity="high",
@@ -102,6 +105,7 @@ RULES = [
         remediation="Enable private nodes; leave public_access_cidrs empty or list only your own ranges.",
     ),
     Rule(
+        id="MS-GCP-004",
         name="gke-workload-identity",
         description="GKE clusters use Workload Identity and node pools hide the node's metadata from pods.",
         severity="high",
@@ -111,6 +115,7 @@ RULES = [
         remediation="Set workload_identity_config and node_config.workload_metadata_config.mode = GKE_METADATA.",
     ),
     Rule(
+        id="MS-GCP-005",
         name="gke-node-service-account",
         description="GKE nodes run as a dedicated service account, never the default compute account.",
         severity="high",
@@ -120,6 +125,7 @@ RULES = [
         remediation="Give node_config.service_account a least-privilege account (ClusterIdentity makes one).",
     ),
     Rule(
+        id="MS-GCP-006",
         name="gke-secrets-encrypted",
         description="GKE clusters encrypt Kubernetes secrets with a Cloud KMS key.",
         severity="high",
@@ -129,6 +135,7 @@ RULES = [
         remediation="Set database_encryption={'state': 'ENCRYPTED', 'key_name': <key id>}.",
     ),
     Rule(
+        id="MS-GCP-007",
         name="gcp-firewall-no-public-ingress",
         description="No firewall rule admits 0.0.0.0/0 or ::/0, except on ports the config allows.",
         severity="critical",

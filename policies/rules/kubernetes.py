@@ -2,46 +2,76 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import fnmatch
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from meshstack.resources import ResourceView
-from policies.rule import Rule, as_list, get
+from policies.pod_security import breaches, namespace_level
+from policies.rule import Finding, Rule, as_list, get
 
-# Where each kind keeps its pod spec.
-POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
-    "Pod": ("spec",),
-    "Deployment": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+# Where each kind keeps its pod template (metadata and spec); a Pod is its own template.
+TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": (),
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
 }
-WORKLOAD_TYPES = tuple(f"kubernetes:*{kind}" for kind in (*POD_SPEC_PATHS, "JobSet"))
+# The type tokens pulumi-kubernetes gives these kinds; a JobSet is a CustomResource of its apiVersion.
+WORKLOAD_TYPES = (
+    "kubernetes:core/v1:Pod",
+    "kubernetes:apps/v1:Deployment",
+    "kubernetes:apps/v1:StatefulSet",
+    "kubernetes:apps/v1:DaemonSet",
+    "kubernetes:apps/v1:ReplicaSet",
+    "kubernetes:batch/v1:Job",
+    "kubernetes:batch/v1:CronJob",
+    "kubernetes:jobset.x-k8s.io/*:JobSet",
+)
+NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
 INTERNAL_LB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
     "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
     "networking.gke.io/load-balancer-type": "Internal",
 }
+ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]+):(\d{12}):")
 
 
 def kind_of(resource: ResourceView) -> str:
     return resource.type.rsplit(":", 1)[-1]
 
 
-def pod_specs(resource: ResourceView) -> list[tuple[str, Mapping[str, Any]]]:
-    """(where, pod spec) for each pod template the resource holds."""
+def is_workload(resource: ResourceView) -> bool:
+    return any(fnmatch.fnmatchcase(resource.type, t) for t in WORKLOAD_TYPES)
+
+
+def pod_templates(resource: ResourceView) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
+    """(where, template metadata, pod spec) for each pod template the resource holds."""
     kind = kind_of(resource)
     if kind == "JobSet":
-        return [
-            (f"replicatedJobs[{i}]", spec)
+        templates = [
+            (f"replicatedJobs[{i}]", get(job, "template", "spec", "template"))
             for i, job in enumerate(as_list(get(resource.props, "spec", "replicatedJobs")))
-            if isinstance(spec := get(job, "template", "spec", "template", "spec"), Mapping)
         ]
-    path = POD_SPEC_PATHS.get(kind)
-    spec = get(resource.props, *path) if path else None
-    return [(kind, spec)] if isinstance(spec, Mapping) else []
+    elif kind in TEMPLATE_PATHS:
+        path = TEMPLATE_PATHS[kind]
+        templates = [(kind, get(resource.props, *path) if path else resource.props)]
+    else:
+        templates = []
+    return [
+        (where, get(t, "metadata") or {}, spec)
+        for where, t in templates
+        if isinstance(t, Mapping) and isinstance(spec := get(t, "spec"), Mapping)
+    ]
+
+
+def pod_specs(resource: ResourceView) -> list[tuple[str, Mapping[str, Any]]]:
+    """(where, pod spec) for each pod template the resource holds."""
+    return [(where, spec) for where, _, spec in pod_templates(resource)]
 
 
 CONTAINER_KEYS = ("initContainers", "containers", "ephemeralContainers")
@@ -56,6 +86,31 @@ def each_container(
             for c in as_list(pod.get(key)):
                 if isinstance(c, Mapping):
                     yield f"{resource.name} ({where}, container {c.get('name')})", pod, c
+
+
+def namespace_of(resource: ResourceView) -> str:
+    return str(get(resource.props, "metadata", "namespace") or "default")
+
+
+def pod_security(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
+    """Each pod template against the level its namespace enforces, as admission would judge the pods."""
+    default = str(config["default_level"])
+    levels = {
+        str(get(r.props, "metadata", "name")): namespace_level(get(r.props, "metadata", "labels"), default)  # type: ignore[arg-type]
+        for r in resources
+        if r.type == NAMESPACE_TYPE
+    }
+    for resource in (r for r in resources if is_workload(r)):
+        namespace = namespace_of(resource)
+        level = levels.get(namespace, default)
+        for where, metadata, pod in pod_templates(resource):
+            found = breaches(pod, level, get(metadata, "annotations") or {})  # type: ignore[arg-type]
+            if found:
+                yield Finding(
+                    f"{resource.name} ({where}) would be rejected by namespace '{namespace}' "
+                    f"(enforce: {level}): {'; '.join(str(b) for b in found)}",
+                    resource.urn,
+                )
 
 
 def not_privileged(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
@@ -96,30 +151,85 @@ def capabilities_allowed(resource: ResourceView, config: Mapping[str, Any]) -> I
             yield f"{where} adds capabilities {', '.join(extra)}"
 
 
-def registry_of(image: str) -> str:
-    first = image.split("/", 1)[0]
-    return first if "/" in image and ("." in first or ":" in first or first == "localhost") else "docker.io"
+def image_reference(image: str) -> tuple[str, str, str]:
+    """(repository with its registry host, tag, digest) as a container runtime resolves a reference:
+    `nginx` is `docker.io/library/nginx`, `repo@sha256:...` has a digest and no tag."""
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    tag = ""
+    if ":" in last:
+        name, tag = name.rsplit(":", 1)
+    first = name.split("/", 1)[0]
+    if "/" not in name or not ("." in first or ":" in first or first == "localhost"):
+        name = f"docker.io/{name if '/' in name else 'library/' + name}"
+    return name, tag, digest
 
 
-def _registry_allowed(registry: str, allowed: list[str]) -> bool:
-    for pattern in allowed:
-        if pattern.startswith("*."):
-            if registry.endswith(pattern[1:]):
-                return True
-        elif registry == pattern:
-            return True
-    return False
+def stack_identity(resources: Sequence[ResourceView]) -> dict[str, str]:
+    """The AWS account and region (from the stack's own ARNs) and the GCP project its resources live in."""
+    identity: dict[str, str] = {}
+    for r in resources:
+        arn = ARN.match(str(r.props.get("arn") or ""))
+        if arn and "account" not in identity:
+            identity["region"], identity["account"] = arn.group(1), arn.group(2)
+        if r.type.startswith("gcp:") and r.props.get("project") and "project" not in identity:
+            identity["project"] = str(r.props["project"])
+    return identity
 
 
-def images_allowed(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
-    allowed = [str(r) for r in config["allowed_registries"]]
+def registry_patterns(allowed: Sequence[str], identity: Mapping[str, str]) -> list[str]:
+    """The allow-list with {account}, {region} and {project} filled in; an entry whose placeholder this
+    stack cannot fill (an ECR entry on a GCP stack) admits nothing."""
+    patterns = []
+    for entry in allowed:
+        try:
+            patterns.append(str(entry).format(**identity))
+        except KeyError:
+            continue
+    return patterns
+
+
+def images_allowed(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
+    patterns = registry_patterns([str(p) for p in config["allowed_registries"]], stack_identity(resources))
+    for resource in (r for r in resources if is_workload(r)):
+        for where, _, c in each_container(resource):
+            image = str(c.get("image", ""))
+            repository, _, digest = image_reference(image)
+            if not any(fnmatch.fnmatchcase(repository, p) for p in patterns):
+                yield Finding(f"{where} pulls {repository}, which no allowed registry entry admits", resource.urn)
+            if config["require_digest"] and not digest:
+                yield Finding(f"{where} image '{image}' is not pinned by digest", resource.urn)
+
+
+def image_tag_pinned(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     for where, _, c in each_container(resource):
         image = str(c.get("image", ""))
-        registry = registry_of(image)
-        if not _registry_allowed(registry, allowed):
-            yield f"{where} pulls from {registry}, which is not an allowed registry"
-        if config["require_digest"] and "@sha256:" not in image:
-            yield f"{where} image '{image}' is not pinned by digest"
+        _, tag, digest = image_reference(image)
+        if not digest and tag in ("", "latest"):
+            yield f"{where} image '{image}' has no fixed tag (none, or :latest): the next pull may run other code"
+
+
+def _path_allowed(path: str, allowed: Sequence[str]) -> bool:
+    path = path.rstrip("/") or "/"
+    return any(path == a.rstrip("/") or path.startswith(a.rstrip("/") + "/") for a in allowed)
+
+
+def no_host_path(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
+    allowed = [str(a) for a in config["allowed_host_paths"]]
+    for where, pod in pod_specs(resource):
+        for volume in as_list(pod.get("volumes")):
+            path = get(volume, "hostPath", "path")
+            if get(volume, "hostPath") is not None and not _path_allowed(str(path or ""), allowed):
+                yield f"{resource.name} ({where}) mounts the node's {path} (volume {get(volume, 'name')})"
+
+
+def no_host_port(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
+    allowed = {int(p) for p in config["allowed_host_ports"]}
+    for where, _, c in each_container(resource):
+        for port in as_list(c.get("ports")):
+            host = get(port, "hostPort")
+            if host not in (None, 0) and int(host) not in allowed:
+                yield f"{where} binds port {host} on the node (hostPort)"
 
 
 def resource_limits(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
@@ -140,8 +250,31 @@ def load_balancer_internal(resource: ResourceView, config: Mapping[str, Any]) ->
         yield f"service '{name}' is an internet-facing load balancer"
 
 
+STRING_LIST = {"type": "array", "items": {"type": "string"}}
+
 RULES = [
     Rule(
+        id="MS-K8S-001",
+        name="pod-security-standards",
+        description="Every pod template passes the Pod Security Standard its namespace enforces (baseline where "
+        "the namespace sets none): admission would reject it otherwise.",
+        severity="critical",
+        enforcement="mandatory",
+        kind="stack",
+        check=pod_security,
+        config={
+            "default_level": {
+                "type": "string",
+                "enum": ["privileged", "baseline", "restricted"],
+                "default": "baseline",
+                "description": "The level assumed for a namespace with no pod-security.kubernetes.io/enforce label.",
+            }
+        },
+        remediation="Change the pod to meet the control named (meshstack's workloads meet restricted), or label "
+        "its namespace with the level it really needs.",
+    ),
+    Rule(
+        id="MS-K8S-002",
         name="pod-not-privileged",
         description="No container runs privileged.",
         severity="critical",
@@ -151,6 +284,7 @@ RULES = [
         remediation="Remove securityContext.privileged; add only the capability the workload needs.",
     ),
     Rule(
+        id="MS-K8S-003",
         name="pod-no-host-namespaces",
         description="Pods do not share the host's network, PID or IPC namespace.",
         severity="high",
@@ -160,6 +294,7 @@ RULES = [
         remediation="Remove hostNetwork, hostPID and hostIPC; EFA works through the device plugin, not hostNetwork.",
     ),
     Rule(
+        id="MS-K8S-004",
         name="pod-run-as-non-root",
         description="Containers run as a non-root user.",
         severity="high",
@@ -169,6 +304,7 @@ RULES = [
         remediation="Set securityContext.runAsNonRoot: true and runAsUser to a non-zero uid.",
     ),
     Rule(
+        id="MS-K8S-005",
         name="pod-no-privilege-escalation",
         description="Containers cannot gain more privileges than they start with.",
         severity="high",
@@ -178,36 +314,39 @@ RULES = [
         remediation="Set securityContext.allowPrivilegeEscalation: false on every container.",
     ),
     Rule(
+        id="MS-K8S-006",
         name="pod-capabilities-allowed",
-        description="Containers add only allowed Linux capabilities (EFA needs IPC_LOCK).",
+        description="Containers add only the Linux capabilities this rule allows (none by default).",
         severity="high",
         enforcement="mandatory",
         resource_types=WORKLOAD_TYPES,
         check=capabilities_allowed,
-        config={"allowed_capabilities": {"type": "array", "items": {"type": "string"}, "default": ["IPC_LOCK"]}},
-        remediation="Drop ALL and add back only what is listed in this rule's allowed_capabilities.",
+        config={"allowed_capabilities": {**STRING_LIST, "default": []}},
+        remediation="Drop ALL and add nothing back; EFA needs the node's memlock limit, which meshstack's EFA "
+        "pools raise, not IPC_LOCK. List a capability in allowed_capabilities only with a reason.",
     ),
     Rule(
+        id="MS-K8S-007",
         name="pod-images-allowed",
-        description="Images come from allowed registries (and, where required, are pinned by digest).",
-        severity="medium",
+        description="Images come from the stack's own registry or an allowed one (and, where required, are "
+        "pinned by digest).",
+        severity="high",
         enforcement="mandatory",
-        resource_types=WORKLOAD_TYPES,
+        kind="stack",
         check=images_allowed,
         config={
             "allowed_registries": {
-                "type": "array",
-                "items": {"type": "string"},
+                **STRING_LIST,
                 "default": [
-                    "*.amazonaws.com",
-                    "public.ecr.aws",
-                    "nvcr.io",
-                    "ghcr.io",
-                    "registry.k8s.io",
-                    "*.pkg.dev",
-                    "gcr.io",
+                    "{account}.dkr.ecr.{region}.amazonaws.com/*",
+                    "*-docker.pkg.dev/{project}/*",
+                    "registry.k8s.io/*",
+                    "nvcr.io/nvidia/*",
+                    "public.ecr.aws/neuron/*",
                 ],
-                "description": "Registry hosts; '*.example.com' matches any subdomain.",
+                "description": "Globs over the image's repository (registry host and path, without tag or "
+                "digest). {account} and {region} are the stack's AWS account and region, {project} its GCP "
+                "project, read from the stack's own resources.",
             },
             "require_digest": {
                 "type": "boolean",
@@ -215,26 +354,69 @@ RULES = [
                 "description": "Images must be image@sha256:... (set in production stacks).",
             },
         },
-        remediation="Push the image to an allowed registry and reference it as registry/name@sha256:<digest>.",
+        remediation="Push the image to the stack's own ECR or Artifact Registry (or add its repository to "
+        "allowed_registries) and reference it as registry/name@sha256:<digest>.",
     ),
     Rule(
+        id="MS-K8S-008",
+        name="pod-image-tag-pinned",
+        description="Images name a fixed tag or a digest, never :latest or no tag at all.",
+        severity="medium",
+        enforcement="mandatory",
+        resource_types=WORKLOAD_TYPES,
+        check=image_tag_pinned,
+        remediation="Reference the image by a release tag (name:1.4.2) or, better, by digest (name@sha256:...).",
+    ),
+    Rule(
+        id="MS-K8S-009",
         name="pod-resource-limits",
         description="Containers set resource limits.",
         severity="medium",
         enforcement="advisory",
         resource_types=WORKLOAD_TYPES,
         check=resource_limits,
-        config={"required_limits": {"type": "array", "items": {"type": "string"}, "default": ["cpu", "memory"]}},
+        config={"required_limits": {**STRING_LIST, "default": ["cpu", "memory"]}},
         remediation="Set resources.limits for cpu and memory (and the accelerator you request).",
     ),
     Rule(
+        id="MS-K8S-010",
+        name="pod-no-host-path",
+        description="Pods mount no directory of the node (hostPath), except the paths this rule allows.",
+        severity="high",
+        enforcement="mandatory",
+        resource_types=WORKLOAD_TYPES,
+        check=no_host_path,
+        config={
+            "allowed_host_paths": {
+                **STRING_LIST,
+                "default": [],
+                "description": "Path prefixes a pod may mount (a CSI driver's /var/lib/kubelet, a device "
+                "plugin's /var/lib/kubelet/device-plugins).",
+            }
+        },
+        remediation="Use a persistent volume claim, an emptyDir or a CSI volume; list the path in "
+        "allowed_host_paths only for node agents that need it.",
+    ),
+    Rule(
+        id="MS-K8S-011",
+        name="pod-no-host-port",
+        description="Containers bind no port on the node (hostPort), except the ports this rule allows.",
+        severity="medium",
+        enforcement="mandatory",
+        resource_types=WORKLOAD_TYPES,
+        check=no_host_port,
+        config={"allowed_host_ports": {"type": "array", "items": {"type": "integer"}, "default": []}},
+        remediation="Expose the port through a Service; list it in allowed_host_ports only for node agents.",
+    ),
+    Rule(
+        id="MS-K8S-012",
         name="service-load-balancer-internal",
         description="Services of type LoadBalancer are internal unless allowed.",
         severity="high",
         enforcement="mandatory",
         resource_types=("kubernetes:core/v1:Service",),
         check=load_balancer_internal,
-        config={"allowed_public_services": {"type": "array", "items": {"type": "string"}, "default": []}},
+        config={"allowed_public_services": {**STRING_LIST, "default": []}},
         remediation="Annotate service.beta.kubernetes.io/aws-load-balancer-scheme: internal (GKE: "
         "networking.gke.io/load-balancer-type: Internal), or list the service in allowed_public_services.",
     ),

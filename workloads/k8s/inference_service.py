@@ -63,7 +63,7 @@ class InferenceService(pulumi.ComponentResource):
                                 "env": [{"name": JOB_CONFIG_ENV, "value": job_config}],
                                 "ports": [{"name": "http", "containerPort": port}],
                                 "resources": placement.resources(),
-                                "securityContext": security_context(efa=False),
+                                "securityContext": security_context(),
                                 "startupProbe": probe("/healthz", 5, 60),
                                 "livenessProbe": probe("/healthz", 10, 3),
                                 "readinessProbe": probe("/readyz", 5, 1),

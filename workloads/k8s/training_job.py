@@ -86,7 +86,7 @@ class TrainingJob(pulumi.ComponentResource):
                     "env": env,
                     "ports": [{"name": "coordinator", "containerPort": workload.coordinator_port}],
                     "resources": placement.resources(),
-                    "securityContext": security_context(placement.pool.efa),
+                    "securityContext": security_context(),
                     "volumeMounts": base.mounts,
                 }
             ],
