@@ -99,8 +99,9 @@ def _baseline(pod: Mapping[str, Any], annotations: Mapping[str, Any]) -> Iterato
         if added:
             yield Breach("Capabilities", f"{where} adds {', '.join(added)}")
         for port in as_list(c.get("ports")):
-            if get(port, "hostPort") not in (None, 0):
-                yield Breach("Host Ports", f"{where}: hostPort {get(port, 'hostPort')}")
+            host = get(port, "hostPort")
+            if host not in (None, 0):
+                yield Breach("Host Ports", f"{where}: hostPort {int(host)}")
         if ctx.get("procMount") not in (None, "Default"):
             yield Breach("/proc Mount Type", f"{where}: procMount {ctx.get('procMount')}")
     for volume in as_list(pod.get("volumes")):

@@ -229,7 +229,7 @@ def no_host_port(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[
         for port in as_list(c.get("ports")):
             host = get(port, "hostPort")
             if host not in (None, 0) and int(host) not in allowed:
-                yield f"{where} binds port {host} on the node (hostPort)"
+                yield f"{where} binds port {int(host)} on the node (hostPort)"
 
 
 def resource_limits(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
