@@ -1,0 +1,69 @@
+"""Every type a rule looks at is a type that really exists: one the providers register or meshstack's
+components produce. A pattern that matches nothing is a rule that silently never runs."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from meshstack.preview import Preview
+from policies.rule import Rule
+from policies.rules import ALL_RULES, aws_security, cost, gcp_security, kubernetes
+from tests.conftest import SHIPPED_STACKS
+
+TOKEN = re.compile(r"^(aws|gcp|kubernetes|meshstack):[\w./-]+:\w+$")
+
+
+def provider_types(package: str) -> set[str]:
+    """The type tokens a provider SDK registers, read from its own module table (the SDK is the oracle)."""
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.origin is not None
+    source = Path(spec.origin).read_text()
+    table = source.split('resource_modules="""', 1)[1].split('"""', 1)[0]
+    return {token for module in json.loads(table) for token in module["classes"]}
+
+
+@pytest.fixture(scope="module")
+def real_types(preview: Callable[[str], Preview]) -> set[str]:
+    produced = {r.type for stack in SHIPPED_STACKS for r in preview(stack).resources}
+    return produced | provider_types("pulumi_aws") | provider_types("pulumi_gcp") | provider_types("pulumi_kubernetes")
+
+
+def test_the_provider_tables_hold_the_types_meshstack_declares(real_types: set[str]) -> None:
+    for token in ("aws:eks/nodeGroup:NodeGroup", "gcp:container/nodePool:NodePool", "kubernetes:apps/v1:Deployment"):
+        assert token in real_types
+
+
+@pytest.mark.parametrize("rule", [r for r in ALL_RULES if r.resource_types], ids=lambda r: r.id)
+def test_every_pattern_of_every_rule_matches_a_real_type(rule: Rule, real_types: set[str]) -> None:
+    for pattern in rule.resource_types:
+        assert any(fnmatch.fnmatchcase(t, pattern) for t in real_types), f"{rule.id}: {pattern} matches no type"
+
+
+def type_constants() -> list[str]:
+    """Type tokens the rule modules name as constants (stack rules pick resources by these)."""
+    found = []
+    for module in (aws_security, gcp_security, kubernetes, cost):
+        for value in vars(module).values():
+            values = value if isinstance(value, tuple | list | frozenset | set | dict) else [value]
+            found += [v for v in values if isinstance(v, str) and TOKEN.match(v) and "*" not in v]
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize("token", type_constants())
+def test_every_type_a_rule_module_names_exists(token: str, real_types: set[str]) -> None:
+    assert token in real_types
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_pod_rules_reach_every_workload_the_stacks_render(stack: str, preview: Callable[[str], Preview]) -> None:
+    workloads = [r for r in preview(stack).resources if r.type.rsplit(":", 1)[-1] in ("Deployment", "JobSet", "Job")]
+    assert workloads
+    privileged = next(r for r in ALL_RULES if r.name == "pod-not-privileged")
+    assert all(privileged.applies_to(r.type) for r in workloads)
