@@ -14,6 +14,7 @@ import yaml
 
 from meshstack.config import PROJECT_ROOT, Project, find_project, read_stack_config
 from meshstack.engine import Resource
+from meshstack.manifests import kubernetes_objects
 from meshstack.preview import Preview, preview_stack
 
 SHIPPED_STACKS = ("dev", "prod-aws", "prod-gcp")
@@ -63,3 +64,19 @@ def one(preview: Preview, typ: str, name: str) -> Resource:
     matches = [r for r in of_type(preview, typ) if r.name == name]
     assert len(matches) == 1, f"expected one {typ} named {name}, found {[r.name for r in of_type(preview, typ)]}"
     return matches[0]
+
+
+def scannable(resources: list[Resource]) -> list[dict[str, Any]]:
+    """Every Kubernetes object a preview renders, with each JobSet's job templates also as the Jobs its
+    controller creates: kubernetes-validate and checkov know Jobs, not JobSets."""
+    out = []
+    for _, body in kubernetes_objects(resources):
+        out.append(body)
+        if body["kind"] == "JobSet":
+            for job in body["spec"]["replicatedJobs"]:
+                name = f"{body['metadata']['name']}-{job['name']}"
+                metadata = {"name": name, "namespace": body["metadata"].get("namespace", "default")}
+                out.append(
+                    {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job["template"]["spec"]}
+                )
+    return out

@@ -3,7 +3,6 @@ security context and mounts, and every manifest validates against the cluster ve
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -13,9 +12,8 @@ import kubernetes_validate
 import pytest
 
 from meshstack.config import find_project
-from meshstack.engine import Resource
 from meshstack.preview import Preview, preview_stack
-from tests.conftest import SHIPPED_STACKS, of_type, one, stack_config
+from tests.conftest import SHIPPED_STACKS, of_type, one, scannable, stack_config
 
 Previewer = Callable[[str], Preview]
 JOBSET = "kubernetes:jobset.x-k8s.io/v1alpha2:JobSet"
@@ -151,44 +149,19 @@ def test_cluster_installs_the_add_ons_its_pools_and_storage_need(preview: Previe
         assert release.provider.startswith(provider.urn)
 
 
-def manifests(preview: Preview) -> list[tuple[Resource, dict[str, Any]]]:
-    """Each Kubernetes object as the API server would receive it; a JobSet's job templates as Jobs."""
-    out = []
-    for r in preview.resources:
-        if not r.type.startswith("kubernetes:") or r.type.startswith("kubernetes:helm.sh"):
-            continue
-        _, api_version, kind = r.type.split(":")
-        api_version = api_version.removeprefix("core/")
-        body = {k: copy.deepcopy(v) for k, v in r.inputs.items() if k in ("metadata", "spec")}
-        if kind == "JobSet":
-            for job in body["spec"]["replicatedJobs"]:
-                out.append(
-                    (
-                        r,
-                        {
-                            "apiVersion": "batch/v1",
-                            "kind": "Job",
-                            "metadata": {"name": job["name"]},
-                            "spec": job["template"]["spec"],
-                        },
-                    )
-                )
-        else:
-            out.append((r, {"apiVersion": api_version, "kind": kind, **body}))
-    return out
-
-
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_every_manifest_validates_against_the_cluster_version(preview: Previewer, stack: str) -> None:
     result = preview(stack)
     version = result.spec.clusters[0].kubernetes_version + ".0"
-    rendered = manifests(result)
+    rendered = scannable(result.resources)
     assert len(rendered) >= 8
-    for resource, manifest in rendered:
+    for manifest in rendered:
+        if "." in manifest["apiVersion"].split("/")[0]:
+            continue  # custom resources: their CRD schemas, in test_manifests.py
         try:
             kubernetes_validate.validate(manifest, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{resource.type} {resource.name}: {exc.message} at {list(exc.path)}")
+            pytest.fail(f"{manifest['kind']} {manifest['metadata']['name']}: {exc.message} at {list(exc.path)}")
 
 
 def test_indexed_job_fallback_without_jobset(project_copy: Callable[[str, dict[str, Any]], Path]) -> None:
@@ -202,6 +175,6 @@ def test_indexed_job_fallback_without_jobset(project_copy: Callable[[str, dict[s
     assert env_of(pod["containers"][0])["JAX_COORDINATOR_ADDRESS"] == "tiny-0.tiny:1234"
     service = one(result, "kubernetes:core/v1:Service", "dev-tiny-headless").inputs["spec"]
     assert service["clusterIP"] == "None" and service["selector"] == {"batch.kubernetes.io/job-name": "tiny"}
-    for _, manifest in manifests(result):
+    for manifest in scannable(result.resources):
         kubernetes_validate.validate(manifest, "1.33.0", strict=True)
     assert result.violations == []
