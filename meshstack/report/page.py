@@ -73,7 +73,7 @@ def render(
     )
     violation_rows = (
         "".join(
-            f"<tr><td>{escape(v.level)}</td><td>{escape(v.policy)}</td><td>{escape(v.message)}</td>"
+            f"<tr><td>{escape(v.level)}</td><td>{escape(v.rule_id)} {escape(v.policy)}</td><td>{escape(v.message)}</td>"
             f"<td>{escape(v.remediation)}</td></tr>"
             for v in violations
         )
