@@ -333,6 +333,13 @@ def test_registry_allow_list_admits_only_the_stacks_own_ecr_and_named_registries
     assert (found == []) is allowed, found
 
 
+def test_registry_entries_are_literal_globs_apart_from_the_placeholders() -> None:
+    odd = deployment({"image": "registry.example.com/team}/x:1"})
+    assert check_stack("pod-images-allowed", [odd], allowed_registries=["registry.example.com/team}/*"]) == []
+    unresolved = deployment({"image": "us-docker.pkg.dev/p/x:1"})
+    assert check_stack("pod-images-allowed", [unresolved], allowed_registries=["*-docker.pkg.dev/{project}/*"]) != []
+
+
 def test_registry_allow_list_on_gcp_admits_only_the_stacks_project() -> None:
     cluster = view("gcp:container/cluster:Cluster", {"project": "ml-prod"}, "gke")
     own = deployment({"image": "us-central1-docker.pkg.dev/ml-prod/images/trainer:1"})

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from meshstack.resources import ResourceView
-from policies.pod_security import breaches, namespace_level
+from policies.pod_security import CONTAINER_KEYS, breaches, namespace_level
 from policies.rule import Finding, Rule, as_list, get
 
 # Where each kind keeps its pod template (metadata and spec); a Pod is its own template.
@@ -38,6 +38,7 @@ INTERNAL_LB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
     "networking.gke.io/load-balancer-type": "Internal",
 }
+PLACEHOLDERS = ("account", "region", "project")
 ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]+):(\d{12}):")
 
 
@@ -72,9 +73,6 @@ def pod_templates(resource: ResourceView) -> list[tuple[str, Mapping[str, Any], 
 def pod_specs(resource: ResourceView) -> list[tuple[str, Mapping[str, Any]]]:
     """(where, pod spec) for each pod template the resource holds."""
     return [(where, spec) for where, _, spec in pod_templates(resource)]
-
-
-CONTAINER_KEYS = ("initContainers", "containers", "ephemeralContainers")
 
 
 def each_container(
@@ -182,10 +180,11 @@ def registry_patterns(allowed: Sequence[str], identity: Mapping[str, str]) -> li
     stack cannot fill (an ECR entry on a GCP stack) admits nothing."""
     patterns = []
     for entry in allowed:
-        try:
-            patterns.append(str(entry).format(**identity))
-        except KeyError:
+        if any(f"{{{key}}}" in entry and key not in identity for key in PLACEHOLDERS):
             continue
+        for key, value in identity.items():
+            entry = entry.replace(f"{{{key}}}", value)
+        patterns.append(entry)
     return patterns
 
 
