@@ -52,11 +52,15 @@ def manifest(resource: Resource) -> dict[str, Any] | None:
     return integral({"apiVersion": kind[0], "kind": kind[1], "metadata": metadata, **body})
 
 
+def _safe(name: str) -> str:
+    """A name usable as one path component."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", name)
+
+
 def _cluster_folder(provider: str) -> str:
     """A provider reference is `<urn>::<id>`; the URN ends in the provider's name."""
     urn = provider.rsplit("::", 1)[0] if provider.count("::") > 3 else provider
-    name = urn.rsplit("::", 1)[-1] or "default"
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", name)
+    return _safe(urn.rsplit("::", 1)[-1] or "default")
 
 
 def kubernetes_objects(resources: Sequence[Resource]) -> list[tuple[str, dict[str, Any]]]:
@@ -75,7 +79,7 @@ def write_manifests(resources: Sequence[Resource], directory: Path) -> list[Path
     for folder, body in kubernetes_objects(resources):
         metadata = body["metadata"]
         stem = "-".join(str(p) for p in (body["kind"].lower(), metadata.get("namespace"), metadata.get("name")) if p)
-        path = directory / folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '-', stem)}.yaml"
+        path = directory / folder / f"{_safe(stem)}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(body, sort_keys=False))
         written.append(path)

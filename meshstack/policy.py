@@ -10,7 +10,6 @@ under `pulumi preview --policy-pack policies`; there is no second copy of them.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,7 +38,6 @@ SEVERITIES = {
     proto.POLICY_SEVERITY_HIGH: "high",
     proto.POLICY_SEVERITY_CRITICAL: "critical",
 }
-REPORTED = re.compile(r"^\[(MS-[A-Z0-9]+-\d{3})\] (.*)$", re.DOTALL)
 LEVEL_VALUES = {"advisory": proto.ADVISORY, "mandatory": proto.MANDATORY, "disabled": proto.DISABLED}
 
 
@@ -130,18 +128,17 @@ def _configure_request(config: Mapping[str, Any]) -> proto.ConfigureAnalyzerRequ
 
 def _violation(d: proto.AnalyzeDiagnostic) -> Violation:
     """The SDK sends the policy's description, a newline, then what `report` was given: `[ID] message`
-    and the remediation."""
+    and the remediation. The id is the policy's own; the message is the rest."""
     reported = d.message.split("\n", 1)[1] if "\n" in d.message else d.message
-    reported = reported.split("\nRemediation:", 1)[0]
-    found = REPORTED.match(reported)
     rule = RULES_BY_NAME.get(d.policyName)
+    rule_id = rule.id if rule else ""
     return Violation(
-        rule_id=found.group(1) if found else (rule.id if rule else ""),
+        rule_id=rule_id,
         policy=d.policyName,
         level=LEVELS.get(d.enforcementLevel, "advisory"),
         severity=SEVERITIES.get(d.severity, ""),
         urn=d.urn,
-        message=found.group(2) if found else reported,
+        message=reported.split("\nRemediation:", 1)[0].removeprefix(f"[{rule_id}] "),
     )
 
 

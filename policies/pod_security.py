@@ -70,11 +70,19 @@ class Breach:
         return f"{self.control} ({self.detail})"
 
 
-def _containers(pod: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    for key in CONTAINER_KEYS:
+def containers(
+    pod: Mapping[str, Any], keys: tuple[str, ...] = CONTAINER_KEYS
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(list key, container) for every container of a pod spec, init and ephemeral ones included."""
+    for key in keys:
         for c in as_list(pod.get(key)):
             if isinstance(c, Mapping):
-                yield f"{key[:-1]} {c.get('name', '?')}", c
+                yield key, c
+
+
+def _containers(pod: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for key, c in containers(pod):
+        yield f"{key[:-1]} {c.get('name', '?')}", c
 
 
 def _contexts(pod: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:

@@ -30,6 +30,12 @@ StackCheck = Callable[[Sequence[ResourceView], Mapping[str, Any]], Iterable[Find
 RULE_ID = re.compile(r"^MS-(AWS|GCP|K8S|COST)-\d{3}$")
 
 
+def matches_type(resource_type: str, patterns: Iterable[str]) -> bool:
+    """Type patterns are shell globs over Pulumi type tokens (`kubernetes:apps/v1:Deployment`,
+    `kubernetes:jobset.x-k8s.io/*:JobSet`), matched case-sensitively as the engine spells them."""
+    return any(fnmatch.fnmatchcase(resource_type, p) for p in patterns)
+
+
 @dataclass(frozen=True)
 class Rule:
     """`id` is stable across releases, so a pull-request comment can be looked up in the README's rule table;
@@ -51,9 +57,7 @@ class Rule:
             raise ValueError(f"rule {self.name}: id '{self.id}' is not of the form MS-<AWS|GCP|K8S|COST>-NNN")
 
     def applies_to(self, resource_type: str) -> bool:
-        """Type patterns are shell globs over Pulumi type tokens (`kubernetes:apps/v1:Deployment`,
-        `kubernetes:jobset.x-k8s.io/*:JobSet`), matched case-sensitively as the engine spells them."""
-        return not self.resource_types or any(fnmatch.fnmatchcase(resource_type, t) for t in self.resource_types)
+        return not self.resource_types or matches_type(resource_type, self.resource_types)
 
     def settings(self, config: Mapping[str, Any] | None) -> dict[str, Any]:
         """The schema's defaults overlaid with the stack's config for this rule."""

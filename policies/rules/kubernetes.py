@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from meshstack.resources import ResourceView
-from policies.pod_security import CONTAINER_KEYS, breaches, namespace_level
-from policies.rule import Finding, Rule, as_list, get
+from policies.pod_security import CONTAINER_KEYS, breaches, containers, namespace_level
+from policies.rule import Finding, Rule, as_list, get, matches_type
 
 # Where each kind keeps its pod template (metadata and spec); a Pod is its own template.
 TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
@@ -47,7 +47,7 @@ def kind_of(resource: ResourceView) -> str:
 
 
 def is_workload(resource: ResourceView) -> bool:
-    return any(fnmatch.fnmatchcase(resource.type, t) for t in WORKLOAD_TYPES)
+    return matches_type(resource.type, WORKLOAD_TYPES)
 
 
 def pod_templates(resource: ResourceView) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
@@ -80,10 +80,8 @@ def each_container(
 ) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
     """(where, for messages; its pod spec; the container) for every container of every pod template."""
     for where, pod in pod_specs(resource):
-        for key in keys:
-            for c in as_list(pod.get(key)):
-                if isinstance(c, Mapping):
-                    yield f"{resource.name} ({where}, container {c.get('name')})", pod, c
+        for _, c in containers(pod, keys):
+            yield f"{resource.name} ({where}, container {c.get('name')})", pod, c
 
 
 def namespace_of(resource: ResourceView) -> str:
