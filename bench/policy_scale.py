@@ -12,8 +12,8 @@ import time
 from preview_scale import generated_config, meshstack_program
 
 from meshstack.cost import estimate
-from meshstack.engine import run_program
-from meshstack.policy import evaluate
+from meshstack.preview.policy_runner import evaluate
+from meshstack.preview.recorder import run_program
 
 
 def main() -> None:

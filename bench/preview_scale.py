@@ -15,9 +15,9 @@ from typing import Any
 
 import pulumi
 
-from meshstack.build import build
-from meshstack.config import spec_from_runtime
-from meshstack.engine import run_program
+from meshstack.core.stack_file import spec_from_runtime
+from meshstack.preview.recorder import run_program
+from meshstack.program.build import build
 
 ACCELERATORS = [
     ("h100", 8, "capacity-block"),

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from workloads.jax.config import JobConfig, ServeJobConfig
+from meshstack.core.contract import JobConfig, ServeJobConfig
 from workloads.jax.data import ensure_corpus
 from workloads.jax.serve import Server, drain, start
 from workloads.jax.train import run

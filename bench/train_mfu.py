@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from workloads.jax.config import JobConfig
+from meshstack.core.contract import JobConfig
 from workloads.jax.data import TokenReader, ensure_corpus
 from workloads.jax.distributed import Topology
 from workloads.jax.train import Trainer, compute_dtype

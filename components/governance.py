@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
-from meshstack.spec import Budget as BudgetSpec
+from meshstack.core.spec import Budget as BudgetSpec
 
 BUDGET_TYPE = "meshstack:governance:Budget"
 

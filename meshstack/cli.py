@@ -11,8 +11,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from meshstack.config import Project, find_project
-from meshstack.errors import MeshstackError
+from meshstack.core.errors import MeshstackError
+from meshstack.core.stack_file import Project, find_project
 
 DEBUG_ENV = "MESHSTACK_DEBUG"
 
@@ -22,15 +22,15 @@ def _project(args: argparse.Namespace) -> Project:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from meshstack.preview import preview_stack, resolve_baseline, with_baseline
-    from meshstack.render import markdown, tree
+    from meshstack.preview.plan import preview_stack, resolve_baseline, with_baseline
+    from meshstack.preview.render import markdown, tree
 
     project = _project(args)
     preview = preview_stack(args.stack, project)
     if args.baseline:
         preview = with_baseline(preview, resolve_baseline(args.stack, args.baseline, project))
     if args.manifests:
-        from meshstack.manifests import write_manifests
+        from meshstack.preview.manifests import write_manifests
 
         written = write_manifests(preview.resources, Path(args.manifests))
         print(f"wrote {len(written)} Kubernetes manifest(s) under {args.manifests}", file=sys.stderr)
@@ -44,7 +44,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from meshstack.config import load_stack
+    from meshstack.core.stack_file import load_stack
 
     spec = load_stack(args.stack, _project(args))
     pools = sum(len(c.node_pools) for c in spec.clusters)
@@ -54,7 +54,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from meshstack.schema import stack_schema
+    from meshstack.core.schema import stack_schema
 
     print(json.dumps(stack_schema(), indent=2))
     return 0
@@ -65,7 +65,7 @@ def _interrupt(*_: object) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from meshstack.config import load_stack
+    from meshstack.core.stack_file import load_stack
     from workloads.local import run_stack
 
     if not args.local:

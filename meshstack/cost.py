@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.catalog import Catalog, load_catalog
 from components.tags import EXPECTED_SIZE_LABEL, EXPECTED_SIZE_TAG
-from meshstack.pools import EKS_NODE_GROUP, GKE_NODE_POOL, pool_shape
-from meshstack.resources import ResourceView
+from meshstack.core.catalog import Catalog, load_catalog
+from meshstack.core.pools import EKS_NODE_GROUP, GKE_NODE_POOL, pool_shape
+from meshstack.core.resources import ResourceView
 
 HOURS_PER_MONTH = 730
 

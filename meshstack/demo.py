@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from meshstack.config import Project, find_project
-from meshstack.errors import MeshstackError
-from meshstack.preview import Preview, preview_stack
-from meshstack.render import markdown, usd
-from meshstack.report import charts
-from meshstack.report.page import Answer, render
+from meshstack.core.errors import MeshstackError
+from meshstack.core.stack_file import Project, find_project
+from meshstack.preview.plan import Preview, preview_stack
+from meshstack.preview.render import markdown, usd
+from meshstack.preview.report import charts
+from meshstack.preview.report.page import Answer, render
 from workloads.local import LocalServer, TrainResult, free_port, run_stack
 
 PROMPTS = ("The module", "A list of", "Return the", "This function")

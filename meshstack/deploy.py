@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 import sys
 
-from meshstack.config import Project
-from meshstack.errors import MeshstackError, ToolMissingError
+from meshstack.core.errors import MeshstackError, ToolMissingError
+from meshstack.core.stack_file import Project
 
 
 def run_pulumi(command: str, stack: str, project: Project, yes: bool) -> int:

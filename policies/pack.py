@@ -17,7 +17,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from meshstack.resources import ResourceView
+from meshstack.core.resources import ResourceView
 from policies.rule import Rule
 from policies.rules import ALL_RULES
 

@@ -2,9 +2,9 @@
 
 import pulumi
 
-from meshstack.build import build
-from meshstack.config import spec_from_runtime
-from meshstack.errors import MeshstackError
+from meshstack.core.errors import MeshstackError
+from meshstack.core.stack_file import spec_from_runtime
+from meshstack.program.build import build
 
 try:
     spec = spec_from_runtime()

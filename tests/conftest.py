@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from meshstack.config import PROJECT_ROOT, Project, find_project, read_stack_config
-from meshstack.engine import Resource
-from meshstack.manifests import kubernetes_objects
-from meshstack.preview import Preview, preview_stack
+from meshstack.core.stack_file import PROJECT_ROOT, Project, find_project, read_stack_config
+from meshstack.preview.manifests import kubernetes_objects
+from meshstack.preview.plan import Preview, preview_stack
+from meshstack.preview.recorder import Resource
 
 SHIPPED_STACKS = ("dev", "prod-aws", "prod-gcp")
 AWS_STACKS = ("dev", "prod-aws")

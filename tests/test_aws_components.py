@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from components.aws.iam import NODE_POLICIES, ClusterIam
-from meshstack.config import find_project
-from meshstack.engine import Resource, run_program
-from meshstack.preview import Preview, preview_stack
-from meshstack.spec import REQUIRED_TAGS
+from meshstack.core.spec import REQUIRED_TAGS
+from meshstack.core.stack_file import find_project
+from meshstack.preview.plan import Preview, preview_stack
+from meshstack.preview.recorder import Resource, run_program
 from tests.conftest import AWS_STACKS, of_type, one, stack_config
 
 Previewer = Callable[[str], Preview]

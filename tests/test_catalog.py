@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from components.catalog import CatalogError, load_catalog
+from meshstack.core.catalog import CatalogError, load_catalog
 
 
 def test_shipped_catalog_has_every_field_the_spec_needs() -> None:

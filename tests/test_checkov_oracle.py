@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
-from meshstack.engine import Resource
-from meshstack.policy import evaluate
-from meshstack.preview import Preview
+from meshstack.preview.plan import Preview
+from meshstack.preview.policy_runner import evaluate
+from meshstack.preview.recorder import Resource
 from policies.rules.kubernetes import image_reference
 from tests.conftest import SHIPPED_STACKS, scannable
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from meshstack.cli import main
-from meshstack.config import find_project
+from meshstack.core.stack_file import find_project
 from meshstack.cost import HOURS_PER_MONTH
-from meshstack.preview import Preview, preview_stack
+from meshstack.preview.plan import Preview, preview_stack
 from tests.conftest import stack_config
 
 MakeProject = Callable[[str, dict[str, Any]], Path]

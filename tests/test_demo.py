@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from meshstack.config import PROJECT_ROOT
+from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.demo import DemoError, run_demo
 from tests.conftest import stack_config
 

@@ -12,11 +12,11 @@ import pulumi_gcp as gcp
 import pytest
 import yaml
 
-from meshstack.config import find_project, spec_from_config
-from meshstack.engine import run_program
-from meshstack.errors import SpecError
-from meshstack.policy import evaluate
-from meshstack.preview import Preview, preview_stack
+from meshstack.core.errors import SpecError
+from meshstack.core.stack_file import find_project, spec_from_config
+from meshstack.preview.plan import Preview, preview_stack
+from meshstack.preview.policy_runner import evaluate
+from meshstack.preview.recorder import run_program
 from tests.conftest import of_type, one, stack_config
 
 Previewer = Callable[[str], Preview]
@@ -323,7 +323,7 @@ def test_gke_gets_jobset_and_kueue_but_brings_its_own_device_plugins(preview: Pr
 
 
 def test_firewall_rule_config_allows_listed_ports() -> None:
-    from meshstack.resources import ResourceView
+    from meshstack.core.resources import ResourceView
     from policies.pack import RULES_BY_NAME
 
     rule = RULES_BY_NAME["gcp-firewall-no-public-ingress"]

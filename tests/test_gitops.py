@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from meshstack.cli import parser
-from meshstack.config import PROJECT_ROOT
+from meshstack.core.stack_file import PROJECT_ROOT
 from tests.conftest import SHIPPED_STACKS
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"

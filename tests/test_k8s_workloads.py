@@ -11,8 +11,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from meshstack.config import find_project
-from meshstack.preview import Preview, preview_stack
+from meshstack.core.stack_file import find_project
+from meshstack.preview.plan import Preview, preview_stack
 from tests.conftest import SHIPPED_STACKS, of_type, one, scannable, stack_config
 
 Previewer = Callable[[str], Preview]

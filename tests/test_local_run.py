@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from meshstack.cli import main
-from meshstack.config import PROJECT_ROOT
+from meshstack.core.stack_file import PROJECT_ROOT
 from tests.conftest import stack_config
 from tests.test_demo import stray_processes
 from workloads.local import free_port
@@ -86,7 +86,7 @@ def test_run_on_a_stack_without_workloads(
 
 
 def test_local_job_keeps_the_spec_or_rescales_to_the_cap(tmp_path: Path) -> None:
-    from meshstack.config import load_stack
+    from meshstack.core.stack_file import load_stack
     from workloads.local import LocalRunError, local_training
 
     dev = load_stack("dev")

@@ -16,8 +16,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from meshstack.config import PROJECT_ROOT
-from meshstack.preview import Preview
+from meshstack.core.stack_file import PROJECT_ROOT
+from meshstack.preview.plan import Preview
 from tests.conftest import SHIPPED_STACKS
 
 SCHEMAS = PROJECT_ROOT.parent / "shared" / "k8s-schemas"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from meshstack.engine import Resource
-from meshstack.policy import Violation, evaluate
+from meshstack.preview.policy_runner import Violation, evaluate
+from meshstack.preview.recorder import Resource
 
 RESTRICTED_CONTAINER: dict[str, Any] = {
     "name": "main",

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from meshstack.config import PROJECT_ROOT
+from meshstack.core.stack_file import PROJECT_ROOT
 from policies.pack import RULES_BY_ID
 from tests.conftest import stack_config
 

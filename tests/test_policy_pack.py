@@ -17,11 +17,11 @@ from google.protobuf import empty_pb2, json_format
 from pulumi.runtime.proto import analyzer_pb2_grpc
 
 from meshstack.cli import main
-from meshstack.config import PROJECT_ROOT, find_project
-from meshstack.engine import run_program
-from meshstack.errors import SpecError
-from meshstack.policy import evaluate, load_policy_config
-from meshstack.preview import Preview, preview_stack
+from meshstack.core.errors import SpecError
+from meshstack.core.stack_file import PROJECT_ROOT, find_project
+from meshstack.preview.plan import Preview, preview_stack
+from meshstack.preview.policy_runner import evaluate, load_policy_config
+from meshstack.preview.recorder import run_program
 from policies.pack import RULES_BY_NAME
 from tests.conftest import SHIPPED_STACKS, stack_config
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meshstack.resources import ResourceView
+from meshstack.core.resources import ResourceView
 from policies.pack import RULES_BY_NAME
 from policies.rule import Finding
 

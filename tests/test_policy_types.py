@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from meshstack.preview import Preview
+from meshstack.preview.plan import Preview
 from policies.rule import Rule
 from policies.rules import ALL_RULES, aws_security, cost, gcp_security, kubernetes
 from tests.conftest import SHIPPED_STACKS

@@ -3,7 +3,7 @@ rule with its id, name and default level."""
 
 from __future__ import annotations
 
-from meshstack.config import PROJECT_ROOT
+from meshstack.core.stack_file import PROJECT_ROOT
 from policies.rules import ALL_RULES
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from workloads.jax.config import JobConfig, ServeConfig, ServeJobConfig
+from meshstack.core.contract import JobConfig, ServeConfig, ServeJobConfig
 from workloads.jax.data import ensure_corpus
 from workloads.jax.serve import Engine, Metrics, Pending, RequestError, Server, drain, start
 from workloads.jax.train import run

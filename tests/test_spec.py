@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from meshstack.config import load_stack, spec_from_config
-from meshstack.errors import SpecError
+from meshstack.core.errors import SpecError
+from meshstack.core.stack_file import load_stack, spec_from_config
 from tests.conftest import SHIPPED_STACKS, stack_config
 
 

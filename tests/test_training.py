@@ -11,8 +11,8 @@ import jax
 import numpy as np
 import pytest
 
+from meshstack.core.contract import JobConfig, ModelConfig
 from workloads.jax import tokenizer
-from workloads.jax.config import JobConfig, ModelConfig
 from workloads.jax.data import TokenReader, ensure_corpus
 from workloads.jax.generate import Generator
 from workloads.jax.model import forward, init_params

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from meshstack.config import spec_from_config
-from meshstack.errors import SpecError
+from meshstack.core.errors import SpecError
+from meshstack.core.stack_file import spec_from_config
 from tests.conftest import stack_config
 
 

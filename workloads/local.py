@@ -24,11 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from meshstack.errors import MeshstackError
-from meshstack.spec import InferenceWorkload, StackSpec, StorageRef, TrainingWorkload
-from workloads.jax.config import JOB_CONFIG_ENV, JobConfig, MeshConfig, ServeJobConfig, shape_problem
+from meshstack.core.contract import (
+    COORDINATOR,
+    JOB_CONFIG_ENV,
+    NUM_PROCESSES,
+    PROCESS_ID,
+    JobConfig,
+    MeshConfig,
+    ServeJobConfig,
+    shape_problem,
+)
+from meshstack.core.errors import MeshstackError
+from meshstack.core.spec import InferenceWorkload, StackSpec, StorageRef, TrainingWorkload
 from workloads.jax.data import ensure_corpus
-from workloads.jax.distributed import COORDINATOR, NUM_PROCESSES, PROCESS_ID
 from workloads.jax.storage import file_uri
 
 STOP_GRACE_S = 10.0

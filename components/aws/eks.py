@@ -11,10 +11,10 @@ import pulumi_kubernetes as k8s
 
 from components.aws.iam import ClusterIam, partition
 from components.aws.node_group import NodeGroup
-from components.catalog import Catalog
 from components.k8s.addons import AddonNeeds, ClusterAddons
 from components.tags import named
-from meshstack.spec import ClusterSpec
+from meshstack.core.catalog import Catalog
+from meshstack.core.spec import ClusterSpec
 
 # Add-ons that must be there before nodes join, and those that need nodes to schedule on.
 NETWORK_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.tags import named
-from meshstack.spec import NetworkSpec
+from meshstack.core.spec import NetworkSpec
 
 
 class Network(pulumi.ComponentResource):

@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.catalog import Accelerator, InstanceType
-from components.nodes import node_labels, node_taints
 from components.tags import named
-from meshstack.spec import NodePool
+from meshstack.core.catalog import Accelerator, InstanceType
+from meshstack.core.nodes import node_labels, node_taints
+from meshstack.core.spec import NodePool
 
 AMI_TYPES = {"nvidia": "AL2023_x86_64_NVIDIA", "aws-neuron": "AL2023_x86_64_NEURON", "none": "AL2023_x86_64_STANDARD"}
 CAPACITY_TYPES = {

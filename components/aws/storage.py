@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.tags import named, sized
-from meshstack.spec import BucketSpec, LustreSpec, StorageSpec
+from meshstack.core.spec import BucketSpec, LustreSpec, StorageSpec
 
 LUSTRE_PORTS = ((988, 988), (1018, 1023))
 NFS_PORT = 2049

@@ -10,12 +10,12 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from components.catalog import Catalog
 from components.gcp.iam import ClusterIdentity
 from components.gcp.network import PODS, SERVICES
 from components.k8s.addons import AddonNeeds, ClusterAddons
-from components.nodes import node_labels
-from meshstack.spec import ClusterSpec, NetworkSpec, NodePool
+from meshstack.core.catalog import Catalog
+from meshstack.core.nodes import node_labels
+from meshstack.core.spec import ClusterSpec, NetworkSpec, NodePool
 
 EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 

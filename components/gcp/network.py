@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_gcp as gcp
 
-from meshstack.spec import NetworkSpec
+from meshstack.core.spec import NetworkSpec
 
 PODS, SERVICES = "pods", "services"
 

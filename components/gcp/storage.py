@@ -9,7 +9,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.tags import EXPECTED_SIZE_LABEL
-from meshstack.spec import BucketSpec, StorageSpec
+from meshstack.core.spec import BucketSpec, StorageSpec
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.catalog import Catalog
-from components.nodes import LABEL_ACCELERATOR
-from meshstack.spec import NodePool
+from meshstack.core.catalog import Catalog
+from meshstack.core.nodes import LABEL_ACCELERATOR
+from meshstack.core.spec import NodePool
 
 CHARTS: dict[str, dict[str, str]] = yaml.safe_load(Path(__file__).with_name("charts.yaml").read_text())
 TOLERATE_ALL = [{"operator": "Exists"}]

@@ -7,7 +7,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from meshstack.resources import ResourceView
+from meshstack.core.resources import ResourceView
 from policies.rule import Finding, Rule, as_list, get, policy_statements
 
 BUCKET = "aws:s3/bucket:Bucket"

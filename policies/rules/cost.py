@@ -8,16 +8,16 @@ import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from components.catalog import Catalog, load_catalog
 from components.governance import BUDGET_TYPE
+from meshstack.core.catalog import Catalog, load_catalog
+from meshstack.core.pools import POOL_TYPES, PoolShape, pool_shape
+from meshstack.core.resources import ResourceView
 from meshstack.cost import estimate
-from meshstack.pools import POOL_TYPES, PoolShape, pool_shape
-from meshstack.resources import ResourceView
 from policies.rule import Finding, Rule, as_list, get
 
 
 def budget(resources: Sequence[ResourceView]) -> Mapping[str, Any]:
-    """The stack's own limits, declared by meshstack.build as a governance resource."""
+    """The stack's own limits, declared by meshstack.program.build as a governance resource."""
     return next((r.props for r in resources if r.type == BUDGET_TYPE), {})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from meshstack.resources import ResourceView
+from meshstack.core.resources import ResourceView
 from policies.rule import Rule, as_list, get
 from policies.rules.aws_security import OPEN_CIDRS, _open
 

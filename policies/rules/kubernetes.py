@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from meshstack.resources import ResourceView
+from meshstack.core.resources import ResourceView
 from policies.pod_security import CONTAINER_KEYS, breaches, containers, namespace_level
 from policies.rule import Finding, Rule, as_list, get, matches_type
 

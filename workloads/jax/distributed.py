@@ -12,10 +12,7 @@ from dataclasses import dataclass
 
 import jax
 
-COORDINATOR = "JAX_COORDINATOR_ADDRESS"
-NUM_PROCESSES = "JAX_NUM_PROCESSES"
-PROCESS_ID = "JAX_PROCESS_ID"
-TPU_HOSTS = "TPU_WORKER_HOSTNAMES"
+from meshstack.core.contract import COORDINATOR, NUM_PROCESSES, PROCESS_ID, TPU_HOSTS
 
 
 class ContractError(RuntimeError):

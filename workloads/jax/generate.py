@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from meshstack.core.contract import ModelConfig
 from workloads.jax import tokenizer
-from workloads.jax.config import ModelConfig
 from workloads.jax.model import empty_cache, forward
 
 MIN_BUCKET = 16

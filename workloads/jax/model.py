@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from workloads.jax.config import ModelConfig
+from meshstack.core.contract import ModelConfig
 
 Params = dict[str, Any]
 

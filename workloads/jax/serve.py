@@ -27,8 +27,8 @@ import jax
 import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from meshstack.core.contract import JOB_CONFIG_ENV, ServeConfig, ServeJobConfig
 from workloads.jax import checkpoint, tokenizer
-from workloads.jax.config import JOB_CONFIG_ENV, ServeConfig, ServeJobConfig
 from workloads.jax.generate import Generator
 from workloads.jax.model import init_params
 

@@ -21,8 +21,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from meshstack.core.contract import JOB_CONFIG_ENV, JobConfig, TrainConfig
 from workloads.jax import checkpoint, distributed
-from workloads.jax.config import JOB_CONFIG_ENV, JobConfig, TrainConfig
 from workloads.jax.data import TokenReader
 from workloads.jax.model import PARAM_SPECS, init_params, loss_fn, param_specs
 

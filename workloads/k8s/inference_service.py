@@ -7,8 +7,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from meshstack.spec import InferenceWorkload
-from workloads.jax.config import JOB_CONFIG_ENV
+from meshstack.core.contract import JOB_CONFIG_ENV
+from meshstack.core.spec import InferenceWorkload
 from workloads.k8s.pod import security_context
 from workloads.k8s.workload_base import Target, workload_base
 

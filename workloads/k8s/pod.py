@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.catalog import Accelerator, InstanceType
-from components.nodes import LABEL_POOL, node_taints
-from meshstack.spec import NodePool
+from meshstack.core.catalog import Accelerator, InstanceType
+from meshstack.core.nodes import LABEL_POOL, node_taints
+from meshstack.core.spec import NodePool
 
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
 TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"

@@ -7,9 +7,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from meshstack.spec import TrainingWorkload
-from workloads.jax.config import JOB_CONFIG_ENV
-from workloads.jax.distributed import COORDINATOR, NUM_PROCESSES, PROCESS_ID
+from meshstack.core.contract import COORDINATOR, JOB_CONFIG_ENV, NUM_PROCESSES, PROCESS_ID
+from meshstack.core.spec import TrainingWorkload
 from workloads.k8s.pod import security_context
 from workloads.k8s.workload_base import Target, workload_base
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from meshstack.spec import Mount
+from meshstack.core.spec import Mount
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from meshstack.spec import InferenceWorkload, TrainingWorkload
+from meshstack.core.spec import InferenceWorkload, TrainingWorkload
 from workloads.k8s.pod import Placement, claim_volumes, scratch_volumes
 from workloads.k8s.volumes import FileSystemRef, claims
 

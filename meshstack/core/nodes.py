@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from components.catalog import Accelerator
-from meshstack.spec import NodePool
+from meshstack.core.catalog import Accelerator
+from meshstack.core.spec import NodePool
 
 LABEL_POOL = "meshstack.io/node-pool"
 LABEL_ACCELERATOR = "meshstack.io/accelerator"

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from meshstack.engine import Resource
+from meshstack.preview.recorder import Resource
 
 SKIPPED_KINDS = ("Release",)  # kubernetes:helm.sh/v3:Release is a chart, not an object
 

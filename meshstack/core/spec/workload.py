@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from meshstack.spec.base import DNS_LABEL, SpecModel, field_error
-from workloads.jax.config import MeshConfig, ModelConfig, ServeConfig, TrainConfig, shape_problem
+from meshstack.core.contract import MeshConfig, ModelConfig, ServeConfig, TrainConfig, shape_problem
+from meshstack.core.spec.base import DNS_LABEL, SpecModel, field_error
 
 
 class StorageRef(SpecModel):

@@ -8,12 +8,12 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from meshstack.spec.base import SpecModel, field_error
-from meshstack.spec.cluster import ClusterSpec, NodePool
-from meshstack.spec.network import NetworkSpec
-from meshstack.spec.storage import StorageSpec
-from meshstack.spec.workload import InferenceWorkload, StorageRef, TrainingWorkload, Workload
-from meshstack.validation import check_unique
+from meshstack.core.spec.base import SpecModel, field_error
+from meshstack.core.spec.cluster import ClusterSpec, NodePool
+from meshstack.core.spec.network import NetworkSpec
+from meshstack.core.spec.storage import StorageSpec
+from meshstack.core.spec.workload import InferenceWorkload, StorageRef, TrainingWorkload, Workload
+from meshstack.core.validation import check_unique
 
 REQUIRED_TAGS = ("team", "project", "cost-center")
 GCP_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")

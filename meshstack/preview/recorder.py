@@ -23,9 +23,9 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from meshstack.config import Project, runtime_config_values
-from meshstack.mocks import CloudMocks
-from meshstack.resources import ResourceView
+from meshstack.core.resources import ResourceView
+from meshstack.core.stack_file import Project, runtime_config_values
+from meshstack.preview.mocks import CloudMocks
 
 
 @dataclass

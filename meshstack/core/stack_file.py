@@ -15,11 +15,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from components.catalog import load_catalog
-from meshstack.errors import SpecError, spec_problems
-from meshstack.spec import StackSpec
+from meshstack.core.catalog import load_catalog
+from meshstack.core.errors import SpecError, spec_problems
+from meshstack.core.spec import StackSpec
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Config keys from provider namespaces that the spec reads, and the field they fill.
 PROVIDER_KEYS = {"aws:region": "region", "gcp:region": "region", "gcp:project": "project", "gcp:zone": "zone"}

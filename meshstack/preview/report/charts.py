@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from meshstack.core.spec import StackSpec, TrainingWorkload
 from meshstack.cost import CostReport
-from meshstack.spec import StackSpec, TrainingWorkload
 
 COLORS = {"cluster": "#dbeafe", "pool": "#bfdbfe", "storage": "#fde68a", "workload": "#bbf7d0", "edge": "#475569"}
 

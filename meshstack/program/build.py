@@ -10,14 +10,14 @@ from components.aws.eks import EksCluster
 from components.aws.iam import ClusterIam
 from components.aws.network import Network as AwsNetwork
 from components.aws.storage import Storage as AwsStorage
-from components.catalog import Catalog, load_catalog
 from components.gcp.gke import GkeCluster
 from components.gcp.network import Network as GcpNetwork
 from components.gcp.storage import Storage as GcpStorage
 from components.governance import Budget
 from components.k8s.addons import AddonNeeds
-from meshstack.placement import Cluster, StorageTargets, deploy_workloads
-from meshstack.spec import ClusterSpec, StackSpec
+from meshstack.core.catalog import Catalog, load_catalog
+from meshstack.core.spec import ClusterSpec, StackSpec
+from meshstack.program.placement import Cluster, StorageTargets, deploy_workloads
 from workloads.k8s.volumes import FileSystemRef
 
 

@@ -21,9 +21,9 @@ from pulumi.runtime.proto import analyzer_pb2 as proto
 from pulumi_policy import EnforcementLevel
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
-from meshstack.config import Project
-from meshstack.engine import Resource
-from meshstack.errors import SpecError
+from meshstack.core.errors import SpecError
+from meshstack.core.stack_file import Project
+from meshstack.preview.recorder import Resource
 from policies.pack import PACK_NAME, PACK_VERSION, RULES_BY_NAME, policies
 
 LEVELS = {

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.catalog import load_catalog
-from meshstack.config import Project, find_project, read_stack_config, spec_from_config
+from meshstack.core.catalog import load_catalog
+from meshstack.core.spec import StackSpec
+from meshstack.core.stack_file import Project, find_project, read_stack_config, spec_from_config
 from meshstack.cost import CostChange, CostReport, diff, estimate
-from meshstack.engine import Resource, run_project
-from meshstack.policy import Violation, evaluate, load_policy_config, policy_config_path
-from meshstack.spec import StackSpec
+from meshstack.preview.policy_runner import Violation, evaluate, load_policy_config, policy_config_path
+from meshstack.preview.recorder import Resource, run_project
 
 
 @dataclass

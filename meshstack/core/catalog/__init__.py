@@ -1,6 +1,6 @@
 """Accelerators, instance types and their prices, as data a user can extend or override."""
 
-from components.catalog.catalog import (
+from meshstack.core.catalog.catalog import (
     Accelerator,
     AwsServices,
     Catalog,

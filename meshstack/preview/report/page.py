@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from meshstack.preview import Preview
-from meshstack.render import usd
+from meshstack.preview.plan import Preview
+from meshstack.preview.render import usd
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #0f172a; }

@@ -1,4 +1,6 @@
-"""What a training or serving program is told: the model, the mesh, the data and checkpoint URIs.
+"""The JAX environment contract: what a training or serving program is told, by variable and by JSON.
+
+Kubernetes manifests and the local runner write it; the programs under workloads/jax read it.
 
 These models are part of the stack spec (a workload's `model`, `train`, `mesh`)
 and are also what a running program reads from MESHSTACK_JOB_CONFIG, so the
@@ -12,9 +14,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from meshstack.validation import SpecModel, field_error
+from meshstack.core.validation import SpecModel, field_error
 
 JOB_CONFIG_ENV = "MESHSTACK_JOB_CONFIG"
+# Multi-host start-up, as Kubeflow Trainer names it; TPU slices on GKE set TPU_WORKER_* themselves.
+COORDINATOR = "JAX_COORDINATOR_ADDRESS"
+NUM_PROCESSES = "JAX_NUM_PROCESSES"
+PROCESS_ID = "JAX_PROCESS_ID"
+TPU_HOSTS = "TPU_WORKER_HOSTNAMES"
 
 
 class ModelConfig(SpecModel):

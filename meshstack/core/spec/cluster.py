@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from components.catalog import Catalog, InstanceType
-from meshstack.spec.base import DNS_LABEL, SpecModel, catalog_from, check_cidr, check_label, field_error
-from meshstack.validation import check_unique
+from meshstack.core.catalog import Catalog, InstanceType
+from meshstack.core.spec.base import DNS_LABEL, SpecModel, catalog_from, check_cidr, check_label, field_error
+from meshstack.core.validation import check_unique
 
 Market = Literal["on-demand", "spot", "capacity-block", "reservation"]
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.catalog import Catalog
 from components.k8s.addons import ClusterAddons
-from meshstack.spec import InferenceWorkload, StackSpec, StorageRef, TrainingWorkload
-from workloads.jax.config import JobConfig, ServeJobConfig
+from meshstack.core.catalog import Catalog
+from meshstack.core.contract import JobConfig, ServeJobConfig
+from meshstack.core.spec import InferenceWorkload, StackSpec, StorageRef, TrainingWorkload
 from workloads.k8s.inference_service import InferenceService
 from workloads.k8s.pod import Placement, TpuSlices
 from workloads.k8s.training_job import TrainingJob

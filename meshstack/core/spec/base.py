@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from components.catalog import Catalog, load_catalog
-from meshstack.validation import SpecModel, field_error
+from meshstack.core.catalog import Catalog, load_catalog
+from meshstack.core.validation import SpecModel, field_error
 
 __all__ = ["DNS_LABEL", "SpecModel", "catalog_from", "check_cidr", "check_label", "field_error", "parse_cidr"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.catalog import Catalog, load_catalog
-from meshstack.spec import StackSpec
+from meshstack.core.catalog import Catalog, load_catalog
+from meshstack.core.spec import StackSpec
 
 
 def stack_schema(catalog: Catalog | None = None) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from meshstack.engine import Resource
-from meshstack.preview import Preview
+from meshstack.preview.plan import Preview
+from meshstack.preview.recorder import Resource
 
 
 def usd(value: float, signed: bool = False) -> str:
