@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 
-from meshstack.core.spec import Budget as BudgetSpec
-
-BUDGET_TYPE = "meshstack:governance:Budget"
+from meshstack.core.types import GOVERNANCE
 
 
-class Budget(pulumi.ComponentResource):
+@dataclass(frozen=True, kw_only=True)
+class StackGovernanceArgs:
+    """What the cost rules enforce: limits in USD and accelerators, and which environment this is."""
+
+    cloud: str
+    environment: str
+    max_hourly_usd: float | None = None
+    max_monthly_usd: float | None = None
+    max_accelerators: int | None = None
+
+
+class StackGovernance(pulumi.ComponentResource):
     """Holds no cloud resource. Its inputs carry the spec's budget to the policy pack, which sees
     only resources: `pulumi preview --policy-pack` and `meshstack preview` then enforce the
     limits the stack file states, with no second copy in the pack's config.
     """
 
-    def __init__(
-        self, name: str, cloud: str, environment: str, budget: BudgetSpec, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        props = {"cloud": cloud, "environment": environment, **budget.model_dump(exclude_none=True)}
-        super().__init__(BUDGET_TYPE, name, props, opts)
+    def __init__(self, name: str, args: StackGovernanceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        props = {k: v for k, v in vars(args).items() if v is not None}
+        super().__init__(GOVERNANCE, name, props, opts)
         self.register_outputs(props)

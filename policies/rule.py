@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -94,3 +95,14 @@ def policy_statements(document: Any) -> list[Mapping[str, Any]]:
         except json.JSONDecodeError:
             return []
     return [s for s in as_list(get(document, "Statement")) if isinstance(s, Mapping)]
+
+
+OPEN_CIDRS = ("0.0.0.0/0", "::/0")
+
+
+def is_open(cidr: Any) -> bool:
+    """The whole internet, however it is written (0.0.0.0/0, ::/0, 0.0.0.0/1 is not)."""
+    try:
+        return ipaddress.ip_network(str(cidr), strict=False).prefixlen == 0
+    except ValueError:
+        return False

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components.aws.iam import NODE_POLICIES, ClusterIam
+from components.aws.iam import NODE_POLICIES, ClusterIam, ClusterIamArgs
 from meshstack.core.spec import REQUIRED_TAGS
 from meshstack.core.stack_file import find_project
 from meshstack.preview.plan import Preview, preview_stack
@@ -250,7 +250,7 @@ def test_efs_is_encrypted_with_a_mount_target_per_az(project_copy: Callable[[str
 
 def test_service_account_role_is_scoped_to_one_account_and_its_buckets() -> None:
     def program() -> None:
-        iam = ClusterIam("t-iam", "us-east-1", {"team": "t", "project": "p", "cost-center": "1"})
+        iam = ClusterIam("t-iam", ClusterIamArgs("us-east-1", {"team": "t", "project": "p", "cost-center": "1"}))
         iam.add_oidc_provider("https://oidc.eks.us-east-1.amazonaws.com/id/ABC")
         iam.service_account_role(
             "trainer", "ml", "trainer", ["arn:aws:s3:::data-bucket"], ["arn:aws:kms:us-east-1:123456789012:key/k"]
@@ -280,7 +280,7 @@ def test_service_account_role_is_scoped_to_one_account_and_its_buckets() -> None
 
 def test_service_account_role_needs_the_oidc_provider_first() -> None:
     def program() -> None:
-        ClusterIam("t-iam", "us-east-1", {}).service_account_role("x", "ns", "sa", [])
+        ClusterIam("t-iam", ClusterIamArgs("us-east-1")).service_account_role("x", "ns", "sa", [])
 
     with pytest.raises(RuntimeError, match="add_oidc_provider must run before"):
         run_program(program, "meshstack", "test", {}, "us-east-1")

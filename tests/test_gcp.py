@@ -66,7 +66,7 @@ def test_prod_gcp_resolves_its_tpu_pools() -> None:
         (
             lambda c: pool(c, 1).update(market="capacity-block"),
             "clusters[0].node_pools[1].market",
-            "capacity blocks are an AWS market",
+            "GCP does not offer 'capacity-block'",
         ),
         (
             lambda c: pool(c, 1).update(reservation_id="V5P_Reservation"),
@@ -96,7 +96,7 @@ def test_prod_gcp_resolves_its_tpu_pools() -> None:
         (lambda c: c["meshstack:workloads"][0].update(use_jobset=False), "workloads[0].use_jobset", "needs JobSet"),
         (lambda c: c["meshstack:tags"].update(team="ML Platform"), "tags.team", "GCP labels hold only lowercase"),
         (lambda c: c.pop("gcp:zone"), "gcp:zone", "must be a zone of us-east5"),
-        (lambda c: c.update({"gcp:project": "x"}), "gcp:project", "must name the Google Cloud project"),
+        (lambda c: c.update({"gcp:project": "x"}), "gcp:project", "must name the project"),
         (
             lambda c: c["meshstack:storage"].update(
                 lustre=[{"name": "l", "capacity_gib": 1200, "throughput_per_tib": 125}]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from meshstack.core.resources import ResourceView
+from meshstack.core.types import GOVERNANCE
 from policies.pack import RULES_BY_NAME
 from policies.rule import Finding
 
@@ -459,7 +460,7 @@ def test_wildcard_power_in_a_policy_document(statement: dict[str, Any], message:
 
 
 def governed(environment: str, **budget: Any) -> list[ResourceView]:
-    return [view("meshstack:governance:Budget", {"environment": environment, **budget}, "budget")]
+    return [view(GOVERNANCE, {"environment": environment, **budget}, "budget")]
 
 
 def group(

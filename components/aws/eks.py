@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws.iam import ClusterIam, partition
-from components.aws.node_group import NodeGroup
-from components.k8s.addons import AddonNeeds, ClusterAddons
+from components.aws.iam import ClusterIam, ClusterIamArgs, partition
+from components.aws.node_group import NodeGroup, NodeGroupArgs
+from components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs
 from components.tags import named
-from meshstack.core.catalog import Catalog
-from meshstack.core.spec import ClusterSpec
+from meshstack.core.nodes import NodePoolArgs
 
 # Add-ons that must be there before nodes join, and those that need nodes to schedule on.
 NETWORK_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
@@ -49,12 +50,40 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> s
     )
 
 
+LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EksClusterArgs:
+    """The cluster's nodes go in `subnet_ids` (private ones) with `node_security_group_id`.
+
+    The API endpoint is private; `public_access_cidrs` opens it to those networks too.
+    `admin_principal_arns` get cluster-admin through access entries.
+    """
+
+    region: str
+    kubernetes_version: str
+    node_pools: Sequence[NodePoolArgs]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    node_security_group_id: pulumi.Input[str]
+    public_access_cidrs: Sequence[str] = ()
+    admin_principal_arns: Sequence[str] = ()
+    log_types: Sequence[LogType] = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+    addons: AddonNeeds = field(default_factory=AddonNeeds)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
 class EksCluster(pulumi.ComponentResource):
     """The control plane, its access entries and add-ons, the node groups, and a Kubernetes
     provider for the components that install things into the cluster.
 
     Authentication is by EKS access entries only (no aws-auth ConfigMap), so who
     may administer the cluster is an AWS resource that policy can read.
+
+    Outputs: `cluster_name`, `endpoint`, `kubeconfig` (no secret in it: it calls
+    `aws eks get-token`), `oidc_issuer` and `oidc_provider_arn` for IRSA; `provider`
+    (a Kubernetes provider for the cluster), `iam` (its roles; `iam.service_account_role`
+    makes IRSA roles), `node_groups` by pool name and `addons`.
     """
 
     cluster_name: pulumi.Output[str]
@@ -68,18 +97,13 @@ class EksCluster(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        spec: ClusterSpec,
-        catalog: Catalog,
-        iam: ClusterIam,
-        region: str,
-        subnet_ids: Sequence[pulumi.Input[str]],
-        node_security_group_id: pulumi.Input[str],
-        tags: Mapping[str, str],
-        addons: AddonNeeds,
+        args: EksClusterArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshstack:aws:EksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        region, tags, subnet_ids = args.region, args.tags, args.subnet_ids
+        self.iam = iam = ClusterIam(f"{name}-iam", ClusterIamArgs(region, tags), opts=child)
         key = aws.kms.Key(
             f"{name}-secrets",
             description=f"Envelope encryption of Kubernetes secrets in {name}",
@@ -91,23 +115,23 @@ class EksCluster(pulumi.ComponentResource):
         cluster = aws.eks.Cluster(
             name,
             name=name,
-            version=spec.kubernetes_version,
+            version=args.kubernetes_version,
             role_arn=iam.cluster_role_arn,
             vpc_config={
                 "subnet_ids": list(subnet_ids),
                 "endpoint_private_access": True,
-                "endpoint_public_access": bool(spec.public_access_cidrs),
-                **({"public_access_cidrs": spec.public_access_cidrs} if spec.public_access_cidrs else {}),
+                "endpoint_public_access": bool(args.public_access_cidrs),
+                **({"public_access_cidrs": list(args.public_access_cidrs)} if args.public_access_cidrs else {}),
             },
             encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
-            enabled_cluster_log_types=list(spec.log_types),
+            enabled_cluster_log_types=list(args.log_types),
             access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": True},
             bootstrap_self_managed_addons=False,
             upgrade_policy={"support_type": "STANDARD"},
             tags=named(tags, name),
             opts=child,
         )
-        for i, principal in enumerate(spec.admin_principal_arns):
+        for i, principal in enumerate(args.admin_principal_arns):
             entry = aws.eks.AccessEntry(
                 f"{name}-admin-{i}",
                 cluster_name=cluster.name,
@@ -128,17 +152,17 @@ class EksCluster(pulumi.ComponentResource):
         network_addons = [self._addon(name, addon, cluster, tags, []) for addon in NETWORK_ADDONS]
         cluster_sg = cluster.vpc_config.cluster_security_group_id
         self.node_groups = {}
-        for pool in spec.node_pools:
+        for pool in args.node_pools:
             self.node_groups[pool.name] = NodeGroup(
                 f"{name}-{pool.name}",
-                pool=pool,
-                instance=catalog.instance_types[str(pool.instance_type)],
-                accelerator=catalog.accelerators[pool.accelerator],
-                cluster_name=cluster.name,
-                node_role_arn=iam.node_role_arn,
-                subnet_ids=subnet_ids,
-                security_group_ids=[node_security_group_id, cluster_sg],
-                tags=tags,
+                NodeGroupArgs(
+                    pool=pool,
+                    cluster_name=cluster.name,
+                    node_role_arn=iam.node_role_arn,
+                    subnet_ids=subnet_ids,
+                    security_group_ids=[args.node_security_group_id, cluster_sg],
+                    tags=tags,
+                ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=network_addons),
             )
         for addon in SCHEDULED_ADDONS:
@@ -160,13 +184,8 @@ class EksCluster(pulumi.ComponentResource):
         )
         self.addons = ClusterAddons(
             f"{name}-addons",
-            spec.node_pools,
-            catalog,
-            lustre=addons.lustre,
-            efs=addons.efs,
-            namespaces=addons.namespaces,
-            provider=self.provider,
-            opts=pulumi.ResourceOptions(parent=self),
+            ClusterAddonsArgs(args.node_pools, args.addons),
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
         )
         self.register_outputs(
             {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -87,6 +88,12 @@ def bucket_access_policy(bucket_arns: Sequence[str], kms_key_arns: Sequence[str]
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
+@dataclass(frozen=True)
+class ClusterIamArgs:
+    region: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
 class ClusterIam(pulumi.ComponentResource):
     """Cluster and node roles, and (once the cluster exists) its OIDC provider for IRSA."""
 
@@ -94,13 +101,11 @@ class ClusterIam(pulumi.ComponentResource):
     node_role_arn: pulumi.Output[str]
     node_role_name: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, region: str, tags: Mapping[str, str], opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: ClusterIamArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("meshstack:aws:ClusterIam", name, None, opts)
         self._name = name
-        self._tags = dict(tags)
-        self._partition = partition(region)
+        self._tags = dict(args.tags)
+        self._partition = partition(args.region)
         self._oidc: aws.iam.OpenIdConnectProvider | None = None
         self._issuer: pulumi.Output[str] | None = None
         cluster_role = self._service_role("cluster", "eks.amazonaws.com", CLUSTER_POLICIES)

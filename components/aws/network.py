@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from components.tags import named
-from meshstack.core.spec import NetworkSpec
+from meshstack.core.network import NetworkSpec
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    network: NetworkSpec
+    region: str
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 class Network(pulumi.ComponentResource):
@@ -27,12 +35,11 @@ class Network(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        spec: NetworkSpec,
-        region: str,
-        tags: Mapping[str, str],
+        args: NetworkArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshstack:aws:Network", name, None, opts)
+        spec, region, tags = args.network, args.region, args.tags
         child = pulumi.ResourceOptions(parent=self)
         private_cidrs, public_cidrs = spec.subnets()
         zones = aws.get_availability_zones_output(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.tags import named
-from meshstack.core.catalog import Accelerator, InstanceType
-from meshstack.core.nodes import node_labels, node_taints
-from meshstack.core.spec import NodePool
+from meshstack.core.nodes import NodePoolArgs, node_labels, node_taints
 
 AMI_TYPES = {"nvidia": "AL2023_x86_64_NVIDIA", "aws-neuron": "AL2023_x86_64_NEURON", "none": "AL2023_x86_64_STANDARD"}
 CAPACITY_TYPES = {
@@ -45,6 +45,16 @@ def efa_user_data() -> str:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class NodeGroupArgs:
+    pool: NodePoolArgs
+    cluster_name: pulumi.Input[str]
+    node_role_arn: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_ids: Sequence[pulumi.Input[str]]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
 class NodeGroup(pulumi.ComponentResource):
     """A managed node group whose nodes require IMDSv2, encrypt their disks and, when asked,
     carry one EFA interface per network card inside a cluster placement group.
@@ -58,19 +68,14 @@ class NodeGroup(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        pool: NodePool,
-        instance: InstanceType,
-        accelerator: Accelerator,
-        cluster_name: pulumi.Input[str],
-        node_role_arn: pulumi.Input[str],
-        subnet_ids: Sequence[pulumi.Input[str]],
-        security_group_ids: Sequence[pulumi.Input[str]],
-        tags: Mapping[str, str],
+        args: NodeGroupArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshstack:aws:NodeGroup", name, None, opts)
+        pool, tags, subnet_ids, security_group_ids = args.pool, args.tags, args.subnet_ids, args.security_group_ids
+        instance, accelerator = pool.instance, pool.accelerator
         child = pulumi.ResourceOptions(parent=self)
-        template: dict[str, object] = {
+        template: dict[str, Any] = {
             "metadata_options": {
                 "http_endpoint": "enabled",
                 "http_tokens": "required",
@@ -127,18 +132,18 @@ class NodeGroup(pulumi.ComponentResource):
         pinned = pool.efa or pool.placement_group
         group_ = aws.eks.NodeGroup(
             name,
-            cluster_name=cluster_name,
+            cluster_name=args.cluster_name,
             node_group_name_prefix=f"{pool.name}-",
-            node_role_arn=node_role_arn,
+            node_role_arn=args.node_role_arn,
             subnet_ids=list(subnet_ids[:1]) if pinned else list(subnet_ids),
             instance_types=[pool.instance_type],
             ami_type=AMI_TYPES[accelerator.vendor],
             capacity_type=CAPACITY_TYPES[pool.market],
-            scaling_config={"min_size": pool.min_nodes, "max_size": pool.max_nodes, "desired_size": pool.desired},
+            scaling_config={"min_size": pool.min_nodes, "max_size": pool.max_nodes, "desired_size": pool.desired_nodes},
             update_config={"max_unavailable": 1},
             launch_template={"id": launch_template.id, "version": launch_template.latest_version.apply(str)},
             labels=node_labels(pool),
-            taints=[{**t, "effect": TAINT_EFFECTS[t["effect"]]} for t in node_taints(pool, accelerator)],
+            taints=[{**t, "effect": TAINT_EFFECTS[t["effect"]]} for t in node_taints(pool)],
             tags=named(tags, name),
             opts=pulumi.ResourceOptions(
                 parent=self,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
-from components.tags import named, sized
-from meshstack.core.spec import BucketSpec, LustreSpec, StorageSpec
+from components.tags import named
+from meshstack.core.storage import BucketSpec, LustreSpec, StorageSpec
+from meshstack.core.types import EXPECTED_GIB
 
 LUSTRE_PORTS = ((988, 988), (1018, 1023))
 NFS_PORT = 2049
@@ -48,6 +49,17 @@ def deny_insecure_transport(bucket_arn: str) -> str:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class StorageArgs:
+    """File systems get mount targets in `private_subnet_ids`, reachable from `node_security_group_id` only."""
+
+    storage: StorageSpec
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    node_security_group_id: pulumi.Input[str]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
 class Storage(pulumi.ComponentResource):
     """Every store is encrypted with the stack's storage key and reachable only from the nodes."""
 
@@ -59,14 +71,15 @@ class Storage(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        spec: StorageSpec,
-        vpc_id: pulumi.Input[str],
-        private_subnet_ids: Sequence[pulumi.Input[str]],
-        node_security_group_id: pulumi.Input[str],
-        tags: Mapping[str, str],
+        args: StorageArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("meshstack:aws:Storage", name, None, opts)
+        spec, tags, vpc_id = args.storage, args.tags, args.vpc_id
+        # S3 and EFS grow with what is stored: the spec's expected sizes travel as this component's
+        # inputs, where the cost estimate (and the budget rule) find them.
+        expected = {f"{name}-{s.name}": s.size_gib for s in [*spec.buckets, *spec.efs] if s.size_gib}
+        super().__init__("meshstack:aws:Storage", name, {EXPECTED_GIB: expected}, opts)
+        private_subnet_ids, node_security_group_id = args.private_subnet_ids, args.node_security_group_id
         self._name = name
         self._tags = dict(tags)
         self._child = pulumi.ResourceOptions(parent=self)
@@ -96,7 +109,7 @@ class Storage(pulumi.ComponentResource):
                     throughput_mode=fs_spec.throughput_mode,
                     provisioned_throughput_in_mibps=fs_spec.provisioned_mibps,
                     lifecycle_policies=[{"transition_to_ia": "AFTER_30_DAYS"}],
-                    tags=sized(named(tags, f"{name}-{fs_spec.name}"), fs_spec.size_gib),
+                    tags=named(tags, f"{name}-{fs_spec.name}"),
                     opts=self._child,
                 )
                 for i, subnet in enumerate(private_subnet_ids):
@@ -119,9 +132,7 @@ class Storage(pulumi.ComponentResource):
 
     def _bucket(self, spec: BucketSpec, key: aws.kms.Key) -> StoredBucket:
         name = f"{self._name}-{spec.name}"
-        bucket = aws.s3.Bucket(
-            name, force_destroy=False, tags=sized(named(self._tags, name), spec.size_gib), opts=self._child
-        )
+        bucket = aws.s3.Bucket(name, force_destroy=False, tags=named(self._tags, name), opts=self._child)
         aws.s3.BucketPublicAccessBlock(
             name,
             bucket=bucket.id,

@@ -4,18 +4,18 @@ with their drivers, and TPU node pools, one per slice, placed compactly in their
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from components.gcp.iam import ClusterIdentity
+from components.gcp.iam import ClusterIdentity, ClusterIdentityArgs
 from components.gcp.network import PODS, SERVICES
-from components.k8s.addons import AddonNeeds, ClusterAddons
-from meshstack.core.catalog import Catalog
-from meshstack.core.nodes import node_labels
-from meshstack.core.spec import ClusterSpec, NetworkSpec, NodePool
+from components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs
+from meshstack.core.nodes import NodePoolArgs, node_labels
 
 EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 
@@ -48,7 +48,29 @@ def kubeconfig(name: str, endpoint: str, ca_data: str) -> str:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class GkeClusterArgs:
+    """A regional cluster whose node pools run in `zone`. The control plane takes `master_cidr` (a /28);
+    pods and services use the subnetwork's secondary ranges named by components.gcp.network."""
+
+    project: str
+    region: str
+    zone: str
+    kubernetes_version: str
+    node_pools: Sequence[NodePoolArgs]
+    network_id: pulumi.Input[str]
+    subnetwork_id: pulumi.Input[str]
+    master_cidr: str
+    public_access_cidrs: Sequence[str] = ()
+    addons: AddonNeeds = field(default_factory=AddonNeeds)
+    deletion_protection: bool = True
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
 class GkeCluster(pulumi.ComponentResource):
+    """Outputs: `cluster_name`, `endpoint`, `kubeconfig` (no secret: it calls gke-gcloud-auth-plugin),
+    `provider` (Kubernetes), `identity` (node and workload service accounts) and `addons`."""
+
     provider: k8s.Provider
     addons: ClusterAddons
     identity: ClusterIdentity
@@ -56,23 +78,14 @@ class GkeCluster(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        spec: ClusterSpec,
-        catalog: Catalog,
-        network: NetworkSpec,
-        network_id: pulumi.Input[str],
-        subnetwork_id: pulumi.Input[str],
-        project: str,
-        region: str,
-        zone: str,
-        labels: Mapping[str, str],
-        addons: AddonNeeds,
-        deletion_protection: bool,
+        args: GkeClusterArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshstack:gcp:GkeCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        project, region, zone, labels = args.project, args.region, args.zone, args.labels
         self._labels = dict(labels)
-        self.identity = ClusterIdentity(f"{name}-id", project, opts=child)
+        self.identity = ClusterIdentity(f"{name}-id", ClusterIdentityArgs(project), opts=child)
         ring = gcp.kms.KeyRing(f"{name}-ring", project=project, location=region, opts=child)
         key = gcp.kms.CryptoKey(
             f"{name}-secrets",
@@ -92,27 +105,26 @@ class GkeCluster(pulumi.ComponentResource):
             member=number.apply(lambda n: f"serviceAccount:service-{n}@container-engine-robot.iam.gserviceaccount.com"),
             opts=child,
         )
-        _, _, master_cidr = network.gke_ranges()
         cluster = gcp.container.Cluster(
             name,
             name=name,
             project=project,
             location=region,
-            network=network_id,
-            subnetwork=subnetwork_id,
+            network=args.network_id,
+            subnetwork=args.subnetwork_id,
             remove_default_node_pool=True,
             initial_node_count=1,
-            min_master_version=spec.kubernetes_version,
+            min_master_version=args.kubernetes_version,
             release_channel={"channel": "REGULAR"},
             ip_allocation_policy={"cluster_secondary_range_name": PODS, "services_secondary_range_name": SERVICES},
             private_cluster_config={
                 "enable_private_nodes": True,
-                "enable_private_endpoint": not spec.public_access_cidrs,
-                "master_ipv4_cidr_block": master_cidr,
+                "enable_private_endpoint": not args.public_access_cidrs,
+                "master_ipv4_cidr_block": args.master_cidr,
             },
             master_authorized_networks_config={
                 "cidr_blocks": [
-                    {"cidr_block": c, "display_name": f"allowed-{i}"} for i, c in enumerate(spec.public_access_cidrs)
+                    {"cidr_block": c, "display_name": f"allowed-{i}"} for i, c in enumerate(args.public_access_cidrs)
                 ],
             },
             workload_identity_config={"workload_pool": f"{project}.svc.id.goog"},
@@ -131,18 +143,17 @@ class GkeCluster(pulumi.ComponentResource):
                 "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
             },
             resource_labels=dict(labels),
-            deletion_protection=deletion_protection,
+            deletion_protection=args.deletion_protection,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[grant]),
         )
         self.cluster_name = cluster.name
         self.endpoint = cluster.endpoint
         pools = []
-        for pool in spec.node_pools:
-            for i in range(pool.slices):
-                suffix = f"-s{i}" if pool.slices > 1 else ""
-                pools.append(
-                    self._node_pool(f"{name}-{pool.name}{suffix}", pool, catalog, cluster, project, region, zone)
-                )
+        for pool in args.node_pools:
+            slices = pool.tpu.slices if pool.tpu is not None else 1
+            for i in range(slices):
+                suffix = f"-s{i}" if slices > 1 else ""
+                pools.append(self._node_pool(f"{name}-{pool.name}{suffix}", pool, cluster, project, region, zone))
         self.kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.master_auth).apply(
             lambda a: kubeconfig(a[0], a[1], a[2]["cluster_ca_certificate"])
         )
@@ -154,14 +165,8 @@ class GkeCluster(pulumi.ComponentResource):
         )
         self.addons = ClusterAddons(
             f"{name}-addons",
-            spec.node_pools,
-            catalog,
-            lustre=False,
-            efs=False,
-            namespaces=addons.namespaces,
-            provider=self.provider,
-            device_plugins=False,
-            opts=pulumi.ResourceOptions(parent=self),
+            ClusterAddonsArgs(args.node_pools, AddonNeeds(namespaces=args.addons.namespaces), device_plugins=False),
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
         )
         self.register_outputs(
             {"cluster_name": self.cluster_name, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig}
@@ -170,15 +175,14 @@ class GkeCluster(pulumi.ComponentResource):
     def _node_pool(
         self,
         name: str,
-        pool: NodePool,
-        catalog: Catalog,
+        pool: NodePoolArgs,
         cluster: gcp.container.Cluster,
         project: str,
         region: str,
         zone: str,
     ) -> gcp.container.NodePool:
         """GKE adds the nvidia.com/gpu and google.com/tpu taints itself; only the spec's own go here."""
-        config: dict[str, object] = {
+        config: dict[str, Any] = {
             "machine_type": pool.instance_type,
             "service_account": self.identity.node_email,
             "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
@@ -199,26 +203,24 @@ class GkeCluster(pulumi.ComponentResource):
                 "key": "compute.googleapis.com/reservation-name",
                 "values": [pool.reservation_id],
             }
-        if pool.accelerator in catalog.gpu_types:
+        if pool.gpu_type is not None:
             config["guest_accelerators"] = [
                 {
-                    "type": catalog.gpu_types[pool.accelerator],
+                    "type": pool.gpu_type,
                     "count": pool.accelerators_per_node,
                     "gpu_driver_installation_config": {"gpu_driver_version": "LATEST"},
                 }
             ]
         placement = None
-        if catalog.is_tpu(pool.accelerator):
-            shape = catalog.tpus[pool.accelerator].topologies[str(pool.topology)]
-            if shape.hosts > 1:
-                placement = {"type": "COMPACT", "tpu_topology": pool.topology}
+        if pool.tpu is not None and pool.tpu.hosts > 1:
+            placement = {"type": "COMPACT", "tpu_topology": pool.tpu.topology}
         return gcp.container.NodePool(
             name,
             project=project,
             cluster=cluster.id,
             location=region,
             node_locations=[zone],
-            initial_node_count=pool.desired,
+            initial_node_count=pool.desired_nodes,
             autoscaling={"min_node_count": pool.min_nodes, "max_node_count": pool.max_nodes},
             management={"auto_repair": True, "auto_upgrade": True},
             placement_policy=placement,

@@ -4,6 +4,7 @@ Workload Identity and allowed only on its buckets."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
@@ -24,11 +25,17 @@ def account_id(name: str) -> str:
     return name.lower()[:30].rstrip("-").ljust(6, "x")
 
 
+@dataclass(frozen=True)
+class ClusterIdentityArgs:
+    project: str
+
+
 class ClusterIdentity(pulumi.ComponentResource):
     node_email: pulumi.Output[str]
 
-    def __init__(self, name: str, project: str, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: ClusterIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("meshstack:gcp:ClusterIdentity", name, None, opts)
+        project = args.project
         self._name, self._project = name, project
         self._child = pulumi.ResourceOptions(parent=self)
         nodes = gcp.serviceaccount.Account(

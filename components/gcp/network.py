@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
 
-from meshstack.core.spec import NetworkSpec
+from meshstack.core.network import NetworkSpec
 
 PODS, SERVICES = "pods", "services"
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    network: NetworkSpec
+    project: str
+    region: str
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 class Network(pulumi.ComponentResource):
@@ -24,13 +33,11 @@ class Network(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        spec: NetworkSpec,
-        project: str,
-        region: str,
-        labels: Mapping[str, str],
+        args: NetworkArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshstack:gcp:Network", name, None, opts)
+        spec, project, region = args.network, args.project, args.region
         child = pulumi.ResourceOptions(parent=self)
         nodes_cidr = spec.subnets()[0][0]
         pods_cidr, services_cidr, _ = spec.gke_ranges()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
 
-from components.tags import EXPECTED_SIZE_LABEL
-from meshstack.core.spec import BucketSpec, StorageSpec
+from meshstack.core.storage import BucketSpec, StorageSpec
+from meshstack.core.types import EXPECTED_GIB
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,18 @@ class StoredFilestore:
     ip: pulumi.Output[str]
     share: str
     capacity_gib: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageArgs:
+    """Buckets in `region`; Filestore instances in `zone`, on the VPC `network_id`."""
+
+    storage: StorageSpec
+    project: str
+    region: str
+    zone: str
+    network_id: pulumi.Input[str]
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 class Storage(pulumi.ComponentResource):
@@ -30,15 +42,14 @@ class Storage(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        spec: StorageSpec,
-        project: str,
-        region: str,
-        zone: str,
-        network_id: pulumi.Input[str],
-        labels: Mapping[str, str],
+        args: StorageArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("meshstack:gcp:Storage", name, None, opts)
+        spec, project, region, zone, labels = args.storage, args.project, args.region, args.zone, args.labels
+        # GCS grows with what is stored: the expected sizes travel as this component's inputs, for the estimate.
+        expected = {f"{name}-{b.name}": b.size_gib for b in spec.buckets if b.size_gib}
+        super().__init__("meshstack:gcp:Storage", name, {EXPECTED_GIB: expected}, opts)
+        network_id = args.network_id
         self._child = pulumi.ResourceOptions(parent=self)
         self._name, self._labels, self._project, self._region = name, dict(labels), project, region
         ring = gcp.kms.KeyRing(f"{name}-ring", project=project, location=region, opts=self._child)
@@ -70,7 +81,7 @@ class Storage(pulumi.ComponentResource):
                 tier=fs.tier,
                 file_shares={"name": "share", "capacity_gb": fs.capacity_gib},
                 networks=[{"network": network_id, "modes": ["MODE_IPV4"]}],
-                labels={**self._labels, EXPECTED_SIZE_LABEL: str(fs.capacity_gib)},
+                labels=dict(self._labels),
                 opts=self._child,
             )
             self.filestore[fs.name] = StoredFilestore(
@@ -79,7 +90,7 @@ class Storage(pulumi.ComponentResource):
         self.register_outputs({"buckets": self.buckets})
 
     def _bucket(self, spec: BucketSpec, after: pulumi.Resource) -> pulumi.Output[str]:
-        labels = {**self._labels, **({EXPECTED_SIZE_LABEL: f"{spec.size_gib:g}"} if spec.size_gib else {})}
+        labels = dict(self._labels)
         rules: list[dict[str, object]] = [
             {
                 "action": {"type": "AbortIncompleteMultipartUpload"},

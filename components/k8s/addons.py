@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from meshstack.core.catalog import Catalog
-from meshstack.core.nodes import LABEL_ACCELERATOR
-from meshstack.core.spec import NodePool
+from meshstack.core.nodes import LABEL_ACCELERATOR, NodePoolArgs
 
 CHARTS: dict[str, dict[str, str]] = yaml.safe_load(Path(__file__).with_name("charts.yaml").read_text())
 TOLERATE_ALL = [{"operator": "Exists"}]
@@ -48,6 +46,15 @@ def _on_accelerators(names: Sequence[str]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class ClusterAddonsArgs:
+    """The pools decide the device plugins; `device_plugins=False` where the cloud installs its own (GKE)."""
+
+    node_pools: Sequence[NodePoolArgs]
+    needs: AddonNeeds = field(default_factory=AddonNeeds)
+    device_plugins: bool = True
+
+
 class ClusterAddons(pulumi.ComponentResource):
     """Device plugins for the accelerators the pools carry (GKE brings its own: device_plugins=False),
     JobSet and Kueue, the CSI drivers the stack's file systems need, and the namespaces workloads run in.
@@ -61,28 +68,25 @@ class ClusterAddons(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        pools: Sequence[NodePool],
-        catalog: Catalog,
-        lustre: bool,
-        efs: bool,
-        namespaces: Sequence[str],
-        provider: k8s.Provider,
-        device_plugins: bool = True,
+        args: ClusterAddonsArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """The cluster's Kubernetes provider comes through `opts.provider`; every release uses it."""
         super().__init__("meshstack:k8s:ClusterAddons", name, None, opts)
         self._name = name
-        self._opts = pulumi.ResourceOptions(parent=self, provider=provider)
+        self._opts = pulumi.ResourceOptions(parent=self)
+        pools, needs = args.node_pools, args.needs
+        lustre, efs, namespaces, device_plugins = needs.lustre, needs.efs, needs.namespaces, args.device_plugins
         vendors: dict[str, list[str]] = {}
         for pool in pools:
-            vendors.setdefault(catalog.accelerators[pool.accelerator].vendor, []).append(pool.accelerator)
+            vendors.setdefault(pool.accelerator.vendor, []).append(pool.accelerator_name)
         if device_plugins and "nvidia" in vendors:
             self._release("nvidia-device-plugin", _on_accelerators(vendors["nvidia"]))
         if device_plugins and "aws-neuron" in vendors:
             self._release(
                 "neuron-device-plugin", {"npd": {"enabled": False}, **_on_accelerators(vendors["aws-neuron"])}
             )
-        efa_accelerators = [p.accelerator for p in pools if p.efa]
+        efa_accelerators = [p.accelerator_name for p in pools if p.efa]
         if device_plugins and efa_accelerators:
             self._release("efa-device-plugin", _on_accelerators(efa_accelerators))
         self.jobset = self._release("jobset", {})

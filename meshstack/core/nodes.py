@@ -1,28 +1,80 @@
-"""What a node says about itself in Kubernetes, the same on every cloud: labels to select it, taints to reserve it."""
+"""A node pool as the components build it, and what its nodes say about themselves in Kubernetes.
+
+`NodePoolArgs` is the spec's pool with its catalog entries looked up once: the EKS and GKE
+components, the node labels and taints and each workload's placement all read this one value.
+It holds plain data, so a Pulumi program that does not use meshstack's stack spec can build one.
+"""
 
 from __future__ import annotations
 
-from meshstack.core.catalog import Accelerator
-from meshstack.core.spec import NodePool
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from meshstack.core.catalog import Accelerator, InstanceType
 
 LABEL_POOL = "meshstack.io/node-pool"
 LABEL_ACCELERATOR = "meshstack.io/accelerator"
 LABEL_ACCELERATOR_COUNT = "meshstack.io/accelerator-count"
 
+TaintEffect = Literal["NoSchedule", "NoExecute", "PreferNoSchedule"]
 
-def node_labels(pool: NodePool) -> dict[str, str]:
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: TaintEffect = "NoSchedule"
+
+
+@dataclass(frozen=True)
+class TpuSlice:
+    """A TPU pool's slice shape and the value GKE labels its nodes with."""
+
+    gke_accelerator: str
+    topology: str
+    hosts: int
+    slices: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodePoolArgs:
+    """One pool of identical nodes. Node counts are per pool (per slice for TPUs)."""
+
+    name: str
+    accelerator_name: str
+    accelerator: Accelerator
+    instance_type: str
+    instance: InstanceType
+    accelerators_per_node: int
+    max_nodes: int
+    min_nodes: int = 0
+    desired_nodes: int = 0
+    market: Literal["on-demand", "spot", "capacity-block", "reservation"] = "on-demand"
+    reservation_id: str | None = None
+    efa: bool = False
+    placement_group: bool = False
+    root_volume_gib: int = 200
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: Sequence[Taint] = ()
+    tpu: TpuSlice | None = None
+    gpu_type: str | None = None  # GKE: the guest accelerator type of a GPU pool
+
+
+def node_labels(pool: NodePoolArgs) -> dict[str, str]:
     """What a workload selects on to land on this pool."""
     return {
         **pool.labels,
         LABEL_POOL: pool.name,
-        LABEL_ACCELERATOR: pool.accelerator,
+        LABEL_ACCELERATOR: pool.accelerator_name,
         LABEL_ACCELERATOR_COUNT: str(pool.accelerators_per_node),
     }
 
 
-def node_taints(pool: NodePool, accelerator: Accelerator) -> list[dict[str, str]]:
+def node_taints(pool: NodePoolArgs) -> list[dict[str, str]]:
     """Accelerator nodes repel pods that do not ask for the accelerator, so CPU work cannot strand them."""
     taints = [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]
-    if accelerator.resource and all(t["key"] != accelerator.resource for t in taints):
-        taints.append({"key": accelerator.resource, "value": "present", "effect": "NoSchedule"})
+    resource = pool.accelerator.resource
+    if resource and all(t["key"] != resource for t in taints):
+        taints.append({"key": resource, "value": "present", "effect": "NoSchedule"})
     return taints

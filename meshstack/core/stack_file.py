@@ -15,14 +15,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from meshstack.core.catalog import load_catalog
+from meshstack.core.catalog import Catalog, known_clouds, load_catalog
 from meshstack.core.errors import SpecError, spec_problems
 from meshstack.core.spec import StackSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-# Config keys from provider namespaces that the spec reads, and the field they fill.
-PROVIDER_KEYS = {"aws:region": "region", "gcp:region": "region", "gcp:project": "project", "gcp:zone": "zone"}
 
 
 @dataclass(frozen=True)
@@ -82,29 +79,37 @@ def read_stack_config(project: Project, stack: str, path: Path | None = None) ->
     return config
 
 
+def cloud_of(config: dict[str, Any]) -> str:
+    """The cloud whose provider keys the stack sets (gcp:project, aws:region...); AWS when none does."""
+    namespaces = {key.partition(":")[0] for key in config}
+    clouds = [c for c in known_clouds() if c in namespaces]
+    if len(clouds) > 1:
+        raise SpecError([("config", f"keys of more than one cloud ({', '.join(clouds)}): a stack targets one")])
+    return clouds[0] if clouds else "aws"
+
+
 def spec_from_config(stack: str, config: dict[str, Any], source: str = "") -> StackSpec:
     """Validate a stack's config. Keys outside meshstack:* and the provider keys belong to others."""
-    cloud = "gcp" if any(key.startswith("gcp:") for key in config) else "aws"
+    cloud = cloud_of(config)
+    catalog = load_catalog(cloud=cloud)
+    provider_keys = {key: field for field, key in catalog.facts.config_keys.items()}
     data: dict[str, Any] = {"name": stack, "cloud": cloud}
     for key, value in config.items():
         namespace, _, field = key.partition(":")
-        if key in PROVIDER_KEYS:
-            data[PROVIDER_KEYS[key]] = value
+        if key in provider_keys:
+            data[provider_keys[key]] = value
         elif namespace == "meshstack":
             data[field] = value
     try:
-        return StackSpec.model_validate(data, context={"catalog": load_catalog(cloud=cloud)})
+        return StackSpec.model_validate(data, context={"catalog": catalog})
     except ValidationError as exc:
-        problems = [(_config_key(path, cloud), msg) for path, msg in spec_problems(exc, StackSpec)]
+        problems = [(_config_key(path, catalog), msg) for path, msg in spec_problems(exc, StackSpec)]
         raise SpecError(problems, source) from exc
 
 
-def _config_key(path: str, cloud: str) -> str:
+def _config_key(path: str, catalog: Catalog) -> str:
     """A top-level field filled from a provider key is reported under that key (aws:region, gcp:zone)."""
-    for key, field in PROVIDER_KEYS.items():
-        if path == field and key.startswith(f"{cloud}:"):
-            return key
-    return path
+    return catalog.facts.config_keys.get(path, path)
 
 
 def load_stack(stack: str, project: Project | None = None) -> StackSpec:

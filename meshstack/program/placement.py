@@ -2,77 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-from components.k8s.addons import ClusterAddons
-from meshstack.core.catalog import Catalog
+from components.platform import Platform, StorageTargets
 from meshstack.core.contract import JobConfig, ServeJobConfig
+from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.spec import InferenceWorkload, StackSpec, StorageRef, TrainingWorkload
-from workloads.k8s.inference_service import InferenceService
-from workloads.k8s.pod import Placement, TpuSlices
-from workloads.k8s.training_job import TrainingJob
-from workloads.k8s.volumes import FileSystemRef
-from workloads.k8s.workload_base import Target
+from workloads.k8s.inference_service import InferenceService, InferenceServiceArgs
+from workloads.k8s.pod import Placement
+from workloads.k8s.training_job import TrainingJob, TrainingJobArgs
+from workloads.k8s.volumes import VolumeMount
 
 Workload = TrainingWorkload | InferenceWorkload
-# (workload, namespace, service account, bucket names, read only) -> the service account's annotations
-Grant = Callable[[str, str, str, Sequence[str], bool], Mapping[str, pulumi.Input[str]]]
 
 
-@dataclass(frozen=True)
-class Cluster:
-    """What a workload needs of the cluster it runs on, whichever cloud built it."""
-
-    provider: k8s.Provider
-    addons: ClusterAddons
-    grant: Grant
-
-
-@dataclass(frozen=True)
-class StorageTargets:
-    """The stack's buckets by spec name, the URI scheme that reaches them, and its mountable file systems."""
-
-    scheme: str
-    buckets: Mapping[str, pulumi.Output[str]]
-    filesystems: Mapping[tuple[str, str], FileSystemRef]
-
-    def uri(self, ref: StorageRef) -> pulumi.Output[str]:
-        prefix = ref.prefix.strip("/")
-        return self.buckets[ref.bucket].apply(
-            lambda b: f"{self.scheme}://{b}/{prefix}" if prefix else f"{self.scheme}://{b}"
-        )
-
-
-def placement(spec: StackSpec, workload: Workload, catalog: Catalog) -> Placement:
-    pool = spec.pool_of(workload)
-    instance = catalog.instance_types[str(pool.instance_type)]
-    per_node = pool.accelerators_per_node or 0
-    tpu = None
-    if catalog.is_tpu(pool.accelerator):
-        shape = catalog.tpus[pool.accelerator].topologies[str(pool.topology)]
-        tpu = TpuSlices(catalog.tpus[pool.accelerator].gke_accelerator, str(pool.topology), pool.slices, shape.hosts)
+def placement(spec: StackSpec, workload: Workload, pool: NodePoolArgs) -> Placement:
+    """How many devices each pod takes: a TPU host's every chip, a training process's share, a replica's."""
+    per_node = pool.accelerators_per_node
+    if pool.tpu is not None:
         devices = per_node
     elif isinstance(workload, TrainingWorkload):
         devices = spec.devices_per_process(workload) if per_node else 0
     else:
         devices = workload.devices_per_replica if workload.devices_per_replica is not None else min(per_node, 1)
-    pods_per_node = per_node // devices if devices else max(instance.vcpus // 4, 1)
-    return Placement(pool, instance, catalog.accelerators[pool.accelerator], devices, pods_per_node, tpu)
+    return Placement.for_devices(pool, devices)
 
 
-def deploy_workloads(spec: StackSpec, catalog: Catalog, storage: StorageTargets, clusters: dict[str, Cluster]) -> None:
+def _uri(storage: StorageTargets, ref: StorageRef) -> pulumi.Output[str]:
+    return storage.uri(ref.bucket, ref.prefix)
+
+
+def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs], platform: Platform) -> None:
     """Each workload gets an identity allowed on exactly the buckets it names, then its Kubernetes component."""
+    storage = platform.storage
     for workload in spec.workloads:
-        cluster = clusters[workload.cluster]
-        where = placement(spec, workload, catalog)
+        cluster = platform.clusters[workload.cluster]
+        where = placement(spec, workload, pools[(workload.cluster, workload.node_pool)])
         name = f"{spec.name}-{workload.name}"
-        if isinstance(workload, TrainingWorkload):
-            refs = [workload.data, workload.checkpoints]
-        else:
+        refs = [workload.data, workload.checkpoints] if isinstance(workload, TrainingWorkload) else []
+        if isinstance(workload, InferenceWorkload):
             refs = [spec.checkpoints_of(workload)]
         annotations = cluster.grant(
             workload.name,
@@ -81,10 +51,11 @@ def deploy_workloads(spec: StackSpec, catalog: Catalog, storage: StorageTargets,
             sorted({r.bucket for r in refs}),
             isinstance(workload, InferenceWorkload),
         )
-        target = Target(where, annotations, storage.filesystems, cluster.provider, [cluster.addons])
+        volumes = [VolumeMount(m.source[1], m.path, storage.filesystems[m.source]) for m in workload.mounts]
+        opts = pulumi.ResourceOptions(provider=cluster.provider, depends_on=[cluster.addons])
         if isinstance(workload, TrainingWorkload):
-            peak = where.accelerator.bf16_tflops or None
-            config = pulumi.Output.all(storage.uri(workload.data), storage.uri(workload.checkpoints)).apply(
+            peak = where.pool.accelerator.bf16_tflops or None
+            config = pulumi.Output.all(_uri(storage, workload.data), _uri(storage, workload.checkpoints)).apply(
                 lambda u, w=workload, peak=peak: JobConfig(
                     name=w.name,
                     model=w.model,
@@ -95,11 +66,45 @@ def deploy_workloads(spec: StackSpec, catalog: Catalog, storage: StorageTargets,
                     peak_tflops_per_device=peak,
                 ).model_dump_json()
             )
-            TrainingJob(name, workload, target, job_config=config)
+            TrainingJob(
+                name,
+                TrainingJobArgs(
+                    name=workload.name,
+                    namespace=workload.namespace,
+                    image=workload.image,
+                    placement=where,
+                    account_annotations=annotations,
+                    volumes=volumes,
+                    job_config=config,
+                    processes=workload.processes,
+                    use_jobset=workload.use_jobset,
+                    max_restarts=workload.max_restarts,
+                    deadline_seconds=workload.deadline_seconds,
+                    ttl_seconds_after_finished=workload.ttl_seconds_after_finished,
+                    coordinator_port=workload.coordinator_port,
+                ),
+                opts,
+            )
         else:
-            config = storage.uri(refs[0]).apply(
+            config = _uri(storage, refs[0]).apply(
                 lambda u, w=workload: ServeJobConfig(
                     name=w.name, model=w.model, serve=w.serve, checkpoint_uri=u
                 ).model_dump_json()
             )
-            InferenceService(name, workload, target, job_config=config)
+            InferenceService(
+                name,
+                InferenceServiceArgs(
+                    name=workload.name,
+                    namespace=workload.namespace,
+                    image=workload.image,
+                    placement=where,
+                    account_annotations=annotations,
+                    volumes=volumes,
+                    job_config=config,
+                    port=workload.serve.port,
+                    min_replicas=workload.min_replicas,
+                    max_replicas=workload.max_replicas,
+                    target_cpu_utilization=workload.target_cpu_utilization,
+                ),
+                opts,
+            )

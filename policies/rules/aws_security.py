@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from meshstack.core.resources import ResourceView
-from policies.rule import Finding, Rule, as_list, get, policy_statements
+from policies.rule import OPEN_CIDRS, Finding, Rule, as_list, get, is_open, policy_statements
 
 BUCKET = "aws:s3/bucket:Bucket"
 PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
@@ -18,7 +17,6 @@ EKS_CLUSTER = "aws:eks/cluster:Cluster"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 INSTANCE = "aws:ec2/instance:Instance"
 ADMIN_POLICIES = ["AdministratorAccess", "PowerUserAccess", "IAMFullAccess"]
-OPEN_CIDRS = ("0.0.0.0/0", "::/0")
 
 
 def _bucket_keys(bucket: ResourceView) -> set[str]:
@@ -101,13 +99,6 @@ def _ports_allowed(low: Any, high: Any, protocol: str, allowed: Sequence[int]) -
     return set(range(int(low), int(high) + 1)) <= set(allowed)
 
 
-def _open(cidr: Any) -> bool:
-    try:
-        return ipaddress.ip_network(str(cidr), strict=False).prefixlen == 0
-    except ValueError:
-        return False
-
-
 def no_public_ingress(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     props, allowed = resource.props, [int(p) for p in config["allowed_ports"]]
     rules: list[tuple[list[Any], Any, Any, str]] = []
@@ -140,7 +131,7 @@ def no_public_ingress(resource: ResourceView, config: Mapping[str, Any]) -> Iter
                 )
             )
     for cidrs, low, high, protocol in rules:
-        opened = [str(c) for c in cidrs if c and _open(c)]
+        opened = [str(c) for c in cidrs if c and is_open(c)]
         if opened and not _ports_allowed(low, high, protocol, allowed):
             ports = "all ports" if protocol in ("-1", "all") else f"ports {int(low)}-{int(high)}/{protocol}"
             yield f"'{resource.name}' admits {', '.join(opened)} on {ports}"

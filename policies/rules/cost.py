@@ -8,17 +8,17 @@ import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from components.governance import BUDGET_TYPE
-from meshstack.core.catalog import Catalog, load_catalog
-from meshstack.core.pools import POOL_TYPES, PoolShape, pool_shape
+from meshstack.core.catalog import Catalog, CatalogError, load_catalog
+from meshstack.core.pricing import PoolShape
 from meshstack.core.resources import ResourceView
-from meshstack.cost import estimate
+from meshstack.core.types import GOVERNANCE
+from meshstack.cost import estimate, pool_shape, pool_types
 from policies.rule import Finding, Rule, as_list, get
 
 
 def budget(resources: Sequence[ResourceView]) -> Mapping[str, Any]:
     """The stack's own limits, declared by meshstack.program.build as a governance resource."""
-    return next((r.props for r in resources if r.type == BUDGET_TYPE), {})
+    return next((r.props for r in resources if r.type == GOVERNANCE), {})
 
 
 def catalog_of(resources: Sequence[ResourceView]) -> Catalog:
@@ -46,7 +46,7 @@ def accelerator_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]
         return
     catalog = catalog_of(resources)
     total, parts = 0, []
-    for group in (r for r in resources if r.type in POOL_TYPES):
+    for group in (r for r in resources if r.type in pool_types()):
         shape = pool_shape(group)
         count = (shape.max_nodes or 0) * accelerators_per_node(shape, catalog)
         if count:
@@ -80,7 +80,7 @@ def node_group_max_size(resource: ResourceView, config: Mapping[str, Any]) -> It
 def dev_spot_or_zero(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
     if budget(resources).get("environment") not in config["environments"]:
         return
-    for group in (r for r in resources if r.type in POOL_TYPES):
+    for group in (r for r in resources if r.type in pool_types()):
         shape = pool_shape(group)
         if not (shape.market == "spot" or shape.min_nodes == 0):
             yield Finding(f"node group '{group.name}' is on-demand and never scales to zero", group.urn)
@@ -98,22 +98,20 @@ def job_deadline(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[
         yield f"training job '{resource.name}' has no ttlSecondsAfterFinished: finished pods are never cleaned up"
 
 
-PROVIDER_PACKAGES = {"aws": "pulumi_aws", "gcp": "pulumi_gcp"}
-
-
 @functools.cache
 def tag_property(resource_type: str) -> str | None:
     """Where a provider resource takes its tags (AWS `tags`, GCP `labels` or `resourceLabels`), read from its
-    own signature; None for a resource that takes none."""
+    own signature (the SDK is pulumi_<package>); None for a resource that takes none."""
     try:
         package, module, name = resource_type.split(":")
-        cls = getattr(importlib.import_module(f"{PROVIDER_PACKAGES[package]}.{module.split('/')[0]}"), name)
+        style = load_catalog(cloud=package).facts.tag_style
+        cls = getattr(importlib.import_module(f"pulumi_{package}.{module.split('/')[0]}"), name)
         parameters = inspect.signature(cls._internal_init).parameters
-    except (KeyError, ValueError, ImportError, AttributeError):
+    except (CatalogError, ValueError, ImportError, AttributeError):
         return None
-    # On GCP `tags` are resource-manager tags, not the labels costs are allocated by.
+    # Where tags are labels (GCP), `tags` are resource-manager tags, not the labels costs are allocated by.
     candidates = (
-        [("tags", "tags")] if package == "aws" else [("labels", "labels"), ("resource_labels", "resourceLabels")]
+        [("tags", "tags")] if style == "tags" else [("labels", "labels"), ("resource_labels", "resourceLabels")]
     )
     return next((prop for python, prop in candidates if python in parameters), None)
 
@@ -176,7 +174,7 @@ RULES = [
         description="Node groups have a bounded max size.",
         severity="medium",
         enforcement="mandatory",
-        resource_types=POOL_TYPES,
+        resource_types=pool_types(),
         check=node_group_max_size,
         config={"max_nodes": {"type": "integer", "default": 64}},
         remediation="Set the pool's max_nodes at or under this rule's max_nodes.",

@@ -6,11 +6,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from meshstack.core.resources import ResourceView
-from policies.rule import Rule, as_list, get
-from policies.rules.aws_security import OPEN_CIDRS, _open
+from meshstack.core.types import GKE_NODE_POOL
+from policies.rule import OPEN_CIDRS, Rule, as_list, get, is_open
 
 GKE_CLUSTER = "gcp:container/cluster:Cluster"
-GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
 BUCKET = "gcp:storage/bucket:Bucket"
 DEFAULT_COMPUTE_SUFFIX = "-compute@developer.gserviceaccount.com"
 
@@ -63,7 +62,7 @@ def secrets_encrypted(resource: ResourceView, config: Mapping[str, Any]) -> Iter
 def firewall_no_public_ingress(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     if resource.props.get("direction", "INGRESS") != "INGRESS":
         return
-    opened = [str(c) for c in as_list(resource.props.get("sourceRanges")) if _open(c)]
+    opened = [str(c) for c in as_list(resource.props.get("sourceRanges")) if is_open(c)]
     if not opened:
         return
     allowed = {int(p) for p in config["allowed_ports"]}

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from meshstack.core.contract import JOB_CONFIG_ENV
-from meshstack.core.spec import InferenceWorkload
 from workloads.k8s.pod import security_context
-from workloads.k8s.workload_base import Target, workload_base
+from workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
 
 
 def probe(path: str, period: int, failures: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failures}
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferenceServiceArgs(WorkloadArgs):
+    """Replicas between the bounds, scaled on CPU; the server listens on `port`."""
+
+    port: int = 8080
+    min_replicas: int = 1
+    max_replicas: int = 2
+    target_cpu_utilization: int = 70
 
 
 class InferenceService(pulumi.ComponentResource):
@@ -28,29 +38,27 @@ class InferenceService(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        workload: InferenceWorkload,
-        target: Target,
-        job_config: pulumi.Input[str],
+        args: InferenceServiceArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshstack:workloads:InferenceService", name, None, opts)
-        placement = target.placement
-        child = pulumi.ResourceOptions(parent=self, provider=target.provider, depends_on=target.depends_on)
-        base = workload_base(name, workload, target, child)
+        placement = args.placement
+        child = pulumi.ResourceOptions(parent=self, depends_on=waits_for(opts))
+        base = workload_base(name, args, child)
         labels = base.labels
-        meta = {"name": workload.name, "namespace": workload.namespace, "labels": labels}
-        port = workload.serve.port
+        meta = {"name": args.name, "namespace": args.namespace, "labels": labels}
+        port = args.port
         self.deployment = k8s.apps.v1.Deployment(
             name,
             metadata=meta,
             spec={
-                "replicas": workload.min_replicas,
+                "replicas": args.min_replicas,
                 "selector": {"matchLabels": labels},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
-                        "serviceAccountName": workload.name,
+                        "serviceAccountName": args.name,
                         "terminationGracePeriodSeconds": 60,
                         "nodeSelector": placement.node_selector(),
                         "tolerations": placement.tolerations(),
@@ -58,9 +66,9 @@ class InferenceService(pulumi.ComponentResource):
                         "containers": [
                             {
                                 "name": "serve",
-                                "image": workload.image,
+                                "image": args.image,
                                 "command": ["python", "-m", "workloads.jax.serve"],
-                                "env": [{"name": JOB_CONFIG_ENV, "value": job_config}],
+                                "env": [{"name": JOB_CONFIG_ENV, "value": args.job_config}],
                                 "ports": [{"name": "http", "containerPort": port}],
                                 "resources": placement.resources(),
                                 "securityContext": security_context(),
@@ -90,15 +98,15 @@ class InferenceService(pulumi.ComponentResource):
             name,
             metadata=meta,
             spec={
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload.name},
-                "minReplicas": workload.min_replicas,
-                "maxReplicas": workload.max_replicas,
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": args.name},
+                "minReplicas": args.min_replicas,
+                "maxReplicas": args.max_replicas,
                 "metrics": [
                     {
                         "type": "Resource",
                         "resource": {
                             "name": "cpu",
-                            "target": {"type": "Utilization", "averageUtilization": workload.target_cpu_utilization},
+                            "target": {"type": "Utilization", "averageUtilization": args.target_cpu_utilization},
                         },
                     }
                 ],
@@ -108,4 +116,4 @@ class InferenceService(pulumi.ComponentResource):
         k8s.policy.v1.PodDisruptionBudget(
             name, metadata=meta, spec={"maxUnavailable": 1, "selector": {"matchLabels": labels}}, opts=child
         )
-        self.register_outputs({"service": f"{workload.name}.{workload.namespace}.svc.cluster.local"})
+        self.register_outputs({"service": f"{args.name}.{args.namespace}.svc.cluster.local"})

@@ -6,9 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshstack.core.catalog import Accelerator, InstanceType
-from meshstack.core.nodes import LABEL_POOL, node_taints
-from meshstack.core.spec import NodePool
+from meshstack.core.nodes import LABEL_POOL, NodePoolArgs, node_taints
 
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
 TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
@@ -19,49 +17,46 @@ SYSTEM_MEMORY_SHARE = 0.85
 
 
 @dataclass(frozen=True)
-class TpuSlices:
-    """Where a TPU job's pods go: GKE's labels for the generation and topology, and the slice shape."""
-
-    gke_accelerator: str
-    topology: str
-    slices: int
-    hosts: int
-
-
-@dataclass(frozen=True)
 class Placement:
-    """One pod's share of a node of its pool."""
+    """One pod's share of a node of its pool: `devices` accelerators, one of `pods_per_node` pods."""
 
-    pool: NodePool
-    instance: InstanceType
-    accelerator: Accelerator
+    pool: NodePoolArgs
     devices: int
     pods_per_node: int
-    tpu: TpuSlices | None = None
+
+    @classmethod
+    def for_devices(cls, pool: NodePoolArgs, devices: int) -> Placement:
+        """As many pods per node as the devices divide into; CPU pods get 4 vCPUs each."""
+        per_node = pool.accelerators_per_node
+        pods = per_node // devices if devices else max(pool.instance.vcpus // 4, 1)
+        return cls(pool, devices, max(pods, 1))
 
     def node_selector(self) -> dict[str, str]:
         selector = {LABEL_POOL: self.pool.name}
-        if self.tpu is not None:
-            selector[TPU_ACCELERATOR_LABEL] = self.tpu.gke_accelerator
-            selector[TPU_TOPOLOGY_LABEL] = self.tpu.topology
+        tpu = self.pool.tpu
+        if tpu is not None:
+            selector[TPU_ACCELERATOR_LABEL] = tpu.gke_accelerator
+            selector[TPU_TOPOLOGY_LABEL] = tpu.topology
         return selector
 
     def tolerations(self) -> list[dict[str, str]]:
         return [
             {"key": t["key"], "operator": "Equal", "value": t["value"], "effect": t["effect"]}
-            for t in node_taints(self.pool, self.accelerator)
+            for t in node_taints(self.pool)
         ]
 
     def efa_interfaces(self) -> int:
-        return self.instance.efa_interfaces // self.pods_per_node if self.pool.efa else 0
+        return self.pool.instance.efa_interfaces // self.pods_per_node if self.pool.efa else 0
 
     def resources(self) -> dict[str, dict[str, str]]:
         """Requests equal limits (Guaranteed QoS): a training pod must not be squeezed by a neighbour."""
-        cpu = max((self.instance.vcpus - SYSTEM_CPU_RESERVE) // self.pods_per_node, 1)
-        memory = max(int(self.instance.memory_gib * SYSTEM_MEMORY_SHARE / self.pods_per_node), 1)
+        instance = self.pool.instance
+        cpu = max((instance.vcpus - SYSTEM_CPU_RESERVE) // self.pods_per_node, 1)
+        memory = max(int(instance.memory_gib * SYSTEM_MEMORY_SHARE / self.pods_per_node), 1)
         amounts = {"cpu": str(cpu), "memory": f"{memory}Gi"}
-        if self.accelerator.resource and self.devices:
-            amounts[self.accelerator.resource] = str(self.devices)
+        resource = self.pool.accelerator.resource
+        if resource and self.devices:
+            amounts[resource] = str(self.devices)
         if self.efa_interfaces():
             amounts[EFA_RESOURCE] = str(self.efa_interfaces())
         return {"requests": dict(amounts), "limits": dict(amounts)}

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from meshstack.core.contract import COORDINATOR, JOB_CONFIG_ENV, NUM_PROCESSES, PROCESS_ID
-from meshstack.core.spec import TrainingWorkload
 from workloads.k8s.pod import security_context
-from workloads.k8s.workload_base import Target, workload_base
+from workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
 
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 JOB_INDEX = "metadata.annotations['jobset.sigs.k8s.io/job-index']"
@@ -19,10 +19,22 @@ EXCLUSIVE_TOPOLOGY = "alpha.jobset.sigs.k8s.io/exclusive-topology"
 MEGASCALE_PORT = 8080
 
 
-def coordinator_address(workload: TrainingWorkload) -> str:
+@dataclass(frozen=True, kw_only=True)
+class TrainingJobArgs(WorkloadArgs):
+    """`processes` JAX processes, one pod each; `placement` says how much of a node each takes."""
+
+    processes: int
+    use_jobset: bool = True
+    max_restarts: int = 3
+    deadline_seconds: int = 86400
+    ttl_seconds_after_finished: int = 3600
+    coordinator_port: int = 1234
+
+
+def coordinator_address(args: TrainingJobArgs) -> str:
     """Process 0's stable DNS name: JobSet's pod hostname on its headless service, or the Indexed Job's."""
-    name, port = workload.name, workload.coordinator_port
-    if workload.use_jobset:
+    name, port = args.name, args.coordinator_port
+    if args.use_jobset:
         return f"{name}-{REPLICATED_JOB}-0-0.{name}:{port}"
     return f"{name}-0.{name}:{port}"
 
@@ -39,22 +51,20 @@ class TrainingJob(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        workload: TrainingWorkload,
-        target: Target,
-        job_config: pulumi.Input[str],
+        args: TrainingJobArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshstack:workloads:TrainingJob", name, None, opts)
-        placement = target.placement
-        child = pulumi.ResourceOptions(parent=self, provider=target.provider)
-        namespace, processes = workload.namespace, workload.processes
-        base = workload_base(name, workload, target, child)
+        placement = args.placement
+        child = pulumi.ResourceOptions(parent=self)
+        namespace, processes = args.namespace, args.processes
+        base = workload_base(name, args, child)
         labels = base.labels
-        tpu = placement.tpu
-        env: list[dict[str, Any]] = [{"name": JOB_CONFIG_ENV, "value": job_config}, *placement.environment()]
+        tpu = placement.pool.tpu
+        env: list[dict[str, Any]] = [{"name": JOB_CONFIG_ENV, "value": args.job_config}, *placement.environment()]
         if tpu is None:
             env += [
-                {"name": COORDINATOR, "value": coordinator_address(workload)},
+                {"name": COORDINATOR, "value": coordinator_address(args)},
                 {"name": NUM_PROCESSES, "value": str(processes)},
                 {"name": PROCESS_ID, "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
             ]
@@ -63,7 +73,7 @@ class TrainingJob(pulumi.ComponentResource):
             env += [
                 {
                     "name": "MEGASCALE_COORDINATOR_ADDRESS",
-                    "value": f"{workload.name}-{REPLICATED_JOB}-0-0.{workload.name}",
+                    "value": f"{args.name}-{REPLICATED_JOB}-0-0.{args.name}",
                 },
                 {"name": "MEGASCALE_NUM_SLICES", "value": str(tpu.slices)},
                 {"name": "MEGASCALE_SLICE_ID", "valueFrom": {"fieldRef": {"fieldPath": JOB_INDEX}}},
@@ -71,7 +81,7 @@ class TrainingJob(pulumi.ComponentResource):
             ]
         per_job = tpu.hosts if tpu is not None else processes
         pod: dict[str, Any] = {
-            "serviceAccountName": workload.name,
+            "serviceAccountName": args.name,
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 60,
             "nodeSelector": placement.node_selector(),
@@ -80,10 +90,10 @@ class TrainingJob(pulumi.ComponentResource):
             "containers": [
                 {
                     "name": "train",
-                    "image": workload.image,
+                    "image": args.image,
                     "command": ["python", "-m", "workloads.jax.train"],
                     "env": env,
-                    "ports": [{"name": "coordinator", "containerPort": workload.coordinator_port}],
+                    "ports": [{"name": "coordinator", "containerPort": args.coordinator_port}],
                     "resources": placement.resources(),
                     "securityContext": security_context(),
                     "volumeMounts": base.mounts,
@@ -95,27 +105,25 @@ class TrainingJob(pulumi.ComponentResource):
             "parallelism": per_job,
             "completions": per_job,
             "completionMode": "Indexed",
-            "activeDeadlineSeconds": workload.deadline_seconds,
+            "activeDeadlineSeconds": args.deadline_seconds,
             "template": {"metadata": {"labels": labels}, "spec": pod},
         }
-        after = pulumi.ResourceOptions(
-            parent=self, provider=target.provider, depends_on=[base.account, *target.depends_on]
-        )
-        if workload.use_jobset:
+        after = pulumi.ResourceOptions(parent=self, depends_on=[base.account, *waits_for(opts)])
+        if args.use_jobset:
             self.job: pulumi.CustomResource = k8s.apiextensions.CustomResource(
                 name,
                 api_version="jobset.x-k8s.io/v1alpha2",
                 kind="JobSet",
                 metadata={
-                    "name": workload.name,
+                    "name": args.name,
                     "namespace": namespace,
                     "labels": labels,
                     # one slice per node pool: two replicated jobs never share a slice
                     **({"annotations": {EXCLUSIVE_TOPOLOGY: "cloud.google.com/gke-nodepool"}} if tpu else {}),
                 },
                 spec={
-                    "failurePolicy": {"maxRestarts": workload.max_restarts},
-                    "ttlSecondsAfterFinished": workload.ttl_seconds_after_finished,
+                    "failurePolicy": {"maxRestarts": args.max_restarts},
+                    "ttlSecondsAfterFinished": args.ttl_seconds_after_finished,
                     "network": {"enableDNSHostnames": True},
                     "replicatedJobs": [
                         {
@@ -130,24 +138,24 @@ class TrainingJob(pulumi.ComponentResource):
         else:
             k8s.core.v1.Service(
                 f"{name}-headless",
-                metadata={"name": workload.name, "namespace": namespace, "labels": labels},
+                metadata={"name": args.name, "namespace": namespace, "labels": labels},
                 spec={
                     "clusterIP": "None",
-                    "selector": {"batch.kubernetes.io/job-name": workload.name},
+                    "selector": {"batch.kubernetes.io/job-name": args.name},
                     "publishNotReadyAddresses": True,
-                    "ports": [{"name": "coordinator", "port": workload.coordinator_port}],
+                    "ports": [{"name": "coordinator", "port": args.coordinator_port}],
                 },
                 opts=child,
             )
-            pod["subdomain"] = workload.name
+            pod["subdomain"] = args.name
             self.job = k8s.batch.v1.Job(
                 name,
-                metadata={"name": workload.name, "namespace": namespace, "labels": labels},
+                metadata={"name": args.name, "namespace": namespace, "labels": labels},
                 spec={
                     **job_spec,
-                    "backoffLimit": workload.max_restarts * processes,
-                    "ttlSecondsAfterFinished": workload.ttl_seconds_after_finished,
+                    "backoffLimit": args.max_restarts * processes,
+                    "ttlSecondsAfterFinished": args.ttl_seconds_after_finished,
                 },
                 opts=after,
             )
-        self.register_outputs({"name": workload.name, "namespace": namespace})
+        self.register_outputs({"name": args.name, "namespace": namespace})

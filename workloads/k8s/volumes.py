@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from meshstack.core.spec import Mount
-
 
 @dataclass(frozen=True)
 class FileSystemRef:
@@ -22,19 +20,21 @@ class FileSystemRef:
     mount_options: tuple[str, ...] = ()
 
 
-def claims(
-    owner: str,
-    namespace: str,
-    mounts: Sequence[Mount],
-    filesystems: Mapping[tuple[str, str], FileSystemRef],
-    opts: pulumi.ResourceOptions,
-) -> dict[str, str]:
+@dataclass(frozen=True)
+class VolumeMount:
+    """A file system mounted at `path`; `name` tells the volume apart from the workload's others."""
+
+    name: str
+    path: str
+    filesystem: FileSystemRef
+
+
+def claims(owner: str, namespace: str, mounts: Sequence[VolumeMount], opts: pulumi.ResourceOptions) -> dict[str, str]:
     """A PersistentVolume and a bound claim per mount; returns mount path -> claim name."""
     out = {}
     for mount in mounts:
-        kind, fs_name = mount.source
-        fs = filesystems[(kind, fs_name)]
-        name = f"{owner}-{fs_name}"
+        fs = mount.filesystem
+        name = f"{owner}-{mount.name}"
         volume = k8s.core.v1.PersistentVolume(
             name,
             metadata={"name": name},

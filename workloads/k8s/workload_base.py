@@ -1,29 +1,35 @@
-"""What a training job and an inference service both start from: labels, a bound service account, volumes."""
+"""What a training job and an inference service both take and build: labels, a bound service account, volumes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from meshstack.core.spec import InferenceWorkload, TrainingWorkload
 from workloads.k8s.pod import Placement, claim_volumes, scratch_volumes
-from workloads.k8s.volumes import FileSystemRef, claims
+from workloads.k8s.volumes import VolumeMount, claims
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where and as whom a workload runs: its share of a node, its cloud identity, the file systems it may
-    mount, and the cluster's provider and add-ons (which it waits for)."""
+@dataclass(frozen=True, kw_only=True)
+class WorkloadArgs:
+    """Where and as whom a workload runs.
 
+    `account_annotations` carry the cloud identity its pods use (an IRSA role ARN, a GCP
+    service account); `volumes` are the existing file systems it mounts. The cluster's
+    Kubernetes provider comes through `opts.provider`, and what the pods must wait for
+    (add-ons, CRDs) through `opts.depends_on`, as for any Pulumi component.
+    """
+
+    name: str
+    namespace: str
+    image: str
     placement: Placement
-    account_annotations: Mapping[str, pulumi.Input[str]]
-    filesystems: Mapping[tuple[str, str], FileSystemRef]
-    provider: k8s.Provider
-    depends_on: list[pulumi.Resource]
+    job_config: pulumi.Input[str]
+    account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    volumes: Sequence[VolumeMount] = ()
 
 
 @dataclass(frozen=True)
@@ -34,23 +40,26 @@ class WorkloadBase:
     mounts: list[dict[str, Any]]
 
 
-def workload_base(
-    name: str, workload: TrainingWorkload | InferenceWorkload, target: Target, opts: pulumi.ResourceOptions
-) -> WorkloadBase:
-    """The service account carries the cloud identity (IRSA role or GCP service account) its pods use."""
-    labels = {"app.kubernetes.io/name": workload.name, "app.kubernetes.io/managed-by": "meshstack"}
+def workload_base(name: str, args: WorkloadArgs, opts: pulumi.ResourceOptions) -> WorkloadBase:
+    labels = {"app.kubernetes.io/name": args.name, "app.kubernetes.io/managed-by": "meshstack"}
     account = k8s.core.v1.ServiceAccount(
         name,
         metadata={
-            "name": workload.name,
-            "namespace": workload.namespace,
+            "name": args.name,
+            "namespace": args.namespace,
             "labels": labels,
-            "annotations": dict(target.account_annotations),
+            "annotations": dict(args.account_annotations),
         },
         opts=opts,
     )
     scratch, scratch_mounts = scratch_volumes()
-    data, data_mounts = claim_volumes(
-        claims(workload.name, workload.namespace, workload.mounts, target.filesystems, opts)
-    )
+    data, data_mounts = claim_volumes(claims(args.name, args.namespace, args.volumes, opts))
     return WorkloadBase(labels, account, scratch + data, scratch_mounts + data_mounts)
+
+
+def waits_for(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
+    """The component's own depends_on, handed to the children that need it: Pulumi does not pass it down."""
+    deps = opts.depends_on if opts is not None else None
+    if deps is None:
+        return []
+    return [d for d in (deps if isinstance(deps, list | tuple) else [deps]) if isinstance(d, pulumi.Resource)]

@@ -2,28 +2,26 @@
 
 from meshstack.core.catalog.catalog import (
     Accelerator,
-    AwsServices,
     Catalog,
     CatalogError,
-    Cloud,
-    GcpServices,
+    CloudFacts,
     InstanceType,
     PriceSource,
     TpuGeneration,
     TpuTopology,
+    known_clouds,
     load_catalog,
 )
 
 __all__ = [
     "Accelerator",
-    "AwsServices",
     "Catalog",
     "CatalogError",
-    "Cloud",
-    "GcpServices",
+    "CloudFacts",
     "InstanceType",
     "PriceSource",
     "TpuGeneration",
     "TpuTopology",
+    "known_clouds",
     "load_catalog",
 ]

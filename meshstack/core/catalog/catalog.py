@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 HERE = Path(__file__).parent
 OVERRIDE_ENV = "MESHSTACK_CATALOG"
-Cloud = Literal["aws", "gcp"]
 
 
 class CatalogError(ValueError):
@@ -34,26 +33,23 @@ class PriceSource(_Model):
     source: str
 
 
-class AwsServices(_Model):
-    eks_control_plane_per_hour: float = Field(ge=0)
-    eks_extended_support_per_hour: float = Field(ge=0)
-    nat_gateway_per_hour: float = Field(ge=0)
-    public_ipv4_per_hour: float = Field(ge=0)
-    kms_key_per_month: float = Field(ge=0)
-    ebs_gp3_per_gib_month: float = Field(ge=0)
-    s3_standard_per_gib_month: float = Field(ge=0)
-    efs_standard_per_gib_month: float = Field(ge=0)
-    lustre_per_gib_month: dict[str, float]
+class CloudFacts(_Model):
+    """What the spec checks about a cloud that is not a price: where things can be, what it offers.
 
+    Kept as data beside the prices, so that the spec validates any cloud the same way and a
+    new cloud brings its rules in its own catalog file.
+    """
 
-class GcpServices(_Model):
-    gke_control_plane_per_hour: float = Field(ge=0)
-    cloud_nat_gateway_per_hour: float = Field(ge=0)
-    public_ipv4_per_hour: float = Field(ge=0)
-    kms_key_per_month: float = Field(ge=0)
-    gcs_standard_per_gib_month: float = Field(ge=0)
-    filestore_basic_hdd_per_gib_month: float = Field(ge=0)
-    pd_balanced_per_gib_month: float = Field(ge=0)
+    config_keys: dict[str, str] = Field(description="spec field -> the provider config key it comes from")
+    region_pattern: str
+    region_example: str
+    project_pattern: str | None = Field(default=None, description="Set where the cloud needs a project id.")
+    zone_required: bool = False
+    reservation_id_pattern: str
+    reservation_id_example: str
+    markets: list[str]
+    storage: list[str] = Field(description="The StorageSpec kinds this cloud offers (buckets, lustre, ...).")
+    tag_style: Literal["tags", "labels"] = Field(description="labels: lowercase keys and values, no ':'.")
 
 
 class TpuTopology(_Model):
@@ -109,9 +105,10 @@ class InstanceType(_Model):
 
 
 class Catalog(_Model):
-    cloud: Cloud = "aws"
+    cloud: str = "aws"
+    facts: CloudFacts
     prices: PriceSource
-    services: AwsServices | GcpServices
+    services: dict[str, Any] = Field(description="Service prices, read and checked by the cloud's pricing module.")
     markets: Markets
     discounts: Discounts = Discounts()
     accelerators: dict[str, Accelerator]
@@ -178,7 +175,7 @@ def _override_paths() -> tuple[Path, ...]:
     return tuple(Path(p) for p in raw.split(os.pathsep) if p)
 
 
-def load_catalog(overrides: tuple[Path, ...] | None = None, cloud: Cloud = "aws") -> Catalog:
+def load_catalog(overrides: tuple[Path, ...] | None = None, cloud: str = "aws") -> Catalog:
     """A cloud's shipped catalog with override files merged over it (MESHSTACK_CATALOG by default).
 
     An override file applies to the cloud its `cloud:` key names, AWS when it names none.
@@ -186,8 +183,15 @@ def load_catalog(overrides: tuple[Path, ...] | None = None, cloud: Cloud = "aws"
     return _load(overrides if overrides is not None else _override_paths(), cloud)
 
 
+def known_clouds() -> list[str]:
+    """A cloud is known when a catalog ships for it."""
+    return sorted(p.stem for p in HERE.glob("*.yaml"))
+
+
 @functools.lru_cache(maxsize=8)
-def _load(overrides: tuple[Path, ...], cloud: Cloud) -> Catalog:
+def _load(overrides: tuple[Path, ...], cloud: str) -> Catalog:
+    if cloud not in known_clouds():
+        raise CatalogError(f"no catalog for cloud '{cloud}' (known: {', '.join(known_clouds())})")
     data = _read(HERE / f"{cloud}.yaml")
     for path in overrides:
         override = _read(path)

@@ -1,10 +1,10 @@
 """The typed stack spec: everything a stack file may say, validated before anything is declared."""
 
+from meshstack.core.network import NetworkSpec
 from meshstack.core.spec.cluster import ClusterSpec, NodePool, Taint
-from meshstack.core.spec.network import NetworkSpec
 from meshstack.core.spec.stack import REQUIRED_TAGS, Budget, StackSpec
-from meshstack.core.spec.storage import BucketSpec, EfsSpec, LustreSpec, StorageSpec
 from meshstack.core.spec.workload import InferenceWorkload, Mount, StorageRef, TrainingWorkload
+from meshstack.core.storage import BucketSpec, EfsSpec, LustreSpec, StorageSpec
 
 __all__ = [
     "REQUIRED_TAGS",

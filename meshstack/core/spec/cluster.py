@@ -14,7 +14,6 @@ from meshstack.core.validation import check_unique
 Market = Literal["on-demand", "spot", "capacity-block", "reservation"]
 
 ALL_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
-RESERVATION_ID = {"aws": r"^cr-[0-9a-f]{17}$", "gcp": r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"}
 
 
 class Taint(SpecModel):
@@ -154,14 +153,18 @@ class NodePool(SpecModel):
             raise field_error("market", f"{self.accelerator} cannot be had as spot capacity")
 
     def _check_market(self, catalog: Catalog) -> None:
-        if catalog.cloud == "gcp" and self.market == "capacity-block":
-            raise field_error("market", "capacity blocks are an AWS market: on Google Cloud use reservation or spot")
+        facts = catalog.facts
+        if self.market not in facts.markets:
+            raise field_error(
+                "market", f"{catalog.cloud.upper()} does not offer '{self.market}': use {', '.join(facts.markets)}"
+            )
         if self.reservation_id is None:
             return
-        pattern = RESERVATION_ID[catalog.cloud]
-        if not re.match(pattern, self.reservation_id):
+        if not re.match(facts.reservation_id_pattern, self.reservation_id):
             raise field_error(
-                "reservation_id", f"'{self.reservation_id}' is not a {catalog.cloud.upper()} reservation id ({pattern})"
+                "reservation_id",
+                f"'{self.reservation_id}' is not a {catalog.cloud.upper()} reservation id "
+                f"such as {facts.reservation_id_example}",
             )
 
     def _check_capacity(self, itype: InstanceType) -> None:

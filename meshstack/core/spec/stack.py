@@ -6,19 +6,19 @@ import math
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from meshstack.core.spec.base import SpecModel, field_error
+from meshstack.core.catalog import known_clouds
+from meshstack.core.network import NetworkSpec
+from meshstack.core.spec.base import SpecModel, catalog_from, field_error
 from meshstack.core.spec.cluster import ClusterSpec, NodePool
-from meshstack.core.spec.network import NetworkSpec
-from meshstack.core.spec.storage import StorageSpec
 from meshstack.core.spec.workload import InferenceWorkload, StorageRef, TrainingWorkload, Workload
+from meshstack.core.storage import StorageSpec
 from meshstack.core.validation import check_unique
 
 REQUIRED_TAGS = ("team", "project", "cost-center")
 GCP_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 GCP_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
-REGION = {"aws": r"^[a-z]{2}(-gov)?-[a-z]+-\d$", "gcp": r"^[a-z]+-[a-z]+\d+$"}
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 
 
@@ -32,7 +32,7 @@ class Budget(SpecModel):
 
 class StackSpec(SpecModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$", description="The Pulumi stack name.")
-    cloud: Literal["aws", "gcp"] = Field(default="aws", description="gcp when the stack sets gcp:* keys.")
+    cloud: str = Field(default="aws", description="The cloud whose provider keys the stack sets (aws:*, gcp:*).")
     region: str = Field(description="From aws:region or gcp:region.")
     project: str | None = Field(default=None, description="From gcp:project.")
     zone: str | None = Field(default=None, description="From gcp:zone: where TPU slices and GPU pools run.")
@@ -48,10 +48,17 @@ class StackSpec(SpecModel):
     budget: Budget = Field(default_factory=Budget)
     workloads: list[Workload] = Field(default_factory=list)
 
+    @field_validator("cloud")
+    @classmethod
+    def _known_cloud(cls, cloud: str) -> str:
+        if cloud not in known_clouds():
+            raise field_error("", f"no catalog for cloud '{cloud}': known are {', '.join(known_clouds())}")
+        return cloud
+
     @model_validator(mode="after")
-    def _check_labels(self) -> StackSpec:
-        """On Google Cloud the tags become labels, which allow less than AWS tags do."""
-        if self.cloud == "gcp":
+    def _check_labels(self, info: ValidationInfo) -> StackSpec:
+        """Where the tags become labels (Google Cloud), they allow less than AWS tags do."""
+        if catalog_from(info, self.cloud).facts.tag_style == "labels":
             for key, value in self.tags.items():
                 if not GCP_LABEL_KEY.match(key) or not GCP_LABEL_VALUE.match(value):
                     raise field_error(f"tags.{key}", "GCP labels hold only lowercase letters, digits, - and _")
@@ -71,18 +78,24 @@ class StackSpec(SpecModel):
         return tags
 
     @model_validator(mode="after")
-    def _check_location(self) -> StackSpec:
-        if not re.match(REGION[self.cloud], self.region):
-            example = "us-east-1" if self.cloud == "aws" else "us-central1"
-            raise field_error("region", f"'{self.region}' is not a {self.cloud.upper()} region such as {example}")
-        if self.cloud == "gcp":
-            if self.project is None or not re.match(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$", self.project):
-                raise field_error("project", "gcp:project must name the Google Cloud project (6-30 characters)")
-            if self.zone is None or not self.zone.startswith(f"{self.region}-"):
-                raise field_error("zone", f"gcp:zone must be a zone of {self.region}, such as {self.region}-a")
-        foreign = ("lustre", "efs") if self.cloud == "gcp" else ("filestore",)
-        for kind in foreign:
-            if getattr(self.storage, kind):
+    def _check_location(self, info: ValidationInfo) -> StackSpec:
+        """The cloud's catalog says what a region, project and zone look like and what storage it offers."""
+        facts = catalog_from(info, self.cloud).facts
+        keys = facts.config_keys
+        if not re.match(facts.region_pattern, self.region):
+            raise field_error(
+                "region", f"'{self.region}' is not a {self.cloud.upper()} region such as {facts.region_example}"
+            )
+        if facts.project_pattern is not None and (
+            self.project is None or not re.match(facts.project_pattern, self.project)
+        ):
+            raise field_error("project", f"{keys.get('project', 'project')} must name the project (6-30 characters)")
+        if facts.zone_required and (self.zone is None or not self.zone.startswith(f"{self.region}-")):
+            raise field_error(
+                "zone", f"{keys.get('zone', 'zone')} must be a zone of {self.region}, such as {self.region}-a"
+            )
+        for kind in type(self.storage).model_fields:
+            if getattr(self.storage, kind) and kind not in facts.storage:
                 raise field_error(f"storage.{kind}", f"{kind} is not offered on {self.cloud.upper()}")
         return self
 
@@ -202,8 +215,8 @@ class StackSpec(SpecModel):
             return workload.checkpoints
         return next(w.checkpoints for w in self.workloads if w.name == workload.from_training)
 
-    def resource_tags(self) -> dict[str, str]:
-        """The tags (GCP: labels) every taggable resource carries: the user's, plus where it came from."""
-        if self.cloud == "gcp":
+    def resource_tags(self, tag_style: str = "tags") -> dict[str, str]:
+        """The tags (or labels) every taggable resource carries: the user's, plus where it came from."""
+        if tag_style == "labels":
             return {**self.tags, "meshstack-stack": self.name.lower(), "managed-by": "meshstack"}
         return {**self.tags, "meshstack:stack": self.name, "managed-by": "meshstack"}

@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from meshstack.core.spec.base import DNS_LABEL, SpecModel, field_error
-from meshstack.core.validation import check_unique
+from meshstack.core.validation import DNS_LABEL, SpecModel, check_unique, field_error
 
 # FSx for Lustre: MB/s per TiB that each deployment type offers (SCRATCH_2 has a fixed rate).
 LUSTRE_THROUGHPUT: dict[str, tuple[int, ...]] = {"PERSISTENT_2": (125, 250, 500, 1000), "SCRATCH_2": ()}

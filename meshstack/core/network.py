@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from meshstack.core.spec.base import SpecModel, check_cidr, field_error, parse_cidr
+from meshstack.core.validation import SpecModel, check_cidr, field_error, parse_cidr
 
 
 class NetworkSpec(SpecModel):

@@ -1,0 +1,78 @@
+"""The stack on Google Cloud: a VPC, GCS/Filestore storage, and one private GKE cluster per spec cluster
+with Workload Identity service accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pulumi
+
+from components.gcp.gke import GkeCluster, GkeClusterArgs
+from components.gcp.network import Network, NetworkArgs
+from components.gcp.storage import Storage, StorageArgs
+from components.platform import ClusterHandle, Platform, StorageTargets, addon_needs
+from meshstack.core.nodes import NodePoolArgs
+from meshstack.core.spec import StackSpec
+from workloads.k8s.volumes import FileSystemRef
+
+
+def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> Platform:
+    labels = spec.resource_tags("labels")
+    project, zone = str(spec.project), str(spec.zone)
+    network = Network(f"{spec.name}-net", NetworkArgs(spec.network, project, spec.region, labels))
+    storage = Storage(
+        f"{spec.name}-storage",
+        StorageArgs(
+            storage=spec.storage,
+            project=project,
+            region=spec.region,
+            zone=zone,
+            network_id=network.network_id,
+            labels=labels,
+        ),
+    )
+    _, _, master_cidr = spec.network.gke_ranges()
+    clusters: dict[str, ClusterHandle] = {}
+    exported = {}
+    for cluster in spec.clusters:
+        gke = GkeCluster(
+            f"{spec.name}-{cluster.name}",
+            GkeClusterArgs(
+                project=project,
+                region=spec.region,
+                zone=zone,
+                kubernetes_version=cluster.kubernetes_version,
+                node_pools=[pools[(cluster.name, p.name)] for p in cluster.node_pools],
+                network_id=network.network_id,
+                subnetwork_id=network.subnetwork_id,
+                master_cidr=master_cidr,
+                public_access_cidrs=cluster.public_access_cidrs,
+                addons=addon_needs(spec, cluster.name),
+                deletion_protection=spec.environment == "prod",
+                labels=labels,
+            ),
+        )
+
+        def grant(
+            name: str, namespace: str, account: str, buckets: Sequence[str], read_only: bool, gke: GkeCluster = gke
+        ) -> Mapping[str, pulumi.Input[str]]:
+            return gke.identity.workload_account(
+                name, namespace, account, [storage.buckets[b] for b in buckets], read_only
+            )
+
+        clusters[cluster.name] = ClusterHandle(provider=gke.provider, addons=gke.addons, grant=grant)
+        exported[cluster.name] = {"name": gke.cluster_name, "endpoint": gke.endpoint, "kubeconfig": gke.kubeconfig}
+    filesystems = {
+        ("filestore", name): FileSystemRef(
+            "filestore.csi.storage.gke.io",
+            fs.name.apply(lambda n, share=fs.share: f"modeInstance/{zone}/{n}/{share}"),
+            fs.capacity_gib,
+            {"ip": fs.ip, "volume": fs.share},
+        )
+        for name, fs in storage.filestore.items()
+    }
+    return Platform(
+        StorageTargets("gs", storage.buckets, filesystems),
+        clusters,
+        {"network_id": network.network_id, "clusters": exported, "buckets": dict(storage.buckets)},
+    )

@@ -1,0 +1,77 @@
+"""What Google Cloud resources cost, from the catalog: the GCP half of the cost estimate.
+
+Pure functions of resource properties; no Pulumi import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, PricingContext, mapping, services
+from meshstack.core.resources import ResourceView
+from meshstack.core.types import GKE_NODE_POOL
+
+POOL_TYPES = (GKE_NODE_POOL,)
+
+
+class Services(BaseModel):
+    """The `services:` prices of catalog/gcp.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gke_control_plane_per_hour: float = Field(ge=0)
+    cloud_nat_gateway_per_hour: float = Field(ge=0)
+    public_ipv4_per_hour: float = Field(ge=0)
+    kms_key_per_month: float = Field(ge=0)
+    gcs_standard_per_gib_month: float = Field(ge=0)
+    filestore_basic_hdd_per_gib_month: float = Field(ge=0)
+    pd_balanced_per_gib_month: float = Field(ge=0)
+
+
+def pool_shape(pool: ResourceView) -> PoolShape:
+    """GKE counts nodes per zone; the shape counts them over all of the pool's zones."""
+    props = pool.props
+    config, scaling = mapping(props, "nodeConfig"), mapping(props, "autoscaling")
+    locations = props.get("nodeLocations")
+    zones = max(len(locations), 1) if isinstance(locations, Sequence) else 1
+    per_zone = int(props.get("initialNodeCount", props.get("nodeCount", 0)) or 0)
+    # Without autoscaling a GKE pool stays at its node count.
+    maximum, minimum = int(scaling.get("maxNodeCount", per_zone)), int(scaling.get("minNodeCount", per_zone))
+    if config.get("spot") is True:
+        market = "spot"
+    elif config.get("reservationAffinity"):
+        market = "reservation"
+    else:
+        market = "on-demand"
+    return PoolShape(str(config.get("machineType", "?")), minimum * zones, per_zone * zones, maximum * zones, market)
+
+
+def price(r: ResourceView, ctx: PricingContext) -> Priced | None:
+    prices: Services = services(ctx.catalog, Services)
+    props = r.props
+    if r.type == GKE_NODE_POOL:
+        gib = float(mapping(props, "nodeConfig").get("diskSizeGb", 0))
+        return ctx.pool(r, pool_shape(r), gib * prices.pd_balanced_per_gib_month / HOURS_PER_MONTH * ctx.storage_factor)
+    if r.type == "gcp:container/cluster:Cluster":
+        return Priced.flat("GKE control plane", prices.gke_control_plane_per_hour * ctx.services_factor)
+    if r.type == "gcp:compute/routerNat:RouterNat":
+        ctx.assume("Cloud NAT: gateway hours only; data processed is not estimated")
+        return Priced.flat("Cloud NAT gateway", prices.cloud_nat_gateway_per_hour * ctx.services_factor)
+    if r.type == "gcp:kms/cryptoKey:CryptoKey":
+        return Priced.flat("Cloud KMS key", prices.kms_key_per_month / HOURS_PER_MONTH * ctx.services_factor)
+    if r.type == "gcp:storage/bucket:Bucket":
+        gib = ctx.expected_gib(r)
+        ctx.assume("GCS: storage at the spec's size_gib, standard class; operations are not estimated")
+        return Priced.flat(
+            f"GCS {gib:g} GiB", gib * prices.gcs_standard_per_gib_month / HOURS_PER_MONTH * ctx.storage_factor
+        )
+    if r.type == "gcp:filestore/instance:Instance":
+        gib = float(mapping(props, "fileShares").get("capacityGb", 0))
+        ctx.assume("Filestore: priced at the basic HDD rate")
+        return Priced.flat(
+            f"Filestore {gib:g} GiB {props.get('tier', '')}",
+            gib * prices.filestore_basic_hdd_per_gib_month / HOURS_PER_MONTH * ctx.storage_factor,
+        )
+    return None

@@ -1,0 +1,64 @@
+"""What one cloud's platform module hands the program: the stack's clusters and storage, seen the same way
+whichever cloud built them. Each cloud has a module components/<cloud>/platform.py with
+
+    def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> Platform
+
+that declares its network, storage, clusters and identities; the program loads it by the spec's cloud.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.k8s.addons import AddonNeeds, ClusterAddons
+from meshstack.core.spec import StackSpec
+from workloads.k8s.volumes import FileSystemRef
+
+# (workload, namespace, service account, bucket names, read only) -> the service account's annotations
+Grant = Callable[[str, str, str, Sequence[str], bool], Mapping[str, pulumi.Input[str]]]
+
+
+@dataclass(frozen=True)
+class ClusterHandle:
+    """What a workload needs of the cluster it runs on: its provider, add-ons to wait for, and identities."""
+
+    provider: k8s.Provider
+    addons: ClusterAddons
+    grant: Grant
+
+
+@dataclass(frozen=True)
+class StorageTargets:
+    """The stack's buckets by spec name, the URI scheme that reaches them, and its mountable file systems
+    by (kind, name) as a workload's mounts name them."""
+
+    scheme: str
+    buckets: Mapping[str, pulumi.Output[str]]
+    filesystems: Mapping[tuple[str, str], FileSystemRef]
+
+    def uri(self, bucket: str, prefix: str = "") -> pulumi.Output[str]:
+        prefix = prefix.strip("/")
+        return self.buckets[bucket].apply(
+            lambda b: f"{self.scheme}://{b}/{prefix}" if prefix else f"{self.scheme}://{b}"
+        )
+
+
+@dataclass(frozen=True)
+class Platform:
+    storage: StorageTargets
+    clusters: Mapping[str, ClusterHandle]
+    exports: Mapping[str, Any] = field(default_factory=dict)
+
+
+def addon_needs(spec: StackSpec, cluster: str) -> AddonNeeds:
+    """The file-system drivers the stack's storage needs, and the namespaces of the cluster's workloads."""
+    return AddonNeeds(
+        lustre=bool(spec.storage.lustre),
+        efs=bool(spec.storage.efs),
+        namespaces=tuple(sorted({w.namespace for w in spec.workloads if w.cluster == cluster})),
+    )

@@ -1,0 +1,74 @@
+"""The contract between the cost estimate and each cloud's pricing module.
+
+A cloud's pricing module (components/<cloud>/pricing.py) knows its own resource types: which
+cost money, at which catalog price, and how its node pools say what they hold. The estimate
+itself is the same for every cloud and hands each module a `PricingContext`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from meshstack.core.catalog import Catalog, CatalogError
+from meshstack.core.resources import ResourceView
+
+HOURS_PER_MONTH = 730
+
+
+@dataclass(frozen=True)
+class Priced:
+    """What one resource costs: per hour as declared, and at its node pool's max size."""
+
+    description: str
+    hourly_usd: float
+    peak_hourly_usd: float
+
+    @classmethod
+    def flat(cls, description: str, hourly_usd: float) -> Priced:
+        return cls(description, hourly_usd, hourly_usd)
+
+
+@dataclass(frozen=True)
+class PoolShape:
+    """Node counts are totals over the pool's zones; None where the resource does not say."""
+
+    instance_type: str
+    min_nodes: int | None
+    desired_nodes: int
+    max_nodes: int | None
+    market: str
+
+
+class PricingContext(Protocol):
+    """What the estimate offers a cloud's pricing module."""
+
+    catalog: Catalog
+    services_factor: float
+    storage_factor: float
+
+    def assume(self, assumption: str) -> None: ...
+
+    def by_id(self, resource_id: object) -> ResourceView | None: ...
+
+    def expected_gib(self, resource: ResourceView) -> float: ...
+
+    def pool(self, resource: ResourceView, shape: PoolShape, disk_hourly: float) -> Priced: ...
+
+
+def mapping(props: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = props.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def services(catalog: Catalog, model: type[Any]) -> Any:
+    """The catalog's service prices, checked against the cloud's own model of them."""
+    try:
+        return model.model_validate(catalog.services)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CatalogError(f"catalog services.{where}: {first['msg']}") from exc

@@ -1,0 +1,15 @@
+"""Resource type tokens that more than one layer names: the pack, the cost estimate and the components.
+
+Kept here, below all of them, so the policy pack can name meshstack's own types without importing
+the components (and Pulumi's providers with them).
+"""
+
+from __future__ import annotations
+
+GOVERNANCE = "meshstack:governance:StackGovernance"
+EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
+POOL_TYPES = (EKS_NODE_GROUP, GKE_NODE_POOL)
+# A storage component's inputs name the stores whose size the cloud does not fix, with the spec's
+# expected GiB: {resource name: GiB}. The cost estimate prices them from here.
+EXPECTED_GIB = "expected_gib"

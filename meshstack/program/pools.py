@@ -1,0 +1,41 @@
+"""The spec's node pools turned into component arguments, each looked up in the catalog exactly once."""
+
+from __future__ import annotations
+
+from meshstack.core.catalog import Catalog
+from meshstack.core.nodes import NodePoolArgs, Taint, TpuSlice
+from meshstack.core.spec import NodePool, StackSpec
+
+
+def pool_args(pool: NodePool, catalog: Catalog) -> NodePoolArgs:
+    """The validated spec has already resolved the instance type and per-node count."""
+    tpu = None
+    if catalog.is_tpu(pool.accelerator):
+        generation = catalog.tpus[pool.accelerator]
+        shape = generation.topologies[str(pool.topology)]
+        tpu = TpuSlice(generation.gke_accelerator, str(pool.topology), shape.hosts, pool.slices)
+    return NodePoolArgs(
+        name=pool.name,
+        accelerator_name=pool.accelerator,
+        accelerator=catalog.accelerators[pool.accelerator],
+        instance_type=str(pool.instance_type),
+        instance=catalog.instance_types[str(pool.instance_type)],
+        accelerators_per_node=pool.accelerators_per_node or 0,
+        max_nodes=pool.max_nodes,
+        min_nodes=pool.min_nodes,
+        desired_nodes=pool.desired,
+        market=pool.market,
+        reservation_id=pool.reservation_id,
+        efa=pool.efa,
+        placement_group=pool.placement_group,
+        root_volume_gib=pool.root_volume_gib,
+        labels=dict(pool.labels),
+        taints=tuple(Taint(t.key, t.value, t.effect) for t in pool.taints),
+        tpu=tpu,
+        gpu_type=catalog.gpu_types.get(pool.accelerator),
+    )
+
+
+def stack_pools(spec: StackSpec, catalog: Catalog) -> dict[tuple[str, str], NodePoolArgs]:
+    """Every pool of the stack by (cluster, pool): what the clusters and the workloads' placements share."""
+    return {(c.name, p.name): pool_args(p, catalog) for c in spec.clusters for p in c.node_pools}
