@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from meshstack.core.contract import JobConfig, ServeJobConfig
+from meshstack.core.contract import JobConfig, ServeConfig, ServeJobConfig, TrainConfig
 from workloads.jax.data import ensure_corpus
 from workloads.jax.serve import Server, drain, start
 from workloads.jax.train import run
@@ -81,7 +81,7 @@ def main() -> None:
                     name="bench",
                     data_uri=data,
                     checkpoint_uri=ckpt,
-                    train={"steps": 20, "global_batch": 8, "checkpoint_every": 20},
+                    train=TrainConfig(steps=20, global_batch=8, checkpoint_every=20),
                 )
             )
         servers = {}
@@ -89,13 +89,13 @@ def main() -> None:
             job = ServeJobConfig(
                 name=label,
                 checkpoint_uri=ckpt,
-                serve={
-                    "port": free_port(),
-                    "max_batch_size": batch,
-                    "batch_timeout_ms": 20,
-                    "max_new_tokens": args.max_new_tokens,
-                    "max_queue": 256,
-                },
+                serve=ServeConfig(
+                    port=free_port(),
+                    max_batch_size=batch,
+                    batch_timeout_ms=20.0,
+                    max_new_tokens=args.max_new_tokens,
+                    max_queue=256,
+                ),
             )
             servers[label] = start(job, host="127.0.0.1")[0]
         for server in servers.values():  # compile every batch shape this prompt needs before timing

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from meshstack.core.contract import JobConfig
+from meshstack.core.contract import JobConfig, ModelConfig, TrainConfig
 from workloads.jax.data import TokenReader, ensure_corpus
 from workloads.jax.distributed import Topology
 from workloads.jax.train import Trainer, compute_dtype
@@ -57,14 +57,14 @@ def main() -> None:
             name="bench",
             data_uri=data,
             checkpoint_uri=Path(tmp, "ckpt").as_uri(),
-            model={
-                "d_model": args.d_model,
-                "n_layers": args.layers,
-                "n_heads": max(args.d_model // 64, 1),
-                "d_ff": 4 * args.d_model,
-                "max_seq_len": args.seq_len,
-            },
-            train={"steps": args.steps, "global_batch": args.batch, "seq_len": args.seq_len},
+            model=ModelConfig(
+                d_model=args.d_model,
+                n_layers=args.layers,
+                n_heads=max(args.d_model // 64, 1),
+                d_ff=4 * args.d_model,
+                max_seq_len=args.seq_len,
+            ),
+            train=TrainConfig(steps=args.steps, global_batch=args.batch, seq_len=args.seq_len),
         )
         topology = Topology(0, 1, 1, 1, device.platform)
         cfg = cfg.model_copy(update={"mesh": cfg.mesh.model_copy(update={"data": 1})})

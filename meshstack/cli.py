@@ -11,10 +11,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from meshstack.core.errors import MeshstackError
+from meshstack.core.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_VIOLATIONS,
+    MeshstackError,
+)
 from meshstack.core.stack_file import Project, find_project
 
 DEBUG_ENV = "MESHSTACK_DEBUG"
+STACK_ENV = "PULUMI_STACK"
 
 
 def _project(args: argparse.Namespace) -> Project:
@@ -40,17 +47,30 @@ def cmd_preview(args: argparse.Namespace) -> int:
         print(markdown(preview), end="")
     else:
         print(tree(preview))
-    return 1 if preview.mandatory_violations else 0
+    return EXIT_VIOLATIONS if preview.mandatory_violations else EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from meshstack.core.stack_file import load_stack
 
-    spec = load_stack(args.stack, _project(args))
+    from meshstack.core.errors import SpecError
+
+    try:
+        spec = load_stack(args.stack, _project(args))
+    except SpecError as exc:
+        if not args.json:
+            raise
+        problems = [{"field": path, "message": message} for path, message in exc.problems]
+        print(json.dumps({"stack": args.stack, "valid": False, "source": exc.source, "problems": problems}, indent=2))
+        return exc.exit_code
     pools = sum(len(c.node_pools) for c in spec.clusters)
+    if args.json:
+        summary = {"clusters": len(spec.clusters), "node_pools": pools, "workloads": len(spec.workloads)}
+        print(json.dumps({"stack": args.stack, "valid": True, "cloud": spec.cloud, **summary}, indent=2))
+        return EXIT_OK
     counts = f"{len(spec.clusters)} cluster(s), {pools} node pool(s), {len(spec.workloads)} workload(s)"
     print(f"{args.stack}: valid ({counts})")
-    return 0
+    return EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -100,15 +120,42 @@ def cmd_pulumi(args: argparse.Namespace) -> int:
     return run_pulumi(args.command, args.stack, _project(args), yes=args.yes)
 
 
+def _stack_option(p: argparse.ArgumentParser) -> None:
+    """Like the Pulumi CLI: --stack/-s, else the PULUMI_STACK environment variable."""
+    default = os.environ.get(STACK_ENV) or None
+    p.add_argument(
+        "-s",
+        "--stack",
+        default=default,
+        required=default is None,
+        help=f"the stack (default: ${STACK_ENV}{f', now {default}' if default else ''})",
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("meshstack")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="meshstack", description=__doc__)
+    top = argparse.ArgumentParser(
+        prog="meshstack",
+        description=__doc__,
+        epilog="exit codes: 0 ok, 1 mandatory policy violation, 2 usage error, 3 invalid stack file or config, "
+        "4 a step could not run, 70 internal error, 130 interrupted",
+    )
+    top.add_argument("--version", action="version", version=f"meshstack {_version()}")
     top.add_argument("--project", help="directory holding Pulumi.yaml (default: the working directory, upwards)")
     sub = top.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
         "preview", help="offline plan, cost and policy report: no cloud account, no Pulumi CLI (exit 1: violation)"
     )
-    p.add_argument("--stack", required=True)
+    _stack_option(p)
     form = p.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="machine-readable output")
     form.add_argument("--markdown", action="store_true", help="a pull-request comment")
@@ -124,15 +171,16 @@ def parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("validate", help="check a stack file against the spec")
-    p.add_argument("--stack", required=True)
+    p = sub.add_parser("validate", help="check a stack file against the spec (exit 3: invalid)")
+    _stack_option(p)
+    p.add_argument("--json", action="store_true", help="the result, or every problem with its field, as JSON")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the stack spec")
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("run", help="run the stack's workloads: --local trains them here, then serves the model")
-    p.add_argument("--stack", required=True)
+    _stack_option(p)
     p.add_argument("--local", action="store_true", help="as processes on this machine (the only target here)")
     p.add_argument("--processes", type=int, default=2, help="cap on JAX processes per training job (default 2)")
     p.add_argument("--steps", type=int, help="override the training steps")
@@ -149,7 +197,7 @@ def parser() -> argparse.ArgumentParser:
 
     for name, text in (("up", "deploy a stack with the Pulumi CLI"), ("destroy", "tear a stack down")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--stack", required=True)
+        _stack_option(p)
         p.add_argument("--yes", action="store_true", help="skip the confirmation prompt")
         p.set_defaults(func=cmd_pulumi)
     return top
@@ -166,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         print("meshstack: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):
             raise
@@ -174,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"meshstack: internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for a traceback)",
             file=sys.stderr,
         )
-        return 70
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import importlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, cast
@@ -253,7 +255,28 @@ def diff(before: CostReport, before_stack: str, after: CostReport, after_stack: 
     for key in old.keys() | new.keys():
         a, b = old.get(key), new.get(key)
         before_usd, after_usd = (a.hourly_usd if a else 0.0), (b.hourly_usd if b else 0.0)
-        description = (b or a).description if b or a else ""
+        described = b or a
+        description = described.description if described is not None else ""
         if a is None or b is None or abs(after_usd - before_usd) > 1e-9 or a.description != b.description:
             changes.append(CostChange(key, description, before_usd, after_usd))
     return sorted(changes, key=lambda c: (-abs(c.delta_hourly_usd), c.key))
+
+
+# The estimate `meshstack preview` made of a plan, handed to the budget rule that judges the same plan.
+_HANDED: ContextVar[CostReport | None] = ContextVar("meshstack_cost_estimate", default=None)
+
+
+@contextmanager
+def handed_over(report: CostReport) -> Iterator[None]:
+    """While the policy pack judges the plan this report priced, its budget rule uses the report."""
+    token = _HANDED.set(report)
+    try:
+        yield
+    finally:
+        _HANDED.reset(token)
+
+
+def plan_estimate(resources: Iterable[ResourceView], catalog: Catalog) -> CostReport:
+    """The preview's own estimate of this plan when it handed one over; under `pulumi preview`, a fresh one."""
+    handed = _HANDED.get()
+    return handed if handed is not None else estimate(resources, catalog)

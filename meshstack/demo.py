@@ -147,7 +147,7 @@ def run_demo(
             f"The server's log is in {work / 'logs'}.",
             lambda: ask(server, prompts, max_new),
             out,
-        )  # type: ignore[union-attr]
+        )
         for a in answers:
             out.write(f"  {a.prompt!r} -> {a.text!r}  ({a.latency_ms:.0f} ms, batch of {a.batch_size})\n")
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -18,7 +18,7 @@ from pulumi_policy import (
 )
 
 from meshstack.core.resources import ResourceView
-from policies.rule import Rule
+from policies.rule import ResourceCheck, Rule, StackCheck
 from policies.rules import ALL_RULES
 
 PACK_NAME = "meshstack"
@@ -35,7 +35,8 @@ def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
         if not rule.applies_to(args.resource_type):
             return
         view = ResourceView(args.urn, args.resource_type, args.name, "", args.props)
-        for message in rule.check(view, rule.settings(args.get_config())):  # type: ignore[arg-type]
+        check = cast(ResourceCheck, rule.check)
+        for message in check(view, rule.settings(args.get_config())):
             _report(rule, report, str(message))
 
     return ResourceValidationPolicy(
@@ -53,7 +54,8 @@ def _stack_policy(rule: Rule) -> StackValidationPolicy:
             ResourceView(r.urn, r.resource_type, r.name, r.parent.urn if r.parent else "", r.props)
             for r in args.resources
         ]
-        for finding in rule.check(views, rule.settings(args.get_config())):  # type: ignore[arg-type]
+        check = cast(StackCheck, rule.check)
+        for finding in check(views, rule.settings(args.get_config())):
             _report(rule, report, finding.message, finding.urn or None)
 
     return StackValidationPolicy(name=rule.name, description=_description(rule), validate=validate, **_metadata(rule))

@@ -183,4 +183,4 @@ def breaches(pod: Mapping[str, Any], level: Level, annotations: Mapping[str, Any
 
 def namespace_level(labels: Mapping[str, Any] | None, default: Level) -> Level:
     value = str((labels or {}).get(ENFORCE_LABEL, default))
-    return value if value in LEVELS else default  # type: ignore[return-value]
+    return value if value in LEVELS else default

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +51,13 @@ def test_preview_is_deterministic(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == first
 
 
-def test_broken_stack_exits_2_with_one_line_naming_the_field(
+def test_broken_stack_exits_3_with_one_line_naming_the_field(
     project_copy: MakeProject, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = stack_config("dev")
     config["meshstack:clusters"][0]["node_pools"][1]["accelerator"] = "h200"
     root = project_copy("dev", config)
-    assert main(["--project", str(root), "preview", "--stack", "dev"]) == 2
+    assert main(["--project", str(root), "preview", "--stack", "dev"]) == 3
     captured = capsys.readouterr()
     assert captured.out == ""
     [line] = captured.err.splitlines()
@@ -68,33 +69,78 @@ def test_yaml_syntax_error_names_the_line(
 ) -> None:
     root = project_copy("dev", stack_config("dev"))
     (root / "stacks" / "Pulumi.dev.yaml").write_text("config:\n  aws:region: us-east-1\n   bad: [\n")
-    assert main(["--project", str(root), "validate", "--stack", "dev"]) == 2
+    assert main(["--project", str(root), "validate", "--stack", "dev"]) == 3
     err = capsys.readouterr().err
     assert "Pulumi.dev.yaml line 3" in err and len(err.splitlines()) == 1
 
 
 def test_unknown_stack_lists_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["preview", "--stack", "nope"]) == 2
+    assert main(["preview", "--stack", "nope"]) == 3
     err = capsys.readouterr().err
     assert "no stack 'nope'" in err and "dev, prod-aws, prod-gcp" in err
 
 
-def test_validate_and_schema(capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "--stack", "prod-aws"]) == 0
     assert "prod-aws: valid (1 cluster(s), 3 node pool(s), 2 workload(s))" in capsys.readouterr().out
-    assert main(["schema"]) == 0
-    schema = json.loads(capsys.readouterr().out)
-    pool = schema["$defs"]["NodePool"]
-    assert "h100" in pool["properties"]["accelerator"]["enum"]
-    assert pool["additionalProperties"] is False
-    assert set(schema["required"]) >= {"name", "region", "environment", "tags", "clusters"}
+
+
+def test_validate_json_reports_every_problem_with_its_field(
+    project_copy: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", "-s", "prod-gcp", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "stack": "prod-gcp",
+        "valid": True,
+        "cloud": "gcp",
+        "clusters": 1,
+        "node_pools": 3,
+        "workloads": 2,
+    }
+    config = stack_config("dev")
+    config["meshstack:clusters"][0]["node_pools"][1]["accelerator"] = "h200"
+    root = project_copy("dev", config)
+    assert main(["--project", str(root), "validate", "--stack", "dev", "--json"]) == 3
+    result = json.loads(capsys.readouterr().out)
+    assert result["valid"] is False and result["source"] == "Pulumi.dev.yaml"
+    [problem] = result["problems"]
+    assert problem["field"] == "clusters[0].node_pools[1].accelerator"
+    assert problem["message"].startswith("unknown accelerator 'h200'")
+
+
+def test_the_stack_falls_back_to_pulumi_stack_like_the_pulumi_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PULUMI_STACK", "prod-gcp")
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out.startswith("prod-gcp: valid")
+    assert main(["validate", "-s", "dev"]) == 0
+    assert capsys.readouterr().out.startswith("dev: valid")
+
+
+def test_usage_errors_exit_2_and_are_not_confused_with_an_invalid_stack(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PULUMI_STACK", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main(["validate"])
+    assert exited.value.code == 2
+    assert "the following arguments are required: -s/--stack" in capsys.readouterr().err
+    assert main(["validate", "--stack", "nope"]) == 3
+
+
+def test_version_names_the_installed_package(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"meshstack {version('meshstack')}"
 
 
 def test_up_without_the_pulumi_cli_says_what_to_do(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    assert main(["up", "--stack", "dev", "--yes"]) == 1
+    assert main(["up", "--stack", "dev", "--yes"]) == 4
     err = capsys.readouterr().err
     assert "the Pulumi CLI is not installed" in err and "meshstack preview --stack dev" in err
 
@@ -111,6 +157,6 @@ def test_console_script_reports_errors_without_a_traceback(project_copy: MakePro
         timeout=120,
         check=False,
     )
-    assert done.returncode == 2
+    assert done.returncode == 3
     assert "Traceback" not in done.stderr
     assert "clusters[0].node_pools[1].reservation_id" in done.stderr

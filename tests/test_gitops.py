@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,46 @@ def test_meshstack_commands_parse_and_every_stack_is_covered(name: str) -> None:
 
 def test_pull_requests_post_the_markdown_comment_with_a_baseline() -> None:
     text = (WORKFLOWS / "pull-request.yml").read_text()
-    assert "--markdown --baseline" in text and "gh pr comment" in text
+    assert "--markdown --baseline" in text
+
+
+# A stand-in for `gh api` over one pull request's comments, kept in a JSON file: GET lists them (the
+# workflow's --jq filter is applied as the jq it is: the ids of comments whose body holds the marker),
+# POST adds one, PATCH replaces one's body.
+FAKE_GH = r"""#!/usr/bin/env python3
+import json, os, re, sys
+store = os.environ["FAKE_GH_STORE"]
+comments = json.load(open(store)) if os.path.exists(store) else []
+args = sys.argv[2:]
+method = args[args.index("--method") + 1] if "--method" in args else "GET"
+path = next(a for a in args if a.startswith("repos/"))
+if method == "GET":
+    marker = re.search(r'contains\("(.*)"\)', args[args.index("--jq") + 1]).group(1)
+    print("\n".join(str(c["id"]) for c in comments if marker in c["body"]))
+else:
+    body = open(args[args.index("-F") + 1].split("=@", 1)[1]).read()
+    if method == "POST":
+        comments.append({"id": len(comments) + 1, "body": body})
+    else:
+        next(c for c in comments if str(c["id"]) == path.rsplit("/", 1)[1])["body"] = body
+    json.dump(comments, open(store, "w"))
+"""
+
+
+def test_each_stack_keeps_one_comment_that_later_runs_edit(tmp_path: Path) -> None:
+    job = workflow("pull-request.yml")["jobs"]["offline"]
+    [step] = [s for s in job["steps"] if "marker" in str(s.get("run", ""))]
+    gh = tmp_path / "bin" / "gh"
+    gh.parent.mkdir()
+    gh.write_text(FAKE_GH)
+    gh.chmod(0o755)
+    store = tmp_path / "comments.json"
+    for run, stack in enumerate(["dev", "prod-aws", "dev", "prod-gcp", "prod-aws"]):
+        (tmp_path / "comment.md").write_text(f"<!-- meshstack-preview:{stack} -->\n## {stack} run {run}\n")
+        env = {"PATH": f"{gh.parent}:/usr/bin:/bin", "FAKE_GH_STORE": str(store), "PR": "7", "REPO": "o/r"}
+        subprocess.run(["bash", "-c", step["run"]], cwd=tmp_path, env={**env, "STACK": stack}, check=True)
+    comments = json.loads(store.read_text())
+    assert [c["body"].splitlines()[1] for c in comments] == ["## dev run 2", "## prod-aws run 4", "## prod-gcp run 3"]
 
 
 @pytest.mark.parametrize(("name", "command"), [("pull-request.yml", "preview"), ("main.yml", "up")])

@@ -71,7 +71,7 @@ def test_run_local_trains_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> 
 
 
 def test_run_needs_the_local_target(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--stack", "dev"]) == 1
+    assert main(["run", "--stack", "dev"]) == 4
     assert "only --local runs from here" in capsys.readouterr().err
 
 
@@ -81,7 +81,7 @@ def test_run_on_a_stack_without_workloads(
     config = stack_config("dev")
     del config["meshstack:workloads"]
     root = project_copy("dev", config)
-    assert main(["--project", str(root), "run", "--stack", "dev", "--local"]) == 1
+    assert main(["--project", str(root), "run", "--stack", "dev", "--local"]) == 4
     assert "declares no workloads" in capsys.readouterr().err
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -77,7 +78,8 @@ class Storage(pulumi.ComponentResource):
         spec, tags, vpc_id = args.storage, args.tags, args.vpc_id
         # S3 and EFS grow with what is stored: the spec's expected sizes travel as this component's
         # inputs, where the cost estimate (and the budget rule) find them.
-        expected = {f"{name}-{s.name}": s.size_gib for s in [*spec.buckets, *spec.efs] if s.size_gib}
+        sizes = [(b.name, b.size_gib) for b in spec.buckets] + [(fs.name, fs.size_gib) for fs in spec.efs]
+        expected = {f"{name}-{store}": gib for store, gib in sizes if gib}
         super().__init__("meshstack:aws:Storage", name, {EXPECTED_GIB: expected}, opts)
         private_subnet_ids, node_security_group_id = args.private_subnet_ids, args.node_security_group_id
         self._name = name
@@ -160,7 +162,7 @@ class Storage(pulumi.ComponentResource):
             opts=self._child,
         )
         aws.s3.BucketPolicy(name, bucket=bucket.id, policy=bucket.arn.apply(deny_insecure_transport), opts=self._child)
-        rules: list[dict[str, object]] = [
+        rules: list[Any] = [
             {
                 "id": "abort-incomplete-uploads",
                 "status": "Enabled",

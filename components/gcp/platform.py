@@ -3,6 +3,7 @@ with Workload Identity service accounts."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import pulumi
@@ -14,6 +15,11 @@ from components.platform import ClusterHandle, Platform, StorageTargets, addon_n
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.spec import StackSpec
 from workloads.k8s.volumes import FileSystemRef
+
+
+def filestore_handle(zone: str, share: str, instance: str) -> str:
+    """The Filestore CSI driver's volume handle for an existing instance's share."""
+    return f"modeInstance/{zone}/{instance}/{share}"
 
 
 def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> Platform:
@@ -65,7 +71,7 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
     filesystems = {
         ("filestore", name): FileSystemRef(
             "filestore.csi.storage.gke.io",
-            fs.name.apply(lambda n, share=fs.share: f"modeInstance/{zone}/{n}/{share}"),
+            fs.name.apply(functools.partial(filestore_handle, zone, fs.share)),
             fs.capacity_gib,
             {"ip": fs.ip, "volume": fs.share},
         )

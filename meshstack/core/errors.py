@@ -9,16 +9,26 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 
+# The CLI's exit codes, one meaning each (the README lists them).
+EXIT_OK = 0
+EXIT_VIOLATIONS = 1  # `preview`: the plan breaks a mandatory policy
+EXIT_USAGE = 2  # the command line itself is wrong (argparse's own code)
+EXIT_INVALID = 3  # a stack file, catalog or policy config is not valid; nothing was declared
+EXIT_FAILED = 4  # a step could not run: a tool is missing, a local run failed
+EXIT_INTERNAL = 70  # a bug in meshstack (EX_SOFTWARE)
+EXIT_INTERRUPTED = 130
+
+
 class MeshstackError(Exception):
     """Anything the CLI reports as one line and a non-zero exit, never a traceback."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class SpecError(MeshstackError):
     """A stack file that is not a valid spec; nothing has been declared."""
 
-    exit_code = 2
+    exit_code = EXIT_INVALID
 
     def __init__(self, problems: list[tuple[str, str]], source: str = "") -> None:
         self.problems = problems
@@ -90,7 +100,7 @@ def _without_tags(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[Any, ..
                 current = None
         elif typing.get_origin(current) in (typing.Union, types.UnionType):
             members = {
-                m.model_fields["kind"].annotation.__args__[0]: m
+                typing.get_args(m.model_fields["kind"].annotation)[0]: m
                 for m in typing.get_args(current)
                 if isinstance(m, type) and issubclass(m, BaseModel) and "kind" in m.model_fields
             }

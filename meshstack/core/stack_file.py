@@ -8,6 +8,7 @@ and both arrive at `spec_from_config`.
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,10 +123,24 @@ def runtime_config_values(config: dict[str, Any]) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
 
 
+# The spec `meshstack preview` has already validated from the same stack file, handed to the program it
+# runs under mocks so that one preview validates the spec once. Unset under `pulumi up`.
+_VALIDATED: ContextVar[StackSpec | None] = ContextVar("meshstack_validated_spec", default=None)
+
+
+def hand_validated(spec: StackSpec) -> None:
+    """For the program about to run in this context: its spec is validated already."""
+    _VALIDATED.set(spec)
+
+
 def spec_from_runtime() -> StackSpec:
     """Inside a Pulumi program: the spec from the config the engine (or the mock runtime) set."""
     import pulumi
     from pulumi.runtime import config as runtime_config
+
+    validated = _VALIDATED.get()
+    if validated is not None and validated.name == pulumi.get_stack():
+        return validated
 
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     config: dict[str, Any] = {}

@@ -212,7 +212,10 @@ class CloudMocks(pulumi.runtime.Mocks):
         state.setdefault("selfLink", f"https://www.googleapis.com/compute/v1/{path}")
         return path, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return self._answer(args), []
+
+    def _answer(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
         token = args.token
         if token == "gcp:organizations/getProject:getProject":
             project = args.args.get("projectId", GCP_PROJECT)

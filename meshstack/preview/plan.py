@@ -9,7 +9,7 @@ from typing import Any
 from meshstack.core.catalog import load_catalog
 from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import Project, find_project, read_stack_config, spec_from_config
-from meshstack.cost import CostChange, CostReport, diff, estimate
+from meshstack.cost import CostChange, CostReport, diff, estimate, handed_over
 from meshstack.preview.policy_runner import Violation, evaluate, load_policy_config, policy_config_path
 from meshstack.preview.recorder import Resource, run_project
 
@@ -64,14 +64,11 @@ def preview_stack(stack: str, project: Project | None = None, config_file: Path 
         config, source = read_stack_config(project, stack, config_file), str(config_file)
     spec = spec_from_config(stack, config, source)
     policy_config = load_policy_config(policy_config_path(project, stack))
-    resources = sorted(run_project(project, stack, config, spec.region), key=lambda r: r.urn)
-    return Preview(
-        stack=stack,
-        spec=spec,
-        resources=resources,
-        cost=estimate((r.view() for r in resources), load_catalog(cloud=spec.cloud)),
-        violations=evaluate(resources, policy_config),
-    )
+    resources = sorted(run_project(project, stack, config, spec.region, spec), key=lambda r: r.urn)
+    cost = estimate((r.view() for r in resources), load_catalog(cloud=spec.cloud))
+    with handed_over(cost):
+        violations = evaluate(resources, policy_config)
+    return Preview(stack=stack, spec=spec, resources=resources, cost=cost, violations=violations)
 
 
 def with_baseline(current: Preview, baseline: Preview) -> Preview:

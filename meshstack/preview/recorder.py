@@ -24,7 +24,8 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from meshstack.core.resources import ResourceView
-from meshstack.core.stack_file import Project, runtime_config_values
+from meshstack.core.spec import StackSpec
+from meshstack.core.stack_file import Project, hand_validated, runtime_config_values
 from meshstack.preview.mocks import CloudMocks
 
 
@@ -95,7 +96,16 @@ class RecordingMonitor(MockMonitor):
         return response
 
 
-def _run(program: Callable[[], None], project: str, stack: str, config: dict[str, Any], region: str) -> list[Resource]:
+def _run(
+    program: Callable[[], None],
+    project: str,
+    stack: str,
+    config: dict[str, Any],
+    region: str,
+    spec: StackSpec | None,
+) -> list[Resource]:
+    if spec is not None:
+        hand_validated(spec)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -110,13 +120,24 @@ def _run(program: Callable[[], None], project: str, stack: str, config: dict[str
 
 
 def run_program(
-    program: Callable[[], None], project: str, stack: str, config: dict[str, Any], region: str
+    program: Callable[[], None],
+    project: str,
+    stack: str,
+    config: dict[str, Any],
+    region: str,
+    spec: StackSpec | None = None,
 ) -> list[Resource]:
-    """Run `program` as stack `project/stack` with `config`, and return every resource it declared."""
-    return contextvars.Context().run(_run, program, project, stack, config, region)
+    """Run `program` as stack `project/stack` with `config`, and return every resource it declared.
+
+    `spec`, when given, is the spec already validated from `config`: the program receives it
+    from `spec_from_runtime` instead of validating the same config again.
+    """
+    return contextvars.Context().run(_run, program, project, stack, config, region, spec)
 
 
-def run_project(project: Project, stack: str, config: dict[str, Any], region: str) -> list[Resource]:
+def run_project(
+    project: Project, stack: str, config: dict[str, Any], region: str, spec: StackSpec | None = None
+) -> list[Resource]:
     """Run the project's own program file, exactly as `pulumi preview` would start it."""
     program_dir = str(Path(project.program).parent)
 
@@ -127,4 +148,4 @@ def run_project(project: Project, stack: str, config: dict[str, Any], region: st
         finally:
             sys.path.remove(program_dir)
 
-    return run_program(program, project.name, stack, config, region)
+    return run_program(program, project.name, stack, config, region, spec)

@@ -51,10 +51,15 @@ def tree(preview: Preview) -> str:
     return "\n".join(lines)
 
 
+def comment_marker(stack: str) -> str:
+    """Hidden in the comment, so the pull-request workflow edits this stack's comment and no other."""
+    return f"<!-- meshstack-preview:{stack} -->"
+
+
 def markdown(preview: Preview) -> str:
     """The pull-request comment: what will be created, what it costs and what it breaks."""
     cost = preview.cost
-    out = [f"## meshstack preview: `{preview.stack}`", ""]
+    out = [comment_marker(preview.stack), f"## meshstack preview: `{preview.stack}`", ""]
     mandatory = preview.mandatory_violations
     verdict = "❌ blocked by policy" if mandatory else "✅ passes policy"
     out += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import pulumi
@@ -34,6 +35,25 @@ def _uri(storage: StorageTargets, ref: StorageRef) -> pulumi.Output[str]:
     return storage.uri(ref.bucket, ref.prefix)
 
 
+def _training_config(workload: TrainingWorkload, peak: float | None, uris: list[str]) -> str:
+    """What the training pods read from MESHSTACK_JOB_CONFIG, once the buckets' names are known."""
+    return JobConfig(
+        name=workload.name,
+        model=workload.model,
+        mesh=workload.mesh,
+        train=workload.train,
+        data_uri=uris[0],
+        checkpoint_uri=uris[1],
+        peak_tflops_per_device=peak,
+    ).model_dump_json()
+
+
+def _serving_config(workload: InferenceWorkload, checkpoint_uri: str) -> str:
+    return ServeJobConfig(
+        name=workload.name, model=workload.model, serve=workload.serve, checkpoint_uri=checkpoint_uri
+    ).model_dump_json()
+
+
 def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs], platform: Platform) -> None:
     """Each workload gets an identity allowed on exactly the buckets it names, then its Kubernetes component."""
     storage = platform.storage
@@ -56,15 +76,7 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
         if isinstance(workload, TrainingWorkload):
             peak = where.pool.accelerator.bf16_tflops or None
             config = pulumi.Output.all(_uri(storage, workload.data), _uri(storage, workload.checkpoints)).apply(
-                lambda u, w=workload, peak=peak: JobConfig(
-                    name=w.name,
-                    model=w.model,
-                    mesh=w.mesh,
-                    train=w.train,
-                    data_uri=u[0],
-                    checkpoint_uri=u[1],
-                    peak_tflops_per_device=peak,
-                ).model_dump_json()
+                functools.partial(_training_config, workload, peak)
             )
             TrainingJob(
                 name,
@@ -86,11 +98,7 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
                 opts,
             )
         else:
-            config = _uri(storage, refs[0]).apply(
-                lambda u, w=workload: ServeJobConfig(
-                    name=w.name, model=w.model, serve=w.serve, checkpoint_uri=u
-                ).model_dump_json()
-            )
+            config = _uri(storage, refs[0]).apply(functools.partial(_serving_config, workload))
             InferenceService(
                 name,
                 InferenceServiceArgs(

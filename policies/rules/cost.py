@@ -12,7 +12,7 @@ from meshstack.core.catalog import Catalog, CatalogError, load_catalog
 from meshstack.core.pricing import PoolShape
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import GOVERNANCE
-from meshstack.cost import estimate, pool_shape, pool_types
+from meshstack.cost import plan_estimate, pool_shape, pool_types
 from policies.rule import Finding, Rule, as_list, get
 
 
@@ -57,7 +57,7 @@ def accelerator_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]
 
 
 def cost_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
-    report = estimate(resources, catalog_of(resources))
+    report = plan_estimate(resources, catalog_of(resources))
     hourly, monthly = _limit(config, "max_hourly_usd", resources), _limit(config, "max_monthly_usd", resources)
     if hourly is not None and report.peak_hourly_usd > hourly:
         yield Finding(

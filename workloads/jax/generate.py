@@ -46,7 +46,7 @@ class Generator:
         tokens: jax.Array,
         positions: jax.Array,
         key_valid: jax.Array,
-        cache: tuple[jax.Array, jax.Array],
+        cache: tuple[jax.Array, jax.Array] | None,
         cache_index: jax.Array | int,
     ) -> tuple[jax.Array, Any]:
         logits, cache = forward(params, tokens, positions, self.cfg, self.dtype, cache, cache_index, key_valid)

@@ -107,6 +107,8 @@ def forward(
         causal = jnp.tril(jnp.ones((t, t), bool))
         mask = jnp.broadcast_to(causal, (b, t, t))
     else:
+        if key_valid is None:
+            raise ValueError("decoding with a cache needs key_valid, the mask of real (not padded) slots")
         slots = cache[0].shape[2]
         query_slot = cache_index + jnp.arange(t)
         mask = (jnp.arange(slots)[None, :] <= query_slot[:, None])[None] & key_valid[:, None, :]

@@ -13,7 +13,8 @@ from meshstack.core.validation import check_unique
 
 Market = Literal["on-demand", "spot", "capacity-block", "reservation"]
 
-ALL_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
+ALL_LOG_TYPES: list[LogType] = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 
 
 class Taint(SpecModel):
@@ -206,9 +207,7 @@ class ClusterSpec(SpecModel):
     admin_principal_arns: list[str] = Field(
         default_factory=list, description="IAM roles or users given cluster-admin through EKS access entries."
     )
-    log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
-        default_factory=lambda: list(ALL_LOG_TYPES)
-    )
+    log_types: list[LogType] = Field(default_factory=lambda: list(ALL_LOG_TYPES))
 
     @field_validator("public_access_cidrs")
     @classmethod

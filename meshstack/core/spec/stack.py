@@ -213,7 +213,11 @@ class StackSpec(SpecModel):
     def checkpoints_of(self, workload: InferenceWorkload) -> StorageRef:
         if workload.checkpoints is not None:
             return workload.checkpoints
-        return next(w.checkpoints for w in self.workloads if w.name == workload.from_training)
+        return next(
+            w.checkpoints
+            for w in self.workloads
+            if isinstance(w, TrainingWorkload) and w.name == workload.from_training
+        )
 
     def resource_tags(self, tag_style: str = "tags") -> dict[str, str]:
         """The tags (or labels) every taggable resource carries: the user's, plus where it came from."""

@@ -1,0 +1,108 @@
+"""The shape the code keeps: layers that only point down, components usable without the stack spec, and
+one preview that validates the spec once and prices the plan once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import meshstack.cost
+from meshstack.core.spec import StackSpec
+from meshstack.core.stack_file import PROJECT_ROOT, find_project
+from meshstack.preview.plan import preview_stack
+
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )
+
+
+@pytest.mark.slow
+def test_the_layer_contract_holds_and_catches_an_upward_import(tmp_path: Path) -> None:
+    kept = lint_imports(PROJECT_ROOT)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "1 kept, 0 broken" in kept.stdout
+    copy = tmp_path / "tree"
+    shutil.copytree(PROJECT_ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "*.pyc", "__pycache__", "tests"))
+    spec = copy / "meshstack" / "core" / "spec" / "stack.py"
+    spec.write_text(spec.read_text() + "\nfrom meshstack.preview import plan  # noqa\n")
+    broken = lint_imports(copy)
+    assert broken.returncode != 0
+    assert "meshstack.core.spec.stack -> meshstack.preview.plan" in broken.stdout
+
+
+@pytest.mark.slow
+def test_a_plain_pulumi_program_builds_a_cluster_and_a_training_job_without_the_spec() -> None:
+    done = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "tests" / "fixtures" / "library" / "__main__.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    result = json.loads(done.stdout)
+    assert result["spec_imported"] is False
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for r in result["registered"]:
+        by_type.setdefault(r["type"], []).append(r)
+    [group] = by_type["aws:eks/nodeGroup:NodeGroup"]
+    assert group["inputs"]["capacityType"] == "SPOT" and group["inputs"]["instanceTypes"] == ["g6.12xlarge"]
+    assert group["inputs"]["scalingConfig"]["maxSize"] == 2
+    [jobset] = by_type["kubernetes:jobset.x-k8s.io/v1alpha2:JobSet"]
+    # The cluster's Kubernetes provider, handed to the component through opts, reaches its children.
+    assert "pulumi:providers:kubernetes::lab-k8s" in jobset["provider"]
+    pod = jobset["inputs"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    assert pod["nodeSelector"] == {"meshstack.io/node-pool": "gpu"}
+    assert {"name": "JAX_NUM_PROCESSES", "value": "2"} in container["env"]
+    assert by_type["kubernetes:core/v1:ServiceAccount"][0]["provider"] == jobset["provider"]
+
+
+def test_one_preview_validates_the_spec_once_and_prices_the_plan_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    validations: list[str] = []
+    estimates: list[int] = []
+    validate, estimate = StackSpec.model_validate, meshstack.cost.estimate
+
+    def counting_validate(data: Any, **kwargs: Any) -> StackSpec:
+        validations.append(str(data.get("name")))
+        return validate(data, **kwargs)
+
+    def counting_estimate(*args: Any, **kwargs: Any) -> meshstack.cost.CostReport:
+        estimates.append(1)
+        return estimate(*args, **kwargs)
+
+    monkeypatch.setattr(StackSpec, "model_validate", counting_validate)
+    monkeypatch.setattr(meshstack.cost, "estimate", counting_estimate)
+    monkeypatch.setattr("meshstack.preview.plan.estimate", counting_estimate)
+    preview = preview_stack("prod-aws", find_project(PROJECT_ROOT))
+    assert validations == ["prod-aws"]
+    # prod-aws sets a budget, so the stack-cost-cap rule ran on the same plan: it used the preview's estimate.
+    assert preview.spec.budget.max_hourly_usd is not None
+    assert len(estimates) == 1
+
+
+def test_the_budget_rule_prices_the_plan_itself_when_nothing_was_handed_over() -> None:
+    """Under `pulumi preview --policy-pack` there is no meshstack preview: the rule must estimate on its own."""
+    from policies.rules.cost import cost_cap
+    from tests.test_policy_rules import governed, group
+
+    resources = [*governed("prod", max_hourly_usd=100), group("h100", "p5.48xlarge", 2, desired=1)]
+    [finding] = list(cost_cap(resources, {}))
+    assert "over the cap of $100.00/hour" in finding.message
