@@ -9,11 +9,11 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
 from meshstack.core.nodes import LABEL_ACCELERATOR, NodePoolArgs
+from meshstack.core.yaml_text import load_yaml
 
-CHARTS: dict[str, dict[str, str]] = yaml.safe_load(Path(__file__).with_name("charts.yaml").read_text())
+CHARTS: dict[str, dict[str, str]] = load_yaml(Path(__file__).with_name("charts.yaml").read_text())
 TOLERATE_ALL = [{"operator": "Exists"}]
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-
 # The CLI's exit codes, one meaning each (the README lists them).
 EXIT_OK = 0
 EXIT_VIOLATIONS = 1  # `preview`: the plan breaks a mandatory policy

@@ -22,9 +22,7 @@ PULUMI_KEYS = ("secretsprovider", "encryptedkey", "encryptionsalt", "environment
 def stack_schema() -> dict[str, Any]:
     spec = StackSpec.model_json_schema()
     fields: dict[str, Any] = spec["properties"]
-    config: dict[str, Any] = {
-        f"meshstack:{name}": schema for name, schema in fields.items() if name not in DERIVED
-    }
+    config: dict[str, Any] = {f"meshstack:{name}": schema for name, schema in fields.items() if name not in DERIVED}
     accelerators: set[str] = set()
     instance_types: set[str] = set()
     per_cloud = []

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from meshstack.core.catalog import Catalog, known_clouds, load_catalog
 from meshstack.core.errors import SpecError, spec_problems
 from meshstack.core.spec import StackSpec
+from meshstack.core.yaml_text import load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +42,7 @@ class Project:
 
 def _yaml_file(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return load_yaml(path.read_text())
     except OSError as exc:
         raise SpecError([("", f"cannot read {path}: {exc.strerror}")]) from exc
     except yaml.YAMLError as exc:

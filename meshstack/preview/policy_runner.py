@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2 as proto
 from pulumi_policy import EnforcementLevel
@@ -100,6 +99,10 @@ def load_policy_config(path: Path) -> dict[str, Any]:
         if level is not None and level not in LEVEL_VALUES:
             problems.append((f"{name}.enforcementLevel", f"'{level}' is not one of {', '.join(LEVEL_VALUES)}"))
         properties = {k: v for k, v in value.items() if k != "enforcementLevel"}
+        if not properties:
+            continue
+        import jsonschema  # only a config that sets properties needs it, and it costs the preview's start-up
+
         schema = {"type": "object", "properties": rule.config, "additionalProperties": False}
         for error in jsonschema.Draft7Validator(schema).iter_errors(properties):
             where = ".".join(str(p) for p in error.absolute_path)
@@ -150,8 +153,12 @@ def evaluate(resources: Sequence[Resource], config: Mapping[str, Any] | None = N
     servicer = _PolicyAnalyzerServicer(PACK_NAME, PACK_VERSION, policies(), EnforcementLevel.ADVISORY)
     servicer.Configure(_configure_request(config or {}), None)
     violations: list[Violation] = []
+    resource_rules = [rule for rule in RULES_BY_NAME.values() if rule.kind == "resource"]
     for r in resources:
-        if not r.custom:
+        # Every resource rule of the pack returns at once for a type it does not name, so a resource
+        # that no rule names goes unanalysed: the verdict is the same, and the SDK's servicer converts
+        # the properties once per policy, which is most of the pack's time.
+        if not r.custom or not any(rule.applies_to(r.type) for rule in resource_rules):
             continue
         request = proto.AnalyzeRequest(type=r.type, properties=_struct(r.inputs), urn=r.urn, name=r.name)
         violations += [v if v.urn else replace(v, urn=r.urn) for v in _violations(servicer.Analyze(request, None))]

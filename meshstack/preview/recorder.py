@@ -8,18 +8,24 @@ so a preview and its baseline can run one after the other in one process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import functools
 import runpy
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pulumi
+from pulumi import _types as pulumi_types
+from pulumi.runtime import resource as runtime_resource
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
-from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.mocks import MockMonitor, MockResourceArgs
+from pulumi.runtime.proto import resource_pb2, source_pb2
+from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -70,19 +76,36 @@ def plain(value: Any) -> Any:
 
 
 class RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, recording each registration as it answers it.
+
+    RegisterResource is the SDK's own (pulumi/runtime/mocks.py, at the pinned version) with the
+    record added, so that a request's inputs are deserialized once, not once for the mocks and
+    again for the record.
+    """
+
     def __init__(self, mocks: CloudMocks) -> None:
         super().__init__(mocks)
         self.records: list[Resource] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
-        response = super().RegisterResource(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
-            return response
+            return resource_pb2.RegisterResourceResponse(urn=urn)
         inputs = rpc.deserialize_properties(request.object)
-        registration = self.resources.get(response.urn)
+        args = MockResourceArgs(
+            typ=request.type,
+            name=request.name,
+            inputs=inputs,
+            provider=request.provider,
+            resource_id=request.importId,
+            custom=request.custom or False,
+        )
+        resource_id, state = self.mocks.new_resource(args)
+        answer = _sync_await(rpc.serialize_properties(state, {}))
+        self.resources[urn] = MockMonitor.ResourceRegistration(urn, cast(str, resource_id), state)
         self.records.append(
             Resource(
-                urn=response.urn,
+                urn=urn,
                 type=request.type,
                 name=request.name,
                 parent=request.parent,
@@ -90,10 +113,84 @@ class RecordingMonitor(MockMonitor):
                 provider=request.provider,
                 dependencies=sorted(set(request.dependencies)),
                 inputs=plain(inputs),
-                outputs=plain(registration.state) if registration is not None else {},
+                outputs=plain(state),
             )
         )
-        return response
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=cast(str, resource_id), object=answer)
+
+
+class PendingOutputs:
+    """The SDK's queue of unresolved outputs (SETTINGS.outputs, a deque) with O(1) removal.
+
+    Every Output appends its future and removes it when it resolves; on a deque each removal scans
+    the queue, so a program's run grows with the square of its outputs (a 64-cluster stack has tens
+    of thousands). Insertion order is kept for the SDK's wait loop, which pops from the left.
+    """
+
+    def __init__(self) -> None:
+        self._futures: dict[int, Any] = {}
+
+    def append(self, future: Any) -> None:
+        self._futures[id(future)] = future
+
+    def remove(self, future: Any) -> None:
+        if self._futures.pop(id(future), None) is None:
+            raise ValueError("not pending")
+
+    def popleft(self) -> Any:
+        if not self._futures:
+            raise IndexError("no pending outputs")
+        key = next(iter(self._futures))
+        return self._futures.pop(key)
+
+    def clear(self) -> None:
+        self._futures.clear()
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+
+def _hashable_cache(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`fn` memoised on its one argument where that argument can be hashed (type hints mostly can)."""
+    cached = functools.cache(fn)
+
+    def call(arg: Any) -> Any:
+        try:
+            return cached(arg)
+        except TypeError:
+            return fn(arg)
+
+    return call
+
+
+# Pure functions of a class or a type hint that the SDK's registration path recomputes for every
+# resource and every property; memoised while a mock run lasts.
+MEMOISED = ("_types_from_py_properties", "unwrap_type")
+
+
+@contextlib.contextmanager
+def _lean_registration() -> Iterator[None]:
+    """Costs of the SDK's registration path that a mock run does not need, removed while it runs.
+
+    The SDK resolves each input type's property hints and unwraps each property's type hint again
+    for every resource (memoised here: both are pure functions of a class or a hint); it lists a
+    class's Pulumi properties by walking its MRO each time (kept as a tuple per class); and it walks
+    the Python stack to attach a source position to each registration, which only the engine's
+    diagnostics read and the mocks never do.
+    """
+    saved = {name: getattr(pulumi_types, name) for name in (*MEMOISED, "_py_properties")}
+    stack_trace = runtime_resource._get_stack_trace
+    for name in MEMOISED:
+        setattr(pulumi_types, name, _hashable_cache(saved[name]))
+    properties = functools.cache(lambda cls: tuple(saved["_py_properties"](cls)))
+    setattr(pulumi_types, "_py_properties", properties)  # noqa: B010 - a tuple where the SDK yields
+    runtime_resource._get_stack_trace = source_pb2.StackTrace
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(pulumi_types, name, fn)
+        runtime_resource._get_stack_trace = stack_trace
 
 
 def _run(
@@ -111,8 +208,10 @@ def _run(
     try:
         monitor = RecordingMonitor(CloudMocks(region))
         pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+        SETTINGS.outputs = PendingOutputs()
         set_all_config(runtime_config_values(config))
-        _sync_await(run_pulumi_func(program))
+        with _lean_registration():
+            _sync_await(run_pulumi_func(program))
         return monitor.records
     finally:
         asyncio.set_event_loop(None)

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from meshstack.core.yaml_text import load_yaml
+
 HERE = Path(__file__).parent
 OVERRIDE_ENV = "MESHSTACK_CATALOG"
 
@@ -160,7 +162,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except OSError as exc:
         raise CatalogError(f"cannot read catalog file {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
