@@ -24,6 +24,7 @@ from meshstack.core.errors import SpecError
 from meshstack.core.stack_file import Project
 from meshstack.preview.recorder import Resource
 from policies.pack import PACK_NAME, PACK_VERSION, RULES_BY_NAME, policies
+from policies.rule import Rule
 
 LEVELS = {
     proto.ADVISORY: "advisory",
@@ -149,16 +150,32 @@ def _violations(response: proto.AnalyzeResponse) -> list[Violation]:
     return [_violation(d) for d in response.diagnostics]
 
 
+def _servicer(rules: Sequence[Rule], configure: proto.ConfigureAnalyzerRequest) -> _PolicyAnalyzerServicer:
+    servicer = _PolicyAnalyzerServicer(PACK_NAME, PACK_VERSION, policies(rules), EnforcementLevel.ADVISORY)
+    servicer.Configure(configure, None)
+    return servicer
+
+
 def evaluate(resources: Sequence[Resource], config: Mapping[str, Any] | None = None) -> list[Violation]:
-    servicer = _PolicyAnalyzerServicer(PACK_NAME, PACK_VERSION, policies(), EnforcementLevel.ADVISORY)
-    servicer.Configure(_configure_request(config or {}), None)
-    violations: list[Violation] = []
+    """Analyze for each resource, AnalyzeStack for the stack, through the SDK's own servicer.
+
+    A resource is analysed by a servicer holding the pack's resource policies that name its type:
+    every other resource policy returns at once for it (the pack checks the type first), while the
+    SDK's servicer converts the resource's properties once per policy it holds, which was most of
+    the pack's time. The verdicts are the same as the whole pack's.
+    """
+    configure = _configure_request(config or {})
     resource_rules = [rule for rule in RULES_BY_NAME.values() if rule.kind == "resource"]
+    by_type: dict[str, _PolicyAnalyzerServicer | None] = {}
+    violations: list[Violation] = []
     for r in resources:
-        # Every resource rule of the pack returns at once for a type it does not name, so a resource
-        # that no rule names goes unanalysed: the verdict is the same, and the SDK's servicer converts
-        # the properties once per policy, which is most of the pack's time.
-        if not r.custom or not any(rule.applies_to(r.type) for rule in resource_rules):
+        if not r.custom:
+            continue
+        if r.type not in by_type:
+            applying = [rule for rule in resource_rules if rule.applies_to(r.type)]
+            by_type[r.type] = _servicer(applying, configure) if applying else None
+        servicer = by_type[r.type]
+        if servicer is None:
             continue
         request = proto.AnalyzeRequest(type=r.type, properties=_struct(r.inputs), urn=r.urn, name=r.name)
         violations += [v if v.urn else replace(v, urn=r.urn) for v in _violations(servicer.Analyze(request, None))]
@@ -175,5 +192,6 @@ def evaluate(resources: Sequence[Resource], config: Mapping[str, Any] | None = N
             for r in resources
         ]
     )
-    violations += _violations(servicer.AnalyzeStack(stack, None))
+    stack_rules = [rule for rule in RULES_BY_NAME.values() if rule.kind == "stack"]
+    violations += _violations(_servicer(stack_rules, configure).AnalyzeStack(stack, None))
     return sorted(violations, key=lambda v: (v.level != "mandatory", v.policy, v.urn))
