@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
+from typing import Any
 
 import pulumi
 
@@ -15,6 +17,7 @@ from workloads.k8s.inference_service import InferenceService, InferenceServiceAr
 from workloads.k8s.pod import Placement
 from workloads.k8s.training_job import TrainingJob, TrainingJobArgs
 from workloads.k8s.volumes import VolumeMount
+from workloads.k8s.workload_base import WorkloadArgs
 
 Workload = TrainingWorkload | InferenceWorkload
 
@@ -78,16 +81,23 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
             config = pulumi.Output.all(_uri(storage, workload.data), _uri(storage, workload.checkpoints)).apply(
                 functools.partial(_training_config, workload, peak)
             )
+        else:
+            config = _uri(storage, refs[0]).apply(functools.partial(_serving_config, workload))
+        base = WorkloadArgs(
+            name=workload.name,
+            namespace=workload.namespace,
+            image=workload.image,
+            placement=where,
+            job_config=config,
+            account_annotations=annotations,
+            volumes=volumes,
+        )
+        shared: dict[str, Any] = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        if isinstance(workload, TrainingWorkload):
             TrainingJob(
                 name,
                 TrainingJobArgs(
-                    name=workload.name,
-                    namespace=workload.namespace,
-                    image=workload.image,
-                    placement=where,
-                    account_annotations=annotations,
-                    volumes=volumes,
-                    job_config=config,
+                    **shared,
                     processes=workload.processes,
                     use_jobset=workload.use_jobset,
                     max_restarts=workload.max_restarts,
@@ -98,17 +108,10 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
                 opts,
             )
         else:
-            config = _uri(storage, refs[0]).apply(functools.partial(_serving_config, workload))
             InferenceService(
                 name,
                 InferenceServiceArgs(
-                    name=workload.name,
-                    namespace=workload.namespace,
-                    image=workload.image,
-                    placement=where,
-                    account_annotations=annotations,
-                    volumes=volumes,
-                    job_config=config,
+                    **shared,
                     port=workload.serve.port,
                     min_replicas=workload.min_replicas,
                     max_replicas=workload.max_replicas,
