@@ -20,8 +20,8 @@ from typing import Any, cast
 
 import pulumi
 from pulumi import _types as pulumi_types
+from pulumi.runtime import known_types, rpc
 from pulumi.runtime import resource as runtime_resource
-from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.mocks import MockMonitor, MockResourceArgs
 from pulumi.runtime.proto import resource_pb2, source_pb2
@@ -163,6 +163,28 @@ def _hashable_cache(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return call
 
 
+def contains_unknowns(val: Any) -> bool:
+    """pulumi.runtime.rpc.contains_unknowns, with the values already seen kept in a set of ids.
+
+    The SDK keeps them in a list and scans it for every value it visits, so each check is quadratic
+    in the size of the value, and it runs for every output of every resource.
+    """
+    seen: set[int] = set()
+    pending = [val]
+    while pending:
+        current = pending.pop()
+        if known_types.is_unknown(current):
+            return True
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, dict):
+            pending.extend(current.values())
+        elif isinstance(current, list):
+            pending.extend(current)
+    return False
+
+
 # Pure functions of a class or a type hint that the SDK's registration path recomputes for every
 # resource and every property; memoised while a mock run lasts.
 MEMOISED = ("_types_from_py_properties", "unwrap_type")
@@ -174,12 +196,14 @@ def _lean_registration() -> Iterator[None]:
 
     The SDK resolves each input type's property hints and unwraps each property's type hint again
     for every resource (memoised here: both are pure functions of a class or a hint); it lists a
-    class's Pulumi properties by walking its MRO each time (kept as a tuple per class); and it walks
-    the Python stack to attach a source position to each registration, which only the engine's
-    diagnostics read and the mocks never do.
+    class's Pulumi properties by walking its MRO each time (kept as a tuple per class); it looks for
+    unknowns in a value with a quadratic scan (`contains_unknowns`, above); and it walks the Python
+    stack to attach a source position to each registration, which only the engine's diagnostics read
+    and the mocks never do.
     """
     saved = {name: getattr(pulumi_types, name) for name in (*MEMOISED, "_py_properties")}
-    stack_trace = runtime_resource._get_stack_trace
+    stack_trace, unknowns = runtime_resource._get_stack_trace, rpc.contains_unknowns
+    rpc.contains_unknowns = contains_unknowns
     for name in MEMOISED:
         setattr(pulumi_types, name, _hashable_cache(saved[name]))
     properties = functools.cache(lambda cls: tuple(saved["_py_properties"](cls)))
@@ -191,6 +215,7 @@ def _lean_registration() -> Iterator[None]:
         for name, fn in saved.items():
             setattr(pulumi_types, name, fn)
         runtime_resource._get_stack_trace = stack_trace
+        rpc.contains_unknowns = unknowns
 
 
 def _run(
