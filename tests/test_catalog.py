@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from meshstack.cli import main
 from meshstack.core.catalog import CatalogError, load_catalog
 
 
@@ -63,3 +64,31 @@ def test_override_with_wrong_type_names_the_key(tmp_path: Path) -> None:
 def test_unreadable_override(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="cannot read catalog file"):
         load_catalog((tmp_path / "absent.yaml",))
+
+
+def test_a_cloud_without_a_catalog_is_named() -> None:
+    with pytest.raises(CatalogError, match=r"no catalog for cloud 'azure' \(known: aws, gcp\)"):
+        load_catalog(cloud="azure")
+
+
+def test_a_broken_override_exits_3_with_one_line_through_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    override = tmp_path / "bad.yaml"
+    override.write_text("instance_types:\n  g6.xlarge: {price_per_hour: cheap}\n")
+    monkeypatch.setenv("MESHSTACK_CATALOG", str(override))
+    assert main(["validate", "--stack", "dev"]) == 3
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("meshstack: catalog instance_types.g6.xlarge.price_per_hour:")
+
+
+def test_service_prices_are_checked_by_the_clouds_pricing_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo in `services:` cannot price anything at 0 silently: the preview stops and names the key."""
+    override = tmp_path / "typo.yaml"
+    override.write_text("services: {eks_control_plane_per_hourr: 0.1}\n")
+    monkeypatch.setenv("MESHSTACK_CATALOG", str(override))
+    assert main(["preview", "--stack", "dev"]) == 3
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == "meshstack: catalog services.eks_control_plane_per_hourr: Extra inputs are not permitted"

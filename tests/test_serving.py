@@ -197,3 +197,17 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(LocalRunError, match="no checkpoint at"):
         LocalServer(serve_job((tmp_path / "none").as_uri()), tmp_path)
+
+
+def test_decoding_with_a_cache_needs_the_mask_of_real_slots() -> None:
+    import jax
+    import jax.numpy as jnp
+
+    from meshstack.core.contract import ModelConfig
+    from workloads.jax.model import empty_cache, forward, init_params
+
+    cfg = ModelConfig()
+    params = init_params(cfg, jax.random.PRNGKey(0))
+    tokens = jnp.zeros((1, 2), jnp.int32)
+    with pytest.raises(ValueError, match="needs key_valid"):
+        forward(params, tokens, jnp.arange(2)[None], cfg, cache=empty_cache(cfg, 1, 8, jnp.float32))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from meshstack.core.errors import SpecError
+from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import load_stack, spec_from_config
 from tests.conftest import SHIPPED_STACKS, stack_config
 
@@ -208,3 +210,15 @@ def test_all_problems_are_reported_on_one_line() -> None:
     assert "\n" not in text
     assert text.startswith("Pulumi.dev.yaml: ")
     assert "clusters[0].node_pools[0].min_nodes" in text and "clusters[0].node_pools[1].accelerator" in text
+
+
+def test_a_stack_targets_one_cloud() -> None:
+    config = {**stack_config("dev"), "gcp:project": "my-project"}
+    with pytest.raises(SpecError, match=r"config: keys of more than one cloud \(aws, gcp\): a stack targets one"):
+        spec_from_config("dev", config)
+
+
+def test_a_cloud_without_a_catalog_is_refused_by_the_spec() -> None:
+    data = {"name": "x", "cloud": "azure", "region": "eastus", "environment": "dev", "tags": {}, "clusters": []}
+    with pytest.raises(ValidationError, match="no catalog for cloud 'azure': known are aws, gcp"):
+        StackSpec.model_validate(data)

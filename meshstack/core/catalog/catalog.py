@@ -14,14 +14,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from meshstack.core.errors import EXIT_INVALID, MeshstackError
 from meshstack.core.yaml_text import load_yaml
 
 HERE = Path(__file__).parent
 OVERRIDE_ENV = "MESHSTACK_CATALOG"
 
 
-class CatalogError(ValueError):
+class CatalogError(MeshstackError, ValueError):
     """A catalog file that cannot be read or does not describe a valid catalog."""
+
+    exit_code = EXIT_INVALID
 
 
 class _Model(BaseModel):
