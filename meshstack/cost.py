@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any, cast
 
 from meshstack.core.catalog import Catalog, known_clouds, load_catalog
-from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced
+from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, check_services
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import EXPECTED_GIB
 
@@ -106,6 +106,7 @@ class _Pricer:
         self._by_id = {str(r.props.get("id")): r for r in resources if r.props.get("id")}
         self._expected = _expected_sizes(resources)
         self.assumptions: set[str] = set()
+        self._services: dict[type[Any], Any] = {}
         discounts = catalog.discounts
         self.instances_factor = 1 - discounts.instances / 100
         self.storage_factor = 1 - discounts.storage / 100
@@ -113,6 +114,11 @@ class _Pricer:
 
     def assume(self, assumption: str) -> None:
         self.assumptions.add(assumption)
+
+    def services(self, model: type[Any]) -> Any:
+        if model not in self._services:
+            self._services[model] = check_services(self.catalog, model)
+        return self._services[model]
 
     def by_id(self, resource_id: object) -> ResourceView | None:
         return self._by_id.get(str(resource_id))

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, PricingContext, mapping, services
+from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, PricingContext, mapping
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import EKS_NODE_GROUP
 
@@ -55,7 +55,7 @@ def pool_shape(pool: ResourceView) -> PoolShape:
 
 def price(r: ResourceView, ctx: PricingContext) -> Priced | None:
     """(description, hourly, peak hourly) for an AWS resource that costs money, else None."""
-    prices: Services = services(ctx.catalog, Services)
+    prices: Services = ctx.services(Services)
     props = r.props
     if r.type == EKS_NODE_GROUP:
         disk = _root_volume_gib(props, ctx) * prices.ebs_gp3_per_gib_month / HOURS_PER_MONTH * ctx.storage_factor

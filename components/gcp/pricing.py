@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, PricingContext, mapping, services
+from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, PricingContext, mapping
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import GKE_NODE_POOL
 
@@ -49,7 +49,7 @@ def pool_shape(pool: ResourceView) -> PoolShape:
 
 
 def price(r: ResourceView, ctx: PricingContext) -> Priced | None:
-    prices: Services = services(ctx.catalog, Services)
+    prices: Services = ctx.services(Services)
     props = r.props
     if r.type == GKE_NODE_POOL:
         gib = float(mapping(props, "nodeConfig").get("diskSizeGb", 0))

@@ -52,6 +52,9 @@ class PricingContext(Protocol):
 
     def assume(self, assumption: str) -> None: ...
 
+    def services(self, model: type[Any]) -> Any:
+        """The catalog's service prices as the cloud's `model`, checked once per estimate."""
+
     def by_id(self, resource_id: object) -> ResourceView | None: ...
 
     def expected_gib(self, resource: ResourceView) -> float: ...
@@ -64,7 +67,7 @@ def mapping(props: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def services(catalog: Catalog, model: type[Any]) -> Any:
+def check_services(catalog: Catalog, model: type[Any]) -> Any:
     """The catalog's service prices, checked against the cloud's own model of them."""
     try:
         return model.model_validate(catalog.services)
