@@ -81,18 +81,19 @@ def read_stack_config(project: Project, stack: str, path: Path | None = None) ->
     return config
 
 
-def cloud_of(config: dict[str, Any]) -> str:
+def cloud_of(config: dict[str, Any], source: str = "") -> str:
     """The cloud whose provider keys the stack sets (gcp:project, aws:region...); AWS when none does."""
     namespaces = {key.partition(":")[0] for key in config}
     clouds = [c for c in known_clouds() if c in namespaces]
     if len(clouds) > 1:
-        raise SpecError([("config", f"keys of more than one cloud ({', '.join(clouds)}): a stack targets one")])
+        problem = f"keys of more than one cloud ({', '.join(clouds)}): a stack targets one"
+        raise SpecError([("config", problem)], source)
     return clouds[0] if clouds else "aws"
 
 
 def spec_from_config(stack: str, config: dict[str, Any], source: str = "") -> StackSpec:
     """Validate a stack's config. Keys outside meshstack:* and the provider keys belong to others."""
-    cloud = cloud_of(config)
+    cloud = cloud_of(config, source)
     catalog = load_catalog(cloud=cloud)
     provider_keys = {key: field for field, key in catalog.facts.config_keys.items()}
     data: dict[str, Any] = {"name": stack, "cloud": cloud}
