@@ -214,7 +214,8 @@ def test_all_problems_are_reported_on_one_line() -> None:
 
 def test_a_stack_targets_one_cloud() -> None:
     config = {**stack_config("dev"), "gcp:project": "my-project"}
-    with pytest.raises(SpecError, match=r"Pulumi.dev.yaml: config: keys of more than one cloud \(aws, gcp\): a stack targets one"):
+    expected = r"Pulumi.dev.yaml: config: keys of more than one cloud \(aws, gcp\): a stack targets one"
+    with pytest.raises(SpecError, match=expected):
         spec_from_config("dev", config, "Pulumi.dev.yaml")
 
 
