@@ -181,6 +181,7 @@ def pricing_module(cloud: str) -> ModuleType:
     return importlib.import_module(f"components.{cloud}.pricing")
 
 
+@functools.cache
 def pool_types() -> tuple[str, ...]:
     """Every cloud's node-pool resource types."""
     return tuple(t for cloud in known_clouds() for t in pricing_module(cloud).POOL_TYPES)

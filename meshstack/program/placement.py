@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Mapping
 from typing import Any
@@ -17,7 +16,6 @@ from workloads.k8s.inference_service import InferenceService, InferenceServiceAr
 from workloads.k8s.pod import Placement
 from workloads.k8s.training_job import TrainingJob, TrainingJobArgs
 from workloads.k8s.volumes import VolumeMount
-from workloads.k8s.workload_base import WorkloadArgs
 
 Workload = TrainingWorkload | InferenceWorkload
 
@@ -64,9 +62,15 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
         cluster = platform.clusters[workload.cluster]
         where = placement(spec, workload, pools[(workload.cluster, workload.node_pool)])
         name = f"{spec.name}-{workload.name}"
-        refs = [workload.data, workload.checkpoints] if isinstance(workload, TrainingWorkload) else []
-        if isinstance(workload, InferenceWorkload):
+        if isinstance(workload, TrainingWorkload):
+            refs = [workload.data, workload.checkpoints]
+            peak = where.pool.accelerator.bf16_tflops or None
+            config = pulumi.Output.all(_uri(storage, workload.data), _uri(storage, workload.checkpoints)).apply(
+                functools.partial(_training_config, workload, peak)
+            )
+        else:
             refs = [spec.checkpoints_of(workload)]
+            config = _uri(storage, refs[0]).apply(functools.partial(_serving_config, workload))
         annotations = cluster.grant(
             workload.name,
             workload.namespace,
@@ -74,25 +78,17 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
             sorted({r.bucket for r in refs}),
             isinstance(workload, InferenceWorkload),
         )
-        volumes = [VolumeMount(m.source[1], m.path, storage.filesystems[m.source]) for m in workload.mounts]
         opts = pulumi.ResourceOptions(provider=cluster.provider, depends_on=[cluster.addons])
-        if isinstance(workload, TrainingWorkload):
-            peak = where.pool.accelerator.bf16_tflops or None
-            config = pulumi.Output.all(_uri(storage, workload.data), _uri(storage, workload.checkpoints)).apply(
-                functools.partial(_training_config, workload, peak)
-            )
-        else:
-            config = _uri(storage, refs[0]).apply(functools.partial(_serving_config, workload))
-        base = WorkloadArgs(
-            name=workload.name,
-            namespace=workload.namespace,
-            image=workload.image,
-            placement=where,
-            job_config=config,
-            account_annotations=annotations,
-            volumes=volumes,
-        )
-        shared: dict[str, Any] = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        # The WorkloadArgs fields both components share.
+        shared: dict[str, Any] = {
+            "name": workload.name,
+            "namespace": workload.namespace,
+            "image": workload.image,
+            "placement": where,
+            "job_config": config,
+            "account_annotations": annotations,
+            "volumes": [VolumeMount(m.source[1], m.path, storage.filesystems[m.source]) for m in workload.mounts],
+        }
         if isinstance(workload, TrainingWorkload):
             TrainingJob(
                 name,

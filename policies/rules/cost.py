@@ -8,7 +8,7 @@ import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from meshstack.core.catalog import Catalog, CatalogError, load_catalog
+from meshstack.core.catalog import Catalog, CatalogError, known_clouds, load_catalog
 from meshstack.core.pricing import PoolShape
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import GOVERNANCE
@@ -23,7 +23,10 @@ def budget(resources: Sequence[ResourceView]) -> Mapping[str, Any]:
 
 def catalog_of(resources: Sequence[ResourceView]) -> Catalog:
     """The catalog of the stack's cloud: the budget says which, else the resources' provider does."""
-    cloud = budget(resources).get("cloud") or ("gcp" if any(r.type.startswith("gcp:") for r in resources) else "aws")
+    cloud = budget(resources).get("cloud")
+    if cloud is None:
+        packages = {r.type.split(":", 1)[0] for r in resources}
+        cloud = next((c for c in known_clouds() if c in packages), "aws")
     return load_catalog(cloud=cloud)
 
 

@@ -188,9 +188,10 @@ def load_catalog(overrides: tuple[Path, ...] | None = None, cloud: str = "aws") 
     return _load(overrides if overrides is not None else _override_paths(), cloud)
 
 
-def known_clouds() -> list[str]:
-    """A cloud is known when a catalog ships for it."""
-    return sorted(p.stem for p in HERE.glob("*.yaml"))
+@functools.cache
+def known_clouds() -> tuple[str, ...]:
+    """A cloud is known when a catalog ships for it (read once: the rules ask per resource)."""
+    return tuple(sorted(p.stem for p in HERE.glob("*.yaml")))
 
 
 @functools.lru_cache(maxsize=8)
