@@ -10,12 +10,14 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 from pathlib import Path
 
 from meshstack.core.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     EXIT_VIOLATIONS,
     MeshstackError,
 )
@@ -141,12 +143,20 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; here 2 means an invalid stack file, so usage exits EX_USAGE."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = _Parser(
         prog="meshstack",
         description=__doc__,
-        epilog="exit codes: 0 ok, 1 mandatory policy violation, 2 usage error, 3 invalid stack file or config, "
-        "4 a step could not run, 70 internal error, 130 interrupted",
+        epilog="exit codes: 0 ok, 1 mandatory policy violation, 2 invalid stack file or config, "
+        "4 a step could not run, 64 usage error, 70 internal error, 130 interrupted",
     )
     top.add_argument("--version", action="version", version=f"meshstack {_version()}")
     top.add_argument("--project", help="directory holding Pulumi.yaml (default: the working directory, upwards)")
@@ -171,7 +181,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("validate", help="check a stack file against the spec (exit 3: invalid)")
+    p = sub.add_parser("validate", help="check a stack file against the spec (exit 2: invalid)")
     _stack_option(p)
     p.add_argument("--json", action="store_true", help="the result, or every problem with its field, as JSON")
     p.set_defaults(func=cmd_validate)

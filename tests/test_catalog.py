@@ -77,7 +77,7 @@ def test_a_broken_override_exits_3_with_one_line_through_the_cli(
     override = tmp_path / "bad.yaml"
     override.write_text("instance_types:\n  g6.xlarge: {price_per_hour: cheap}\n")
     monkeypatch.setenv("MESHSTACK_CATALOG", str(override))
-    assert main(["validate", "--stack", "dev"]) == 3
+    assert main(["validate", "--stack", "dev"]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("meshstack: catalog instance_types.g6.xlarge.price_per_hour:")
 
@@ -89,6 +89,6 @@ def test_service_prices_are_checked_by_the_clouds_pricing_module(
     override = tmp_path / "typo.yaml"
     override.write_text("services: {eks_control_plane_per_hourr: 0.1}\n")
     monkeypatch.setenv("MESHSTACK_CATALOG", str(override))
-    assert main(["preview", "--stack", "dev"]) == 3
+    assert main(["preview", "--stack", "dev"]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line == "meshstack: catalog services.eks_control_plane_per_hourr: Extra inputs are not permitted"

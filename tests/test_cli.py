@@ -57,7 +57,7 @@ def test_broken_stack_exits_3_with_one_line_naming_the_field(
     config = stack_config("dev")
     config["meshstack:clusters"][0]["node_pools"][1]["accelerator"] = "h200"
     root = project_copy("dev", config)
-    assert main(["--project", str(root), "preview", "--stack", "dev"]) == 3
+    assert main(["--project", str(root), "preview", "--stack", "dev"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     [line] = captured.err.splitlines()
@@ -69,13 +69,13 @@ def test_yaml_syntax_error_names_the_line(
 ) -> None:
     root = project_copy("dev", stack_config("dev"))
     (root / "stacks" / "Pulumi.dev.yaml").write_text("config:\n  aws:region: us-east-1\n   bad: [\n")
-    assert main(["--project", str(root), "validate", "--stack", "dev"]) == 3
+    assert main(["--project", str(root), "validate", "--stack", "dev"]) == 2
     err = capsys.readouterr().err
     assert "Pulumi.dev.yaml line 3" in err and len(err.splitlines()) == 1
 
 
 def test_unknown_stack_lists_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["preview", "--stack", "nope"]) == 3
+    assert main(["preview", "--stack", "nope"]) == 2
     err = capsys.readouterr().err
     assert "no stack 'nope'" in err and "dev, prod-aws, prod-gcp" in err
 
@@ -100,7 +100,7 @@ def test_validate_json_reports_every_problem_with_its_field(
     config = stack_config("dev")
     config["meshstack:clusters"][0]["node_pools"][1]["accelerator"] = "h200"
     root = project_copy("dev", config)
-    assert main(["--project", str(root), "validate", "--stack", "dev", "--json"]) == 3
+    assert main(["--project", str(root), "validate", "--stack", "dev", "--json"]) == 2
     result = json.loads(capsys.readouterr().out)
     assert result["valid"] is False and result["source"] == "Pulumi.dev.yaml"
     [problem] = result["problems"]
@@ -118,15 +118,15 @@ def test_the_stack_falls_back_to_pulumi_stack_like_the_pulumi_cli(
     assert capsys.readouterr().out.startswith("dev: valid")
 
 
-def test_usage_errors_exit_2_and_are_not_confused_with_an_invalid_stack(
+def test_usage_errors_exit_64_and_are_not_confused_with_an_invalid_stack(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("PULUMI_STACK", raising=False)
     with pytest.raises(SystemExit) as exited:
         main(["validate"])
-    assert exited.value.code == 2
+    assert exited.value.code == 64
     assert "the following arguments are required: -s/--stack" in capsys.readouterr().err
-    assert main(["validate", "--stack", "nope"]) == 3
+    assert main(["validate", "--stack", "nope"]) == 2
 
 
 def test_version_names_the_installed_package(capsys: pytest.CaptureFixture[str]) -> None:
@@ -157,6 +157,6 @@ def test_console_script_reports_errors_without_a_traceback(project_copy: MakePro
         timeout=120,
         check=False,
     )
-    assert done.returncode == 3
+    assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "clusters[0].node_pools[1].reservation_id" in done.stderr

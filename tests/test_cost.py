@@ -118,5 +118,5 @@ def test_baseline_can_be_another_stack(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_missing_baseline_stack_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["preview", "--stack", "dev", "--baseline", "nope"]) == 3
+    assert main(["preview", "--stack", "dev", "--baseline", "nope"]) == 2
     assert "no stack 'nope'" in capsys.readouterr().err

@@ -11,9 +11,9 @@ from pydantic import BaseModel, ValidationError
 # The CLI's exit codes, one meaning each (the README lists them).
 EXIT_OK = 0
 EXIT_VIOLATIONS = 1  # `preview`: the plan breaks a mandatory policy
-EXIT_USAGE = 2  # the command line itself is wrong (argparse's own code)
-EXIT_INVALID = 3  # a stack file, catalog or policy config is not valid; nothing was declared
+EXIT_INVALID = 2  # a stack file, catalog or policy config is not valid; nothing was declared
 EXIT_FAILED = 4  # a step could not run: a tool is missing, a local run failed
+EXIT_USAGE = 64  # the command line itself is wrong (sysexits.h EX_USAGE; argparse's own 2 is taken above)
 EXIT_INTERNAL = 70  # a bug in meshstack (EX_SOFTWARE)
 EXIT_INTERRUPTED = 130
 
