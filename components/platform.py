@@ -16,7 +16,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s.addons import AddonNeeds, ClusterAddons
-from meshstack.core.spec import StackSpec
+from components.k8s.queues import QueueArgs, QueueNeeds
+from meshstack.core.capacity import queue_of
+from meshstack.core.spec import InferenceWorkload, StackSpec, TrainingWorkload
+from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.volumes import FileSystemRef
 
 # (workload, namespace, service account, bucket names, read only) -> the service account's annotations
@@ -25,11 +28,13 @@ Grant = Callable[[str, str, str, Sequence[str], bool], Mapping[str, pulumi.Input
 
 @dataclass(frozen=True)
 class ClusterHandle:
-    """What a workload needs of the cluster it runs on: its provider, add-ons to wait for, and identities."""
+    """What a workload needs of the cluster it runs on: its provider, add-ons to wait for, identities,
+    and the Prometheus its services are scraped by and scaled on."""
 
     provider: k8s.Provider
     addons: ClusterAddons
     grant: Grant
+    metrics: MetricsBackend
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,29 @@ class Platform:
 
 
 def addon_needs(spec: StackSpec, cluster: str) -> AddonNeeds:
-    """The file-system drivers the stack's storage needs, and the namespaces of the cluster's workloads."""
+    """The file-system drivers the stack's storage needs, the namespaces of the cluster's workloads,
+    its Kueue queues (each open to the namespaces of the jobs sent to it) and whether any
+    inference service needs KEDA."""
+    declared = next(c for c in spec.clusters if c.name == cluster)
+    workloads = [w for w in spec.workloads if w.cluster == cluster]
+    queued: dict[str, set[str]] = {}
+    for w in workloads:
+        queue = queue_of(declared, w) if isinstance(w, TrainingWorkload) else None
+        if queue is not None:
+            queued.setdefault(queue.name, set()).add(w.namespace)
+    queues = [
+        QueueArgs(
+            q.name,
+            {p.name: declared.quota_nodes(q, p) for p in declared.node_pools},
+            tuple(sorted(queued.get(q.name, ()))),
+            q.cohort,
+        )
+        for q in declared.queue_specs
+    ]
     return AddonNeeds(
         lustre=bool(spec.storage.lustre),
         efs=bool(spec.storage.efs),
-        namespaces=tuple(sorted({w.namespace for w in spec.workloads if w.cluster == cluster})),
+        namespaces=tuple(sorted({w.namespace for w in workloads})),
+        queues=QueueNeeds(queues, dict(declared.priorities)),
+        scaled_services=any(isinstance(w, InferenceWorkload) for w in workloads),
     )

@@ -307,7 +307,9 @@ def test_insecure_gcp_resources_fail_with_exactly_the_expected_violations() -> N
 def test_public_control_plane_copy_of_prod_gcp_fails(project_copy: MakeProject) -> None:
     config = stack_config("prod-gcp")
     config["meshstack:clusters"][0]["public_access_cidrs"] = ["0.0.0.0/0"]
-    config["meshstack:budget"]["max_accelerators"] = 64
+    # The workloads fit the cap (128 + 2 x 8 = 144); the pools could grow past it (160).
+    config["meshstack:workloads"][1]["max_replicas"] = 2
+    config["meshstack:budget"]["max_accelerators"] = 150
     result = preview_stack("prod-gcp", find_project(project_copy("prod-gcp", config)))
     assert {(v.policy, v.level) for v in result.violations} == {
         ("gke-private-cluster", "mandatory"),
@@ -317,9 +319,11 @@ def test_public_control_plane_copy_of_prod_gcp_fails(project_copy: MakeProject) 
     assert "can scale to 160 accelerators" in cap.message
 
 
-def test_gke_gets_jobset_and_kueue_but_brings_its_own_device_plugins(preview: Previewer) -> None:
+def test_gke_gets_jobset_kueue_and_keda_but_brings_its_own_device_plugins_autoscaler_and_prometheus(
+    preview: Previewer,
+) -> None:
     releases = {r.inputs["name"] for r in of_type(preview("prod-gcp"), "kubernetes:helm.sh/v3:Release")}
-    assert releases == {"jobset", "kueue"}
+    assert releases == {"jobset", "kueue", "keda"}
 
 
 def test_firewall_rule_config_allows_listed_ports() -> None:

@@ -70,8 +70,13 @@ def test_manifests_are_written_one_file_per_object_and_validate(
 
 @pytest.mark.slow
 def test_manifests_carry_integers_as_the_api_server_expects(tmp_path: Path) -> None:
-    deployment = next(o for o in written("dev", tmp_path) if o["kind"] == "Deployment")
-    assert deployment["spec"]["replicas"] == 1 and isinstance(deployment["spec"]["replicas"], int)
+    objects = written("dev", tmp_path)
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    period = container["readinessProbe"]["periodSeconds"]
+    assert period == 5 and isinstance(period, int)
+    scaled = next(o for o in objects if o["kind"] == "ScaledObject")
+    assert scaled["spec"]["maxReplicaCount"] == 2 and isinstance(scaled["spec"]["maxReplicaCount"], int)
     assert "uid" not in deployment["metadata"]
 
 

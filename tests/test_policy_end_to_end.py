@@ -59,7 +59,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "MS-K8S-010": ("dev-tiny", "mounts the node's / (volume node)"),
     "MS-K8S-011": ("dev-tiny-chat", "binds port 8080 on the node"),
     "MS-K8S-012": ("public-lb", "is an internet-facing load balancer"),
-    "MS-COST-001": ("", "over the cap of 1"),
+    "MS-COST-001": ("", "over the cap of 2"),
     "MS-COST-002": ("", "over the cap of $0.01/hour"),
     "MS-COST-003": ("huge-group", "can grow to 100 nodes, over the limit of 64"),
     "MS-COST-004": ("huge-group", "is on-demand and never scales to zero"),
@@ -74,7 +74,9 @@ def hostile_project(root: Path) -> Path:
     shutil.copy(PROJECT_ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
     shutil.copy(FIXTURE, root / "stacks" / "__main__.py")
     config = stack_config("dev")
-    config["meshstack:budget"] = {"max_hourly_usd": 0.01, "max_accelerators": 1}
+    # The workloads fit the accelerator cap; the GPU pool could grow past it.
+    config["meshstack:budget"] = {"max_hourly_usd": 0.01, "max_accelerators": 2}
+    config["meshstack:clusters"][0]["node_pools"][1]["max_nodes"] = 3
     (root / "stacks" / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": config}))
     return root
 

@@ -39,7 +39,7 @@ def insecure_prod(project_copy: MakeProject) -> Preview:
     cluster["public_access_cidrs"] = ["0.0.0.0/0"]
     cluster["log_types"] = ["api"]
     cluster["node_pools"][1]["max_nodes"] = 100
-    config["meshstack:budget"] = {"max_accelerators": 16, "max_hourly_usd": 50, "max_monthly_usd": 200000}
+    config["meshstack:budget"] = {"max_accelerators": 36, "max_hourly_usd": 50, "max_monthly_usd": 200000}
     return preview_stack("prod-aws", find_project(project_copy("prod-aws", config)))
 
 

@@ -11,9 +11,15 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws.iam import ClusterIam, ClusterIamArgs, partition
+from components.aws.iam import ClusterIam, ClusterIamArgs, autoscaler_policy, partition
 from components.aws.node_group import NodeGroup, NodeGroupArgs
-from components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs
+from components.k8s.addons import (
+    AUTOSCALER_ACCOUNT,
+    AddonNeeds,
+    ClusterAddons,
+    ClusterAddonsArgs,
+    autoscaler_values,
+)
 from components.tags import named
 from meshstack.core.nodes import NodePoolArgs
 
@@ -182,10 +188,26 @@ class EksCluster(pulumi.ComponentResource):
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_groups.values())),
         )
+        # The cluster-autoscaler resizes the node groups (discovered by the tags EKS puts on their
+        # Auto Scaling groups) under its own Pod Identity role.
+        autoscaler_role = iam.pod_identity_role("autoscaler", autoscaler_policy(name))
+        autoscaler_identity = aws.eks.PodIdentityAssociation(
+            f"{name}-autoscaler",
+            cluster_name=cluster.name,
+            namespace="kube-system",
+            service_account=AUTOSCALER_ACCOUNT,
+            role_arn=autoscaler_role.arn,
+            tags=named(tags, f"{name}-autoscaler"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=network_addons),
+        )
+        values = autoscaler_values(
+            args.kubernetes_version,
+            {"cloudProvider": "aws", "awsRegion": region, "autoDiscovery": {"clusterName": name}},
+        )
         self.addons = ClusterAddons(
             f"{name}-addons",
-            ClusterAddonsArgs(args.node_pools, args.addons),
-            opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+            ClusterAddonsArgs(args.node_pools, args.addons, autoscaler_values=values),
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[autoscaler_identity]),
         )
         self.register_outputs(
             {

@@ -88,6 +88,43 @@ def bucket_access_policy(bucket_arns: Sequence[str], kms_key_arns: Sequence[str]
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
+AUTOSCALER_READS = (
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeAutoScalingInstances",
+    "autoscaling:DescribeLaunchConfigurations",
+    "autoscaling:DescribeScalingActivities",
+    "autoscaling:DescribeTags",
+    "ec2:DescribeImages",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeLaunchTemplateVersions",
+    "ec2:GetInstanceTypesFromInstanceRequirements",
+    "eks:DescribeNodegroup",
+)
+AUTOSCALER_WRITES = ("autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup")
+
+
+def autoscaler_policy(cluster_name: str) -> str:
+    """The cluster-autoscaler's recommended policy (kubernetes/autoscaler, cloudprovider/aws/README.md):
+    it reads every group, but resizes only groups tagged as this cluster's (managed node groups carry
+    the tag), so it cannot touch another cluster's nodes."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": list(AUTOSCALER_READS), "Resource": "*"},
+                {
+                    "Effect": "Allow",
+                    "Action": list(AUTOSCALER_WRITES),
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}
+                    },
+                },
+            ],
+        }
+    )
+
+
 @dataclass(frozen=True)
 class ClusterIamArgs:
     region: str
@@ -130,6 +167,18 @@ class ClusterIam(pulumi.ComponentResource):
                 policy_arn=f"arn:{self._partition}:iam::aws:policy/{policy}",
                 opts=child,
             )
+        return resource
+
+    def pod_identity_role(self, role: str, policy: pulumi.Input[str]) -> aws.iam.Role:
+        """A role for an EKS Pod Identity association (the cluster runs the pod identity agent)."""
+        child = pulumi.ResourceOptions(parent=self)
+        resource = aws.iam.Role(
+            f"{self._name}-{role}",
+            assume_role_policy=assume_role_policy("pods.eks.amazonaws.com"),
+            tags=named(self._tags, f"{self._name}-{role}"),
+            opts=child,
+        )
+        aws.iam.RolePolicy(f"{self._name}-{role}", role=resource.id, policy=policy, opts=child)
         return resource
 
     def add_oidc_provider(self, issuer_url: pulumi.Input[str]) -> pulumi.Output[str]:

@@ -45,6 +45,28 @@ def efa_user_data() -> str:
     )
 
 
+NODE_TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
+
+
+def node_template_tags(pool: NodePoolArgs) -> dict[str, str]:
+    """What a node of the pool will look like, as tags on its Auto Scaling group, so the
+    cluster-autoscaler can scale an empty pool up: it cannot read labels, taints or extended
+    resources off nodes that do not exist yet, and EKS does not copy a node group's labels and
+    taints to its group's tags."""
+    tags = {f"{NODE_TEMPLATE}/label/{k}": v for k, v in node_labels(pool).items()}
+    tags.update({f"{NODE_TEMPLATE}/taint/{t['key']}": f"{t['value']}:{t['effect']}" for t in node_taints(pool)})
+    if pool.accelerator.resource and pool.accelerators_per_node:
+        tags[f"{NODE_TEMPLATE}/resources/{pool.accelerator.resource}"] = str(pool.accelerators_per_node)
+    if pool.efa:
+        tags[f"{NODE_TEMPLATE}/resources/vpc.amazonaws.com/efa"] = str(pool.instance.efa_interfaces)
+    return tags
+
+
+def _autoscaling_group(resources: Sequence[aws.eks.outputs.NodeGroupResource]) -> str:
+    """The name of the Auto Scaling group EKS made for the node group (it has exactly one)."""
+    return str(resources[0].autoscaling_groups[0].name)
+
+
 @dataclass(frozen=True, kw_only=True)
 class NodeGroupArgs:
     pool: NodePoolArgs
@@ -151,5 +173,13 @@ class NodeGroup(pulumi.ComponentResource):
                 ignore_changes=["scalingConfig.desiredSize"],
             ),
         )
+        asg = group_.resources.apply(_autoscaling_group)
+        for i, (key, value) in enumerate(sorted(node_template_tags(pool).items())):
+            aws.autoscaling.Tag(
+                f"{name}-ca-{i}",
+                autoscaling_group_name=asg,
+                tag={"key": key, "value": value, "propagate_at_launch": False},
+                opts=child,
+            )
         self.node_group_name = group_.node_group_name
         self.register_outputs({"node_group_name": self.node_group_name})

@@ -12,6 +12,7 @@ from components.aws.storage import Storage, StorageArgs
 from components.platform import ClusterHandle, Platform, StorageTargets, addon_needs
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.spec import StackSpec
+from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.volumes import FileSystemRef
 
 
@@ -60,7 +61,9 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
             )
             return {"eks.amazonaws.com/role-arn": role.arn}
 
-        clusters[cluster.name] = ClusterHandle(provider=eks.provider, addons=eks.addons, grant=grant)
+        clusters[cluster.name] = ClusterHandle(
+            provider=eks.provider, addons=eks.addons, grant=grant, metrics=MetricsBackend.operator()
+        )
         exported[cluster.name] = {"name": eks.cluster_name, "endpoint": eks.endpoint, "kubeconfig": eks.kubeconfig}
     filesystems: dict[tuple[str, str], FileSystemRef] = {}
     for fs in spec.storage.lustre:

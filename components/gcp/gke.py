@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pulumi
@@ -17,6 +17,10 @@ from components.gcp.network import PODS, SERVICES
 from components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs
 from meshstack.core.nodes import NodePoolArgs, node_labels
 
+KEDA_PRINCIPAL = (
+    "principal://iam.googleapis.com/projects/{number}/locations/global/workloadIdentityPools/"
+    "{project}.svc.id.goog/subject/ns/keda/sa/keda-operator"
+)
 EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 
 
@@ -163,10 +167,30 @@ class GkeCluster(pulumi.ComponentResource):
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=pools),
         )
+        after: list[pulumi.Resource] = []
+        if args.addons.scaled_services:
+            # KEDA queries Managed Prometheus as its own Kubernetes service account, federated
+            # through Workload Identity: no Google service account or key.
+            after.append(
+                gcp.projects.IAMMember(
+                    f"{name}-keda-metrics",
+                    project=project,
+                    role="roles/monitoring.viewer",
+                    member=number.apply(lambda n: KEDA_PRINCIPAL.format(number=n, project=project)),
+                    opts=child,
+                )
+            )
+        # GKE brings the device plugins, node autoscaling, metrics-server and Managed Prometheus.
         self.addons = ClusterAddons(
             f"{name}-addons",
-            ClusterAddonsArgs(args.node_pools, AddonNeeds(namespaces=args.addons.namespaces), device_plugins=False),
-            opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+            ClusterAddonsArgs(
+                args.node_pools,
+                replace(args.addons, lustre=False, efs=False),
+                device_plugins=False,
+                metrics_server=False,
+                prometheus_operator=False,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=after),
         )
         self.register_outputs(
             {"cluster_name": self.cluster_name, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig}

@@ -14,6 +14,7 @@ from components.gcp.storage import Storage, StorageArgs
 from components.platform import ClusterHandle, Platform, StorageTargets, addon_needs
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.spec import StackSpec
+from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.volumes import FileSystemRef
 
 
@@ -66,7 +67,12 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
                 name, namespace, account, [storage.buckets[b] for b in buckets], read_only
             )
 
-        clusters[cluster.name] = ClusterHandle(provider=gke.provider, addons=gke.addons, grant=grant)
+        clusters[cluster.name] = ClusterHandle(
+            provider=gke.provider,
+            addons=gke.addons,
+            grant=grant,
+            metrics=MetricsBackend.gke_managed(project, f"{spec.name}-{cluster.name}"),
+        )
         exported[cluster.name] = {"name": gke.cluster_name, "endpoint": gke.endpoint, "kubeconfig": gke.kubeconfig}
     filesystems = {
         ("filestore", name): FileSystemRef(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,11 +10,47 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.k8s.queues import QueueNeeds, queue_objects
 from meshstack.core.nodes import LABEL_ACCELERATOR, NodePoolArgs
 from meshstack.core.yaml_text import load_yaml
 
 CHARTS: dict[str, dict[str, str]] = load_yaml(Path(__file__).with_name("charts.yaml").read_text())
+AUTOSCALER_IMAGES: dict[str, str] = load_yaml(Path(__file__).with_name("autoscaler_images.yaml").read_text())
+AUTOSCALER_ACCOUNT = "cluster-autoscaler"
+
+
+def autoscaler_values(kubernetes_version: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The cluster-autoscaler's chart values: its image matches the cluster's minor version, and it
+    packs pending pods onto the pool that wastes least. `extra` is the cloud's part (provider, identity)."""
+    tag = AUTOSCALER_IMAGES.get(kubernetes_version)
+    if tag is None:
+        raise ValueError(
+            f"no cluster-autoscaler image is pinned for Kubernetes {kubernetes_version}: "
+            f"add it to components/k8s/autoscaler_images.yaml (pinned: {', '.join(AUTOSCALER_IMAGES)})"
+        )
+    return {
+        "image": {"tag": tag},
+        "rbac": {"serviceAccount": {"create": True, "name": AUTOSCALER_ACCOUNT}},
+        "extraArgs": {
+            "expander": "least-waste",
+            "balance-similar-node-groups": True,
+            "skip-nodes-with-system-pods": False,
+            "scale-down-unneeded-time": "10m",
+        },
+        **extra,
+    }
 TOLERATE_ALL = [{"operator": "Exists"}]
+# Prometheus alone, finding every PodMonitor in the cluster (the chart's default selects only its own).
+PROMETHEUS_VALUES: dict[str, Any] = {
+    "grafana": {"enabled": False},
+    "alertmanager": {"enabled": False},
+    "prometheus": {
+        "prometheusSpec": {
+            "podMonitorSelectorNilUsesHelmValues": False,
+            "serviceMonitorSelectorNilUsesHelmValues": False,
+        }
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -24,6 +60,8 @@ class AddonNeeds:
     lustre: bool = False
     efs: bool = False
     namespaces: tuple[str, ...] = ()
+    queues: QueueNeeds = field(default_factory=QueueNeeds)
+    scaled_services: bool = False  # inference services that KEDA scales on their Prometheus metrics
 
 
 def _on_accelerators(names: Sequence[str]) -> dict[str, Any]:
@@ -48,16 +86,26 @@ def _on_accelerators(names: Sequence[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ClusterAddonsArgs:
-    """The pools decide the device plugins; `device_plugins=False` where the cloud installs its own (GKE)."""
+    """The pools decide the device plugins. Where the cloud brings its own (GKE: device plugins,
+    node autoscaling, metrics-server, Managed Prometheus) the flags turn meshstack's off.
+
+    `autoscaler_values` are the cluster-autoscaler chart's values for this cloud (its identity,
+    region, discovery); None installs no autoscaler.
+    """
 
     node_pools: Sequence[NodePoolArgs]
     needs: AddonNeeds = field(default_factory=AddonNeeds)
     device_plugins: bool = True
+    autoscaler_values: Mapping[str, Any] | None = None
+    metrics_server: bool = True
+    prometheus_operator: bool = True
 
 
 class ClusterAddons(pulumi.ComponentResource):
     """Device plugins for the accelerators the pools carry (GKE brings its own: device_plugins=False),
-    JobSet and Kueue, the CSI drivers the stack's file systems need, and the namespaces workloads run in.
+    the node autoscaler and metrics-server where the cloud has none, JobSet and Kueue with the
+    stack's queues, KEDA and a Prometheus to scale inference on, the CSI drivers the stack's file
+    systems need, and the namespaces workloads run in.
 
     `jobset` is exposed so JobSet objects can depend on it: a Helm release waits for
     its resources, so the CRD exists before any JobSet is sent.
@@ -89,8 +137,26 @@ class ClusterAddons(pulumi.ComponentResource):
         efa_accelerators = [p.accelerator_name for p in pools if p.efa]
         if device_plugins and efa_accelerators:
             self._release("efa-device-plugin", _on_accelerators(efa_accelerators))
+        if args.autoscaler_values is not None:
+            self._release("cluster-autoscaler", dict(args.autoscaler_values))
+        if args.metrics_server:
+            self._release("metrics-server", {})
         self.jobset = self._release("jobset", {})
-        self._release("kueue", {})
+        kueue = self._release("kueue", {})
+        after_kueue = pulumi.ResourceOptions(parent=self, depends_on=[kueue])
+        for body in queue_objects(needs.queues, pools):
+            meta = body["metadata"]
+            suffix = f"-{meta['namespace']}" if "namespace" in meta else ""
+            k8s.apiextensions.CustomResource(
+                f"{name}-{body['kind'].lower()}-{meta['name']}{suffix}",
+                **{k: v for k, v in body.items() if k not in ("apiVersion",)},
+                api_version=body["apiVersion"],
+                opts=after_kueue,
+            )
+        if needs.scaled_services:
+            self._release("keda", {})
+            if args.prometheus_operator:
+                self._release("kube-prometheus-stack", PROMETHEUS_VALUES)
         if lustre:
             self._release("fsx-csi-driver", {"node": {"tolerateAllTaints": True}})
         if efs:

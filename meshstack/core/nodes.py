@@ -16,6 +16,7 @@ from meshstack.core.catalog import Accelerator, InstanceType
 LABEL_POOL = "meshstack.io/node-pool"
 LABEL_ACCELERATOR = "meshstack.io/accelerator"
 LABEL_ACCELERATOR_COUNT = "meshstack.io/accelerator-count"
+CPU_POD_VCPUS = 4  # what a pod on a CPU pool is sized for: an inference replica without accelerators
 
 TaintEffect = Literal["NoSchedule", "NoExecute", "PreferNoSchedule"]
 
@@ -59,6 +60,13 @@ class NodePoolArgs:
     taints: Sequence[Taint] = ()
     tpu: TpuSlice | None = None
     gpu_type: str | None = None  # GKE: the guest accelerator type of a GPU pool
+    workload_nodes: int = 0  # nodes (per slice) the stack's own workloads need at full size: the running cost
+
+
+def pods_per_node(accelerators_per_node: int, vcpus: int, devices: int) -> int:
+    """How many pods taking `devices` accelerators each share one node; on CPU, one per CPU_POD_VCPUS."""
+    pods = accelerators_per_node // devices if devices else vcpus // CPU_POD_VCPUS
+    return max(pods, 1)
 
 
 def node_labels(pool: NodePoolArgs) -> dict[str, str]:

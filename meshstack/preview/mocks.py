@@ -102,7 +102,13 @@ class CloudMocks(pulumi.runtime.Mocks):
 
     def _nodegroup(self, name: str, token: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
         group = inputs.get("nodeGroupName") or f"{inputs.get('nodeGroupNamePrefix', name)}{token[:8]}"
-        state.update(nodeGroupName=group, arn=self.arn("eks", f"nodegroup/{inputs.get('clusterName')}/{group}"))
+        uuid = f"{token[:8]}-{token[8:12]}-{token[12:16]}"
+        state.update(
+            nodeGroupName=group,
+            arn=self.arn("eks", f"nodegroup/{inputs.get('clusterName')}/{group}/{uuid}"),
+            # EKS makes one Auto Scaling group per node group, named eks-<node group>-<uuid>.
+            resources=[{"autoscalingGroups": [{"name": f"eks-{group}-{uuid}"}]}],
+        )
         return f"{inputs.get('clusterName')}:{group}"
 
     def _launchtemplate(self, name: str, token: str, inputs: dict[str, Any], state: dict[str, Any]) -> None:

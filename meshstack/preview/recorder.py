@@ -179,7 +179,9 @@ def contains_unknowns(val: Any) -> bool:
             continue
         seen.add(id(current))
         if isinstance(current, dict):
-            pending.extend(current.values())
+            # dict.values, not current.values: an SDK output type is a dict whose own `values`
+            # property (a GKE reservation affinity's) would shadow it.
+            pending.extend(dict.values(current))
         elif isinstance(current, list):
             pending.extend(current)
     return False

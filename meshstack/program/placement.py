@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 
 from components.platform import Platform, StorageTargets
+from meshstack.core.capacity import devices_per_pod, queue_of
 from meshstack.core.contract import JobConfig, ServeJobConfig
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.spec import InferenceWorkload, StackSpec, StorageRef, TrainingWorkload
@@ -21,15 +22,7 @@ Workload = TrainingWorkload | InferenceWorkload
 
 
 def placement(spec: StackSpec, workload: Workload, pool: NodePoolArgs) -> Placement:
-    """How many devices each pod takes: a TPU host's every chip, a training process's share, a replica's."""
-    per_node = pool.accelerators_per_node
-    if pool.tpu is not None:
-        devices = per_node
-    elif isinstance(workload, TrainingWorkload):
-        devices = spec.devices_per_process(workload) if per_node else 0
-    else:
-        devices = workload.devices_per_replica if workload.devices_per_replica is not None else min(per_node, 1)
-    return Placement.for_devices(pool, devices)
+    return Placement.for_devices(pool, devices_per_pod(workload, spec.pool_of(workload)))
 
 
 def _uri(storage: StorageTargets, ref: StorageRef) -> pulumi.Output[str]:
@@ -100,6 +93,8 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
                     deadline_seconds=workload.deadline_seconds,
                     ttl_seconds_after_finished=workload.ttl_seconds_after_finished,
                     coordinator_port=workload.coordinator_port,
+                    queue=queue.name if (queue := queue_of(spec.cluster_of(workload), workload)) else None,
+                    priority=workload.priority,
                 ),
                 opts,
             )
@@ -111,7 +106,8 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
                     port=workload.serve.port,
                     min_replicas=workload.min_replicas,
                     max_replicas=workload.max_replicas,
-                    target_cpu_utilization=workload.target_cpu_utilization,
+                    target_in_flight=workload.target_in_flight or workload.serve.max_batch_size,
+                    metrics=cluster.metrics,
                 ),
                 opts,
             )

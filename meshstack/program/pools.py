@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from meshstack.core.capacity import Demand, running_nodes
 from meshstack.core.catalog import Catalog
 from meshstack.core.nodes import NodePoolArgs, Taint, TpuSlice
 from meshstack.core.spec import NodePool, StackSpec
 
 
-def pool_args(pool: NodePool, catalog: Catalog) -> NodePoolArgs:
+def pool_args(pool: NodePool, catalog: Catalog, workload_nodes: int = 0) -> NodePoolArgs:
     """The validated spec has already resolved the instance type and per-node count."""
     tpu = None
     if catalog.is_tpu(pool.accelerator):
@@ -33,9 +34,18 @@ def pool_args(pool: NodePool, catalog: Catalog) -> NodePoolArgs:
         taints=tuple(Taint(t.key, t.value, t.effect) for t in pool.taints),
         tpu=tpu,
         gpu_type=catalog.gpu_types.get(pool.accelerator),
+        workload_nodes=workload_nodes,
     )
 
 
 def stack_pools(spec: StackSpec, catalog: Catalog) -> dict[tuple[str, str], NodePoolArgs]:
-    """Every pool of the stack by (cluster, pool): what the clusters and the workloads' placements share."""
-    return {(c.name, p.name): pool_args(p, catalog) for c in spec.clusters for p in c.node_pools}
+    """Every pool of the stack by (cluster, pool): what the clusters and the workloads' placements share,
+    with the nodes per slice the stack's workloads keep busy while they all run."""
+    demands: dict[tuple[str, str], list[Demand]] = {}
+    for workload, need in zip(spec.workloads, spec.demands(catalog), strict=True):
+        demands.setdefault((workload.cluster, workload.node_pool), []).append(need)
+    return {
+        (c.name, p.name): pool_args(p, catalog, running_nodes(p, demands.get((c.name, p.name), [])))
+        for c in spec.clusters
+        for p in c.node_pools
+    }

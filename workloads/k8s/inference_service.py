@@ -1,38 +1,85 @@
-"""The inference server as a Deployment behind a Service, scaled by an HPA and protected by a PDB."""
+"""The inference server as a Deployment behind a Service, scaled by KEDA on the requests it holds and
+protected by a PDB."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from meshstack.core.contract import JOB_CONFIG_ENV
+from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.pod import security_context
 from workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
 
 
-def probe(path: str, period: int, failures: int) -> dict[str, Any]:
-    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failures}
+IN_FLIGHT_METRIC = "meshstack_requests_in_flight"  # the server's gauge: requests queued or generating
+SCALE_DOWN_WINDOW_S = 300  # a replica holds a model in accelerator memory: slow to start, so slow to drop
+
+
+def probe(path: str, period: int, failures: int, timeout: int = 1) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": timeout,
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
 class InferenceServiceArgs(WorkloadArgs):
-    """Replicas between the bounds, scaled on CPU; the server listens on `port`."""
+    """Replicas between the bounds, as many as keep `target_in_flight` requests in flight on each;
+    the server listens on `port`; `metrics` says where the cluster's Prometheus lives."""
 
     port: int = 8080
     min_replicas: int = 1
     max_replicas: int = 2
-    target_cpu_utilization: int = 70
+    target_in_flight: int = 8
+    metrics: MetricsBackend = field(default_factory=MetricsBackend.operator)
+
+
+def scaled_object(args: InferenceServiceArgs, meta: dict[str, Any], auth: str | None) -> dict[str, Any]:
+    """KEDA scales on what a replica is loaded with, not on CPU: a server waiting on its accelerator
+    is idle to the CPU metric while its queue grows. KEDA owns the replica count (and the HPA it
+    makes), so the Deployment states none."""
+    query = f"sum({IN_FLIGHT_METRIC}{args.metrics.matchers(args.namespace, args.name)})"
+    trigger: dict[str, Any] = {
+        "type": "prometheus",
+        "metricType": "AverageValue",
+        "metadata": {"serverAddress": args.metrics.query_url, "query": query, "threshold": str(args.target_in_flight)},
+    }
+    if auth is not None:
+        trigger["authenticationRef"] = {"name": auth}
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": meta,
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": args.name},
+            "minReplicaCount": args.min_replicas,
+            "maxReplicaCount": args.max_replicas,
+            "pollingInterval": 15,
+            "cooldownPeriod": SCALE_DOWN_WINDOW_S,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_S}}
+                }
+            },
+            "triggers": [trigger],
+        },
+    }
 
 
 class InferenceService(pulumi.ComponentResource):
-    """Deployment, ClusterIP Service, HorizontalPodAutoscaler and PodDisruptionBudget.
+    """Deployment, ClusterIP Service, the scrape of its /metrics (PodMonitor or GKE PodMonitoring),
+    a KEDA ScaledObject on its requests in flight, and a PodDisruptionBudget keeping one replica.
 
     Readiness follows /readyz, which turns false the moment the server starts
     draining, so a rolling update or scale-down stops sending traffic before the
-    pod finishes its in-flight requests and exits.
+    pod finishes its in-flight requests and exits; one slow probe alone does not
+    take a replica out.
     """
 
     def __init__(
@@ -52,7 +99,6 @@ class InferenceService(pulumi.ComponentResource):
             name,
             metadata=meta,
             spec={
-                "replicas": args.min_replicas,
                 "selector": {"matchLabels": labels},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": {
@@ -74,7 +120,7 @@ class InferenceService(pulumi.ComponentResource):
                                 "securityContext": security_context(),
                                 "startupProbe": probe("/healthz", 5, 60),
                                 "livenessProbe": probe("/healthz", 10, 3),
-                                "readinessProbe": probe("/readyz", 5, 1),
+                                "readinessProbe": probe("/readyz", 5, 2, timeout=2),
                                 "volumeMounts": base.mounts,
                             }
                         ],
@@ -94,26 +140,35 @@ class InferenceService(pulumi.ComponentResource):
             },
             opts=child,
         )
-        k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            name,
-            metadata=meta,
-            spec={
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": args.name},
-                "minReplicas": args.min_replicas,
-                "maxReplicas": args.max_replicas,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {"type": "Utilization", "averageUtilization": args.target_cpu_utilization},
-                        },
-                    }
-                ],
-            },
-            opts=child,
-        )
+        monitor = args.metrics.pod_monitor(args.name, args.namespace, labels, "http")
+        self._custom(name, monitor, child)
+        auth = None
+        identity = args.metrics.pod_identity()
+        if identity is not None:
+            auth = f"{args.name}-prometheus"
+            self._custom(
+                f"{name}-prometheus",
+                {
+                    "apiVersion": "keda.sh/v1alpha1",
+                    "kind": "TriggerAuthentication",
+                    "metadata": {"name": auth, "namespace": args.namespace, "labels": labels},
+                    "spec": {"podIdentity": {"provider": identity}},
+                },
+                child,
+            )
+        self._custom(name, scaled_object(args, meta, auth), child)
         k8s.policy.v1.PodDisruptionBudget(
-            name, metadata=meta, spec={"maxUnavailable": 1, "selector": {"matchLabels": labels}}, opts=child
+            name, metadata=meta, spec={"minAvailable": 1, "selector": {"matchLabels": labels}}, opts=child
         )
         self.register_outputs({"service": f"{args.name}.{args.namespace}.svc.cluster.local"})
+
+    @staticmethod
+    def _custom(name: str, body: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
+        k8s.apiextensions.CustomResource(
+            name,
+            api_version=body["apiVersion"],
+            kind=body["kind"],
+            metadata=body["metadata"],
+            spec=body["spec"],
+            opts=opts,
+        )

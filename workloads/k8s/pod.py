@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshstack.core.nodes import LABEL_POOL, NodePoolArgs, node_taints
+from meshstack.core.nodes import LABEL_POOL, NodePoolArgs, node_taints, pods_per_node
 
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
 TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
@@ -26,10 +26,7 @@ class Placement:
 
     @classmethod
     def for_devices(cls, pool: NodePoolArgs, devices: int) -> Placement:
-        """As many pods per node as the devices divide into; CPU pods get 4 vCPUs each."""
-        per_node = pool.accelerators_per_node
-        pods = per_node // devices if devices else max(pool.instance.vcpus // 4, 1)
-        return cls(pool, devices, max(pods, 1))
+        return cls(pool, devices, pods_per_node(pool.accelerators_per_node, pool.instance.vcpus, devices))
 
     def node_selector(self) -> dict[str, str]:
         selector = {LABEL_POOL: self.pool.name}

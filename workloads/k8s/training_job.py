@@ -17,11 +17,17 @@ JOB_INDEX = "metadata.annotations['jobset.sigs.k8s.io/job-index']"
 REPLICATED_JOB = "workers"
 EXCLUSIVE_TOPOLOGY = "alpha.jobset.sigs.k8s.io/exclusive-topology"
 MEGASCALE_PORT = 8080
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingJobArgs(WorkloadArgs):
-    """`processes` JAX processes, one pod each; `placement` says how much of a node each takes."""
+    """`processes` JAX processes, one pod each; `placement` says how much of a node each takes.
+
+    With a `queue` (a Kueue LocalQueue of the namespace) the job is created suspended and Kueue
+    starts it once the queue's quota can hold all of its pods; `priority` names a Kueue
+    WorkloadPriorityClass."""
 
     processes: int
     use_jobset: bool = True
@@ -29,6 +35,8 @@ class TrainingJobArgs(WorkloadArgs):
     deadline_seconds: int = 86400
     ttl_seconds_after_finished: int = 3600
     coordinator_port: int = 1234
+    queue: str | None = None
+    priority: str | None = None
 
 
 def coordinator_address(args: TrainingJobArgs) -> str:
@@ -37,6 +45,14 @@ def coordinator_address(args: TrainingJobArgs) -> str:
     if args.use_jobset:
         return f"{name}-{REPLICATED_JOB}-0-0.{name}:{port}"
     return f"{name}-0.{name}:{port}"
+
+
+def queue_labels(args: TrainingJobArgs) -> dict[str, str]:
+    """What sends a job to Kueue: its LocalQueue, and its priority class when it has one."""
+    labels = {QUEUE_LABEL: args.queue} if args.queue else {}
+    if args.priority:
+        labels[PRIORITY_LABEL] = args.priority
+    return labels
 
 
 class TrainingJob(pulumi.ComponentResource):
@@ -108,7 +124,14 @@ class TrainingJob(pulumi.ComponentResource):
             "activeDeadlineSeconds": args.deadline_seconds,
             "template": {"metadata": {"labels": labels}, "spec": pod},
         }
-        after = pulumi.ResourceOptions(parent=self, depends_on=[base.account, *waits_for(opts)])
+        queued = queue_labels(args)
+        # Kueue flips `suspend` once it admits the job; a later `up` must not suspend it again.
+        after = pulumi.ResourceOptions(
+            parent=self,
+            depends_on=[base.account, *waits_for(opts)],
+            ignore_changes=["spec.suspend"] if args.queue else None,
+        )
+        suspend = {"suspend": True} if args.queue else {}
         if args.use_jobset:
             self.job: pulumi.CustomResource = k8s.apiextensions.CustomResource(
                 name,
@@ -117,11 +140,12 @@ class TrainingJob(pulumi.ComponentResource):
                 metadata={
                     "name": args.name,
                     "namespace": namespace,
-                    "labels": labels,
+                    "labels": {**labels, **queued},
                     # one slice per node pool: two replicated jobs never share a slice
                     **({"annotations": {EXCLUSIVE_TOPOLOGY: "cloud.google.com/gke-nodepool"}} if tpu else {}),
                 },
                 spec={
+                    **suspend,
                     "failurePolicy": {"maxRestarts": args.max_restarts},
                     "ttlSecondsAfterFinished": args.ttl_seconds_after_finished,
                     "network": {"enableDNSHostnames": True},
@@ -150,9 +174,10 @@ class TrainingJob(pulumi.ComponentResource):
             pod["subdomain"] = args.name
             self.job = k8s.batch.v1.Job(
                 name,
-                metadata={"name": args.name, "namespace": namespace, "labels": labels},
+                metadata={"name": args.name, "namespace": namespace, "labels": {**labels, **queued}},
                 spec={
                     **job_spec,
+                    **suspend,
                     "backoffLimit": args.max_restarts * processes,
                     "ttlSecondsAfterFinished": args.ttl_seconds_after_finished,
                 },

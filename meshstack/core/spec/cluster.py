@@ -50,6 +50,12 @@ class NodePool(SpecModel):
     slices: int = Field(default=1, ge=1, description="TPU slices of that topology, one node pool each (TPUs only).")
     efa: bool = Field(default=False, description="Attach one EFA interface per network card the type has.")
     placement_group: bool = Field(default=False, description="Launch into a cluster placement group (one AZ).")
+    reserved_nodes: int | None = Field(
+        default=None,
+        ge=1,
+        description="Instances the capacity block or reservation holds (hosts for TPUs, all slices together); "
+        "a job needing more can never start.",
+    )
     root_volume_gib: int = Field(default=200, ge=20, le=16384)
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[Taint] = Field(default_factory=list)
@@ -190,10 +196,44 @@ class NodePool(SpecModel):
             raise field_error(
                 "reservation_id", f"only capacity-block and reservation markets take an id; market is '{self.market}'"
             )
+        if not needs_id and self.reserved_nodes is not None:
+            raise field_error(
+                "reserved_nodes", f"only capacity-block and reservation markets hold instances; market is '{self.market}'"
+            )
 
     @property
     def desired(self) -> int:
         return self.min_nodes if self.desired_nodes is None else self.desired_nodes
+
+    @property
+    def capacity_nodes(self) -> int:
+        """Nodes the pool can hold at once: max_nodes, times the slices of a TPU pool."""
+        return self.max_nodes * self.slices
+
+
+DEFAULT_QUEUE = "default"
+
+
+class QueueSpec(SpecModel):
+    """A Kueue ClusterQueue: how much of the cluster's pools the jobs sent to it may hold at once."""
+
+    name: str = Field(pattern=DNS_LABEL)
+    nodes: dict[str, int] | None = Field(
+        default=None,
+        description="Nominal quota in nodes per pool (by pool name; hosts for TPU pools, all slices together). "
+        "Omitted: every pool whole. A pool left out gets no quota.",
+    )
+    cohort: str | None = Field(
+        default=None, pattern=DNS_LABEL, description="Queues in one cohort lend each other unused quota."
+    )
+
+    @field_validator("nodes")
+    @classmethod
+    def _non_negative(cls, nodes: dict[str, int] | None) -> dict[str, int] | None:
+        for pool, count in (nodes or {}).items():
+            if count < 0:
+                raise field_error(pool, f"a quota is a number of nodes, not {count}")
+        return nodes
 
 
 class ClusterSpec(SpecModel):
@@ -208,6 +248,14 @@ class ClusterSpec(SpecModel):
         default_factory=list, description="IAM roles or users given cluster-admin through EKS access entries."
     )
     log_types: list[LogType] = Field(default_factory=lambda: list(ALL_LOG_TYPES))
+    queues: list[QueueSpec] = Field(
+        default_factory=list,
+        description=f"Kueue queues for the training jobs; none declared: one '{DEFAULT_QUEUE}' queue over every pool.",
+    )
+    priorities: dict[str, int] = Field(
+        default_factory=dict,
+        description="Workload priority classes by name: a higher value is admitted first and may preempt a lower.",
+    )
 
     @field_validator("public_access_cidrs")
     @classmethod
@@ -230,3 +278,41 @@ class ClusterSpec(SpecModel):
     def _unique_pools(self) -> ClusterSpec:
         check_unique(((f"node_pools[{i}].name", p.name) for i, p in enumerate(self.node_pools)), "node pool")
         return self
+
+    @field_validator("priorities")
+    @classmethod
+    def _check_priorities(cls, priorities: dict[str, int]) -> dict[str, int]:
+        for name, value in priorities.items():
+            if not re.match(DNS_LABEL, name):
+                raise field_error(name, f"'{name}' is not a valid priority class name (a DNS label)")
+            if abs(value) > 1_000_000_000:
+                raise field_error(name, "a priority is at most 1000000000 in size")
+        return priorities
+
+    @model_validator(mode="after")
+    def _check_queues(self) -> ClusterSpec:
+        check_unique(((f"queues[{i}].name", q.name) for i, q in enumerate(self.queues)), "queue")
+        pools = {p.name: p for p in self.node_pools}
+        for i, queue in enumerate(self.queues):
+            for pool_name, count in (queue.nodes or {}).items():
+                pool = pools.get(pool_name)
+                if pool is None:
+                    raise field_error(
+                        f"queues[{i}].nodes.{pool_name}", f"no pool '{pool_name}' in this cluster: {', '.join(pools)}"
+                    )
+                if count > pool.capacity_nodes:
+                    raise field_error(
+                        f"queues[{i}].nodes.{pool_name}",
+                        f"a quota of {count} nodes exceeds what pool '{pool_name}' can hold ({pool.capacity_nodes})",
+                    )
+        return self
+
+    @property
+    def queue_specs(self) -> list[QueueSpec]:
+        """The declared queues, or the one default queue over every pool."""
+        return self.queues or [QueueSpec(name=DEFAULT_QUEUE)]
+
+    def quota_nodes(self, queue: QueueSpec, pool: NodePool) -> int:
+        if queue.nodes is None:
+            return pool.capacity_nodes
+        return queue.nodes.get(pool.name, 0)

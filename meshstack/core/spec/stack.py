@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from meshstack.core.catalog import known_clouds
+from meshstack.core.capacity import Demand, admissible_nodes, demand, queue_of
+from meshstack.core.catalog import Catalog, known_clouds
 from meshstack.core.network import NetworkSpec
 from meshstack.core.spec.base import SpecModel, catalog_from, field_error
 from meshstack.core.spec.cluster import ClusterSpec, NodePool
@@ -105,13 +106,61 @@ class StackSpec(SpecModel):
         return self
 
     @model_validator(mode="after")
-    def _check_workloads(self) -> StackSpec:
+    def _check_workloads(self, info: ValidationInfo) -> StackSpec:
         check_unique(((f"workloads[{i}].name", w.name) for i, w in enumerate(self.workloads)), "workload")
+        catalog = catalog_from(info, self.cloud)
+        demands = []
         for i, workload in enumerate(self.workloads):
             at = f"workloads[{i}]"
             self._check_placement(at, workload)
             self._check_storage(at, workload)
+            demands.append(demand(workload, self.pool_of(workload), catalog))
+            self._check_capacity(at, workload, demands[-1])
+        self._check_accelerator_budget(demands)
         return self
+
+    def _check_capacity(self, at: str, workload: TrainingWorkload | InferenceWorkload, need: Demand) -> None:
+        """What would keep a declared job from ever starting: a reservation or a queue smaller than it."""
+        pool = need.pool
+        if pool.reserved_nodes is not None and need.nodes > pool.reserved_nodes:
+            raise field_error(
+                at,
+                f"needs {need.describe()}; the {pool.market} of pool '{pool.name}' holds "
+                f"{need.describe_nodes(pool.reserved_nodes)}",
+            )
+        if not isinstance(workload, TrainingWorkload):
+            return
+        cluster = self.cluster_of(workload)
+        queue = queue_of(cluster, workload)
+        names = ", ".join(q.name for q in cluster.queue_specs)
+        if queue is None:
+            problem = "name one" if workload.queue is None else f"no queue '{workload.queue}'"
+            raise field_error(f"{at}.queue", f"{problem}: cluster '{cluster.name}' has queues {names}")
+        if workload.priority is not None and workload.priority not in cluster.priorities:
+            raise field_error(
+                f"{at}.priority",
+                f"no priority '{workload.priority}' in cluster '{cluster.name}': "
+                f"{', '.join(cluster.priorities) or 'none declared'}",
+            )
+        admits = admissible_nodes(cluster, queue, pool)
+        if need.nodes > admits:
+            lending = f" with what its cohort '{queue.cohort}' lends" if queue.cohort else ""
+            raise field_error(
+                f"{at}.queue",
+                f"needs {need.describe()}; queue '{queue.name}' admits {need.describe_nodes(admits)}{lending}",
+            )
+
+    def _check_accelerator_budget(self, demands: list[Demand]) -> None:
+        """Every workload at full size at once must fit the budget's accelerator cap."""
+        cap = self.budget.max_accelerators
+        total = sum(d.accelerators for d in demands)
+        if cap is None or total <= cap:
+            return
+        parts = ", ".join(f"{d.workload} {d.describe()}" for d in demands if d.accelerators)
+        raise field_error(
+            "budget.max_accelerators",
+            f"the workloads need {total} accelerators at once ({parts}); the budget allows {cap}",
+        )
 
     def _check_placement(self, at: str, workload: TrainingWorkload | InferenceWorkload) -> None:
         clusters = {c.name: c for c in self.clusters}
@@ -200,9 +249,15 @@ class StackSpec(SpecModel):
                     f"{at}.mounts[{j}].{kind}", f"no {kind} file system '{name}': {', '.join(declared) or 'none'}"
                 )
 
+    def cluster_of(self, workload: TrainingWorkload | InferenceWorkload) -> ClusterSpec:
+        return next(c for c in self.clusters if c.name == workload.cluster)
+
     def pool_of(self, workload: TrainingWorkload | InferenceWorkload) -> NodePool:
-        cluster = next(c for c in self.clusters if c.name == workload.cluster)
-        return next(p for p in cluster.node_pools if p.name == workload.node_pool)
+        return next(p for p in self.cluster_of(workload).node_pools if p.name == workload.node_pool)
+
+    def demands(self, catalog: Catalog) -> list[Demand]:
+        """What every workload needs of its pool at full size."""
+        return [demand(w, self.pool_of(w), catalog) for w in self.workloads]
 
     def devices_per_process(self, workload: TrainingWorkload) -> int:
         """The workload's own figure, else the whole node's accelerators (one process per host), else 1 on CPU."""

@@ -65,6 +65,10 @@ class TrainingWorkload(_Workload):
     max_restarts: int = Field(default=3, ge=0, description="Whole-job restarts after a pod fails.")
     use_jobset: bool = Field(default=True, description="JobSet (installed by the cluster), else an Indexed Job.")
     coordinator_port: int = Field(default=1234, ge=1024, le=65535)
+    queue: str | None = Field(
+        default=None, description="The cluster's Kueue queue; may be left out when the cluster has one queue."
+    )
+    priority: str | None = Field(default=None, description="One of the cluster's priorities.")
 
     @model_validator(mode="after")
     def _shape(self) -> TrainingWorkload:
@@ -81,7 +85,11 @@ class InferenceWorkload(_Workload):
     devices_per_replica: int | None = Field(default=None, ge=0, description="1 on accelerator pools, 0 on CPU.")
     min_replicas: int = Field(default=1, ge=1)
     max_replicas: int = Field(default=2, ge=1)
-    target_cpu_utilization: int = Field(default=70, ge=10, le=100)
+    target_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests in flight per replica that KEDA scales towards; serve.max_batch_size by default.",
+    )
     serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @model_validator(mode="after")
