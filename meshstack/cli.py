@@ -10,8 +10,8 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 from meshstack.core.errors import (
     EXIT_INTERNAL,

@@ -39,6 +39,8 @@ def autoscaler_values(kubernetes_version: str, extra: Mapping[str, Any]) -> dict
         },
         **extra,
     }
+
+
 TOLERATE_ALL = [{"operator": "Exists"}]
 # Prometheus alone, finding every PodMonitor in the cluster (the chart's default selects only its own).
 PROMETHEUS_VALUES: dict[str, Any] = {

@@ -94,7 +94,5 @@ def admissible_nodes(cluster: ClusterSpec, queue: QueueSpec, pool: NodePool) -> 
     own = cluster.quota_nodes(queue, pool)
     if queue.cohort is None:
         return own
-    lent = sum(
-        cluster.quota_nodes(q, pool) for q in cluster.queue_specs if q.cohort == queue.cohort and q is not queue
-    )
+    lent = sum(cluster.quota_nodes(q, pool) for q in cluster.queue_specs if q.cohort == queue.cohort and q is not queue)
     return min(own + lent, pool.capacity_nodes)

@@ -14,7 +14,6 @@ from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.pod import security_context
 from workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
 
-
 IN_FLIGHT_METRIC = "meshstack_requests_in_flight"  # the server's gauge: requests queued or generating
 SCALE_DOWN_WINDOW_S = 300  # a replica holds a model in accelerator memory: slow to start, so slow to drop
 

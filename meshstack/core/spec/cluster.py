@@ -198,7 +198,8 @@ class NodePool(SpecModel):
             )
         if not needs_id and self.reserved_nodes is not None:
             raise field_error(
-                "reserved_nodes", f"only capacity-block and reservation markets hold instances; market is '{self.market}'"
+                "reserved_nodes",
+                f"only capacity-block and reservation markets hold instances; market is '{self.market}'",
             )
 
     @property
