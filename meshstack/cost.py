@@ -20,7 +20,7 @@ from typing import Any, cast
 from meshstack.core.catalog import Catalog, known_clouds, load_catalog
 from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, check_services
 from meshstack.core.resources import ResourceView
-from meshstack.core.types import EXPECTED_GIB
+from meshstack.core.types import EXPECTED_GIB, WORKLOAD_NODES
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class CostItem:
     description: str
     hourly_usd: float
     peak_hourly_usd: float
+    idle_hourly_usd: float
+    running_hourly_usd: float
 
     @property
     def monthly_usd(self) -> float:
@@ -44,7 +46,9 @@ class CostItem:
             "name": self.name,
             "component": self.component,
             "description": self.description,
+            "idle_hourly_usd": round(self.idle_hourly_usd, 4),
             "hourly_usd": round(self.hourly_usd, 4),
+            "running_hourly_usd": round(self.running_hourly_usd, 4),
             "monthly_usd": round(self.monthly_usd, 2),
             "peak_hourly_usd": round(self.peak_hourly_usd, 4),
         }
@@ -72,6 +76,24 @@ class CostReport:
         return sum(i.peak_hourly_usd for i in self.items)
 
     @property
+    def idle_hourly_usd(self) -> float:
+        """Every node group at its min size: what the stack costs with nothing running."""
+        return sum(i.idle_hourly_usd for i in self.items)
+
+    @property
+    def running_hourly_usd(self) -> float:
+        """Every node group at the nodes the stack's own workloads need: what running them costs."""
+        return sum(i.running_hourly_usd for i in self.items)
+
+    @property
+    def idle_monthly_usd(self) -> float:
+        return self.idle_hourly_usd * HOURS_PER_MONTH
+
+    @property
+    def running_monthly_usd(self) -> float:
+        return self.running_hourly_usd * HOURS_PER_MONTH
+
+    @property
     def peak_monthly_usd(self) -> float:
         return self.peak_hourly_usd * HOURS_PER_MONTH
 
@@ -83,8 +105,12 @@ class CostReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "idle_hourly_usd": round(self.idle_hourly_usd, 4),
+            "idle_monthly_usd": round(self.idle_monthly_usd, 2),
             "hourly_usd": round(self.hourly_usd, 4),
             "monthly_usd": round(self.monthly_usd, 2),
+            "running_hourly_usd": round(self.running_hourly_usd, 4),
+            "running_monthly_usd": round(self.running_monthly_usd, 2),
             "peak_hourly_usd": round(self.peak_hourly_usd, 4),
             "peak_monthly_usd": round(self.peak_monthly_usd, 2),
             "currency": "USD",
@@ -104,7 +130,8 @@ class _Pricer:
         self.catalog = catalog
         self.by_urn = {r.urn: r for r in resources}
         self._by_id = {str(r.props.get("id")): r for r in resources if r.props.get("id")}
-        self._expected = _expected_sizes(resources)
+        self._expected = _declared(resources, EXPECTED_GIB)
+        self._busy = _declared(resources, WORKLOAD_NODES)
         self.assumptions: set[str] = set()
         self._services: dict[type[Any], Any] = {}
         discounts = catalog.discounts
@@ -138,7 +165,7 @@ class _Pricer:
         peak = shape.max_nodes if shape.max_nodes is not None else shape.desired_nodes
         if itype is None:
             self.assume(f"{shape.instance_type}: not in the catalog, priced at 0")
-            return Priced(f"{shape.desired_nodes} x {shape.instance_type} (unpriced)", 0.0, 0.0)
+            return Priced(f"{shape.desired_nodes} x {shape.instance_type} (unpriced)", 0.0, 0.0, 0.0, 0.0)
         hourly = itype.price_per_hour
         tpu = self.catalog.tpus.get(itype.accelerator)
         if tpu is not None:
@@ -158,21 +185,35 @@ class _Pricer:
             self.assume("reservations are billed at the on-demand rate, used or not")
         hourly = hourly * self.instances_factor + disk_hourly
         chips = f", {itype.accelerators} {itype.accelerator} chips each" if tpu is not None else ""
+        idle = shape.min_nodes if shape.min_nodes is not None else shape.desired_nodes
+        running = self._running_nodes(r, shape, idle, peak)
         return Priced(
-            f"{shape.desired_nodes} x {shape.instance_type} ({shape.market}{chips}), up to {peak}",
+            f"{shape.desired_nodes} x {shape.instance_type} ({shape.market}{chips}), "
+            f"{running} with its workloads running, up to {peak}",
             shape.desired_nodes * hourly,
             peak * hourly,
+            idle * hourly,
+            running * hourly,
         )
 
+    def _running_nodes(self, r: ResourceView, shape: PoolShape, idle: int, peak: int) -> int:
+        """The nodes the stack's workloads need, never under the min size nor over the max; a pool
+        meshstack did not size (a plain resource) runs at its desired size."""
+        busy = self._busy.get(r.name)
+        if busy is None:
+            return shape.desired_nodes
+        return min(peak, max(idle, int(busy)))
 
-def _expected_sizes(resources: Sequence[ResourceView]) -> dict[str, float]:
-    """Stores whose size the cloud does not fix (buckets, EFS) are sized by the component that owns them."""
-    sizes: dict[str, float] = {}
+
+def _declared(resources: Sequence[ResourceView], key: str) -> dict[str, float]:
+    """What meshstack's components declare about their children, by child name: the expected size of
+    stores the cloud does not size (buckets, EFS), the nodes the workloads keep busy in each pool."""
+    values: dict[str, float] = {}
     for r in resources:
-        declared = r.props.get(EXPECTED_GIB) if r.type.startswith("meshstack:") else None
+        declared = r.props.get(key) if r.type.startswith("meshstack:") else None
         if isinstance(declared, Mapping):
-            sizes.update({str(k): float(v) for k, v in declared.items()})
-    return sizes
+            values.update({str(k): float(v) for k, v in declared.items()})
+    return values
 
 
 @functools.cache
@@ -214,6 +255,8 @@ def estimate(resources: Iterable[ResourceView], catalog: Catalog | None = None) 
                     priced.description,
                     priced.hourly_usd,
                     priced.peak_hourly_usd,
+                    priced.idle_hourly_usd,
+                    priced.running_hourly_usd,
                 )
             )
     items.sort(key=lambda i: (-i.hourly_usd, i.urn))

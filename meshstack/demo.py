@@ -67,8 +67,9 @@ def _summary(preview: Preview, out: TextIO) -> None:
         out.write(f"  {count:3d}  {component}\n")
     cost = preview.cost
     out.write(
-        f"  {len(preview.custom_resources)} resources; cost {usd(cost.hourly_usd)}/hour, "
-        f"{usd(cost.monthly_usd)}/month ({usd(cost.peak_hourly_usd)}/hour at max size)\n"
+        f"  {len(preview.custom_resources)} resources; cost idle {usd(cost.idle_hourly_usd)}/hour, "
+        f"as declared {usd(cost.hourly_usd)}/hour ({usd(cost.monthly_usd)}/month), running its workloads "
+        f"{usd(cost.running_hourly_usd)}/hour ({usd(cost.peak_hourly_usd)}/hour at max size)\n"
     )
     mandatory = len(preview.mandatory_violations)
     out.write(f"  policy: {mandatory} mandatory, {len(preview.violations) - mandatory} advisory violation(s)\n")

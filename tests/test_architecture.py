@@ -103,6 +103,6 @@ def test_the_budget_rule_prices_the_plan_itself_when_nothing_was_handed_over() -
     from policies.rules.cost import cost_cap
     from tests.test_policy_rules import governed, group
 
-    resources = [*governed("prod", max_hourly_usd=100), group("h100", "p5.48xlarge", 2, desired=1)]
+    resources = [*governed("prod", max_hourly_usd=100), group("h100", "p5.48xlarge", 2, desired=2)]
     [finding] = list(cost_cap(resources, {}))
     assert "over the cap of $100.00/hour" in finding.message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -30,6 +31,7 @@ def test_preview_prints_the_tree(stack: str, capsys: pytest.CaptureFixture[str])
     )
     assert cluster in out and pool in out
     assert "resources to create in" in out
+    assert re.search(r"Cost: idle \$[\d,.]+/hour, as declared \$[\d,.]+/hour .*running its workloads \$", out)
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)

@@ -51,8 +51,12 @@ def test_prod_items_add_up_to_the_reported_totals(preview: Callable[[str], Previ
     assert cost.peak_hourly_usd == pytest.approx(sum(i.peak_hourly_usd for i in cost.items))
     assert sum(cost.by_component().values()) == pytest.approx(cost.hourly_usd)
     h100 = next(i for i in cost.items if i.name == "prod-aws-train-h100")
-    assert h100.description == "2 x p5.48xlarge (capacity block), up to 4"
+    assert h100.description == "2 x p5.48xlarge (capacity block), 4 with its workloads running, up to 4"
     assert h100.hourly_usd == pytest.approx(2 * (31.464 + 500 * 0.08 / 730))
+    assert h100.idle_hourly_usd == 0, "the pool idles at min_nodes 0"
+    assert h100.running_hourly_usd == pytest.approx(2 * h100.hourly_usd), "pretrain runs 4 processes, one per node"
+    for level in ("idle_hourly_usd", "running_hourly_usd"):
+        assert getattr(cost, level) == pytest.approx(sum(getattr(i, level) for i in cost.items))
     data = preview("prod-aws").to_json()["cost"]
     assert data["hourly_usd"] == pytest.approx(sum(i["hourly_usd"] for i in data["items"]), abs=1e-3)
     assert data["price_date"] == "2025-10-01" and data["assumptions"]
@@ -68,6 +72,19 @@ def test_small_stack_matches_a_hand_computation(project_copy: MakeProject) -> No
     assert cost.hourly_usd == pytest.approx(expected)
     assert cost.monthly_usd == pytest.approx(expected * HOURS_PER_MONTH)
     assert cost.peak_hourly_usd == pytest.approx(expected + (1.006 + 100 * 0.08 / 730))
+
+
+def test_running_figure_counts_the_nodes_the_workloads_pods_need(preview: Callable[[str], Preview]) -> None:
+    """dev: the GPU pool idles at 0 and its training takes 2 nodes; the chat service's 2 replicas
+    of 4 vCPUs each take both 4-vCPU system nodes, where one idles."""
+    items = {i.name: i for i in preview("dev").cost.items}
+    system, gpu = items["dev-dev-system"], items["dev-dev-gpu"]
+    per_system_node = 0.2016 * 0.35 + 200 * 0.08 / 730
+    assert (system.idle_hourly_usd, system.hourly_usd) == (pytest.approx(per_system_node),) * 2
+    assert system.running_hourly_usd == pytest.approx(2 * per_system_node)
+    assert gpu.idle_hourly_usd == 0 and gpu.running_hourly_usd == pytest.approx(gpu.peak_hourly_usd)
+    report = preview("dev").to_json()["cost"]
+    assert report["idle_hourly_usd"] < report["running_hourly_usd"]
 
 
 def test_spot_is_estimated_at_the_catalogs_discount(preview: Callable[[str], Preview]) -> None:
@@ -104,12 +121,12 @@ def test_baseline_diff_resource_by_resource(
     assert baseline["delta_hourly_usd"] == pytest.approx(one_node, abs=1e-4)
     [changed] = baseline["changes"]
     assert changed["resource"] == "NodeGroup dev-system"
-    assert changed["description"] == "2 x m7i.xlarge (spot), up to 2"
+    assert changed["description"] == "2 x m7i.xlarge (spot), 2 with its workloads running, up to 2"
     assert changed["delta_monthly_usd"] == pytest.approx(one_node * 730, abs=0.01)
     assert main(["--project", str(root), "preview", "--stack", "dev", "--markdown", "--baseline", str(base_file)]) == 0
     comment = capsys.readouterr().out
     assert "| **difference** | **+$0.09** | **+$67.51** |" in comment
-    assert "| NodeGroup dev-system | 2 x m7i.xlarge (spot), up to 2 |" in comment
+    assert "| NodeGroup dev-system | 2 x m7i.xlarge (spot), 2 with its workloads running, up to 2 |" in comment
 
 
 def test_baseline_can_be_another_stack(capsys: pytest.CaptureFixture[str]) -> None:

@@ -255,7 +255,10 @@ def test_preview_prices_the_slices(preview: Previewer) -> None:
     slice0 = next(i for i in cost.items if i.name == "prod-gcp-tpu-v5p-s0")
     per_host = 4 * 4.20 + 200 * 0.10 / 730
     assert slice0.hourly_usd == 0 and slice0.peak_hourly_usd == pytest.approx(16 * per_host)
-    assert slice0.description == "0 x ct5p-hightpu-4t (reservation, 4 tpu-v5p chips each), up to 16"
+    assert slice0.description == (
+        "0 x ct5p-hightpu-4t (reservation, 4 tpu-v5p chips each), 16 with its workloads running, up to 16"
+    )
+    assert slice0.running_hourly_usd == pytest.approx(16 * per_host), "the training job takes every host of a slice"
     serve = next(i for i in cost.items if i.name == "prod-gcp-tpu-serve")
     assert serve.hourly_usd == pytest.approx(8 * 1.20 + 200 * 0.10 / 730)
     assert cost.region == "us-central1"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from meshstack.core.resources import ResourceView
-from meshstack.core.types import GOVERNANCE
+from meshstack.core.types import GOVERNANCE, WORKLOAD_NODES
 from policies.pack import RULES_BY_NAME
 from policies.rule import Finding
 
@@ -485,12 +485,15 @@ def test_accelerator_cap_from_the_stack_budget_and_from_config() -> None:
     assert check_stack("accelerator-cap", resources[1:]) == [], "no cap anywhere: nothing to enforce"
 
 
-def test_cost_cap_uses_the_estimate_at_max_size() -> None:
-    resources = [*governed("prod", max_hourly_usd=100), group("h100", "p5.48xlarge", 2, desired=1)]
+def test_cost_cap_uses_the_estimate_while_the_workloads_run() -> None:
+    # The pool idles at 0, is declared at 1, and the stack's workloads keep 2 of its 3 nodes busy.
+    busy = view("meshstack:aws:NodeGroup", {WORKLOAD_NODES: {"h100": 2}}, "h100")
+    resources = [*governed("prod", max_hourly_usd=100), busy, group("h100", "p5.48xlarge", 3, desired=1)]
     [finding] = check_stack("stack-cost-cap", resources)
-    assert finding.message == "at max size the stack costs $110.08/hour, over the cap of $100.00/hour"
+    assert finding.message == "while its workloads run the stack costs $110.08/hour, over the cap of $100.00/hour"
     [monthly] = check_stack("stack-cost-cap", resources, max_hourly_usd=200, max_monthly_usd=50000)
     assert "$80,358/month, over the cap of $50,000/month" in monthly.message
+    assert check_stack("stack-cost-cap", resources[:1] + resources[2:]) == [], "without workloads: its desired size"
 
 
 def test_dev_stacks_need_spot_or_scale_to_zero() -> None:

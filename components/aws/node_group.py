@@ -12,6 +12,7 @@ import pulumi_aws as aws
 
 from components.tags import named
 from meshstack.core.nodes import NodePoolArgs, node_labels, node_taints
+from meshstack.core.types import WORKLOAD_NODES
 
 AMI_TYPES = {"nvidia": "AL2023_x86_64_NVIDIA", "aws-neuron": "AL2023_x86_64_NEURON", "none": "AL2023_x86_64_STANDARD"}
 CAPACITY_TYPES = {
@@ -93,7 +94,7 @@ class NodeGroup(pulumi.ComponentResource):
         args: NodeGroupArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("meshstack:aws:NodeGroup", name, None, opts)
+        super().__init__("meshstack:aws:NodeGroup", name, {WORKLOAD_NODES: {name: args.pool.workload_nodes}}, opts)
         pool, tags, subnet_ids, security_group_ids = args.pool, args.tags, args.subnet_ids, args.security_group_ids
         instance, accelerator = pool.instance, pool.accelerator
         child = pulumi.ResourceOptions(parent=self)

@@ -16,6 +16,7 @@ from components.gcp.iam import ClusterIdentity, ClusterIdentityArgs
 from components.gcp.network import PODS, SERVICES
 from components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs
 from meshstack.core.nodes import NodePoolArgs, node_labels
+from meshstack.core.types import WORKLOAD_NODES
 
 KEDA_PRINCIPAL = (
     "principal://iam.googleapis.com/projects/{number}/locations/global/workloadIdentityPools/"
@@ -52,6 +53,12 @@ def kubeconfig(name: str, endpoint: str, ca_data: str) -> str:
     )
 
 
+def slice_pool_names(cluster: str, pool: NodePoolArgs) -> list[str]:
+    """One GKE node pool per TPU slice (a multi-host slice is created and removed whole), else one."""
+    slices = pool.tpu.slices if pool.tpu is not None else 1
+    return [f"{cluster}-{pool.name}" + (f"-s{i}" if slices > 1 else "") for i in range(slices)]
+
+
 @dataclass(frozen=True, kw_only=True)
 class GkeClusterArgs:
     """A regional cluster whose node pools run in `zone`. The control plane takes `master_cidr` (a /28);
@@ -85,7 +92,9 @@ class GkeCluster(pulumi.ComponentResource):
         args: GkeClusterArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("meshstack:gcp:GkeCluster", name, None, opts)
+        pool_names = {pool.name: slice_pool_names(name, pool) for pool in args.node_pools}
+        busy = {resource: p.workload_nodes for p in args.node_pools for resource in pool_names[p.name]}
+        super().__init__("meshstack:gcp:GkeCluster", name, {WORKLOAD_NODES: busy}, opts)
         child = pulumi.ResourceOptions(parent=self)
         project, region, zone, labels = args.project, args.region, args.zone, args.labels
         self._labels = dict(labels)
@@ -152,12 +161,11 @@ class GkeCluster(pulumi.ComponentResource):
         )
         self.cluster_name = cluster.name
         self.endpoint = cluster.endpoint
-        pools = []
-        for pool in args.node_pools:
-            slices = pool.tpu.slices if pool.tpu is not None else 1
-            for i in range(slices):
-                suffix = f"-s{i}" if slices > 1 else ""
-                pools.append(self._node_pool(f"{name}-{pool.name}{suffix}", pool, cluster, project, region, zone))
+        pools = [
+            self._node_pool(resource, pool, cluster, project, region, zone)
+            for pool in args.node_pools
+            for resource in pool_names[pool.name]
+        ]
         self.kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.master_auth).apply(
             lambda a: kubeconfig(a[0], a[1], a[2]["cluster_ca_certificate"])
         )

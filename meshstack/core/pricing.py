@@ -21,15 +21,18 @@ HOURS_PER_MONTH = 730
 
 @dataclass(frozen=True)
 class Priced:
-    """What one resource costs: per hour as declared, and at its node pool's max size."""
+    """What one resource costs per hour: as declared (a pool at its desired size), idle (a pool at its
+    min size), while the stack's workloads run (a pool at the nodes they need), and at its max size."""
 
     description: str
     hourly_usd: float
     peak_hourly_usd: float
+    idle_hourly_usd: float
+    running_hourly_usd: float
 
     @classmethod
     def flat(cls, description: str, hourly_usd: float) -> Priced:
-        return cls(description, hourly_usd, hourly_usd)
+        return cls(description, hourly_usd, hourly_usd, hourly_usd, hourly_usd)
 
 
 @dataclass(frozen=True)

@@ -13,3 +13,6 @@ POOL_TYPES = (EKS_NODE_GROUP, GKE_NODE_POOL)
 # A storage component's inputs name the stores whose size the cloud does not fix, with the spec's
 # expected GiB: {resource name: GiB}. The cost estimate prices them from here.
 EXPECTED_GIB = "expected_gib"
+# A node pool's component inputs give, per pool resource (per TPU slice), the nodes the stack's
+# workloads keep busy at full size: {resource name: nodes}. The estimate's running figure reads it.
+WORKLOAD_NODES = "workload_nodes"

@@ -35,8 +35,10 @@ def tree(preview: Preview) -> str:
     lines.append(f"{len(preview.custom_resources)} resources to create in {components} components")
     cost = preview.cost
     lines.append(
-        f"Cost: {usd(cost.hourly_usd)}/hour, {usd(cost.monthly_usd)}/month "
-        f"(at max size {usd(cost.peak_hourly_usd)}/hour; {cost.region} prices of {cost.price_date})"
+        f"Cost: idle {usd(cost.idle_hourly_usd)}/hour, as declared {usd(cost.hourly_usd)}/hour "
+        f"({usd(cost.monthly_usd)}/month), running its workloads {usd(cost.running_hourly_usd)}/hour "
+        f"({usd(cost.running_monthly_usd)}/month); at max size {usd(cost.peak_hourly_usd)}/hour "
+        f"({cost.region} prices of {cost.price_date})"
     )
     if preview.baseline is not None:
         base = preview.baseline.cost
@@ -73,7 +75,9 @@ def markdown(preview: Preview) -> str:
         "",
         "| | per hour | per month |",
         "| --- | ---: | ---: |",
-        f"| this change | {usd(cost.hourly_usd)} | {usd(cost.monthly_usd)} |",
+        f"| idle (every pool at its min size) | {usd(cost.idle_hourly_usd)} | {usd(cost.idle_monthly_usd)} |",
+        f"| this change, as declared | {usd(cost.hourly_usd)} | {usd(cost.monthly_usd)} |",
+        f"| running its workloads | {usd(cost.running_hourly_usd)} | {usd(cost.running_monthly_usd)} |",
     ]
     if preview.baseline is not None:
         base = preview.baseline.cost
@@ -98,8 +102,15 @@ def markdown(preview: Preview) -> str:
             out.append("No resource changes cost.")
         out.append("")
     else:
-        out += ["| resource | what | per hour | per month |", "| --- | --- | ---: | ---: |"]
-        out += [f"| {i.name} | {i.description} | {usd(i.hourly_usd)} | {usd(i.monthly_usd)} |" for i in cost.items]
+        out += [
+            "| resource | what | idle per hour | per hour | running per hour | per month |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+        ]
+        out += [
+            f"| {i.name} | {i.description} | {usd(i.idle_hourly_usd)} | {usd(i.hourly_usd)} | "
+            f"{usd(i.running_hourly_usd)} | {usd(i.monthly_usd)} |"
+            for i in cost.items
+        ]
         out.append("")
     out.append(
         f"<sub>Prices: {cost.price_source}, {cost.price_date}. "

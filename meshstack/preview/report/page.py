@@ -57,7 +57,12 @@ def render(
     cards = "".join(
         [
             _card("resources-count", str(len(preview.custom_resources)), "resources to create"),
-            _card("cost-total", f"{usd(cost.hourly_usd)}/hour", f"{usd(cost.monthly_usd)} per month"),
+            _card("cost-total", f"{usd(cost.hourly_usd)}/hour", f"{usd(cost.monthly_usd)} per month, as declared"),
+            _card(
+                "cost-running",
+                f"{usd(cost.running_hourly_usd)}/hour",
+                f"running its workloads (idle {usd(cost.idle_hourly_usd)}/hour)",
+            ),
             _card("violations-count", str(len(violations)), f"policy violations ({mandatory} mandatory)"),
             _card(
                 "final-loss",
@@ -67,7 +72,8 @@ def render(
         ]
     )
     cost_rows = "".join(
-        f"<tr><td>{escape(i.name)}</td><td>{escape(i.description)}</td><td class=num>{usd(i.hourly_usd)}</td>"
+        f"<tr><td>{escape(i.name)}</td><td>{escape(i.description)}</td><td class=num>{usd(i.idle_hourly_usd)}</td>"
+        f"<td class=num>{usd(i.hourly_usd)}</td><td class=num>{usd(i.running_hourly_usd)}</td>"
         f"<td class=num>{usd(i.monthly_usd)}</td></tr>"
         for i in cost.items
     )
@@ -94,7 +100,7 @@ finished in {elapsed_s:.0f} s</p>
 <div class="cards">{cards}</div>
 <h2>Topology</h2>{_image(pictures["topology"], "the stack's topology")}
 <h2>Cost</h2>{_image(pictures["cost"], "cost per component")}
-<table><tr><th>resource</th><th>what</th><th>per hour</th><th>per month</th></tr>{cost_rows}</table>
+<table><tr><th>resource</th><th>what</th><th>idle per hour</th><th>per hour</th><th>running per hour</th><th>per month</th></tr>{cost_rows}</table>
 <p class="sub">Prices: {escape(cost.price_source)}, {escape(cost.price_date)}.
 {escape(" ".join(a[0].upper() + a[1:] + "." for a in cost.assumptions))}</p>
 <h2>Policy</h2>
