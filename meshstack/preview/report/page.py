@@ -100,7 +100,8 @@ finished in {elapsed_s:.0f} s</p>
 <div class="cards">{cards}</div>
 <h2>Topology</h2>{_image(pictures["topology"], "the stack's topology")}
 <h2>Cost</h2>{_image(pictures["cost"], "cost per component")}
-<table><tr><th>resource</th><th>what</th><th>idle per hour</th><th>per hour</th><th>running per hour</th><th>per month</th></tr>{cost_rows}</table>
+<table><tr><th>resource</th><th>what</th><th>idle per hour</th><th>per hour</th><th>running per hour</th>
+<th>per month</th></tr>{cost_rows}</table>
 <p class="sub">Prices: {escape(cost.price_source)}, {escape(cost.price_date)}.
 {escape(" ".join(a[0].upper() + a[1:] + "." for a in cost.assumptions))}</p>
 <h2>Policy</h2>
