@@ -12,11 +12,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from meshstack.core.contract import JobConfig, ServeConfig, ServeJobConfig
 from workloads.jax.data import ensure_corpus
 from workloads.jax.serve import Engine, Metrics, Pending, RequestError, Server, drain, start
 from workloads.jax.train import run
+from workloads.k8s.inference_service import IN_FLIGHT_METRIC
 from workloads.local import LocalServer, free_port
 
 
@@ -94,6 +96,10 @@ def test_concurrent_requests_share_a_forward_pass(server: Server) -> None:
     metrics = call(server, "GET", "/metrics")[1]
     assert "meshstack_batch_size_bucket" in metrics and "meshstack_request_latency_seconds_count" in metrics
     assert "meshstack_generated_tokens_total" in metrics
+    # The gauge the stack's KEDA ScaledObject queries is served, and is back to 0 once all are answered.
+    families = {f.name: f for f in text_string_to_metric_families(metrics)}
+    assert families[IN_FLIGHT_METRIC].type == "gauge"
+    assert families[IN_FLIGHT_METRIC].samples[0].value == 0
 
 
 @pytest.mark.slow

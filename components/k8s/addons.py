@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 from components.k8s.queues import QueueNeeds, queue_objects
 from meshstack.core.nodes import LABEL_ACCELERATOR, NodePoolArgs
 from meshstack.core.yaml_text import load_yaml
+from workloads.k8s.objects import CustomObject
 
 CHARTS: dict[str, dict[str, str]] = load_yaml(Path(__file__).with_name("charts.yaml").read_text())
 AUTOSCALER_IMAGES: dict[str, str] = load_yaml(Path(__file__).with_name("autoscaler_images.yaml").read_text())
@@ -149,12 +150,7 @@ class ClusterAddons(pulumi.ComponentResource):
         for body in queue_objects(needs.queues, pools):
             meta = body["metadata"]
             suffix = f"-{meta['namespace']}" if "namespace" in meta else ""
-            k8s.apiextensions.CustomResource(
-                f"{name}-{body['kind'].lower()}-{meta['name']}{suffix}",
-                **{k: v for k, v in body.items() if k not in ("apiVersion",)},
-                api_version=body["apiVersion"],
-                opts=after_kueue,
-            )
+            CustomObject(f"{name}-{body['kind'].lower()}-{meta['name']}{suffix}", body, after_kueue)
         if needs.scaled_services:
             self._release("keda", {})
             if args.prometheus_operator:

@@ -71,6 +71,10 @@ class Metrics:
             "meshstack_tokens_per_second", "Tokens per second of the last batch", registry=self.registry
         )
         self.queue = Gauge("meshstack_queue_depth", "Requests waiting for a batch", registry=self.registry)
+        # What KEDA scales replicas on (workloads/k8s/inference_service.py): the load a replica holds.
+        self.in_flight = Gauge(
+            "meshstack_requests_in_flight", "Requests accepted and not yet answered", registry=self.registry
+        )
         self.requests = Counter("meshstack_requests", "Requests answered", ["code"], registry=self.registry)
 
 
@@ -83,6 +87,7 @@ class Engine:
         self.draining = threading.Event()
         self.in_flight = 0
         self.lock = threading.Lock()
+        metrics.in_flight.set_function(lambda: self.in_flight)
         self.thread = threading.Thread(target=self._run, name="batcher", daemon=True)
         self.thread.start()
 

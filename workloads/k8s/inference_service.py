@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 
 from meshstack.core.contract import JOB_CONFIG_ENV
 from workloads.k8s.metrics import MetricsBackend
+from workloads.k8s.objects import CustomObject
 from workloads.k8s.pod import security_context
 from workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
 
@@ -140,12 +141,12 @@ class InferenceService(pulumi.ComponentResource):
             opts=child,
         )
         monitor = args.metrics.pod_monitor(args.name, args.namespace, labels, "http")
-        self._custom(name, monitor, child)
+        CustomObject(name, monitor, child)
         auth = None
         identity = args.metrics.pod_identity()
         if identity is not None:
             auth = f"{args.name}-prometheus"
-            self._custom(
+            CustomObject(
                 f"{name}-prometheus",
                 {
                     "apiVersion": "keda.sh/v1alpha1",
@@ -155,19 +156,8 @@ class InferenceService(pulumi.ComponentResource):
                 },
                 child,
             )
-        self._custom(name, scaled_object(args, meta, auth), child)
+        CustomObject(name, scaled_object(args, meta, auth), child)
         k8s.policy.v1.PodDisruptionBudget(
             name, metadata=meta, spec={"minAvailable": 1, "selector": {"matchLabels": labels}}, opts=child
         )
         self.register_outputs({"service": f"{args.name}.{args.namespace}.svc.cluster.local"})
-
-    @staticmethod
-    def _custom(name: str, body: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
-        k8s.apiextensions.CustomResource(
-            name,
-            api_version=body["apiVersion"],
-            kind=body["kind"],
-            metadata=body["metadata"],
-            spec=body["spec"],
-            opts=opts,
-        )

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from meshstack.core.contract import COORDINATOR, JOB_CONFIG_ENV, NUM_PROCESSES, PROCESS_ID
+from workloads.k8s.objects import CustomObject
 from workloads.k8s.pod import security_context
 from workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
 
@@ -133,18 +134,17 @@ class TrainingJob(pulumi.ComponentResource):
         )
         suspend = {"suspend": True} if args.queue else {}
         if args.use_jobset:
-            self.job: pulumi.CustomResource = k8s.apiextensions.CustomResource(
-                name,
-                api_version="jobset.x-k8s.io/v1alpha2",
-                kind="JobSet",
-                metadata={
+            body = {
+                "apiVersion": "jobset.x-k8s.io/v1alpha2",
+                "kind": "JobSet",
+                "metadata": {
                     "name": args.name,
                     "namespace": namespace,
                     "labels": {**labels, **queued},
                     # one slice per node pool: two replicated jobs never share a slice
                     **({"annotations": {EXCLUSIVE_TOPOLOGY: "cloud.google.com/gke-nodepool"}} if tpu else {}),
                 },
-                spec={
+                "spec": {
                     **suspend,
                     "failurePolicy": {"maxRestarts": args.max_restarts},
                     "ttlSecondsAfterFinished": args.ttl_seconds_after_finished,
@@ -157,8 +157,8 @@ class TrainingJob(pulumi.ComponentResource):
                         }
                     ],
                 },
-                opts=after,
-            )
+            }
+            self.job: pulumi.CustomResource = CustomObject(name, body, after)
         else:
             k8s.core.v1.Service(
                 f"{name}-headless",

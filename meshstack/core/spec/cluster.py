@@ -306,6 +306,18 @@ class ClusterSpec(SpecModel):
                         f"queues[{i}].nodes.{pool_name}",
                         f"a quota of {count} nodes exceeds what pool '{pool_name}' can hold ({pool.capacity_nodes})",
                     )
+        # Kueue admits against quota, not nodes: quotas that add up to more than a pool holds admit
+        # jobs whose pods then wait for nodes the pool can never add.
+        for pool in self.node_pools:
+            promised = [(q.name, self.quota_nodes(q, pool)) for q in self.queue_specs]
+            total = sum(n for _, n in promised)
+            if len(promised) > 1 and total > pool.capacity_nodes:
+                shares = ", ".join(f"{name} {n}" for name, n in promised)
+                raise field_error(
+                    "queues",
+                    f"the queues' quotas of pool '{pool.name}' add up to {total} nodes ({shares}); "
+                    f"the pool holds {pool.capacity_nodes}: lend through a cohort instead",
+                )
         return self
 
     @property
