@@ -1,0 +1,118 @@
+"""Validation refuses a stack whose declared jobs could never start, naming the numbers and what fits.
+
+Through the CLI, as a user meets it: `meshstack validate` exits 2 with one line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshstack.cli import main
+from tests.conftest import stack_config
+
+MakeProject = Callable[[str, dict[str, Any]], Path]
+
+
+def refused(project_copy: MakeProject, capsys: pytest.CaptureFixture[str], stack: str, config: dict[str, Any]) -> str:
+    root = project_copy(stack, config)
+    assert main(["--project", str(root), "validate", "--stack", stack]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err, "one line"
+    return err
+
+
+def prod_aws(edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    config = stack_config("prod-aws")
+    edit(config)
+    return config
+
+
+def cluster(config: dict[str, Any]) -> dict[str, Any]:
+    return config["meshstack:clusters"][0]
+
+
+def h100(config: dict[str, Any]) -> dict[str, Any]:
+    return cluster(config)["node_pools"][1]
+
+
+CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "queue too small": (
+        lambda c: cluster(c)["queues"][0].update(nodes={"h100": 2}),
+        "Pulumi.prod-aws.yaml: workloads[0].queue: needs 32 h100 (4 x 8); queue 'pretraining' admits 16 h100 "
+        "(2 nodes of pool 'h100') with what its cohort 'foundation' lends",
+    ),
+    "queue without cohort": (
+        lambda c: cluster(c)["queues"][0].update(nodes={"h100": 3}, cohort=None),
+        "Pulumi.prod-aws.yaml: workloads[0].queue: needs 32 h100 (4 x 8); queue 'pretraining' admits 24 h100 "
+        "(3 nodes of pool 'h100')",
+    ),
+    "unknown queue": (
+        lambda c: c["meshstack:workloads"][0].update(queue="nightly"),
+        "Pulumi.prod-aws.yaml: workloads[0].queue: no queue 'nightly': cluster 'train' has queues pretraining, experiments",
+    ),
+    "no queue named of several": (
+        lambda c: c["meshstack:workloads"][0].pop("queue"),
+        "Pulumi.prod-aws.yaml: workloads[0].queue: name one: cluster 'train' has queues pretraining, experiments",
+    ),
+    "unknown priority": (
+        lambda c: c["meshstack:workloads"][0].update(priority="urgent"),
+        "Pulumi.prod-aws.yaml: workloads[0].priority: no priority 'urgent' in cluster 'train': experiment, production",
+    ),
+    "reservation smaller than the job": (
+        lambda c: h100(c).update(reserved_nodes=2),
+        "Pulumi.prod-aws.yaml: workloads[0]: needs 32 h100 (4 x 8); the capacity-block of pool 'h100' holds 16 h100 "
+        "(2 nodes of pool 'h100')",
+    ),
+    "reserved nodes off a reservation": (
+        lambda c: cluster(c)["node_pools"][2].update(reserved_nodes=2),
+        "Pulumi.prod-aws.yaml: clusters[0].node_pools[2].reserved_nodes: only capacity-block and reservation markets hold "
+        "instances; market is 'on-demand'",
+    ),
+    "accelerator budget": (
+        lambda c: c["meshstack:budget"].update(max_accelerators=30),
+        "Pulumi.prod-aws.yaml: budget.max_accelerators: the workloads need 36 accelerators at once (pretrain 32 h100 (4 x 8), "
+        "chat 4 l40s (4 x 1)); the budget allows 30",
+    ),
+    "quotas promise more than the pool": (
+        lambda c: cluster(c)["queues"][1].update(nodes={"h100": 1}),
+        "Pulumi.prod-aws.yaml: clusters[0].queues: the queues' quotas of pool 'h100' add up to 5 nodes (pretraining 4, "
+        "experiments 1); the pool holds 4: lend through a cohort instead",
+    ),
+    "quota of a pool the cluster lacks": (
+        lambda c: cluster(c)["queues"][1].update(nodes={"a100": 1}),
+        "Pulumi.prod-aws.yaml: clusters[0].queues[1].nodes.a100: no pool 'a100' in this cluster: system, h100, serve",
+    ),
+    "quota over the pool": (
+        lambda c: cluster(c)["queues"][0].update(nodes={"h100": 5}),
+        "Pulumi.prod-aws.yaml: clusters[0].queues[0].nodes.h100: a quota of 5 nodes exceeds what pool 'h100' can hold (4)",
+    ),
+    "negative quota": (
+        lambda c: cluster(c)["queues"][0].update(nodes={"h100": -1}),
+        "Pulumi.prod-aws.yaml: clusters[0].queues[0].nodes.h100: a quota is a number of nodes, not -1",
+    ),
+    "priority name": (
+        lambda c: cluster(c)["priorities"].update({"Top Priority": 5}),
+        "Pulumi.prod-aws.yaml: clusters[0].priorities.Top Priority: 'Top Priority' is not a valid priority class name",
+    ),
+    "duplicate queue": (
+        lambda c: cluster(c)["queues"][1].update(name="pretraining"),
+        "Pulumi.prod-aws.yaml: clusters[0].queues[1].name: queue name 'pretraining' is used twice",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_capacity_that_does_not_add_up_is_refused(
+    project_copy: MakeProject, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    edit, message = CASES[case]
+    assert message in refused(project_copy, capsys, "prod-aws", prod_aws(edit))
+
+
+def test_a_cluster_without_queues_gets_one_default_queue_over_every_pool(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--stack", "dev"]) == 0
+    config = stack_config("dev")
+    assert "queues" not in config["meshstack:clusters"][0] and "queue" not in config["meshstack:workloads"][0]
