@@ -284,3 +284,65 @@ def test_service_account_role_needs_the_oidc_provider_first() -> None:
 
     with pytest.raises(RuntimeError, match="add_oidc_provider must run before"):
         run_program(program, "meshstack", "test", {}, "us-east-1")
+
+
+@pytest.mark.parametrize("stack", AWS_STACKS)
+def test_every_node_group_can_scale_up_from_zero(preview: Previewer, stack: str) -> None:
+    """The cluster-autoscaler reads an empty group's labels, taints and extended resources from
+    tags on its Auto Scaling group; EKS does not copy them there, so each group gets them."""
+    result = preview(stack)
+    tags: dict[str, dict[str, str]] = {}
+    for tag in of_type(result, "aws:autoscaling/tag:Tag"):
+        assert tag.inputs["tag"]["propagateAtLaunch"] is False
+        tags.setdefault(tag.inputs["autoscalingGroupName"], {})[tag.inputs["tag"]["key"]] = tag.inputs["tag"]["value"]
+    template = "k8s.io/cluster-autoscaler/node-template"
+    for group in of_type(result, "aws:eks/nodeGroup:NodeGroup"):
+        on_group = tags[group.outputs["resources"][0]["autoscalingGroups"][0]["name"]]
+        for key, value in group.inputs["labels"].items():
+            assert on_group[f"{template}/label/{key}"] == value
+        for taint in group.inputs.get("taints") or []:
+            effect = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute"}[taint["effect"]]
+            assert on_group[f"{template}/taint/{taint['key']}"] == f"{taint['value']}:{effect}"
+    h100 = one(result, "aws:eks/nodeGroup:NodeGroup", "prod-aws-train-h100") if stack == "prod-aws" else None
+    if h100 is not None:
+        on_h100 = tags[h100.outputs["resources"][0]["autoscalingGroups"][0]["name"]]
+        assert on_h100[f"{template}/resources/nvidia.com/gpu"] == "8"
+        assert on_h100[f"{template}/resources/vpc.amazonaws.com/efa"] == "32"
+
+
+def test_the_autoscaler_resizes_only_this_clusters_groups_under_its_pod_identity(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    role = one(result, "aws:iam/role:Role", "prod-aws-train-iam-autoscaler")
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+    assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert set(trust["Action"]) == {"sts:AssumeRole", "sts:TagSession"}, "EKS Pod Identity needs both"
+    policy = json.loads(one(result, "aws:iam/rolePolicy:RolePolicy", "prod-aws-train-iam-autoscaler").inputs["policy"])
+    reads, writes = policy["Statement"]
+    assert "eks:DescribeNodegroup" in reads["Action"] and not any(
+        a.startswith("autoscaling:Set") for a in reads["Action"]
+    )
+    assert set(writes["Action"]) == {
+        "autoscaling:SetDesiredCapacity",
+        "autoscaling:TerminateInstanceInAutoScalingGroup",
+    }
+    assert writes["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/prod-aws-train": "owned"}
+    }, "it may resize only the groups EKS tags as this cluster's"
+    association = one(result, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "prod-aws-train-autoscaler")
+    assert (association.inputs["namespace"], association.inputs["serviceAccount"]) == (
+        "kube-system",
+        "cluster-autoscaler",
+    )
+    assert association.inputs["roleArn"] == role.outputs["arn"]
+    release = one(result, "kubernetes:helm.sh/v3:Release", "prod-aws-train-addons-cluster-autoscaler").inputs
+    values = release["values"]
+    assert values["autoDiscovery"] == {"clusterName": "prod-aws-train"} and values["awsRegion"] == "us-east-1"
+    assert values["rbac"]["serviceAccount"]["name"] == "cluster-autoscaler"
+    assert values["image"]["tag"].startswith("v1.33."), "the autoscaler's minor matches the cluster's"
+
+
+def test_a_kubernetes_version_without_a_pinned_autoscaler_is_refused_by_name() -> None:
+    from components.k8s.addons import autoscaler_values
+
+    with pytest.raises(ValueError, match=r"no cluster-autoscaler image is pinned for Kubernetes 1\.29"):
+        autoscaler_values("1.29", {})

@@ -116,3 +116,14 @@ def test_a_cluster_without_queues_gets_one_default_queue_over_every_pool(capsys:
     assert main(["validate", "--stack", "dev"]) == 0
     config = stack_config("dev")
     assert "queues" not in config["meshstack:clusters"][0] and "queue" not in config["meshstack:workloads"][0]
+
+
+def test_a_kubernetes_version_meshstack_pins_nothing_for_is_refused(
+    project_copy: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = stack_config("dev")
+    config["meshstack:clusters"][0]["kubernetes_version"] = "1.29"
+    message = refused(project_copy, capsys, "dev", config)
+    assert message.endswith(
+        "clusters[0].kubernetes_version: Kubernetes 1.29 is not supported: use one of 1.31, 1.32, 1.33, 1.34"
+    )

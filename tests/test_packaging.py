@@ -32,7 +32,12 @@ def test_the_wheel_holds_the_pack_its_configs_the_catalogs_and_type_markers(whee
     assert {"policies/PulumiPolicy.yaml", "policies/__main__.py"} <= names
     assert {f"policies/config/{stack}.json" for stack in SHIPPED_STACKS} <= names
     assert {f"{package}/py.typed" for package in ("meshstack", "components", "workloads", "policies")} <= names
-    assert {"meshstack/core/catalog/aws.yaml", "meshstack/core/catalog/gcp.yaml", "components/k8s/charts.yaml"} <= names
+    assert {
+        "meshstack/core/catalog/aws.yaml",
+        "meshstack/core/catalog/gcp.yaml",
+        "meshstack/core/kubernetes_versions.yaml",
+        "components/k8s/charts.yaml",
+    } <= names
     assert "workloads/data/corpus.txt" in names
     assert not any(name.startswith("tests/") for name in names)
 

@@ -11,12 +11,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s.queues import QueueNeeds, queue_objects
+from meshstack.core.kubernetes import AUTOSCALER_IMAGES
 from meshstack.core.nodes import LABEL_ACCELERATOR, NodePoolArgs
 from meshstack.core.yaml_text import load_yaml
 from workloads.k8s.objects import CustomObject
 
 CHARTS: dict[str, dict[str, str]] = load_yaml(Path(__file__).with_name("charts.yaml").read_text())
-AUTOSCALER_IMAGES: dict[str, str] = load_yaml(Path(__file__).with_name("autoscaler_images.yaml").read_text())
 AUTOSCALER_ACCOUNT = "cluster-autoscaler"
 
 
@@ -27,7 +27,7 @@ def autoscaler_values(kubernetes_version: str, extra: Mapping[str, Any]) -> dict
     if tag is None:
         raise ValueError(
             f"no cluster-autoscaler image is pinned for Kubernetes {kubernetes_version}: "
-            f"add it to components/k8s/autoscaler_images.yaml (pinned: {', '.join(AUTOSCALER_IMAGES)})"
+            f"add it to meshstack/core/kubernetes_versions.yaml (pinned: {', '.join(AUTOSCALER_IMAGES)})"
         )
     return {
         "image": {"tag": tag},

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from meshstack.core.catalog import Catalog, InstanceType
+from meshstack.core.kubernetes import SUPPORTED_VERSIONS
 from meshstack.core.spec.base import DNS_LABEL, SpecModel, catalog_from, check_cidr, check_label, field_error
 from meshstack.core.validation import check_unique
 
@@ -257,6 +258,13 @@ class ClusterSpec(SpecModel):
         default_factory=dict,
         description="Workload priority classes by name: a higher value is admitted first and may preempt a lower.",
     )
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _supported_version(cls, version: str) -> str:
+        if version not in SUPPORTED_VERSIONS:
+            raise field_error("", f"Kubernetes {version} is not supported: use one of {', '.join(SUPPORTED_VERSIONS)}")
+        return version
 
     @field_validator("public_access_cidrs")
     @classmethod
