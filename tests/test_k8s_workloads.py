@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 
 from meshstack.core.stack_file import find_project
+from meshstack.preview.manifests import kubernetes_objects
 from meshstack.preview.plan import Preview, preview_stack
 from tests.conftest import SHIPPED_STACKS, of_type, one, scannable, stack_config
 
@@ -194,3 +195,69 @@ def test_indexed_job_fallback_without_jobset(project_copy: Callable[[str, dict[s
         if "." not in manifest["apiVersion"].split("/")[0]:
             kubernetes_validate.validate(manifest, "1.33.0", strict=True)
     assert result.violations == []
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_training_jobs_go_to_a_local_queue_suspended(preview: Previewer, stack: str) -> None:
+    """Kueue starts a job it admitted by unsuspending it; a job created running would bypass the quota."""
+    result = preview(stack)
+    objects = [body for _, body in kubernetes_objects(result.resources)]
+    local_queues = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects if o["kind"] == "LocalQueue"}
+    cluster_queues = {o["metadata"]["name"] for o in objects if o["kind"] == "ClusterQueue"}
+    jobsets = [o for o in objects if o["kind"] == "JobSet"]
+    assert jobsets
+    for jobset in jobsets:
+        queue = jobset["metadata"]["labels"]["kueue.x-k8s.io/queue-name"]
+        assert (jobset["metadata"]["namespace"], queue) in local_queues
+        assert jobset["spec"]["suspend"] is True
+    for local in (o for o in objects if o["kind"] == "LocalQueue"):
+        assert local["spec"]["clusterQueue"] in cluster_queues
+    pools = {p.name for c in result.spec.clusters for p in c.node_pools}
+    assert {o["metadata"]["name"] for o in objects if o["kind"] == "ResourceFlavor"} == pools
+
+
+def test_queues_priorities_and_flavors_follow_the_spec(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    objects = {(body["kind"], body["metadata"]["name"]): body for _, body in kubernetes_objects(result.resources)}
+    h100 = objects[("ResourceFlavor", "h100")]["spec"]
+    assert h100["nodeLabels"] == {"meshstack.io/node-pool": "h100"}
+    assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"} in h100["nodeTaints"]
+    assert {"key": "meshstack.io/dedicated", "value": "training", "effect": "NoSchedule"} in h100["nodeTaints"]
+    pretraining = objects[("ClusterQueue", "pretraining")]["spec"]
+    assert pretraining["cohort"] == "foundation"
+    assert pretraining["namespaceSelector"]["matchExpressions"][0]["values"] == ["ml"]
+    [group] = pretraining["resourceGroups"]
+    assert group["coveredResources"] == ["cpu", "memory", "nvidia.com/gpu", "vpc.amazonaws.com/efa"]
+    quotas = {f["name"]: {r["name"]: r["nominalQuota"] for r in f["resources"]} for f in group["flavors"]}
+    # 4 p5.48xlarge: 192 vCPUs, 2048 GiB, 8 H100s and 32 EFA interfaces each.
+    assert quotas["h100"] == {"cpu": "768", "memory": "8192Gi", "nvidia.com/gpu": "32", "vpc.amazonaws.com/efa": "128"}
+    assert set(quotas["serve"].values()) == {"0", "0Gi"}, "no quota on pools the queue was not given"
+    experiments = objects[("ClusterQueue", "experiments")]["spec"]
+    assert experiments["cohort"] == "foundation"
+    assert {r["nominalQuota"] for f in experiments["resourceGroups"][0]["flavors"] for r in f["resources"]} <= {
+        "0",
+        "0Gi",
+    }, "experiments own nothing: they borrow"
+    assert objects[("WorkloadPriorityClass", "production")]["value"] == 1000
+    jobset = objects[("JobSet", "pretrain")]
+    assert jobset["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "production"
+    assert one(result, "kubernetes:jobset.x-k8s.io/v1alpha2:JobSet", "prod-aws-pretrain")
+
+
+def test_gke_services_are_scraped_by_managed_prometheus_and_scaled_through_it(preview: Previewer) -> None:
+    result = preview("prod-gcp")
+    scaled = one(result, "kubernetes:keda.sh/v1alpha1:ScaledObject", "prod-gcp-chat").inputs["spec"]
+    [trigger] = scaled["triggers"]
+    assert trigger["metadata"]["serverAddress"] == (
+        "https://monitoring.googleapis.com/v1/projects/meshstack-prod-ml/location/global/prometheus"
+    )
+    assert trigger["metadata"]["query"].startswith('sum(meshstack_requests_in_flight{cluster="prod-gcp-tpu",')
+    auth = one(result, "kubernetes:keda.sh/v1alpha1:TriggerAuthentication", "prod-gcp-chat-prometheus").inputs
+    assert trigger["authenticationRef"] == {"name": auth["metadata"]["name"]}
+    assert auth["spec"] == {"podIdentity": {"provider": "gcp"}}
+    monitoring = one(result, "kubernetes:monitoring.googleapis.com/v1:PodMonitoring", "prod-gcp-chat").inputs["spec"]
+    assert monitoring["endpoints"][0]["port"] == "http"
+    member = one(result, "gcp:projects/iAMMember:IAMMember", "prod-gcp-tpu-keda-metrics").inputs
+    assert member["role"] == "roles/monitoring.viewer"
+    assert member["member"].endswith("/subject/ns/keda/sa/keda-operator")
+    assert member["member"].startswith("principal://iam.googleapis.com/projects/")
