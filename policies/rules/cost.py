@@ -167,13 +167,14 @@ RULES = [
     Rule(
         id="MS-COST-002",
         name="stack-cost-cap",
-        description="The stack's estimated cost at max size stays under its hourly and monthly caps.",
+        description="The stack's estimated cost while its workloads run stays under its hourly and monthly caps.",
         severity="high",
         enforcement="mandatory",
         kind="stack",
         check=cost_cap,
         config={"max_hourly_usd": {"type": "number"}, "max_monthly_usd": {"type": "number"}},
-        remediation="Lower max_nodes, use spot or smaller instance types, or raise meshstack:budget with sign-off.",
+        remediation="Run fewer or smaller workloads (or fewer max replicas), use spot or smaller instance types, "
+        "or raise meshstack:budget with sign-off.",
     ),
     Rule(
         id="MS-COST-003",
