@@ -185,17 +185,22 @@ def whole_preview(config: dict[str, Any]) -> list[Resource]:
 def replay(config: dict[str, Any], repeat: int) -> None:
     records = whole_preview(config)
     custom = sum(r.custom for r in records)
-    t_preview = median_seconds(functools.partial(whole_preview, config), repeat)
-    t_program = median_seconds(
-        functools.partial(run_program, meshstack_program, "meshstack", "bench", config, "us-east-1"), repeat
-    )
-    replays = {}
-    for typed in (False, True):
-        program = functools.partial(replay_program, records, typed)
-        replays[typed] = median_seconds(
-            functools.partial(run_program, program, "meshstack", "bench", {}, "us-east-1"), repeat
-        )
-    plain, typed_classes = replays[False], replays[True]
+    runs: dict[str, Callable[[], object]] = {
+        "preview": functools.partial(whole_preview, config),
+        "program": functools.partial(run_program, meshstack_program, "meshstack", "bench", config, "us-east-1"),
+        "plain": functools.partial(
+            run_program, functools.partial(replay_program, records, False), "meshstack", "bench", {}, "us-east-1"
+        ),
+        "typed": functools.partial(
+            run_program, functools.partial(replay_program, records, True), "meshstack", "bench", {}, "us-east-1"
+        ),
+    }
+    # Interleaved rounds, so a drift in the machine's speed during the run falls on every figure alike.
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            seconds[name].append(median_seconds(run, 1))
+    t_preview, t_program, plain, typed_classes = (statistics.median(seconds[n]) for n in runs)
     print(f"[replay] {len(records)} resources ({custom} custom): 8 clusters x 8 node pools, buckets, Lustre, EFS")
     print(f"[replay] preview (program, cost, policy): {t_preview:.2f} s; the program alone: {t_program:.2f} s")
     print(f"[replay] replay as plain resources: {plain:.2f} s; through the SDK classes: {typed_classes:.2f} s")
@@ -226,7 +231,7 @@ def main() -> None:
     args = parser.parse_args()
     end_to_end(args.stack, args.repeat)
     gc.disable()  # as the CLI runs a preview
-    replay(generated_config(), max(args.repeat // 2, 1))
+    replay(generated_config(), args.repeat)
     if not args.skip_growth:
         growth(1)
 
