@@ -11,13 +11,16 @@ from meshstack.core.types import GOVERNANCE
 
 @dataclass(frozen=True, kw_only=True)
 class StackGovernanceArgs:
-    """What the cost rules enforce: limits in USD and accelerators, and which environment this is."""
+    """What the cost rules enforce: limits in USD, accelerators and energy, which environment this is,
+    and the region whose grid the energy estimate turns into CO2."""
 
     cloud: str
     environment: str
+    region: str | None = None
     max_hourly_usd: float | None = None
     max_monthly_usd: float | None = None
     max_accelerators: int | None = None
+    max_monthly_kwh: float | None = None
 
 
 class StackGovernance(pulumi.ComponentResource):

@@ -20,7 +20,7 @@ from typing import Any, cast
 from meshstack.core.catalog import Catalog, known_clouds, load_catalog
 from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, check_services
 from meshstack.core.resources import ResourceView
-from meshstack.core.types import EXPECTED_GIB, WORKLOAD_NODES
+from meshstack.core.types import EXPECTED_GIB, GOVERNANCE, WORKLOAD_NODES
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class CostItem:
     peak_hourly_usd: float
     idle_hourly_usd: float
     running_hourly_usd: float
+    watts: float = 0.0
+    idle_watts: float = 0.0
+    running_watts: float = 0.0
 
     @property
     def monthly_usd(self) -> float:
@@ -51,7 +54,39 @@ class CostItem:
             "running_hourly_usd": round(self.running_hourly_usd, 4),
             "monthly_usd": round(self.monthly_usd, 2),
             "peak_hourly_usd": round(self.peak_hourly_usd, 4),
+            "idle_monthly_kwh": round(monthly_kwh(self.idle_watts), 1),
+            "monthly_kwh": round(monthly_kwh(self.watts), 1),
+            "running_monthly_kwh": round(monthly_kwh(self.running_watts), 1),
         }
+
+
+def monthly_kwh(watts: float) -> float:
+    return watts * HOURS_PER_MONTH / 1000
+
+
+@dataclass(frozen=True)
+class Energy:
+    """kWh per month at the wall and its kgCO2e at the region's grid intensity, at the three levels."""
+
+    idle_monthly_kwh: float
+    monthly_kwh: float
+    running_monthly_kwh: float
+    region: str
+    grid_gco2e_per_kwh: float | None
+    source: str
+
+    def kg_co2e(self, kwh: float) -> float | None:
+        return None if self.grid_gco2e_per_kwh is None else kwh * self.grid_gco2e_per_kwh / 1000
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"region": self.region, "grid_gco2e_per_kwh": self.grid_gco2e_per_kwh}
+        for level in ("idle_", "", "running_"):
+            kwh = getattr(self, f"{level}monthly_kwh")
+            co2 = self.kg_co2e(kwh)
+            out[f"{level}monthly_kwh"] = round(kwh, 1)
+            out[f"{level}monthly_kg_co2e"] = None if co2 is None else round(co2, 1)
+        out["source"] = self.source
+        return out
 
 
 @dataclass(frozen=True)
@@ -60,6 +95,7 @@ class CostReport:
     price_date: str
     price_source: str
     region: str
+    energy: Energy
     assumptions: list[str] = field(default_factory=list)
 
     @property
@@ -119,6 +155,7 @@ class CostReport:
             "region": self.region,
             "assumptions": self.assumptions,
             "by_component": {k: round(v, 4) for k, v in self.by_component().items()},
+            "energy": self.energy.to_json(),
             "items": [i.to_json() for i in self.items],
         }
 
@@ -187,6 +224,9 @@ class _Pricer:
         chips = f", {itype.accelerators} {itype.accelerator} chips each" if tpu is not None else ""
         idle = shape.min_nodes if shape.min_nodes is not None else shape.desired_nodes
         running = self._running_nodes(r, shape, idle, peak)
+        watts = self.catalog.node_watts(shape.instance_type)
+        if self.catalog.accelerators[itype.accelerator].board_watts_estimated:
+            self.assume(f"{itype.accelerator}: board power is an estimate (its vendor publishes none)")
         return Priced(
             f"{shape.desired_nodes} x {shape.instance_type} ({shape.market}{chips}), "
             f"{running} with its workloads running, up to {peak}",
@@ -194,6 +234,9 @@ class _Pricer:
             peak * hourly,
             idle * hourly,
             running * hourly,
+            shape.desired_nodes * watts,
+            idle * watts,
+            running * watts,
         )
 
     def _running_nodes(self, r: ResourceView, shape: PoolShape, idle: int, peak: int) -> int:
@@ -257,16 +300,42 @@ def estimate(resources: Iterable[ResourceView], catalog: Catalog | None = None) 
                     priced.peak_hourly_usd,
                     priced.idle_hourly_usd,
                     priced.running_hourly_usd,
+                    priced.watts,
+                    priced.idle_watts,
+                    priced.running_watts,
                 )
             )
     items.sort(key=lambda i: (-i.hourly_usd, i.urn))
+    region = _stack_region(resources) or catalog.prices.region
+    intensity = catalog.grid_intensity(region)
+    if intensity is None:
+        pricer.assume(f"no grid carbon intensity for {region} in the catalog: CO2 is not estimated")
+    pricer.assume(
+        f"energy: accelerators at {catalog.energy.accelerator_load:.0%} of board power, hosts from per-vCPU and "
+        f"per-GiB coefficients, PUE {catalog.energy.pue}; storage and network not counted"
+    )
+    energy = Energy(
+        monthly_kwh(sum(i.idle_watts for i in items)),
+        monthly_kwh(sum(i.watts for i in items)),
+        monthly_kwh(sum(i.running_watts for i in items)),
+        region,
+        intensity,
+        catalog.energy.source,
+    )
     return CostReport(
         items=items,
         price_date=catalog.prices.date,
         price_source=catalog.prices.source,
         region=catalog.prices.region,
+        energy=energy,
         assumptions=sorted(pricer.assumptions),
     )
+
+
+def _stack_region(resources: Sequence[ResourceView]) -> str | None:
+    """The region the stack runs in, as its governance resource declares it."""
+    region = next((r.props.get("region") for r in resources if r.type == GOVERNANCE), None)
+    return str(region) if region else None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any, TextIO, TypeVar
 from meshstack.core.errors import MeshstackError
 from meshstack.core.stack_file import Project, find_project
 from meshstack.preview.plan import Preview, preview_stack
-from meshstack.preview.render import markdown, usd
+from meshstack.preview.render import energy_line, markdown, usd
 from meshstack.preview.report import charts
 from meshstack.preview.report.page import Answer, render
 from workloads.local import LocalServer, TrainResult, free_port, run_stack
@@ -70,6 +70,7 @@ def _summary(preview: Preview, out: TextIO) -> None:
         f"  {len(preview.custom_resources)} resources; cost idle {usd(cost.idle_hourly_usd)}/hour, "
         f"as declared {usd(cost.hourly_usd)}/hour ({usd(cost.monthly_usd)}/month), running its workloads "
         f"{usd(cost.running_hourly_usd)}/hour ({usd(cost.peak_hourly_usd)}/hour at max size)\n"
+        f"  energy: {energy_line(cost.energy)}\n"
     )
     mandatory = len(preview.mandatory_violations)
     out.write(f"  policy: {mandatory} mandatory, {len(preview.violations) - mandatory} advisory violation(s)\n")

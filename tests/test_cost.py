@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from meshstack.cli import main
+from meshstack.core.catalog import load_catalog
 from meshstack.core.stack_file import find_project
 from meshstack.cost import HOURS_PER_MONTH
 from meshstack.preview.plan import Preview, preview_stack
@@ -126,6 +127,8 @@ def test_baseline_diff_resource_by_resource(
     assert main(["--project", str(root), "preview", "--stack", "dev", "--markdown", "--baseline", str(base_file)]) == 0
     comment = capsys.readouterr().out
     assert "| **difference** | **+$0.09** | **+$67.51** |" in comment
+    assert "| energy per month | idle | as declared | running its workloads |" in comment
+    assert "| kgCO2e (us-east-1, 379.1 g/kWh) |" in comment
     assert "| NodeGroup dev-system | 2 x m7i.xlarge (spot), 2 with its workloads running, up to 2 |" in comment
 
 
@@ -137,3 +140,35 @@ def test_baseline_can_be_another_stack(capsys: pytest.CaptureFixture[str]) -> No
 def test_missing_baseline_stack_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["preview", "--stack", "dev", "--baseline", "nope"]) == 2
     assert "no stack 'nope'" in capsys.readouterr().err
+
+
+def test_energy_at_the_three_levels_from_the_catalogs_power_figures(preview: Callable[[str], Preview]) -> None:
+    """dev idles on one system node; running, it has two system nodes and two L4 nodes."""
+    catalog = load_catalog(cloud="aws")
+    system, gpu = catalog.instance_types["m7i.xlarge"], catalog.instance_types["g6.xlarge"]
+    system_watts = (system.vcpus * 2.12 + system.memory_gib * 0.392) * 1.135
+    gpu_watts = (72 * 0.8 + gpu.vcpus * 2.12 + gpu.memory_gib * 0.392) * 1.135
+    assert catalog.node_watts("m7i.xlarge") == pytest.approx(system_watts)
+    assert catalog.node_watts("g6.xlarge") == pytest.approx(gpu_watts)
+    energy = preview("dev").cost.energy
+    assert energy.idle_monthly_kwh == pytest.approx(system_watts * 730 / 1000)
+    assert energy.running_monthly_kwh == pytest.approx(2 * (system_watts + gpu_watts) * 730 / 1000)
+    assert (energy.region, energy.grid_gco2e_per_kwh) == ("us-east-1", 379.1)
+    assert energy.kg_co2e(1000) == pytest.approx(379.1)
+    data = preview("dev").to_json()["cost"]["energy"]
+    assert data["running_monthly_kg_co2e"] == pytest.approx(energy.running_monthly_kwh * 0.3791, abs=0.1)
+
+
+def test_tpu_energy_is_marked_as_an_estimate_and_uses_the_stacks_region(preview: Callable[[str], Preview]) -> None:
+    cost = preview("prod-gcp").cost
+    assert cost.energy.region == "us-east5" and cost.energy.grid_gco2e_per_kwh == 343.48
+    assert "tpu-v5p: board power is an estimate (its vendor publishes none)" in cost.assumptions
+
+
+def test_a_region_without_a_grid_figure_says_so_instead_of_guessing(project_copy: MakeProject) -> None:
+    config = stack_config("dev")
+    config["aws:region"] = "ap-east-1"
+    cost = preview_stack("dev", find_project(project_copy("dev", config))).cost
+    assert cost.energy.grid_gco2e_per_kwh is None and cost.energy.kg_co2e(100) is None
+    assert "no grid carbon intensity for ap-east-1 in the catalog: CO2 is not estimated" in cost.assumptions
+    assert cost.energy.to_json()["running_monthly_kg_co2e"] is None

@@ -94,6 +94,7 @@ def test_demo_writes_every_artifact(demo: tuple[subprocess.CompletedProcess[str]
     assert page.count("data:image/png;base64,") == 3, "the page is self-contained"
     assert 'id="cost-total">$0.25/hour<' in page and 'id="violations-count">0<' in page
     assert 'id="cost-running">$0.95/hour<' in page, "the GPU pool idles at 0 but training takes 2 nodes"
+    assert 'id="energy-running">' in page and "kgCO2e" in page
 
 
 @pytest.fixture(scope="session")

@@ -66,6 +66,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "MS-COST-005": ("forever", "has no activeDeadlineSeconds"),
     "MS-COST-006": ("loose", "lacks the cost-allocation tags team, project, cost-center"),
     "MS-COST-007": ("huge-lustre", "is 120000 GiB, over the cap of 100800 GiB"),
+    "MS-COST-008": ("", "kWh/month, over the cap of 1 kWh/month"),
 }
 
 
@@ -75,7 +76,7 @@ def hostile_project(root: Path) -> Path:
     shutil.copy(FIXTURE, root / "stacks" / "__main__.py")
     config = stack_config("dev")
     # The workloads fit the accelerator cap; the GPU pool could grow past it.
-    config["meshstack:budget"] = {"max_hourly_usd": 0.01, "max_accelerators": 2}
+    config["meshstack:budget"] = {"max_hourly_usd": 0.01, "max_accelerators": 2, "max_monthly_kwh": 1}
     config["meshstack:clusters"][0]["node_pools"][1]["max_nodes"] = 3
     (root / "stacks" / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": config}))
     return root

@@ -29,6 +29,10 @@ class Priced:
     peak_hourly_usd: float
     idle_hourly_usd: float
     running_hourly_usd: float
+    # What its nodes draw at the wall, at the same levels; 0 for what has no nodes.
+    watts: float = 0.0
+    idle_watts: float = 0.0
+    running_watts: float = 0.0
 
     @classmethod
     def flat(cls, description: str, hourly_usd: float) -> Priced:

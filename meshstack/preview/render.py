@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from meshstack.cost import Energy
 from meshstack.preview.plan import Preview
 from meshstack.preview.recorder import Resource
 
@@ -40,6 +41,7 @@ def tree(preview: Preview) -> str:
         f"({usd(cost.running_monthly_usd)}/month); at max size {usd(cost.peak_hourly_usd)}/hour "
         f"({cost.region} prices of {cost.price_date})"
     )
+    lines.append(f"Energy: {energy_line(cost.energy)}")
     if preview.baseline is not None:
         base = preview.baseline.cost
         lines.append(
@@ -51,6 +53,20 @@ def tree(preview: Preview) -> str:
     for v in preview.violations:
         lines.append(f"  [{v.level}] {v.rule_id} {v.policy}: {v.message}")
     return "\n".join(lines)
+
+
+def _kwh(energy: Energy, kwh: float) -> str:
+    co2 = energy.kg_co2e(kwh)
+    return f"{kwh:,.0f} kWh" + (f" ({co2:,.0f} kgCO2e)" if co2 is not None else "")
+
+
+def energy_line(energy: Energy) -> str:
+    """kWh and kgCO2e per month at the three levels the cost is given at."""
+    grid = f"{energy.grid_gco2e_per_kwh:g} gCO2e/kWh" if energy.grid_gco2e_per_kwh is not None else "no grid figure"
+    return (
+        f"idle {_kwh(energy, energy.idle_monthly_kwh)}, as declared {_kwh(energy, energy.monthly_kwh)}, "
+        f"running its workloads {_kwh(energy, energy.running_monthly_kwh)} per month ({energy.region}, {grid})"
+    )
 
 
 def comment_marker(stack: str) -> str:
@@ -87,6 +103,22 @@ def markdown(preview: Preview) -> str:
             f"**{usd(cost.monthly_usd - base.monthly_usd, True)}** |",
         ]
     out += [f"| at max size | {usd(cost.peak_hourly_usd)} | {usd(cost.peak_monthly_usd)} |", ""]
+    energy = cost.energy
+    out += [
+        "| energy per month | idle | as declared | running its workloads |",
+        "| --- | ---: | ---: | ---: |",
+        f"| kWh | {energy.idle_monthly_kwh:,.0f} | {energy.monthly_kwh:,.0f} | {energy.running_monthly_kwh:,.0f} |",
+    ]
+    if energy.grid_gco2e_per_kwh is not None:
+        co2 = [
+            energy.kg_co2e(k) or 0.0 for k in (energy.idle_monthly_kwh, energy.monthly_kwh, energy.running_monthly_kwh)
+        ]
+        out.append(
+            f"| kgCO2e ({energy.region}, {energy.grid_gco2e_per_kwh:g} g/kWh) | "
+            + " | ".join(f"{c:,.0f}" for c in co2)
+            + " |"
+        )
+    out.append("")
     if preview.baseline is not None:
         if preview.cost_changes:
             out += [

@@ -28,7 +28,9 @@ def build(spec: StackSpec, catalog: Catalog | None = None) -> None:
     catalog = catalog or load_catalog(cloud=spec.cloud)
     StackGovernance(
         f"{spec.name}-budget",
-        StackGovernanceArgs(cloud=spec.cloud, environment=spec.environment, **spec.budget.model_dump()),
+        StackGovernanceArgs(
+            cloud=spec.cloud, region=spec.region, environment=spec.environment, **spec.budget.model_dump()
+        ),
     )
     pools = stack_pools(spec, catalog)
     platform = cloud_platform(spec, pools)

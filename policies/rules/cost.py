@@ -76,6 +76,18 @@ def cost_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> It
         )
 
 
+def energy_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
+    limit = _limit(config, "max_monthly_kwh", resources)
+    if limit is None:
+        return
+    energy = plan_estimate(resources, catalog_of(resources)).energy
+    if energy.running_monthly_kwh > limit:
+        yield Finding(
+            f"while its workloads run the stack draws {energy.running_monthly_kwh:,.0f} kWh/month, "
+            f"over the cap of {limit:,.0f} kWh/month"
+        )
+
+
 def node_group_max_size(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     size = pool_shape(resource).max_nodes
     if size is None:
@@ -234,5 +246,17 @@ RULES = [
             "max_volume_gib": {"type": "number", "default": 2048},
         },
         remediation="Shrink the file system or volume, or raise the cap in the stack's policy config.",
+    ),
+    Rule(
+        id="MS-COST-008",
+        name="stack-energy-cap",
+        description="The stack's estimated energy while its workloads run stays under its monthly kWh cap.",
+        severity="medium",
+        enforcement="mandatory",
+        kind="stack",
+        check=energy_cap,
+        config={"max_monthly_kwh": {"type": "number", "description": "Overrides meshstack:budget.max_monthly_kwh."}},
+        remediation="Run fewer or smaller workloads, pick a more efficient accelerator, or raise "
+        "meshstack:budget.max_monthly_kwh with sign-off.",
     ),
 ]

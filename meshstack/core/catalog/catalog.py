@@ -87,13 +87,40 @@ class Discounts(_Model):
 
 
 class Accelerator(_Model):
+    """Peak dense (no sparsity) rates per accelerator; 0 where it has no such path (fp8 on an A100)."""
+
     vendor: Literal["nvidia", "aws-neuron", "google-tpu", "none"]
     memory_gib: float = Field(ge=0)
+    memory_gbps: float = Field(ge=0, description="Memory bandwidth, GB/s: what bounds decoding.")
     bf16_tflops: float = Field(ge=0)
+    fp8_tflops: float = Field(ge=0)
+    int8_tops: float = Field(ge=0)
+    fp32_tflops: float = Field(ge=0)
+    board_watts: float = Field(ge=0, description="Board power (TDP).")
+    board_watts_estimated: bool = Field(default=False, description="True where the vendor publishes no figure.")
     resource: str
+
+    def peak_tflops(self, precision: str) -> float:
+        """The dense peak for a precision: bf16, fp8, int8 or fp32."""
+        return {"bf16": self.bf16_tflops, "fp8": self.fp8_tflops, "int8": self.int8_tops, "fp32": self.fp32_tflops}[
+            precision
+        ]
+
+
+class Energy(_Model):
+    """How the estimate turns nodes into kWh and kgCO2e, with where each figure comes from."""
+
+    watts_per_vcpu: float = Field(ge=0, description="Host CPU power per vCPU at average load.")
+    watts_per_gib: float = Field(ge=0, description="Host memory power per GiB.")
+    accelerator_load: float = Field(gt=0, le=1, description="Share of board power a busy accelerator draws.")
+    pue: float = Field(ge=1, description="Data-centre power usage effectiveness.")
+    grid_gco2e_per_kwh: dict[str, float] = Field(description="Grid carbon intensity by region.")
+    source: str
 
 
 class InstanceType(_Model):
+    """One machine type; `host_watts` (CPUs and memory) comes from the catalog's energy coefficients."""
+
     accelerator: str
     accelerators: int = Field(ge=0)
     vcpus: int = Field(gt=0)
@@ -120,6 +147,21 @@ class Catalog(_Model):
     instance_types: dict[str, InstanceType]
     gpu_types: dict[str, str] = Field(default_factory=dict, description="GCP: accelerator -> GKE GPU type.")
     tpus: dict[str, TpuGeneration] = Field(default_factory=dict)
+    energy: Energy
+
+    def node_watts(self, instance_type: str) -> float:
+        """What one node draws at the wall while it works: its accelerators at the catalog's load, its
+        CPUs and memory from the energy coefficients, times the data centre's PUE."""
+        itype = self.instance_types[instance_type]
+        accelerator = self.accelerators[itype.accelerator]
+        energy = self.energy
+        board = itype.accelerators * accelerator.board_watts * energy.accelerator_load
+        host = itype.vcpus * energy.watts_per_vcpu + itype.memory_gib * energy.watts_per_gib
+        return (board + host) * energy.pue
+
+    def grid_intensity(self, region: str) -> float | None:
+        """gCO2e per kWh of the region's grid; None where the catalog has no figure."""
+        return self.energy.grid_gco2e_per_kwh.get(region)
 
     def model_post_init(self, _context: Any) -> None:
         for name, itype in self.instance_types.items():

@@ -24,11 +24,14 @@ TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 
 
 class Budget(SpecModel):
-    """Limits the policy pack enforces against the stack's estimated cost."""
+    """Limits the policy pack enforces against the stack's estimated cost and energy."""
 
     max_hourly_usd: float | None = Field(default=None, gt=0)
     max_monthly_usd: float | None = Field(default=None, gt=0)
     max_accelerators: int | None = Field(default=None, ge=0)
+    max_monthly_kwh: float | None = Field(
+        default=None, gt=0, description="Energy while the workloads run, kWh per month at the wall."
+    )
 
 
 class StackSpec(SpecModel):

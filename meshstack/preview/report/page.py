@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 
 from meshstack.preview.plan import Preview
-from meshstack.preview.render import usd
+from meshstack.preview.render import energy_line, usd
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #0f172a; }
@@ -59,6 +59,16 @@ def render(
             _card("resources-count", str(len(preview.custom_resources)), "resources to create"),
             _card("cost-total", f"{usd(cost.hourly_usd)}/hour", f"{usd(cost.monthly_usd)} per month, as declared"),
             _card(
+                "energy-running",
+                f"{cost.energy.running_monthly_kwh:,.0f} kWh",
+                "per month running its workloads"
+                + (
+                    f", {co2:,.0f} kgCO2e"
+                    if (co2 := cost.energy.kg_co2e(cost.energy.running_monthly_kwh)) is not None
+                    else ""
+                ),
+            ),
+            _card(
                 "cost-running",
                 f"{usd(cost.running_hourly_usd)}/hour",
                 f"running its workloads (idle {usd(cost.idle_hourly_usd)}/hour)",
@@ -102,6 +112,7 @@ finished in {elapsed_s:.0f} s</p>
 <h2>Cost</h2>{_image(pictures["cost"], "cost per component")}
 <table><tr><th>resource</th><th>what</th><th>idle per hour</th><th>per hour</th><th>running per hour</th>
 <th>per month</th></tr>{cost_rows}</table>
+<p class="sub">Energy: {escape(energy_line(cost.energy))}. {escape(cost.energy.source)}.</p>
 <p class="sub">Prices: {escape(cost.price_source)}, {escape(cost.price_date)}.
 {escape(" ".join(a[0].upper() + a[1:] + "." for a in cost.assumptions))}</p>
 <h2>Policy</h2>
