@@ -97,6 +97,16 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         lambda c: cluster(c)["priorities"].update({"Top Priority": 5}),
         "clusters[0].priorities.Top Priority: 'Top Priority' is not a valid priority class name",
     ),
+    "model too large for its devices": (
+        lambda c: c["meshstack:workloads"][0]["model"].update(d_model=8192, n_layers=80, n_heads=64, d_ff=28672),
+        "workloads[0].mesh: needs 430.0 GiB per h100: 145.0 GiB of weights, gradients and Adam state over "
+        "fsdp x tensor = 8 devices and 285.0 GiB of activations for 2 sequences of 2048 tokens; a h100 holds "
+        "80 GiB (72 usable)",
+    ),
+    "cache too large for a replica": (
+        lambda c: c["meshstack:workloads"][1]["serve"].update(max_batch_size=512),
+        "workloads[1].serve.max_batch_size: needs 390.0 GiB per replica",
+    ),
     "duplicate queue": (
         lambda c: cluster(c)["queues"][1].update(name="pretraining"),
         "clusters[0].queues[1].name: queue name 'pretraining' is used twice",

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from meshstack.core import sizing
 from meshstack.core.capacity import Demand, admissible_nodes, demand, queue_of
 from meshstack.core.catalog import Catalog, known_clouds
 from meshstack.core.network import NetworkSpec
@@ -119,6 +120,7 @@ class StackSpec(SpecModel):
             self._check_storage(at, workload)
             demands.append(demand(workload, self.pool_of(workload), catalog))
             self._check_capacity(at, workload, demands[-1])
+            self._check_memory(at, workload, demands[-1], catalog)
         self._check_accelerator_budget(demands)
         return self
 
@@ -151,6 +153,47 @@ class StackSpec(SpecModel):
             raise field_error(
                 f"{at}.queue",
                 f"needs {need.describe()}; queue '{queue.name}' admits {need.describe_nodes(admits)}{lending}",
+            )
+
+    def _check_memory(
+        self, at: str, workload: TrainingWorkload | InferenceWorkload, need: Demand, catalog: Catalog
+    ) -> None:
+        """The model must fit the memory of the accelerators its pods get (meshstack.core.sizing)."""
+        accelerator = catalog.accelerators[need.pool.accelerator]
+        if not need.devices_per_pod or not accelerator.memory_gib:
+            return
+        cfg = workload.model
+        model = sizing.of_model(cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.vocab_size, cfg.param_count())
+        usable = accelerator.memory_gib * sizing.USABLE_MEMORY
+        name = need.pool.accelerator
+        if isinstance(workload, TrainingWorkload):
+            mesh, train = workload.mesh, workload.train
+            shards = mesh.fsdp * mesh.tensor
+            sequences = max(train.global_batch // (train.micro_batches * mesh.data * mesh.fsdp), 1)
+            precision = "fp32" if train.compute_dtype == "float32" else "bf16"
+            state = sizing.training_state_bytes(model, "fp32") / shards / sizing.GIB
+            activations = (
+                sizing.activation_bytes(model, train.seq_len, sequences, mesh.tensor, precision=precision) / sizing.GIB
+            )
+            if state + activations > usable:
+                raise field_error(
+                    f"{at}.mesh",
+                    f"needs {state + activations:.1f} GiB per {name}: {state:.1f} GiB of weights, gradients and "
+                    f"Adam state over fsdp x tensor = {shards} devices and {activations:.1f} GiB of activations "
+                    f"for {sequences} sequences of {train.seq_len} tokens; a {name} holds {accelerator.memory_gib:g} "
+                    f"GiB ({usable:.0f} usable): shard over more devices or use smaller micro batches",
+                )
+            return
+        devices = need.devices_per_pod
+        weights = sizing.weights_bytes(model, "fp32") / sizing.GIB
+        tokens = workload.serve.max_batch_size * cfg.max_seq_len
+        cache = model.kv_bytes_per_token(4) * tokens / sizing.GIB
+        if weights + cache > usable * devices:
+            raise field_error(
+                f"{at}.serve.max_batch_size",
+                f"needs {weights + cache:.1f} GiB per replica: {weights:.1f} GiB of weights and {cache:.1f} GiB "
+                f"of KV cache for {workload.serve.max_batch_size} requests of {cfg.max_seq_len} tokens; "
+                f"{devices} {name} hold {accelerator.memory_gib * devices:g} GiB ({usable * devices:.0f} usable)",
             )
 
     def _check_accelerator_budget(self, demands: list[Demand]) -> None:

@@ -1,0 +1,219 @@
+"""How much memory and time a transformer needs: the one model `meshstack plan`, validation and the
+cost report share. Every formula is a published one (the README lists them with their sources):
+
+- training compute: 6 N D FLOPs for N parameters and D tokens (Kaplan et al. 2020; Hoffmann et al.
+  2022), run at a stated model-FLOPs utilisation (MFU) of the accelerator's dense peak;
+- training state: 16 bytes per parameter for mixed-precision Adam — 2 (bf16 weights) + 2 (bf16
+  gradients) + 12 (fp32 master weights, momentum and variance) (Rajbhandari et al. 2020, ZeRO) —
+  sharded over the devices that hold it (FSDP / ZeRO-3);
+- activations: s b h (34 + 5 a s / h) bytes per layer in 16-bit (Korthikanti et al. 2022), divided
+  by the tensor-parallel degree; 2 s b h per layer when every layer is recomputed;
+- serving: weights at the serving precision plus a KV cache of 2 layers kv_heads head_dim bytes per
+  token; a decoding step reads all weights and the batch's cache from memory, so its time is those
+  bytes over the memory bandwidth unless the 2 N FLOPs per token take longer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+Precision = Literal["fp32", "bf16", "fp8", "int8"]
+PRECISION_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp8": 1, "int8": 1}
+ADAM_MOMENTS_BYTES = 8  # Adam's momentum and variance, fp32
+MASTER_WEIGHTS_BYTES = 4  # the fp32 copy mixed precision keeps beside lower-precision weights
+USABLE_MEMORY = 0.9  # what a framework can allocate of an accelerator's memory (workspace, fragmentation)
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class Transformer:
+    """A decoder-only transformer as the formulas need it."""
+
+    params: float
+    layers: int
+    d_model: int
+    heads: int
+    kv_heads: int
+    vocab: int
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.heads
+
+    def kv_bytes_per_token(self, kv_bytes: int = 2) -> float:
+        return 2 * self.layers * self.kv_heads * self.head_dim * kv_bytes
+
+
+def of_model(layers: int, d_model: int, heads: int, vocab: int, params: float) -> Transformer:
+    """meshstack's own model (workloads/jax/model.py): multi-head attention, so kv_heads = heads."""
+    return Transformer(params, layers, d_model, heads, heads, vocab)
+
+
+# Shapes from the models' papers and model cards (Touvron et al. 2023 for Llama 2; Meta's Llama 3
+# and 3.1 model cards; Brown et al. 2020 for GPT-3).
+PRESETS: dict[str, Transformer] = {
+    "llama-2-7b": Transformer(6.74e9, 32, 4096, 32, 32, 32000),
+    "llama-2-13b": Transformer(13.0e9, 40, 5120, 40, 40, 32000),
+    "llama-2-70b": Transformer(68.98e9, 80, 8192, 64, 8, 32000),
+    "llama-3-8b": Transformer(8.03e9, 32, 4096, 32, 8, 128256),
+    "llama-3-70b": Transformer(70.55e9, 80, 8192, 64, 8, 128256),
+    "llama-3.1-405b": Transformer(405.8e9, 126, 16384, 128, 8, 128256),
+    "gpt-3-175b": Transformer(175e9, 96, 12288, 96, 96, 50257),
+}
+
+
+def weights_bytes(model: Transformer, precision: str) -> float:
+    return model.params * PRECISION_BYTES[precision]
+
+
+def training_state_bytes(model: Transformer, precision: str) -> float:
+    """Weights and gradients at the compute precision, Adam's moments and, below fp32, fp32 master
+    weights: 16 bytes a parameter in bf16 (2 + 2 + 8 + 4) and in fp32 (4 + 4 + 8)."""
+    master = MASTER_WEIGHTS_BYTES if precision != "fp32" else 0
+    return model.params * (2 * PRECISION_BYTES[precision] + ADAM_MOMENTS_BYTES + master)
+
+
+def activation_bytes(
+    model: Transformer,
+    seq_len: int,
+    micro_batch: int,
+    tensor: int = 1,
+    recompute: bool = False,
+    precision: str = "bf16",
+) -> float:
+    """Activations one device keeps for the backward pass of its micro batch (Korthikanti et al. 2022)."""
+    s, b, h, a = seq_len, micro_batch, model.d_model, model.heads
+    scale = PRECISION_BYTES[precision] / 2  # the paper counts 16-bit activations
+    if recompute:
+        # layer inputs only, plus one layer's full activations while it is recomputed
+        per_layer, extra = 2 * s * b * h, s * b * h * (34 + 5 * a * s / h) / tensor
+        return (model.layers * per_layer + extra) * scale
+    return model.layers * s * b * h * (34 + 5 * a * s / h) / tensor * scale
+
+
+@dataclass(frozen=True)
+class TrainingFit:
+    """What one device holds when `devices` devices shard the state and `tensor` of them split each layer."""
+
+    state_gib: float
+    activation_gib: float
+    recompute: bool
+    tensor: int
+
+    @property
+    def per_device_gib(self) -> float:
+        return self.state_gib + self.activation_gib
+
+
+def training_fit(
+    model: Transformer,
+    precision: str,
+    devices: int,
+    seq_len: int,
+    micro_batch: int,
+    device_gib: float,
+    tensors: tuple[int, ...] = (1, 2, 4, 8),
+) -> TrainingFit:
+    """The cheapest layout that fits a device (no recompute before recompute, smaller tensor degree
+    first); if none fits, the smallest footprint, which the caller reports as not fitting."""
+    candidates = []
+    for recompute in (False, True):
+        for tensor in tensors:
+            if tensor > devices or model.heads % tensor:
+                continue
+            fit = TrainingFit(
+                training_state_bytes(model, precision) / devices / GIB,
+                activation_bytes(model, seq_len, micro_batch, tensor, recompute, precision) / GIB,
+                recompute,
+                tensor,
+            )
+            if fit.per_device_gib <= device_gib * USABLE_MEMORY:
+                return fit
+            candidates.append(fit)
+    return min(candidates, key=lambda f: f.per_device_gib)
+
+
+def training_flops(model: Transformer, tokens: float) -> float:
+    return 6 * model.params * tokens
+
+
+def training_seconds(
+    model: Transformer, tokens: float, devices: int, peak_tflops: float, mfu: float, recompute: bool
+) -> float:
+    """6 N D at `mfu` of the devices' peak; recomputing every layer adds a forward pass (8 N D of work)."""
+    work = training_flops(model, tokens) * (8 / 6 if recompute else 1)
+    return work / (devices * peak_tflops * 1e12 * mfu)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """One replica serving `batch` requests at once."""
+
+    batch: int
+    latency_s: float
+    requests_per_s: float
+    per_device_gib: float
+
+
+def serving(
+    model: Transformer,
+    precision: str,
+    devices: int,
+    device_gib: float,
+    memory_gbps: float,
+    peak_tflops: float,
+    prompt_tokens: int,
+    output_tokens: int,
+    latency_budget_s: float,
+    mfu: float,
+    kv_bytes: int = 2,
+) -> Decoding | None:
+    """The largest batch whose cache fits beside the weights and whose modeled latency stays within
+    the budget, or None when not even one request does. Weights and cache are split over `devices`
+    (tensor parallel within the replica)."""
+    weights = weights_bytes(model, precision)
+    usable = devices * device_gib * GIB * USABLE_MEMORY
+    per_request = model.kv_bytes_per_token(kv_bytes) * (prompt_tokens + output_tokens)
+    most = math.floor((usable - weights) / per_request) if usable > weights else 0
+    best = None
+    for batch in _batches(most):
+        latency = _latency(
+            model, precision, devices, memory_gbps, peak_tflops, prompt_tokens, output_tokens, batch, mfu, per_request
+        )
+        if latency > latency_budget_s:
+            break
+        best = Decoding(batch, latency, batch / latency, (weights + batch * per_request) / devices / GIB)
+    return best
+
+
+def _batches(most: int) -> list[int]:
+    sizes, b = [], 1
+    while b <= most:
+        sizes.append(b)
+        b *= 2
+    if most >= 1 and (not sizes or sizes[-1] != most):
+        sizes.append(most)
+    return sizes
+
+
+def _latency(
+    model: Transformer,
+    precision: str,
+    devices: int,
+    memory_gbps: float,
+    peak_tflops: float,
+    prompt_tokens: int,
+    output_tokens: int,
+    batch: int,
+    mfu: float,
+    per_request: float,
+) -> float:
+    """Prefill is compute bound (2 N per prompt token); each decoding step reads the weights and the
+    batch's cache once, or is compute bound at 2 N per token of the batch, whichever is slower."""
+    compute = devices * peak_tflops * 1e12 * mfu
+    prefill = 2 * model.params * prompt_tokens / compute
+    read = (weights_bytes(model, precision) + batch * per_request / 2) / (devices * memory_gbps * 1e9)
+    step = max(read, 2 * model.params * batch / compute)
+    return prefill + output_tokens * step
