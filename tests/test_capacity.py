@@ -105,7 +105,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     ),
     "cache too large for a replica": (
         lambda c: c["meshstack:workloads"][1]["serve"].update(max_batch_size=512),
-        "workloads[1].serve.max_batch_size: needs 390.0 GiB per replica",
+        "workloads[1].serve.max_batch_size: needs 390.0 GiB on one l40s",
     ),
     "duplicate queue": (
         lambda c: cluster(c)["queues"][1].update(name="pretraining"),

@@ -184,16 +184,16 @@ class StackSpec(SpecModel):
                     f"GiB ({usable:.0f} usable): shard over more devices or use smaller micro batches",
                 )
             return
-        devices = need.devices_per_pod
+        # The server (workloads/jax/serve.py) holds fp32 weights and its cache on one device.
         weights = sizing.weights_bytes(model, "fp32") / sizing.GIB
         tokens = workload.serve.max_batch_size * cfg.max_seq_len
         cache = model.kv_bytes_per_token(4) * tokens / sizing.GIB
-        if weights + cache > usable * devices:
+        if weights + cache > usable:
             raise field_error(
                 f"{at}.serve.max_batch_size",
-                f"needs {weights + cache:.1f} GiB per replica: {weights:.1f} GiB of weights and {cache:.1f} GiB "
-                f"of KV cache for {workload.serve.max_batch_size} requests of {cfg.max_seq_len} tokens; "
-                f"{devices} {name} hold {accelerator.memory_gib * devices:g} GiB ({usable * devices:.0f} usable)",
+                f"needs {weights + cache:.1f} GiB on one {name}: {weights:.1f} GiB of fp32 weights and {cache:.1f} "
+                f"GiB of KV cache for {workload.serve.max_batch_size} requests of {cfg.max_seq_len} tokens; a {name} "
+                f"holds {accelerator.memory_gib:g} GiB ({usable:.0f} usable)",
             )
 
     def _check_accelerator_budget(self, demands: list[Demand]) -> None:
