@@ -22,6 +22,7 @@ from meshstack.core.errors import (
     MeshstackError,
 )
 from meshstack.core.stack_file import Project, find_project
+from meshstack.planner.request import add_arguments as add_plan_arguments
 
 DEBUG_ENV = "MESHSTACK_DEBUG"
 STACK_ENV = "PULUMI_STACK"
@@ -72,6 +73,36 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_OK
     counts = f"{len(spec.clusters)} cluster(s), {pools} node pool(s), {len(spec.workloads)} workload(s)"
     print(f"{args.stack}: valid ({counts})")
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from meshstack.planner.emit import EmitError, stack_config, write_stack
+    from meshstack.planner.report import table, to_json
+    from meshstack.planner.request import PlanArgumentError, request_of
+    from meshstack.planner.search import plan
+
+    result = plan(request_of(args))
+    if args.json:
+        print(json.dumps(to_json(result), indent=2))
+    else:
+        print(table(result, args.top))
+    if args.emit_stack is None:
+        return EXIT_OK
+    if not args.image:
+        raise PlanArgumentError("--emit-stack needs --image, the container image holding meshstack")
+    tags = dict(tag.partition("=")[::2] for tag in args.tag)
+    if not 1 <= args.option <= len(result.options):
+        raise EmitError(f"--option {args.option}: the plan has {len(result.options)} option(s)")
+    option = result.options[args.option - 1]
+    config, spec = stack_config(args.emit_stack, result.request, option, args.image, tags, args.gcp_project)
+    nodes = sum(p.max_nodes * p.slices for c in spec.clusters for p in c.node_pools if p.accelerator != "cpu")
+    header = (
+        f"# Written by `meshstack plan` for option {args.option}: {option.label}.\n"
+        f"# meshstack's own workload runs it on {nodes} accelerator node(s).\n"
+    )
+    path = write_stack(_project(args), args.emit_stack, config, header)
+    print(f"wrote {path}: {option.label} as {nodes} accelerator node(s)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -186,6 +217,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the result, or every problem with its field, as JSON")
     p.set_defaults(func=cmd_validate)
 
+    p = sub.add_parser("plan", help="from a model and a goal to ranked clusters, with cost, energy and CO2")
+    add_plan_arguments(p)
+    p.set_defaults(func=cmd_plan)
+
     p = sub.add_parser("schema", help="print the JSON Schema of the stack spec")
     p.set_defaults(func=cmd_schema)
 
@@ -216,7 +251,7 @@ def parser() -> argparse.ArgumentParser:
 # Commands that run for seconds and exit. They import the providers and build the plan: millions of
 # allocations and few cycles, so the cyclic collector only costs time (a quarter of a preview) and
 # reference counting frees what it can. The long-running commands (run, demo) keep it on.
-SHORT_LIVED = ("preview", "validate", "schema")
+SHORT_LIVED = ("preview", "validate", "schema", "plan")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,7 @@ class Transformer:
     heads: int
     kv_heads: int
     vocab: int
+    d_ff: int = 0  # the feed-forward width, where known (a stack file needs it)
 
     @property
     def head_dim(self) -> int:
@@ -46,21 +47,21 @@ class Transformer:
         return 2 * self.layers * self.kv_heads * self.head_dim * kv_bytes
 
 
-def of_model(layers: int, d_model: int, heads: int, vocab: int, params: float) -> Transformer:
+def of_model(layers: int, d_model: int, heads: int, vocab: int, params: float, d_ff: int = 0) -> Transformer:
     """meshstack's own model (workloads/jax/model.py): multi-head attention, so kv_heads = heads."""
-    return Transformer(params, layers, d_model, heads, heads, vocab)
+    return Transformer(params, layers, d_model, heads, heads, vocab, d_ff)
 
 
 # Shapes from the models' papers and model cards (Touvron et al. 2023 for Llama 2; Meta's Llama 3
 # and 3.1 model cards; Brown et al. 2020 for GPT-3).
 PRESETS: dict[str, Transformer] = {
-    "llama-2-7b": Transformer(6.74e9, 32, 4096, 32, 32, 32000),
-    "llama-2-13b": Transformer(13.0e9, 40, 5120, 40, 40, 32000),
-    "llama-2-70b": Transformer(68.98e9, 80, 8192, 64, 8, 32000),
-    "llama-3-8b": Transformer(8.03e9, 32, 4096, 32, 8, 128256),
-    "llama-3-70b": Transformer(70.55e9, 80, 8192, 64, 8, 128256),
-    "llama-3.1-405b": Transformer(405.8e9, 126, 16384, 128, 8, 128256),
-    "gpt-3-175b": Transformer(175e9, 96, 12288, 96, 96, 50257),
+    "llama-2-7b": Transformer(6.74e9, 32, 4096, 32, 32, 32000, 11008),
+    "llama-2-13b": Transformer(13.0e9, 40, 5120, 40, 40, 32000, 13824),
+    "llama-2-70b": Transformer(68.98e9, 80, 8192, 64, 8, 32000, 28672),
+    "llama-3-8b": Transformer(8.03e9, 32, 4096, 32, 8, 128256, 14336),
+    "llama-3-70b": Transformer(70.55e9, 80, 8192, 64, 8, 128256, 28672),
+    "llama-3.1-405b": Transformer(405.8e9, 126, 16384, 128, 8, 128256, 53248),
+    "gpt-3-175b": Transformer(175e9, 96, 12288, 96, 96, 50257, 49152),
 }
 
 

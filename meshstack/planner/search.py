@@ -1,0 +1,346 @@
+"""From a model and a goal to the clusters that meet it: every accelerator and instance type (and TPU
+slice shape) of every cloud's catalog is sized with meshstack.core.sizing, priced from the catalog,
+and given its energy; what cannot fit or cannot meet the goal is kept with the reason."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from meshstack.core import sizing
+from meshstack.core.catalog import Catalog, InstanceType, known_clouds, load_catalog
+from meshstack.core.pricing import HOURS_PER_MONTH
+from meshstack.core.sizing import Transformer
+
+MAX_NODES = 1024  # the largest cluster the search considers
+MAX_SLICES = 64
+P99_OVER_MEAN = 1.25  # the modeled latency is a mean; a p99 target leaves this much room over it
+REPLICA_DEVICES = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    model: Transformer
+    mode: Literal["train", "serve"]
+    precision: str = "bf16"
+    mfu: float = 0.4
+    # training
+    tokens: float = 0.0
+    deadline_s: float | None = None
+    nodes: int | None = None
+    seq_len: int = 4096
+    global_batch: int = 1024
+    # serving
+    requests_per_s: float = 0.0
+    prompt_tokens: int = 512
+    output_tokens: int = 256
+    p99_s: float = 10.0
+    quantization: str | None = None
+    clouds: tuple[str, ...] = field(default_factory=known_clouds)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One way to meet the request. Training: the whole run; serving: a month at the target rate."""
+
+    cloud: str
+    region: str
+    accelerator: str
+    instance_type: str
+    nodes: int
+    devices: int
+    layout: dict[str, Any]
+    per_device_gib: float
+    device_gib: float
+    hours: float
+    hourly_usd: float
+    spot_hourly_usd: float | None
+    block_hourly_usd: float | None
+    kwh: float
+    kg_co2e: float | None
+    topology: str | None = None
+    slices: int = 1
+
+    @property
+    def label(self) -> str:
+        shape = f"{self.slices} x {self.topology} {self.accelerator}" if self.topology else self.instance_type
+        return f"{self.cloud}: {self.nodes} x {shape}" if not self.topology else f"{self.cloud}: {shape}"
+
+    @property
+    def cost_usd(self) -> float:
+        return self.hourly_usd * self.hours
+
+    @property
+    def headroom(self) -> float:
+        return 1 - self.per_device_gib / (self.device_gib * sizing.USABLE_MEMORY)
+
+    def to_json(self) -> dict[str, Any]:
+        spot, block = self.spot_hourly_usd, self.block_hourly_usd
+        return {
+            "option": self.label,
+            "cloud": self.cloud,
+            "region": self.region,
+            "accelerator": self.accelerator,
+            "instance_type": self.instance_type,
+            "topology": self.topology,
+            "slices": self.slices,
+            "nodes": self.nodes,
+            "devices": self.devices,
+            "layout": self.layout,
+            "per_device_gib": round(self.per_device_gib, 1),
+            "memory_headroom": round(self.headroom, 3),
+            "hours": round(self.hours, 1),
+            "cost_usd": round(self.cost_usd, 2),
+            "spot_cost_usd": None if spot is None else round(spot * self.hours, 2),
+            "capacity_block_cost_usd": None if block is None else round(block * self.hours, 2),
+            "kwh": round(self.kwh, 1),
+            "kg_co2e": None if self.kg_co2e is None else round(self.kg_co2e, 1),
+        }
+
+
+@dataclass(frozen=True)
+class Rejected:
+    option: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"option": self.option, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Plan:
+    request: PlanRequest
+    options: list[Option]
+    rejected: list[Rejected]
+    assumptions: list[str]
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """What a node count multiplies: an instance type, or a TPU slice (hosts of one machine type)."""
+
+    catalog: Catalog
+    accelerator: str
+    instance_type: str
+    devices: int  # per node, or per slice
+    hosts: int = 1  # nodes per unit
+    topology: str | None = None
+
+    @property
+    def itype(self) -> InstanceType:
+        return self.catalog.instance_types[self.instance_type]
+
+    def label(self) -> str:
+        shape = f"{self.topology} {self.accelerator} slice" if self.topology else self.instance_type
+        return f"{self.catalog.cloud}: {shape}"
+
+
+def _units(catalog: Catalog, single_host: bool) -> list[_Unit]:
+    units = []
+    for name, itype in sorted(catalog.instance_types.items()):
+        if itype.accelerators and not catalog.is_tpu(itype.accelerator):
+            units.append(_Unit(catalog, itype.accelerator, name, itype.accelerators))
+    for generation, tpu in sorted(catalog.tpus.items()):
+        for topology, shape in tpu.topologies.items():
+            if single_host and shape.hosts > 1:
+                continue
+            units.append(_Unit(catalog, generation, shape.machine_type, shape.chips, shape.hosts, topology))
+    return units
+
+
+def _node_hourly(unit: _Unit) -> tuple[float, float | None, float | None]:
+    """On-demand, spot and capacity-block prices of one node (a TPU host with its chips)."""
+    catalog, itype = unit.catalog, unit.itype
+    hourly = itype.price_per_hour
+    tpu = catalog.tpus.get(unit.accelerator)
+    spot_allowed = itype.spot and (tpu is None or tpu.spot)
+    if tpu is not None:
+        hourly += itype.accelerators * tpu.price_per_chip_hour
+    discount = 1 - catalog.discounts.instances / 100
+    spot = hourly * (1 - catalog.markets.spot_discount) * discount if spot_allowed else None
+    block = itype.capacity_block_price_per_hour * discount if itype.capacity_block_price_per_hour else None
+    return hourly * discount, spot, block
+
+
+def _option(unit: _Unit, count: int, layout: dict[str, Any], per_device: float, hours: float) -> Option:
+    catalog = unit.catalog
+    nodes = count * unit.hosts
+    hourly, spot, block = _node_hourly(unit)
+    kwh = catalog.node_watts(unit.instance_type) * nodes * hours / 1000
+    intensity = catalog.grid_intensity(catalog.prices.region)
+    return Option(
+        catalog.cloud,
+        catalog.prices.region,
+        unit.accelerator,
+        unit.instance_type,
+        nodes,
+        count * unit.devices,
+        layout,
+        per_device,
+        catalog.accelerators[unit.accelerator].memory_gib,
+        hours,
+        hourly * nodes,
+        None if spot is None else spot * nodes,
+        None if block is None else block * nodes,
+        kwh,
+        None if intensity is None else kwh * intensity / 1000,
+        unit.topology,
+        count if unit.topology else 1,
+    )
+
+
+def _train(request: PlanRequest, unit: _Unit) -> Option | Rejected:
+    accelerator = unit.catalog.accelerators[unit.accelerator]
+    peak = accelerator.peak_tflops(request.precision)
+    if not peak:
+        return Rejected(unit.label(), f"{unit.accelerator} has no {request.precision} rate")
+    limit = MAX_SLICES if unit.topology else MAX_NODES // unit.hosts
+
+    def fit(count: int) -> sizing.TrainingFit:
+        # Multislice: each slice holds a full copy of the state (FSDP inside a slice, data parallel across).
+        shard = unit.devices if unit.topology else count * unit.devices
+        return sizing.training_fit(request.model, request.precision, shard, request.seq_len, 1, accelerator.memory_gib)
+
+    def fits(count: int) -> bool:
+        return fit(count).per_device_gib <= accelerator.memory_gib * sizing.USABLE_MEMORY
+
+    smallest = _first(fits, limit)
+    if smallest is None:
+        need = fit(limit).per_device_gib
+        over = unit.devices if unit.topology else limit * unit.devices
+        return Rejected(
+            unit.label(),
+            f"does not fit: {need:.0f} GiB per device even sharded over {over} devices; "
+            f"a {unit.accelerator} holds {accelerator.memory_gib:g} GiB",
+        )
+    count = smallest
+    if request.nodes is not None:
+        count = math.ceil(request.nodes / unit.hosts)
+        if count < smallest:
+            return Rejected(unit.label(), f"{request.nodes} nodes are too few: the model needs {smallest * unit.hosts}")
+    elif request.deadline_s is not None:
+        # Time falls with the device count; recomputing activations (where memory needs it) adds a third.
+        one = sizing.training_seconds(request.model, request.tokens, unit.devices, peak, request.mfu, False)
+        for _ in range(3):
+            factor = 8 / 6 if fit(count).recompute else 1
+            wanted = max(smallest, math.ceil(one * factor / request.deadline_s))
+            if wanted == count:
+                break
+            count = wanted
+        if count > limit:
+            return Rejected(
+                unit.label(),
+                f"needs {count * unit.hosts} nodes to meet the deadline, more than the {limit * unit.hosts} searched",
+            )
+    chosen = fit(count)
+    # Every data-parallel rank needs a sequence of the global batch: past that, split layers wider.
+    tensor = chosen.tensor
+    while (count * unit.devices) // tensor > request.global_batch and tensor < 8:
+        if request.model.heads % (tensor * 2):
+            break
+        tensor *= 2
+    while (count * unit.devices) % tensor:  # whole tensor-parallel groups
+        count += 1
+    devices = count * unit.devices
+    if devices // tensor > request.global_batch:
+        return Rejected(
+            unit.label(),
+            f"{devices} devices in {devices // tensor} data-parallel ranks exceed the global batch of "
+            f"{request.global_batch} sequences",
+        )
+    seconds = sizing.training_seconds(request.model, request.tokens, devices, peak, request.mfu, chosen.recompute)
+    if unit.topology:
+        layout = {"data": count, "fsdp": unit.devices // tensor, "tensor": tensor}
+    else:
+        layout = {"data": 1, "fsdp": devices // tensor, "tensor": tensor}
+    layout["recompute"] = chosen.recompute
+    return _option(unit, count, layout, chosen.per_device_gib, seconds / 3600)
+
+
+def _first(fits: Any, limit: int) -> int | None:
+    """The smallest count that fits, found by doubling then bisecting (fitting only gets easier)."""
+    high = 1
+    while high <= limit and not fits(high):
+        high *= 2
+    if high > limit:
+        return limit if fits(limit) else None
+    low = high // 2 + 1
+    while low < high:
+        mid = (low + high) // 2
+        if fits(mid):
+            high = mid
+        else:
+            low = mid + 1
+    return high
+
+
+def _serve(request: PlanRequest, unit: _Unit) -> Option | Rejected:
+    accelerator = unit.catalog.accelerators[unit.accelerator]
+    compute = "bf16" if request.precision == "int8" and request.quantization else request.precision
+    peak = accelerator.peak_tflops(compute)
+    if not peak:
+        return Rejected(unit.label(), f"{unit.accelerator} has no {compute} rate")
+    weights = request.quantization or request.precision
+    budget = request.p99_s / P99_OVER_MEAN
+    best: tuple[float, Option] | None = None
+    last = "does not fit"
+    sizes = (
+        (unit.devices,)
+        if unit.topology
+        else [r for r in REPLICA_DEVICES if r <= unit.devices and unit.devices % r == 0]
+    )
+    for replica in sizes:
+        decoding = sizing.serving(
+            request.model,
+            weights,
+            replica,
+            accelerator.memory_gib,
+            accelerator.memory_gbps,
+            peak,
+            request.prompt_tokens,
+            request.output_tokens,
+            budget,
+            request.mfu,
+        )
+        if decoding is None:
+            last = f"no batch fits {replica} device(s) within a {request.p99_s:g} s p99"
+            continue
+        replicas = math.ceil(request.requests_per_s / decoding.requests_per_s)
+        count = math.ceil(replicas * replica / unit.devices)
+        layout = {
+            "replicas": replicas,
+            "devices_per_replica": replica,
+            "batch": decoding.batch,
+            "latency_s": round(decoding.latency_s, 2),
+        }
+        option = _option(unit, count, layout, decoding.per_device_gib, HOURS_PER_MONTH)
+        if best is None or option.cost_usd < best[0]:
+            best = (option.cost_usd, option)
+    if best is None:
+        return Rejected(unit.label(), last)
+    return best[1]
+
+
+def plan(request: PlanRequest) -> Plan:
+    options: list[Option] = []
+    rejected: list[Rejected] = []
+    for cloud in request.clouds:
+        catalog = load_catalog(cloud=cloud)
+        for unit in _units(catalog, single_host=request.mode == "serve"):
+            result = _train(request, unit) if request.mode == "train" else _serve(request, unit)
+            if isinstance(result, Option):
+                options.append(result)
+            else:
+                rejected.append(result)
+    options.sort(key=lambda o: (o.cost_usd, o.hours))
+    assumptions = [
+        f"MFU {request.mfu:.0%} of each accelerator's dense {request.precision} peak",
+        f"{sizing.USABLE_MEMORY:.0%} of accelerator memory usable",
+        "list prices in each catalog's region; spot at its typical discount",
+        "energy: accelerators at the catalog's load share of board power, hosts from per-vCPU and per-GiB "
+        "coefficients, times PUE; CO2 at the grid intensity of each catalog's region",
+    ]
+    if request.mode == "serve":
+        assumptions.append(f"the modeled latency is a mean; p99 taken as {P99_OVER_MEAN}x it")
+    return Plan(request, options, rejected, assumptions)
