@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any, cast
 
 from meshstack.core.catalog import Catalog, known_clouds, load_catalog
-from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, check_services
+from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, check_services, node_hourly
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import EXPECTED_GIB, GOVERNANCE, WORKLOAD_NODES
 
@@ -203,24 +203,11 @@ class _Pricer:
         if itype is None:
             self.assume(f"{shape.instance_type}: not in the catalog, priced at 0")
             return Priced(f"{shape.desired_nodes} x {shape.instance_type} (unpriced)", 0.0, 0.0, 0.0, 0.0)
-        hourly = itype.price_per_hour
         tpu = self.catalog.tpus.get(itype.accelerator)
-        if tpu is not None:
-            hourly += itype.accelerators * tpu.price_per_chip_hour
-        if shape.market == "spot":
-            hourly *= 1 - self.catalog.markets.spot_discount
-            self.assume(
-                f"spot: on-demand less {self.catalog.markets.spot_discount:.0%}, a typical discount; it moves hourly"
-            )
-        elif shape.market == "capacity block":
-            if itype.capacity_block_price_per_hour is not None:
-                hourly = itype.capacity_block_price_per_hour
-            else:
-                self.assume(f"{shape.instance_type} capacity block: priced at on-demand (no block price in catalog)")
-            self.assume("capacity blocks are paid up front for the whole block, used or not")
-        elif shape.market == "reservation":
-            self.assume("reservations are billed at the on-demand rate, used or not")
-        hourly = hourly * self.instances_factor + disk_hourly
+        hourly, assumptions = node_hourly(self.catalog, shape.instance_type, shape.market)
+        for assumption in assumptions:
+            self.assume(assumption)
+        hourly += disk_hourly
         chips = f", {itype.accelerators} {itype.accelerator} chips each" if tpu is not None else ""
         idle = shape.min_nodes if shape.min_nodes is not None else shape.desired_nodes
         running = self._running_nodes(r, shape, idle, peak)

@@ -172,3 +172,22 @@ def test_a_region_without_a_grid_figure_says_so_instead_of_guessing(project_copy
     assert cost.energy.grid_gco2e_per_kwh is None and cost.energy.kg_co2e(100) is None
     assert "no grid carbon intensity for ap-east-1 in the catalog: CO2 is not estimated" in cost.assumptions
     assert cost.energy.to_json()["running_monthly_kg_co2e"] is None
+
+
+def test_the_training_run_is_timed_and_priced_with_the_shared_speed_model(
+    preview: Callable[[str], Preview], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pretrain: 100,000 steps of 256 x 2048 tokens, 6 N per token, on 32 H100s at 40% of 989 TFLOP/s,
+    on four p5.48xlarge at the capacity-block price."""
+    result = preview("prod-aws")
+    [run] = result.runs
+    params = result.spec.workloads[0].model.param_count()
+    tokens = 100_000 * 256 * 2048
+    hours = 6 * params * tokens / (32 * 989e12 * 0.4) / 3600
+    assert (run.tokens, run.devices, run.nodes) == (tokens, 32, 4)
+    assert run.hours == pytest.approx(hours)
+    assert run.cost_usd == pytest.approx(4 * 31.464 * hours)
+    assert run.kg_co2e == pytest.approx(run.kwh * 0.3791)
+    assert result.to_json()["training_runs"][0]["workload"] == "pretrain"
+    assert main(["preview", "--stack", "prod-aws"]) == 0
+    assert "Training run pretrain: 52.4B tokens, 1.61B parameters on 32 h100 (4 nodes)" in capsys.readouterr().out

@@ -69,6 +69,33 @@ class PricingContext(Protocol):
     def pool(self, resource: ResourceView, shape: PoolShape, disk_hourly: float) -> Priced: ...
 
 
+def node_hourly(catalog: Catalog, instance_type: str, market: str) -> tuple[float, list[str]]:
+    """One node's price per hour on a market (a TPU host with its chips), after the organisation's
+    instance discount, and the assumptions the figure rests on. The cost estimate, the planner and
+    the training-run estimate all price nodes here."""
+    itype = catalog.instance_types[instance_type]
+    market = market.replace("-", " ")
+    hourly = itype.price_per_hour
+    tpu = catalog.tpus.get(itype.accelerator)
+    if tpu is not None:
+        hourly += itype.accelerators * tpu.price_per_chip_hour
+    assumptions = []
+    if market == "spot":
+        hourly *= 1 - catalog.markets.spot_discount
+        assumptions.append(
+            f"spot: on-demand less {catalog.markets.spot_discount:.0%}, a typical discount; it moves hourly"
+        )
+    elif market == "capacity block":
+        if itype.capacity_block_price_per_hour is not None:
+            hourly = itype.capacity_block_price_per_hour
+        else:
+            assumptions.append(f"{instance_type} capacity block: priced at on-demand (no block price in catalog)")
+        assumptions.append("capacity blocks are paid up front for the whole block, used or not")
+    elif market == "reservation":
+        assumptions.append("reservations are billed at the on-demand rate, used or not")
+    return hourly * (1 - catalog.discounts.instances / 100), assumptions
+
+
 def mapping(props: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = props.get(key)
     return value if isinstance(value, Mapping) else {}

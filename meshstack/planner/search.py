@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from meshstack.core import sizing
 from meshstack.core.catalog import Catalog, InstanceType, known_clouds, load_catalog
-from meshstack.core.pricing import HOURS_PER_MONTH
+from meshstack.core.pricing import HOURS_PER_MONTH, node_hourly
 from meshstack.core.sizing import Transformer
 
 MAX_NODES = 1024  # the largest cluster the search considers
@@ -150,17 +150,16 @@ def _units(catalog: Catalog, single_host: bool) -> list[_Unit]:
 
 
 def _node_hourly(unit: _Unit) -> tuple[float, float | None, float | None]:
-    """On-demand, spot and capacity-block prices of one node (a TPU host with its chips)."""
+    """On-demand, spot (where the capacity is offered so) and capacity-block (where priced) prices of one node."""
     catalog, itype = unit.catalog, unit.itype
-    hourly = itype.price_per_hour
     tpu = catalog.tpus.get(unit.accelerator)
     spot_allowed = itype.spot and (tpu is None or tpu.spot)
-    if tpu is not None:
-        hourly += itype.accelerators * tpu.price_per_chip_hour
-    discount = 1 - catalog.discounts.instances / 100
-    spot = hourly * (1 - catalog.markets.spot_discount) * discount if spot_allowed else None
-    block = itype.capacity_block_price_per_hour * discount if itype.capacity_block_price_per_hour else None
-    return hourly * discount, spot, block
+    hourly = node_hourly(catalog, unit.instance_type, "on-demand")[0]
+    spot = node_hourly(catalog, unit.instance_type, "spot")[0] if spot_allowed else None
+    block = (
+        node_hourly(catalog, unit.instance_type, "capacity block")[0] if itype.capacity_block_price_per_hour else None
+    )
+    return hourly, spot, block
 
 
 def _option(unit: _Unit, count: int, layout: dict[str, Any], per_device: float, hours: float) -> Option:

@@ -12,6 +12,7 @@ from meshstack.core.stack_file import Project, find_project, read_stack_config, 
 from meshstack.cost import CostChange, CostReport, diff, estimate, handed_over
 from meshstack.preview.policy_runner import Violation, evaluate, load_policy_config, policy_config_path
 from meshstack.preview.recorder import Resource, run_project
+from meshstack.preview.runs import TrainingRun, training_runs
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Preview:
     resources: list[Resource]
     cost: CostReport
     violations: list[Violation]
+    runs: list[TrainingRun] = field(default_factory=list)
     baseline: Preview | None = None
     cost_changes: list[CostChange] = field(default_factory=list)
 
@@ -38,6 +40,7 @@ class Preview:
             "resources": [r.to_json() for r in self.resources],
             "policy": {"violations": [v.to_json() for v in self.violations]},
             "cost": self.cost.to_json(),
+            "training_runs": [r.to_json() for r in self.runs],
         }
         if self.baseline is not None:
             data["cost"]["baseline"] = {
@@ -65,10 +68,12 @@ def preview_stack(stack: str, project: Project | None = None, config_file: Path 
     spec = spec_from_config(stack, config, source)
     policy_config = load_policy_config(policy_config_path(project, stack))
     resources = sorted(run_project(project, stack, config, spec.region, spec), key=lambda r: r.urn)
-    cost = estimate((r.view() for r in resources), load_catalog(cloud=spec.cloud))
+    catalog = load_catalog(cloud=spec.cloud)
+    cost = estimate((r.view() for r in resources), catalog)
     with handed_over(cost):
         violations = evaluate(resources, policy_config)
-    return Preview(stack=stack, spec=spec, resources=resources, cost=cost, violations=violations)
+    runs = training_runs(spec, catalog)
+    return Preview(stack=stack, spec=spec, resources=resources, cost=cost, violations=violations, runs=runs)
 
 
 def with_baseline(current: Preview, baseline: Preview) -> Preview:

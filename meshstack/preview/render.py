@@ -42,6 +42,7 @@ def tree(preview: Preview) -> str:
         f"({cost.region} prices of {cost.price_date})"
     )
     lines.append(f"Energy: {energy_line(cost.energy)}")
+    lines += [f"Training run {run.describe()}" for run in preview.runs]
     if preview.baseline is not None:
         base = preview.baseline.cost
         lines.append(
@@ -119,6 +120,8 @@ def markdown(preview: Preview) -> str:
             + " |"
         )
     out.append("")
+    if preview.runs:
+        out += ["Training runs, end to end:", ""] + [f"- {run.describe()}" for run in preview.runs] + [""]
     if preview.baseline is not None:
         if preview.cost_changes:
             out += [
