@@ -74,7 +74,7 @@ def test_yaml_syntax_error_names_the_line(
     (root / "stacks" / "Pulumi.dev.yaml").write_text("config:\n  aws:region: us-east-1\n   bad: [\n")
     assert main(["--project", str(root), "validate", "--stack", "dev"]) == 2
     err = capsys.readouterr().err
-    assert "Pulumi.dev.yaml line 3" in err and len(err.splitlines()) == 1
+    assert "Pulumi.dev.yaml: line 3: not valid YAML" in err and len(err.splitlines()) == 1
 
 
 def test_unknown_stack_lists_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:

@@ -168,7 +168,7 @@ def test_bad_policy_config_names_the_policy_and_field(tmp_path: Path, content: d
 def test_policy_config_that_is_not_json_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "dev.json"
     path.write_text('{\n  "all": advisory\n}')
-    with pytest.raises(SpecError, match=r"dev\.json line 2: not valid JSON"):
+    with pytest.raises(SpecError, match=r"dev\.json: line 2: not valid JSON"):
         load_policy_config(path)
 
 

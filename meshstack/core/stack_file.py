@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from meshstack.core.catalog import Catalog, known_clouds, load_catalog
 from meshstack.core.errors import SpecError, spec_problems
+from meshstack.core.input_files import load_yaml_file
 from meshstack.core.spec import StackSpec
-from meshstack.core.yaml_text import load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,15 +40,7 @@ class Project:
 
 
 def _yaml_file(path: Path) -> Any:
-    try:
-        return load_yaml(path.read_text())
-    except OSError as exc:
-        raise SpecError([("", f"cannot read {path}: {exc.strerror}")]) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError([("", f"{path.name}{line}: not valid YAML ({problem})")]) from exc
+    return load_yaml_file(path)
 
 
 def find_project(start: Path | None = None) -> Project:
@@ -71,7 +62,7 @@ def find_project(start: Path | None = None) -> Project:
 def read_stack_config(project: Project, stack: str, path: Path | None = None) -> dict[str, Any]:
     """The `config:` mapping of Pulumi.<stack>.yaml (or of `path`), values as written."""
     path = path or project.stack_file(stack)
-    if not path.is_file():
+    if not path.exists():
         known = ", ".join(project.stacks()) or "none"
         raise SpecError([("", f"no stack '{stack}': {path} does not exist (stacks: {known})")])
     data = _yaml_file(path) or {}

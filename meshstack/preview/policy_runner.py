@@ -21,6 +21,7 @@ from pulumi_policy import EnforcementLevel
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
 from meshstack.core.errors import SpecError
+from meshstack.core.input_files import load_json_file
 from meshstack.core.stack_file import Project
 from meshstack.preview.recorder import Resource
 from policies.pack import PACK_NAME, PACK_VERSION, RULES_BY_NAME, policies
@@ -73,12 +74,9 @@ def policy_config_path(project: Project, stack: str) -> Path:
 
 def load_policy_config(path: Path) -> dict[str, Any]:
     """A Pulumi policy-pack config file, checked as the engine checks it: known policies, valid values."""
-    if not path.is_file():
+    if not path.exists():
         return {}
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SpecError([("", f"{path.name} line {exc.lineno}: not valid JSON ({exc.msg})")]) from exc
+    config = load_json_file(path)
     if not isinstance(config, dict):
         raise SpecError([("", f"{path.name} must hold an object of policy names")])
     problems = []

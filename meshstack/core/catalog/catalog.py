@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from meshstack.core.errors import EXIT_INVALID, MeshstackError
+from meshstack.core.input_files import load_yaml_file
 from meshstack.core.yaml_text import load_yaml
 
 HERE = Path(__file__).parent
@@ -206,12 +206,8 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = load_yaml(path.read_text())
-    except OSError as exc:
-        raise CatalogError(f"cannot read catalog file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"catalog file {path} is not valid YAML: {exc}") from exc
+    """The shipped catalogs through libyaml's C loader; a user's override through the input boundary."""
+    data = load_yaml(path.read_text()) if path.parent == HERE else load_yaml_file(path)
     if not isinstance(data, dict):
         raise CatalogError(f"catalog file {path} must hold a mapping at the top level")
     return data

@@ -1,0 +1,168 @@
+"""The one way meshstack reads a file a user wrote: stack files, Pulumi.yaml, catalog overrides and
+policy configs. Before any schema sees the data, the file must be a reasonable size of UTF-8 text
+without control characters, and parse to plain data: no duplicate keys (YAML and JSON would keep
+the last silently), no non-finite numbers, no nesting or alias expansion beyond sane limits (a
+YAML alias bomb expands to billions of nodes when walked). Every refusal is one line naming the
+file and, where there is one, the line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meshstack.core.errors import SpecError
+
+MAX_BYTES = 4 * 2**20
+MAX_DEPTH = 64
+MAX_NODES = 200_000  # after expanding aliases
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class InputFileError(SpecError):
+    """A file that is not data meshstack will read; exit 2, nothing was done."""
+
+    def __init__(self, path: Path, problem: str, line: int | None = None) -> None:
+        where = f"line {line}: " if line is not None else ""
+        super().__init__([("", f"{where}{problem}")], str(path))
+
+
+def read_text(path: Path) -> str:
+    """The file as text, or a refusal naming what is wrong with it."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise InputFileError(path, f"is {size:,} bytes; meshstack reads files up to {MAX_BYTES:,}")
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise InputFileError(path, "is a directory, not a file") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputFileError(path, f"is not UTF-8 text (byte 0x{data[exc.start]:02x})", line) from None
+    bad = CONTROL.search(text)
+    if bad is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise InputFileError(path, f"holds the control character U+{ord(bad.group()):04X}", line)
+    return text
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys and non-finite numbers where they are written."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            if isinstance(key, list | dict):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value", key_node.start_mark
+                )
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (first at line {seen[key]})", key_node.start_mark
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        value = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"'{node.value}' is not a finite number", node.start_mark
+            )
+        return value
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+
+
+def _check_shape(path: Path, root: yaml.Node | None) -> None:
+    """Depth and size as a consumer walking the data would meet them, aliases expanded."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise InputFileError(path, f"nests deeper than {MAX_DEPTH} levels", node.start_mark.line + 1)
+        if id(node) in sizes:
+            return sizes[id(node)]
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        if total > MAX_NODES:
+            raise InputFileError(
+                path, f"expands to more than {MAX_NODES:,} values (aliases included)", node.start_mark.line + 1
+            )
+        sizes[id(node)] = total
+        return total
+
+    if root is not None:
+        size(root, 0)
+
+
+def load_yaml_file(path: Path) -> Any:
+    """A user's YAML file as plain data."""
+    text = read_text(path)
+    loader = _StrictLoader(text)
+    try:
+        root = loader.get_single_node()
+        _check_shape(path, root)
+        return None if root is None else loader.construct_document(root)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(str(exc.problem or exc.context or "not valid YAML").split())
+        raise InputFileError(path, f"not valid YAML: {problem}", mark.line + 1 if mark else None) from None
+    except yaml.YAMLError as exc:
+        raise InputFileError(path, f"not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise InputFileError(path, f"nests deeper than {MAX_DEPTH} levels") from None
+    finally:
+        loader.dispose()
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key '{key}'")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"'{name}' is not a finite number")
+
+
+def _depth(value: Any, depth: int = 0) -> int:
+    if isinstance(value, dict):
+        return max((_depth(v, depth + 1) for v in value.values()), default=depth + 1)
+    if isinstance(value, list):
+        return max((_depth(v, depth + 1) for v in value), default=depth + 1)
+    return depth
+
+
+def load_json_file(path: Path) -> Any:
+    """A user's JSON file as plain data."""
+    text = read_text(path)
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InputFileError(path, f"not valid JSON: {exc.msg}", exc.lineno) from None
+    except ValueError as exc:
+        raise InputFileError(path, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InputFileError(path, f"nests deeper than {MAX_DEPTH} levels") from None
+    if _depth(data) > MAX_DEPTH:
+        raise InputFileError(path, f"nests deeper than {MAX_DEPTH} levels")
+    return data
