@@ -6,6 +6,7 @@ import argparse
 import gc
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -20,6 +21,7 @@ from meshstack.core.errors import (
     EXIT_USAGE,
     EXIT_VIOLATIONS,
     MeshstackError,
+    UsageError,
 )
 from meshstack.core.stack_file import Project, find_project
 from meshstack.planner.request import add_arguments as add_plan_arguments
@@ -28,8 +30,53 @@ DEBUG_ENV = "MESHSTACK_DEBUG"
 STACK_ENV = "PULUMI_STACK"
 
 
+STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def _shown(text: str) -> str:
+    """A value as it can be printed on one line, however long or strange."""
+    shown = ascii(text)
+    return shown if len(shown) <= 60 else shown[:57] + "...'"
+
+
+def stack_name(text: str) -> str:
+    if not STACK_NAME.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{_shown(text)} is not a stack name (letters, digits, '-', '_' and '.', at most 100)"
+        )
+    return text
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def port(text: str) -> int:
+    value = positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, not {value}")
+    return value
+
+
 def _project(args: argparse.Namespace) -> Project:
-    return find_project(Path(args.project) if args.project else None)
+    """--project must name a Pulumi project (a folder with Pulumi.yaml, or inside one); without it,
+    the working directory's project, else meshstack's own."""
+    if not args.project:
+        return find_project()
+    root = Path(args.project)
+    if not root.exists():
+        raise UsageError(f"--project {_shown(args.project)}: no such folder")
+    if not root.is_dir():
+        raise UsageError(f"--project {_shown(args.project)}: is a file, not a project folder")
+    if not any((d / "Pulumi.yaml").is_file() for d in (root.resolve(), *root.resolve().parents)):
+        raise UsageError(f"--project {_shown(args.project)}: no Pulumi.yaml there or above; it is not a Pulumi project")
+    return find_project(root)
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
@@ -119,6 +166,7 @@ def _interrupt(*_: object) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from meshstack.core.stack_file import load_stack
+    from meshstack.core.workspace import claim
     from workloads.local import run_stack
 
     if not args.local:
@@ -127,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not spec.workloads:
         raise MeshstackError(f"stack {args.stack} declares no workloads (meshstack:workloads)")
     signal.signal(signal.SIGTERM, _interrupt)
-    workdir = Path(args.workdir or Path(".meshstack") / args.stack)
+    workdir = claim(Path(args.workdir or Path(".meshstack") / args.stack), "--workdir")
     _, server = run_stack(spec, workdir, args.processes, args.steps, args.port)
     if server is None:
         return 0
@@ -159,6 +207,7 @@ def _stack_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-s",
         "--stack",
+        type=stack_name,
         default=default,
         required=default is None,
         help=f"the stack (default: ${STACK_ENV}{f', now {default}' if default else ''})",
@@ -178,8 +227,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse exits 2 on a usage error; here 2 means an invalid stack file, so usage exits EX_USAGE."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -227,17 +275,17 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the stack's workloads: --local trains them here, then serves the model")
     _stack_option(p)
     p.add_argument("--local", action="store_true", help="as processes on this machine (the only target here)")
-    p.add_argument("--processes", type=int, default=2, help="cap on JAX processes per training job (default 2)")
-    p.add_argument("--steps", type=int, help="override the training steps")
-    p.add_argument("--port", type=int, default=8080, help="local port of the inference server (default 8080)")
+    p.add_argument("--processes", type=positive, default=2, help="cap on JAX processes per training job (default 2)")
+    p.add_argument("--steps", type=positive, help="override the training steps")
+    p.add_argument("--port", type=port, default=8080, help="local port of the inference server (default 8080)")
     p.add_argument("--workdir", help="where buckets, checkpoints and logs go (default .meshstack/STACK)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="preview, train, serve and report on the dev stack, all on this machine")
     p.add_argument("--out", default="meshstack-demo", help="where the report goes (default ./meshstack-demo)")
-    p.add_argument("--stack", default="dev")
-    p.add_argument("--steps", type=int, help="override the training steps")
-    p.add_argument("--processes", type=int, default=2, help="JAX processes for training (default 2)")
+    p.add_argument("--stack", type=stack_name, default="dev")
+    p.add_argument("--steps", type=positive, help="override the training steps")
+    p.add_argument("--processes", type=positive, default=2, help="JAX processes for training (default 2)")
     p.set_defaults(func=cmd_demo)
 
     for name, text in (("up", "deploy a stack with the Pulumi CLI"), ("destroy", "tear a stack down")):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
 import sys
 import threading
 import time
@@ -22,6 +21,7 @@ from typing import Any, TextIO, TypeVar
 
 from meshstack.core.errors import MeshstackError
 from meshstack.core.stack_file import Project, find_project
+from meshstack.core.workspace import claim, clear
 from meshstack.preview.plan import Preview, preview_stack
 from meshstack.preview.render import energy_line, markdown, usd
 from meshstack.preview.report import charts
@@ -118,9 +118,8 @@ def run_demo(
     project: Project | None = None,
 ) -> DemoResult:
     began = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    work = out_dir / "work"
-    shutil.rmtree(work, ignore_errors=True)
+    claim(out_dir, "--out")
+    work = clear(out_dir / "work", "--out")
     project = project or find_project()
 
     preview = _step(

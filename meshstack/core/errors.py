@@ -24,6 +24,12 @@ class MeshstackError(Exception):
     exit_code = EXIT_FAILED
 
 
+class UsageError(MeshstackError):
+    """The command line asks for something meshstack will not do: a bad value, a folder it does not own."""
+
+    exit_code = EXIT_USAGE
+
+
 class SpecError(MeshstackError):
     """A stack file that is not a valid spec; nothing has been declared."""
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from meshstack.core.catalog import Catalog, load_catalog
-from meshstack.core.errors import EXIT_USAGE, MeshstackError, SpecError
+from meshstack.core.errors import SpecError, UsageError
 from meshstack.core.kubernetes import SUPPORTED_VERSIONS
 from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import Project, spec_from_config
@@ -26,10 +26,8 @@ from meshstack.planner.search import Option, PlanRequest
 NODE_SEARCH = 2  # try node counts up to this multiple of the planned one
 
 
-class EmitError(MeshstackError):
+class EmitError(UsageError):
     """The plan cannot be written as a stack file; nothing was written."""
-
-    exit_code = EXIT_USAGE
 
 
 def _system_pool(catalog: Catalog) -> dict[str, Any]:

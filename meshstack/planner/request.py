@@ -6,7 +6,7 @@ import argparse
 import re
 
 from meshstack.core.catalog import known_clouds
-from meshstack.core.errors import EXIT_USAGE, MeshstackError
+from meshstack.core.errors import UsageError
 from meshstack.core.sizing import PRECISION_BYTES, PRESETS, Transformer
 from meshstack.planner.search import PlanRequest
 
@@ -14,8 +14,8 @@ DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class PlanArgumentError(MeshstackError):
-    exit_code = EXIT_USAGE
+class PlanArgumentError(UsageError):
+    """A plan request that does not make sense."""
 
 
 def duration(text: str, option: str) -> float:

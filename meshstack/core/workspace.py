@@ -1,0 +1,46 @@
+"""Folders meshstack writes in: it clears only what it made, and says so with a marker file.
+
+A folder the user already filled is refused, never emptied: `demo --out ~/Documents` must not
+cost anyone their documents.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from meshstack.core.errors import UsageError
+
+MARKER = ".meshstack-owned"
+MARKER_TEXT = "meshstack made this folder and may clear it. Remove this file to keep meshstack out.\n"
+
+
+def claim(path: Path, option: str) -> Path:
+    """`path` as a folder meshstack owns: made now (and marked), or marked by an earlier run.
+    A file in the way, or a non-empty folder without the marker, is refused."""
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"{option} {path}: {parent} is a file, not a folder")
+    if path.is_dir() and not (path / MARKER).exists() and any(path.iterdir()):
+        raise UsageError(
+            f"{option} {path}: the folder holds files meshstack did not write; choose a new or empty folder"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / MARKER).write_text(MARKER_TEXT)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot write there ({exc.strerror})") from None
+    return path
+
+
+def clear(path: Path, option: str) -> Path:
+    """An empty folder meshstack owns at `path`, keeping its marker."""
+    claim(path, option)
+    for child in path.iterdir():
+        if child.name == MARKER:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    return path
