@@ -71,6 +71,9 @@ class TrainConfig(SpecModel):
     global_batch: int = Field(default=8, ge=1, description="Sequences per optimizer step, over all processes.")
     seq_len: int = Field(default=64, ge=8)
     micro_batches: int = Field(default=1, ge=1, description="Gradient accumulation: the batch is split this often.")
+    skip_nonfinite_steps: int = Field(
+        default=0, ge=0, description="Steps in a row with a non-finite loss skipped (no update) before the job stops."
+    )
     learning_rate: float = Field(default=3e-3, gt=0)
     warmup_steps: int = Field(default=10, ge=0)
     weight_decay: float = Field(default=0.01, ge=0)

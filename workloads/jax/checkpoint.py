@@ -1,17 +1,35 @@
-"""Checkpoints with orbax: saved every N steps, kept K deep, written atomically, restored on start.
+"""Checkpoints with orbax: saved every N steps, kept K deep, written atomically, checked on restore.
 
 Orbax writes each step into a temporary directory and renames it only once every
 process has finished, so a job killed mid-save leaves the previous checkpoint as
 the latest one; the leftover temporary directory is removed on the next start.
+
+What orbax does not catch is a checkpoint damaged after it was written (a
+partial copy, a flipped block): it restores whatever bytes it finds. So each save
+also records the SHA-256 of every file it wrote, in a manifest beside the steps
+(`meshstack-checksums/<step>.json`, written last and atomically), and a restore
+takes the newest step whose files still match their manifest and whose
+parameters are all finite, saying which it skipped and why.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
-from workloads.jax.storage import checkpoint_location
+from workloads.jax.storage import checkpoint_location, filesystem
+
+MANIFESTS = "meshstack-checksums"
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint that can be trusted, where some exist."""
 
 
 def manager(uri: str, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
@@ -44,3 +62,97 @@ def restore(mngr: ocp.CheckpointManager, step: int, params: Any, opt_state: Any 
     if opt_state is not None:
         items["opt_state"] = ocp.args.StandardRestore(opt_state)
     return dict(mngr.restore(step, args=ocp.args.Composite(**items)))
+
+
+def _digests(uri: str, step: int) -> dict[str, str]:
+    fs, root = filesystem(uri)
+    base = f"{root.rstrip('/')}/{step}"
+    out = {}
+    for path in sorted(fs.find(base)):
+        digest = hashlib.sha256()
+        with fs.open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+        out[path[len(base) + 1 :]] = digest.hexdigest()
+    return out
+
+
+def record(uri: str, step: int) -> None:
+    """Write the step's manifest (process 0, after the save is final); drop manifests of deleted steps."""
+    fs, root = filesystem(uri)
+    folder = f"{root.rstrip('/')}/{MANIFESTS}"
+    fs.makedirs(folder, exist_ok=True)
+    partial = f"{folder}/{step}.json.partial"
+    with fs.open(partial, "w") as f:
+        json.dump(_digests(uri, step), f, indent=1, sort_keys=True)
+    fs.mv(partial, f"{folder}/{step}.json")
+    for name in fs.ls(folder, detail=False):
+        stem = name.rsplit("/", 1)[-1].split(".")[0]
+        if stem.isdigit() and not fs.exists(f"{root.rstrip('/')}/{stem}"):
+            fs.rm(name)
+
+
+def damage(uri: str, step: int) -> str | None:
+    """Why the step's files cannot be trusted, or None when they match their manifest."""
+    fs, root = filesystem(uri)
+    manifest = f"{root.rstrip('/')}/{MANIFESTS}/{step}.json"
+    if not fs.exists(manifest):
+        return "it has no checksum manifest (its save did not finish)"
+    with fs.open(manifest, "r") as f:
+        expected: dict[str, str] = json.load(f)
+    found = _digests(uri, step)
+    for name, digest in expected.items():
+        if name not in found:
+            return f"{name} is missing"
+        if found[name] != digest:
+            return f"{name} does not match its checksum"
+    extra = sorted(set(found) - set(expected))
+    return f"{extra[0]} was not written by the save" if extra else None
+
+
+def quarantine(uri: str, step: int) -> None:
+    """Move a damaged step aside (never deleted: someone may want to look at it) so a resumed run can
+    save that step again."""
+    fs, root = filesystem(uri)
+    base = root.rstrip("/")
+    n = 0
+    while fs.exists(f"{base}/damaged-{step}-{n}"):
+        n += 1
+    fs.mv(f"{base}/{step}", f"{base}/damaged-{step}-{n}", recursive=True)
+    manifest = f"{base}/{MANIFESTS}/{step}.json"
+    if fs.exists(manifest):
+        fs.mv(manifest, f"{base}/damaged-{step}-{n}.sha256.json")
+
+
+def finite(tree: Any) -> bool:
+    return bool(jax.tree.reduce(lambda ok, leaf: ok & jnp.all(jnp.isfinite(leaf)), tree, jnp.bool_(True)))
+
+
+def restore_latest_good(
+    mngr: ocp.CheckpointManager,
+    uri: str,
+    params: Any,
+    opt_state: Any | None,
+    skipped: Callable[[int, str], None],
+) -> tuple[int, dict[str, Any]] | None:
+    """The newest step that matches its manifest and holds finite parameters, restored; None when there
+    are no checkpoints; CheckpointError when there are some and none can be trusted."""
+    steps = sorted(mngr.all_steps(), reverse=True)
+    reasons = []
+    for step in steps:
+        problem = damage(uri, step)
+        restored: dict[str, Any] | None = None
+        if problem is None:
+            try:
+                restored = restore(mngr, step, params, opt_state)
+            except Exception as exc:  # orbax raises many kinds on unreadable data
+                problem = f"it cannot be read ({type(exc).__name__})"
+        if restored is not None and not finite(restored["params"]):
+            problem = "its parameters are not all finite"
+        if problem is None and restored is not None:
+            return step, restored
+        reasons.append(f"step {step}: {problem}")
+        skipped(step, str(problem))
+    if steps:
+        raise CheckpointError(f"no checkpoint under {uri} can be trusted: {'; '.join(reasons)}")
+    return None

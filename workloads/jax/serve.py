@@ -261,11 +261,17 @@ def load_generator(job: ServeJobConfig) -> Generator:
         jax.eval_shape(lambda: init_params(job.model, jax.random.key(0))),
     )
     mngr = checkpoint.manager(job.checkpoint_uri, read_only=True)
-    step = mngr.latest_step()
-    if step is None:
-        raise FileNotFoundError(f"no checkpoint at {job.checkpoint_uri}: train first")
-    params = checkpoint.restore(mngr, step, abstract)["params"]
+    found = checkpoint.restore_latest_good(
+        mngr,
+        job.checkpoint_uri,
+        abstract,
+        None,
+        lambda step, why: print(json.dumps({"event": "checkpoint_damaged", "step": step, "reason": why}), flush=True),
+    )
     mngr.close()
+    if found is None:
+        raise FileNotFoundError(f"no checkpoint at {job.checkpoint_uri}: train first")
+    params = found[1]["params"]
     return Generator(params, job.model, job.serve.max_batch_size, job.serve.max_new_tokens)
 
 
@@ -297,7 +303,8 @@ def main() -> int:
     job = ServeJobConfig.model_validate_json(raw)
     try:
         server, thread = start(job)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, checkpoint.CheckpointError) as exc:
+        # Never ready on weights that cannot be trusted: the pod stays unready and restarts.
         print(f"serve: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()

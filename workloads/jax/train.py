@@ -9,6 +9,7 @@ and the logs on Kubernetes read the same lines.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -44,6 +45,10 @@ def make_mesh(cfg: JobConfig) -> Mesh:
     return Mesh(np.array(devices).reshape(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor), ("data", "fsdp", "tensor"))
 
 
+class DivergedError(RuntimeError):
+    """The loss stopped being a number."""
+
+
 def optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     schedule = optax.warmup_cosine_decay_schedule(
         0.0,
@@ -52,9 +57,13 @@ def optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
         max(cfg.steps, cfg.warmup_steps + 1),
         end_value=cfg.learning_rate * 0.1,
     )
-    return optax.chain(
+    tx = optax.chain(
         optax.clip_by_global_norm(1.0), optax.adamw(schedule, b1=0.9, b2=0.95, weight_decay=cfg.weight_decay)
     )
+    if cfg.skip_nonfinite_steps:
+        # A step whose gradients are not finite leaves the parameters as they were.
+        tx = optax.apply_if_finite(tx, max_consecutive_errors=cfg.skip_nonfinite_steps)
+    return tx
 
 
 def state_specs(tree: Any) -> Any:
@@ -134,12 +143,25 @@ def run(cfg: JobConfig) -> float:
     trainer = Trainer(cfg, topology)
     train = cfg.train
     mngr = checkpoint.manager(cfg.checkpoint_uri, keep=train.keep_checkpoints)
-    start = mngr.latest_step()
-    if start is None:
+    damaged: list[int] = []
+
+    def skipped(step: int, why: str) -> None:
+        damaged.append(step)
+        emit(topology, event="checkpoint_damaged", step=step, reason=why)
+
+    found = checkpoint.restore_latest_good(mngr, cfg.checkpoint_uri, *trainer.abstract, skipped)
+    if damaged:
+        # The run will save those steps again: move the damaged ones aside first, on one process.
+        if topology.process_id == 0:
+            for step in damaged:
+                checkpoint.quarantine(cfg.checkpoint_uri, step)
+        distributed.barrier("meshstack-quarantine")
+        mngr.reload()
+    if found is None:
         params, opt_state = trainer.init()
         start = 0
     else:
-        restored = checkpoint.restore(mngr, start, *trainer.abstract)
+        start, restored = found
         params, opt_state = restored["params"], restored["opt_state"]
         emit(topology, event="restored", step=start)
     reader = TokenReader(cfg.data_uri, train.seq_len, train.seed)
@@ -156,6 +178,7 @@ def run(cfg: JobConfig) -> float:
         params=cfg.model.param_count(),
     )
     loss_value = float("nan")
+    nonfinite = 0
     for step in range(start, train.steps):
         local = reader.batch(step, train.global_batch, train.micro_batches, topology.process_id, topology.process_count)
         began = time.perf_counter()
@@ -163,6 +186,13 @@ def run(cfg: JobConfig) -> float:
         loss_value = float(loss)
         elapsed = time.perf_counter() - began
         done = step + 1
+        nonfinite = nonfinite + 1 if not math.isfinite(loss_value) else 0
+        if nonfinite > train.skip_nonfinite_steps:
+            # Stop before a checkpoint can carry the damage: the last good one stays the latest.
+            raise DivergedError(
+                f"the loss is {loss_value} at step {done} ({nonfinite} step(s) in a row; "
+                f"train.skip_nonfinite_steps allows {train.skip_nonfinite_steps}): nothing was saved"
+            )
         if done % train.log_every == 0 or done == train.steps:
             achieved = flops_per_step / elapsed / topology.global_devices / 1e12
             mfu = achieved / cfg.peak_tflops_per_device if cfg.peak_tflops_per_device else None
@@ -178,6 +208,9 @@ def run(cfg: JobConfig) -> float:
             )
         if done % train.checkpoint_every == 0 or done == train.steps:
             checkpoint.save(mngr, done, params, opt_state, {"step": done, "loss": loss_value})
+            mngr.wait_until_finished()
+            if topology.process_id == 0:
+                checkpoint.record(cfg.checkpoint_uri, done)
             emit(topology, event="checkpoint", step=done)
     mngr.wait_until_finished()
     mngr.close()
@@ -198,6 +231,9 @@ def main() -> int:
     except (distributed.ContractError, ValueError) as exc:
         print(json.dumps({"event": "error", "message": str(exc)}), flush=True)
         return 2
+    except (DivergedError, checkpoint.CheckpointError) as exc:
+        print(json.dumps({"event": "error", "message": str(exc)}), flush=True)
+        return 3
     return 0
 
 
