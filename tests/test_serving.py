@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meshstack.core.contract import JobConfig, ServeConfig, ServeJobConfig
 from workloads.jax.data import ensure_corpus
-from workloads.jax.serve import Engine, Metrics, Pending, RequestError, Server, drain, start
+from workloads.jax.serve import TOKEN_ENV, Engine, Metrics, Pending, RequestError, Server, drain, start
 from workloads.jax.train import run
 from workloads.k8s.inference_service import IN_FLIGHT_METRIC
 from workloads.local import LocalServer, free_port
@@ -48,7 +49,7 @@ def serve_job(checkpoint: str, **serve: Any) -> ServeJobConfig:
 
 @pytest.fixture(scope="module")
 def server(checkpoint: str) -> Iterator[Server]:
-    srv, _ = start(serve_job(checkpoint), host="127.0.0.1")
+    srv, _ = start(serve_job(checkpoint, read_timeout_s=2), host="127.0.0.1")
     yield srv
     drain(srv)
 
@@ -115,6 +116,12 @@ def test_concurrent_requests_share_a_forward_pass(server: Server) -> None:
         ("POST", "/v1/generate", b"x" * 20000, {}, 413, "the body is over"),
         ("GET", "/v1/generate", None, {}, 405, "use POST"),
         ("GET", "/nope", None, {}, 404, "no such path"),
+        ("PUT", "/v1/generate", b"{}", {}, 405, "PUT is not supported: use GET, POST"),
+        ("DELETE", "/v1/generate", None, {}, 405, "DELETE is not supported"),
+        ("OPTIONS", "/", None, {}, 405, "OPTIONS is not supported"),
+        ("POST", "/v1/generate", b'{"prompt": "\\ud800 alone"}', {}, 400, "not valid Unicode (a lone surrogate)"),
+        ("POST", "/v1/generate", b"[" * 5000 + b"]" * 5000, {}, 400, "nests deeper than 16 levels"),
+        ("POST", "/v1/generate", b'{"prompt": "hi"}', {"Content-Length": "1e3"}, 400, "one plain number"),
     ],
 )
 def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(
@@ -217,3 +224,83 @@ def test_decoding_with_a_cache_needs_the_mask_of_real_slots() -> None:
     tokens = jnp.zeros((1, 2), jnp.int32)
     with pytest.raises(ValueError, match="needs key_valid"):
         forward(params, tokens, jnp.arange(2)[None], cfg, cache=empty_cache(cfg, 1, 8, jnp.float32))
+
+
+def raw_exchange(server: Server, request: bytes, wait: float = 10.0) -> bytes:
+    """Send bytes as they are and read whatever comes back until the server closes or `wait` passes."""
+    with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=wait) as sock:
+        sock.sendall(request)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pytest.fail(f"no answer and no close within {wait} s to {request[:40]!r}")
+        return b"".join(chunks)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "text"),
+    [
+        (
+            b"POST /v1/generate HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + b'{"prompt": "hi"}',
+            408,
+            "ended after 16 of its 100",
+        ),
+        (
+            b"POST /v1/generate HTTP/1.1\r\nContent-Length: 16\r\nContent-Length: 16\r\n\r\n" + b'{"prompt": "hi"}',
+            400,
+            "one plain number",
+        ),
+        (b"POST /v1/generate HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411, "chunked bodies"),
+        (b"HELLO THERE\r\n\r\n", 400, "Bad HTTP/0.9 request type"),
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, ""),
+    ],
+)
+def test_malformed_http_gets_a_json_answer_never_a_hang(
+    server: Server, request_bytes: bytes, status: int, text: str
+) -> None:
+    answer = raw_exchange(server, request_bytes)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()) or head.startswith(f"HTTP/1.0 {status} ".encode()), head
+    assert b"application/json" in head and text in json.loads(body)["error"]
+    assert call(server, "GET", "/healthz")[0] == 200
+
+
+@pytest.mark.slow
+def test_http_0_9_and_silence_are_closed_not_held(server: Server) -> None:
+    raw_exchange(server, b"GET /healthz\r\n")
+    raw_exchange(server, b"")  # a client that connects and says nothing is let go after the read timeout
+    assert call(server, "GET", "/healthz")[0] == 200
+
+
+@pytest.mark.slow
+def test_64_clients_at_once_are_all_answered(server: Server) -> None:
+    start_line = threading.Barrier(64)
+    results: list[int] = []
+
+    def client() -> None:
+        start_line.wait()
+        results.append(call(server, "GET", "/healthz")[0])
+
+    threads = [threading.Thread(target=client) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200] * 64
+
+
+@pytest.mark.slow
+def test_a_token_guards_generation_but_not_the_probes(checkpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, "s3cret")
+    guarded, _ = start(serve_job(checkpoint), host="127.0.0.1")
+    try:
+        assert generate(guarded, {"prompt": "hi", "max_new_tokens": 2})[0] == 401
+        body = json.dumps({"prompt": "hi", "max_new_tokens": 2}).encode()
+        assert call(guarded, "POST", "/v1/generate", body, {"Authorization": "Bearer s3cret"})[0] == 200
+        assert call(guarded, "POST", "/v1/generate", body, {"Authorization": "Bearer nope"})[0] == 401
+        assert call(guarded, "GET", "/readyz")[0] == 200
+    finally:
+        drain(guarded)

@@ -93,6 +93,10 @@ class ServeConfig(SpecModel):
     max_queue: int = Field(default=64, ge=1, description="Queued requests beyond this are refused with 429.")
     max_new_tokens: int = Field(default=64, ge=1)
     max_prompt_bytes: int = Field(default=4096, ge=1)
+    bind: str = Field(
+        default="0.0.0.0", description="Address the server listens on; the NetworkPolicy is what limits who reaches it."
+    )
+    read_timeout_s: float = Field(default=10, gt=0, le=300, description="Longest wait for a request's headers or body.")
 
 
 class JobConfig(SpecModel):

@@ -149,13 +149,42 @@ class Engine:
             return self.in_flight == 0
 
 
+TOKEN_ENV = "MESHSTACK_SERVE_TOKEN"  # when set, POSTs need `Authorization: Bearer <it>` (defence in depth)
+MAX_JSON_DEPTH = 16
+ALLOWED = "GET, POST"
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The listen backlog: the default of 5 resets connections when a few dozen clients arrive at once.
+    request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], engine: Engine, metrics: Metrics) -> None:
+    def __init__(self, address: tuple[str, int], engine: Engine, metrics: Metrics, token: str | None = None) -> None:
         super().__init__(address, Handler)
-        self.engine, self.metrics = engine, metrics
+        self.engine, self.metrics, self.token = engine, metrics, token
         self.ready = True
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep brackets nest, outside strings: checked before parsing, which recurses."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -166,6 +195,36 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return
+
+    def setup(self) -> None:
+        super().setup()
+        # Header and body reads give up after the configured time instead of holding a thread forever.
+        self.connection.settimeout(self.server.engine.cfg.read_timeout_s)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library answers malformed requests with HTML; meshstack's clients get JSON."""
+        self.close_connection = True
+        try:
+            status = HTTPStatus(code)
+        except ValueError:
+            status = HTTPStatus.BAD_REQUEST
+        # A malformed request line parses as HTTP/0.9, which would get no status line at all.
+        self.request_version = self.protocol_version
+        self._json(status, {"error": message or status.phrase})
+
+    def _refuse_method(self) -> None:
+        self.close_connection = True
+        self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
+        body = json.dumps({"error": f"{self.command} is not supported: use {ALLOWED}"}).encode()
+        self.send_header("Allow", ALLOWED)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.metrics.requests.labels(code="405").inc()
+
+    # http.server dispatches to do_<METHOD>; those names are its, not ours.
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_TRACE = do_CONNECT = _refuse_method  # noqa: N815
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str = "application/json") -> None:
         self.send_response(status)
@@ -196,6 +255,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if self.path != "/v1/generate":
                 raise RequestError(HTTPStatus.NOT_FOUND, f"no such path {self.path}")
+            token = self.server.token
+            if token is not None and self.headers.get("Authorization") != f"Bearer {token}":
+                raise RequestError(HTTPStatus.UNAUTHORIZED, "send the service's token as 'Authorization: Bearer ...'")
             pending = self._parse()
             self.server.engine.submit(pending)
             pending.done.wait()
@@ -217,16 +279,35 @@ class Handler(BaseHTTPRequestHandler):
 
     def _parse(self) -> Pending:
         cfg = self.server.engine.cfg
-        length = self.headers.get("Content-Length")
-        if length is None:
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted: send a Content-Length")
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
             raise RequestError(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length header")
-        if not length.isdigit():
-            raise RequestError(HTTPStatus.BAD_REQUEST, "Content-Length must be a number")
-        if int(length) > 4 * cfg.max_prompt_bytes + 1024:
+        if len(lengths) > 1 or not lengths[0].isdigit() or len(lengths[0]) > 12:
+            self.close_connection = True
+            raise RequestError(HTTPStatus.BAD_REQUEST, "Content-Length must be one plain number")
+        length = int(lengths[0])
+        if length > 4 * cfg.max_prompt_bytes + 1024:
+            self.close_connection = True
             raise RequestError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {4 * cfg.max_prompt_bytes + 1024} bytes"
             )
-        raw = self.rfile.read(int(length))
+        raw = bytearray()
+        try:
+            while len(raw) < length and (chunk := self.rfile.read1(length - len(raw))):
+                raw += chunk
+        except TimeoutError:
+            pass  # the client stopped sending: answered below
+        if len(raw) < length:
+            self.close_connection = True
+            raise RequestError(
+                HTTPStatus.REQUEST_TIMEOUT,
+                f"the body ended after {len(raw)} of its {length} bytes (Content-Length is strict)",
+            )
+        if json_depth(bytes(raw)) > MAX_JSON_DEPTH:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -244,7 +325,10 @@ class Handler(BaseHTTPRequestHandler):
         temperature = body.get("temperature", 0.0)
         if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 5:
             raise RequestError(HTTPStatus.BAD_REQUEST, "'temperature' must be a number from 0 to 5")
-        prompt = tokenizer.encode(body["prompt"], bos=True)
+        try:
+            prompt = tokenizer.encode(body["prompt"], bos=True)
+        except UnicodeEncodeError:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "'prompt' is not valid Unicode (a lone surrogate)") from None
         limit = min(cfg.max_prompt_bytes, self.server.engine.generator.max_prompt_tokens())
         if len(prompt) > limit:
             raise RequestError(
@@ -275,11 +359,13 @@ def load_generator(job: ServeJobConfig) -> Generator:
     return Generator(params, job.model, job.serve.max_batch_size, job.serve.max_new_tokens)
 
 
-def start(job: ServeJobConfig, host: str = "0.0.0.0") -> tuple[Server, threading.Thread]:
+def start(job: ServeJobConfig, host: str | None = None) -> tuple[Server, threading.Thread]:
     metrics = Metrics()
     generator = load_generator(job)
     generator.warm_up()
-    server = Server((host, job.serve.port), Engine(generator, job.serve, metrics), metrics)
+    address = (host or job.serve.bind, job.serve.port)
+    token = os.environ.get(TOKEN_ENV) or None
+    server = Server(address, Engine(generator, job.serve, metrics), metrics, token)
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     return server, thread
