@@ -107,6 +107,10 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         lambda c: c["meshstack:workloads"][1]["serve"].update(max_batch_size=512),
         "workloads[1].serve.max_batch_size: needs 390.0 GiB on one l40s",
     ),
+    "client namespace": (
+        lambda c: c["meshstack:workloads"][1]["clients"]["namespaces"].append("Bad_NS"),
+        "workloads[1].clients.namespaces.Bad_NS: 'Bad_NS' is not a namespace name (a DNS label)",
+    ),
     "duplicate queue": (
         lambda c: cluster(c)["queues"][1].update(name="pretraining"),
         "clusters[0].queues[1].name: queue name 'pretraining' is used twice",

@@ -261,3 +261,37 @@ def test_gke_services_are_scraped_by_managed_prometheus_and_scaled_through_it(pr
     assert member["role"] == "roles/monitoring.viewer"
     assert member["member"].endswith("/subject/ns/keda/sa/keda-operator")
     assert member["member"].startswith("principal://iam.googleapis.com/projects/")
+
+
+def test_the_inference_service_admits_only_its_clients_and_the_scraper(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    policy = one(result, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "prod-aws-chat").inputs["spec"]
+    deployment = one(result, "kubernetes:apps/v1:Deployment", "prod-aws-chat").inputs["spec"]
+    assert policy["podSelector"]["matchLabels"] == deployment["selector"]["matchLabels"]
+    assert policy["policyTypes"] == ["Ingress"]
+    clients, scraper = policy["ingress"]
+    gateway = {"matchLabels": {"app.kubernetes.io/name": "gateway"}}
+    assert clients["from"] == [
+        {"podSelector": gateway},
+        {
+            "namespaceSelector": {
+                "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["apps"]}]
+            },
+            "podSelector": gateway,
+        },
+    ]
+    assert clients["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert scraper["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["monitoring"]
+    token = next(
+        e for e in deployment["template"]["spec"]["containers"][0]["env"] if e["name"] == "MESHSTACK_SERVE_TOKEN"
+    )
+    assert token["valueFrom"] == {"secretKeyRef": {"name": "chat-token", "key": "token"}}
+    gcp = one(preview("prod-gcp"), "kubernetes:networking.k8s.io/v1:NetworkPolicy", "prod-gcp-chat").inputs["spec"]
+    assert gcp["ingress"][1]["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["gmp-system"]
+
+
+def test_the_clusters_enforce_network_policy(preview: Previewer) -> None:
+    addon = one(preview("prod-aws"), "aws:eks/addon:Addon", "prod-aws-train-vpc-cni").inputs
+    assert json.loads(addon["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    cluster = one(preview("prod-gcp"), "gcp:container/cluster:Cluster", "prod-gcp-tpu").inputs
+    assert cluster["datapathProvider"] == "ADVANCED_DATAPATH"

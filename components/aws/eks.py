@@ -25,6 +25,8 @@ from meshstack.core.nodes import NodePoolArgs
 
 # Add-ons that must be there before nodes join, and those that need nodes to schedule on.
 NETWORK_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+# The VPC CNI enforces Kubernetes NetworkPolicy only when asked (its network policy agent).
+ADDON_CONFIGURATION = {"vpc-cni": {"enableNetworkPolicy": "true"}}
 SCHEDULED_ADDONS = ("coredns",)
 ADMIN_POLICY = "arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
@@ -225,6 +227,7 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-{addon}",
             cluster_name=cluster.name,
             addon_name=addon,
+            configuration_values=json.dumps(ADDON_CONFIGURATION[addon]) if addon in ADDON_CONFIGURATION else None,
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
             tags=named(tags, f"{name}-{addon}"),

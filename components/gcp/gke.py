@@ -141,6 +141,8 @@ class GkeCluster(pulumi.ComponentResource):
                 ],
             },
             workload_identity_config={"workload_pool": f"{project}.svc.id.goog"},
+            # Dataplane V2 enforces Kubernetes NetworkPolicy (the serving pods' ingress rules).
+            datapath_provider="ADVANCED_DATAPATH",
             database_encryption={"state": "ENCRYPTED", "key_name": key.id},
             enable_shielded_nodes=True,
             logging_config={"enable_components": ["SYSTEM_COMPONENTS", "WORKLOADS"]},

@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from meshstack.core.validation import SpecModel, field_error
 
 JOB_CONFIG_ENV = "MESHSTACK_JOB_CONFIG"
+SERVE_TOKEN_ENV = "MESHSTACK_SERVE_TOKEN"  # the bearer token the server checks, when set
 # Multi-host start-up, as Kubeflow Trainer names it; TPU slices on GKE set TPU_WORKER_* themselves.
 COORDINATOR = "JAX_COORDINATOR_ADDRESS"
 NUM_PROCESSES = "JAX_NUM_PROCESSES"

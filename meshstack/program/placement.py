@@ -108,6 +108,9 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
                     max_replicas=workload.max_replicas,
                     target_in_flight=workload.target_in_flight or workload.serve.max_batch_size,
                     metrics=cluster.metrics,
+                    client_namespaces=workload.clients.namespaces,
+                    client_labels=workload.clients.pod_labels,
+                    token_secret=workload.token_secret,
                 ),
                 opts,
             )

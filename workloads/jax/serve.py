@@ -27,7 +27,7 @@ import jax
 import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from meshstack.core.contract import JOB_CONFIG_ENV, ServeConfig, ServeJobConfig
+from meshstack.core.contract import JOB_CONFIG_ENV, SERVE_TOKEN_ENV, ServeConfig, ServeJobConfig
 from workloads.jax import checkpoint, tokenizer
 from workloads.jax.generate import Generator
 from workloads.jax.model import init_params
@@ -149,7 +149,7 @@ class Engine:
             return self.in_flight == 0
 
 
-TOKEN_ENV = "MESHSTACK_SERVE_TOKEN"  # when set, POSTs need `Authorization: Bearer <it>` (defence in depth)
+TOKEN_ENV = SERVE_TOKEN_ENV  # when set, POSTs need `Authorization: Bearer <it>` (defence in depth)
 MAX_JSON_DEPTH = 16
 ALLOWED = "GET, POST"
 

@@ -3,13 +3,14 @@ protected by a PDB."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from meshstack.core.contract import JOB_CONFIG_ENV
+from meshstack.core.contract import JOB_CONFIG_ENV, SERVE_TOKEN_ENV
 from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.objects import CustomObject
 from workloads.k8s.pod import security_context
@@ -38,6 +39,39 @@ class InferenceServiceArgs(WorkloadArgs):
     max_replicas: int = 2
     target_in_flight: int = 8
     metrics: MetricsBackend = field(default_factory=MetricsBackend.operator)
+    client_namespaces: Sequence[str] = ()
+    client_labels: Mapping[str, str] = field(default_factory=dict)
+    token_secret: str | None = None
+
+
+def network_policy(args: InferenceServiceArgs, meta: dict[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
+    """Ingress to the server's port only from its own namespace's pods, the namespaces named (pods
+    with `client_labels` where given) and the metrics scraper; everything else is dropped."""
+    pods = {"podSelector": {"matchLabels": dict(args.client_labels)}} if args.client_labels else {}
+    peers: list[dict[str, Any]] = [{"podSelector": {"matchLabels": dict(args.client_labels)}}]
+    if args.client_namespaces:
+        names = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(args.client_namespaces)}
+        peers.append({"namespaceSelector": {"matchExpressions": [names]}, **pods})
+    scraper = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [args.metrics.scraper_namespace]}
+    port = [{"protocol": "TCP", "port": args.port}]
+    return {
+        "metadata": meta,
+        "spec": {
+            "podSelector": {"matchLabels": dict(labels)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": peers, "ports": port},
+                {"from": [{"namespaceSelector": {"matchExpressions": [scraper]}}], "ports": port},
+            ],
+        },
+    }
+
+
+def token_env(args: InferenceServiceArgs) -> list[dict[str, Any]]:
+    if args.token_secret is None:
+        return []
+    source = {"secretKeyRef": {"name": args.token_secret, "key": "token"}}
+    return [{"name": SERVE_TOKEN_ENV, "valueFrom": source}]
 
 
 def scaled_object(args: InferenceServiceArgs, meta: dict[str, Any], auth: str | None) -> dict[str, Any]:
@@ -114,7 +148,7 @@ class InferenceService(pulumi.ComponentResource):
                                 "name": "serve",
                                 "image": args.image,
                                 "command": ["python", "-m", "workloads.jax.serve"],
-                                "env": [{"name": JOB_CONFIG_ENV, "value": args.job_config}],
+                                "env": [{"name": JOB_CONFIG_ENV, "value": args.job_config}, *token_env(args)],
                                 "ports": [{"name": "http", "containerPort": port}],
                                 "resources": placement.resources(),
                                 "securityContext": security_context(),
@@ -157,6 +191,7 @@ class InferenceService(pulumi.ComponentResource):
                 child,
             )
         CustomObject(name, scaled_object(args, meta, auth), child)
+        k8s.networking.v1.NetworkPolicy(name, **network_policy(args, meta, labels), opts=child)
         k8s.policy.v1.PodDisruptionBudget(
             name, metadata=meta, spec={"minAvailable": 1, "selector": {"matchLabels": labels}}, opts=child
         )

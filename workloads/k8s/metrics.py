@@ -22,6 +22,11 @@ class MetricsBackend:
     query_url: str
     cluster: str | None = None
 
+    @property
+    def scraper_namespace(self) -> str:
+        """Where the scraping pods run: kube-prometheus-stack's release namespace, or GMP's collectors."""
+        return "monitoring" if self.kind == "prometheus-operator" else "gmp-system"
+
     @classmethod
     def operator(cls) -> MetricsBackend:
         return cls("prometheus-operator", OPERATOR_QUERY_URL)

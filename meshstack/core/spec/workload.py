@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from meshstack.core.contract import MeshConfig, ModelConfig, ServeConfig, TrainConfig, shape_problem
-from meshstack.core.spec.base import DNS_LABEL, SpecModel, field_error
+from meshstack.core.spec.base import DNS_LABEL, SpecModel, check_label, field_error
 
 
 class StorageRef(SpecModel):
@@ -78,6 +79,29 @@ class TrainingWorkload(_Workload):
         return self
 
 
+class Clients(SpecModel):
+    """Who may reach an inference service (its NetworkPolicy): pods of its own namespace, and of these
+    namespaces; `pod_labels` narrows both to pods carrying them."""
+
+    namespaces: list[str] = Field(default_factory=list)
+    pod_labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("namespaces")
+    @classmethod
+    def _names(cls, namespaces: list[str]) -> list[str]:
+        for name in namespaces:
+            if not re.match(DNS_LABEL, name):
+                raise field_error(name, f"'{name}' is not a namespace name (a DNS label)")
+        return namespaces
+
+    @field_validator("pod_labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key, value in labels.items():
+            check_label(key, value)
+        return labels
+
+
 class InferenceWorkload(_Workload):
     kind: Literal["inference"]
     checkpoints: StorageRef | None = Field(default=None, description="Where to load from; or from_training.")
@@ -91,6 +115,12 @@ class InferenceWorkload(_Workload):
         description="Requests in flight per replica that KEDA scales towards; serve.max_batch_size by default.",
     )
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    clients: Clients = Field(default_factory=Clients)
+    token_secret: str | None = Field(
+        default=None,
+        pattern=DNS_LABEL,
+        description="A Kubernetes Secret (key 'token') whose value callers must send as a bearer token.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> InferenceWorkload:
