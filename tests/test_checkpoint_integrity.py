@@ -117,3 +117,12 @@ def test_the_server_skips_non_finite_weights_and_refuses_when_nothing_else_is_le
     flip_a_block(tmp_path / "ckpt" / "2")
     with pytest.raises(checkpoint.CheckpointError, match="step 3: its parameters are not all finite; step 2: "):
         load_generator(serve)
+
+
+def test_a_tampered_manifest_is_a_damaged_checkpoint(tmp_path: Path) -> None:
+    run(job(tmp_path, 2))
+    manifest = tmp_path / "ckpt" / checkpoint.MANIFESTS / "2.json"
+    manifest.write_text('{"a": "1", "a": "2"}')
+    assert checkpoint.damage((tmp_path / "ckpt").as_uri(), 2) == (
+        f"its checksum manifest is not valid: {manifest}: not valid JSON: duplicate key 'a'"
+    )

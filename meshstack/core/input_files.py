@@ -154,7 +154,11 @@ def _depth(value: Any, depth: int = 0) -> int:
 
 def load_json_file(path: Path) -> Any:
     """A user's JSON file as plain data."""
-    text = read_text(path)
+    return parse_json(read_text(path), path)
+
+
+def parse_json(text: str, path: Path) -> Any:
+    """JSON text read from `path` (a local file, or a checkpoint's manifest in a bucket) as plain data."""
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:

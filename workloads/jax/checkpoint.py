@@ -17,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
+from meshstack.core.input_files import InputFileError, parse_json
 from workloads.jax.storage import checkpoint_location, filesystem
 
 MANIFESTS = "meshstack-checksums"
@@ -99,7 +101,12 @@ def damage(uri: str, step: int) -> str | None:
     if not fs.exists(manifest):
         return "it has no checksum manifest (its save did not finish)"
     with fs.open(manifest, "r") as f:
-        expected: dict[str, str] = json.load(f)
+        try:
+            expected = parse_json(f.read(), Path(manifest))
+        except InputFileError as exc:
+            return f"its checksum manifest is not valid: {exc}"
+    if not isinstance(expected, dict):
+        return "its checksum manifest is not a mapping of files to checksums"
     found = _digests(uri, step)
     for name, digest in expected.items():
         if name not in found:
