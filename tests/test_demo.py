@@ -72,7 +72,7 @@ def test_demo_runs_every_step_and_exits_0(demo: tuple[subprocess.CompletedProces
         "== 4. Write the report",
     ):
         assert heading in out
-    assert "81 resources; cost idle $0.25/hour, as declared $0.25/hour" in out and "policy: 0 mandatory" in out
+    assert "82 resources; cost idle $0.25/hour, as declared $0.25/hour" in out and "policy: 0 mandatory" in out
     assert "running its workloads $0.95/hour" in out
     assert "tiny: 2 processes, 2 devices (cpu)" in out and "tiny: step 40/40  loss" in out
     assert out.count("-> ") == 4 and "batch of" in out
