@@ -15,6 +15,10 @@ from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.planner.search import PlanRequest, plan
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/meshstack:0.1.0"
+EMIT = (
+    *("plan", "--preset", "llama-2-7b", "--mode", "train", "--tokens", "1e11", "--deadline", "7d"),
+    *("--cloud", "aws", "--emit-stack", "ft7b", "--image", IMAGE),
+)
 
 
 def meshstack(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -69,28 +73,7 @@ def test_an_emitted_stack_validates_and_previews_clean(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.yaml").write_text((PROJECT_ROOT / "Pulumi.yaml").read_text())
     (tmp_path / "stacks" / "__main__.py").write_text((PROJECT_ROOT / "stacks" / "__main__.py").read_text())
     args = ("--project", str(tmp_path))
-    done = meshstack(
-        *args,
-        "plan",
-        "--preset",
-        "llama-2-7b",
-        "--mode",
-        "train",
-        "--tokens",
-        "1e11",
-        "--deadline",
-        "7d",
-        "--cloud",
-        "aws",
-        "--emit-stack",
-        "ft7b",
-        "--image",
-        IMAGE,
-        "--tag",
-        "team=research",
-        "--tag",
-        "cost-center=42",
-    )
+    done = meshstack(*args, *EMIT, "--tag", "team=research", "--tag", "cost-center=42")
     assert done.returncode == 0, done.stderr
     written = tmp_path / "stacks" / "Pulumi.ft7b.yaml"
     assert f"wrote {written}" in done.stderr
@@ -101,28 +84,7 @@ def test_an_emitted_stack_validates_and_previews_clean(tmp_path: Path) -> None:
     report = json.loads(preview.stdout)
     assert report["policy"]["violations"] == []
     assert report["cost"]["energy"]["running_monthly_kwh"] > 0
-    again = meshstack(
-        *args,
-        "plan",
-        "--preset",
-        "llama-2-7b",
-        "--mode",
-        "train",
-        "--tokens",
-        "1e11",
-        "--deadline",
-        "7d",
-        "--cloud",
-        "aws",
-        "--emit-stack",
-        "ft7b",
-        "--image",
-        IMAGE,
-        "--tag",
-        "team=r",
-        "--tag",
-        "cost-center=1",
-    )
+    again = meshstack(*args, *EMIT, "--tag", "team=r", "--tag", "cost-center=1")
     assert again.returncode == 64 and "exists: choose another --emit-stack name" in again.stderr, "never overwritten"
 
 

@@ -78,3 +78,10 @@ def check_label(key: str, value: str) -> None:
             "'{value}' is not a valid Kubernetes label value (at most 63 alphanumerics, '-', '_', '.')",
             {"value": value},
         )
+
+
+def check_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Every key and value of a label map, as a field validator returns it."""
+    for key, value in labels.items():
+        check_label(key, value)
+    return labels

@@ -7,9 +7,26 @@ from typing import Any
 from pydantic import ValidationInfo
 
 from meshstack.core.catalog import Catalog, load_catalog
-from meshstack.core.validation import DNS_LABEL, SpecModel, check_cidr, check_label, field_error, parse_cidr
+from meshstack.core.validation import (
+    DNS_LABEL,
+    SpecModel,
+    check_cidr,
+    check_label,
+    check_labels,
+    field_error,
+    parse_cidr,
+)
 
-__all__ = ["DNS_LABEL", "SpecModel", "catalog_from", "check_cidr", "check_label", "field_error", "parse_cidr"]
+__all__ = [
+    "DNS_LABEL",
+    "SpecModel",
+    "catalog_from",
+    "check_cidr",
+    "check_label",
+    "check_labels",
+    "field_error",
+    "parse_cidr",
+]
 
 
 def catalog_from(info: ValidationInfo, cloud: str = "aws") -> Catalog:

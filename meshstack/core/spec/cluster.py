@@ -9,7 +9,15 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from meshstack.core.catalog import Catalog, InstanceType
 from meshstack.core.kubernetes import SUPPORTED_VERSIONS
-from meshstack.core.spec.base import DNS_LABEL, SpecModel, catalog_from, check_cidr, check_label, field_error
+from meshstack.core.spec.base import (
+    DNS_LABEL,
+    SpecModel,
+    catalog_from,
+    check_cidr,
+    check_label,
+    check_labels,
+    field_error,
+)
 from meshstack.core.validation import check_unique
 
 Market = Literal["on-demand", "spot", "capacity-block", "reservation"]
@@ -64,9 +72,7 @@ class NodePool(SpecModel):
     @field_validator("labels")
     @classmethod
     def _check_labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        for key, value in labels.items():
-            check_label(key, value)
-        return labels
+        return check_labels(labels)
 
     @field_validator("accelerator")
     @classmethod

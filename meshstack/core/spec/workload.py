@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from meshstack.core.contract import MeshConfig, ModelConfig, ServeConfig, TrainConfig, shape_problem
-from meshstack.core.spec.base import DNS_LABEL, SpecModel, check_label, field_error
+from meshstack.core.spec.base import DNS_LABEL, SpecModel, check_labels, field_error
 
 
 class StorageRef(SpecModel):
@@ -97,9 +97,7 @@ class Clients(SpecModel):
     @field_validator("pod_labels")
     @classmethod
     def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        for key, value in labels.items():
-            check_label(key, value)
-        return labels
+        return check_labels(labels)
 
 
 class InferenceWorkload(_Workload):
