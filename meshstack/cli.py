@@ -88,9 +88,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
     if args.baseline:
         preview = with_baseline(preview, resolve_baseline(args.stack, args.baseline, project))
     if args.manifests:
+        from meshstack.core.workspace import writable_folder
         from meshstack.preview.manifests import write_manifests
 
-        written = write_manifests(preview.resources, Path(args.manifests))
+        written = write_manifests(preview.resources, writable_folder(Path(args.manifests), "--manifests"))
         print(f"wrote {len(written)} Kubernetes manifest(s) under {args.manifests}", file=sys.stderr)
     if args.json:
         print(json.dumps(preview.to_json(), indent=2, sort_keys=True))

@@ -67,6 +67,12 @@ def test_a_local_run_never_writes_over_someone_elses_folder(tmp_path: Path, caps
     )
 
 
+def test_manifests_are_not_written_through_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes").write_text("mine")
+    err = refused(capsys, "preview", "--stack", "dev", "--manifests", str(tmp_path / "notes" / "out"))
+    assert "--manifests" in err and "is a file, not a folder" in err
+
+
 def test_a_folder_meshstack_made_is_cleared_and_stays_marked(tmp_path: Path) -> None:
     work = clear(tmp_path / "work", "--out")
     (work / "old-run").mkdir()
