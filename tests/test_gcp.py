@@ -358,3 +358,22 @@ def test_filestore_is_mounted_through_its_csi_driver(project_copy: MakeProject) 
     assert volume["volumeAttributes"] == {"ip": instance.outputs["networks"][0]["ipAddresses"][0], "volume": "share"}
     assert any(i.description == "Filestore 1024 GiB BASIC_HDD" for i in result.cost.items)
     assert result.violations == []
+
+
+def test_the_control_plane_reaches_the_add_ons_webhooks(preview: Previewer) -> None:
+    """A private GKE control plane reaches nodes on 443 and 10250 only; JobSet's, Kueue's and KEDA's
+    webhooks (9443) and KEDA's metrics API (6443) need their own rule, from the control plane alone."""
+    result = preview("prod-gcp")
+    cluster = one(result, "gcp:container/cluster:Cluster", "prod-gcp-tpu")
+    rule = one(result, "gcp:compute/firewall:Firewall", "prod-gcp-tpu-webhooks").inputs
+    assert rule["sourceRanges"] == [cluster.inputs["privateClusterConfig"]["masterIpv4CidrBlock"]]
+    assert rule["allows"] == [{"protocol": "tcp", "ports": ["6443", "9443"]}]
+    assert rule["direction"] == "INGRESS"
+    nodes = one(result, "gcp:serviceaccount/account:Account", "prod-gcp-tpu-id-nodes")
+    assert rule["targetServiceAccounts"] == [nodes.outputs["email"]]
+    addons = one(result, "meshstack:k8s:ClusterAddons", "prod-gcp-tpu-addons")
+    assert rule_urn(result, "prod-gcp-tpu-webhooks") in addons.dependencies, "in place before any webhook is called"
+
+
+def rule_urn(result: Any, name: str) -> str:
+    return one(result, "gcp:compute/firewall:Firewall", name).urn

@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 
 from components.gcp.iam import ClusterIdentity, ClusterIdentityArgs
 from components.gcp.network import PODS, SERVICES
-from components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs
+from components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs, webhook_ports
 from meshstack.core.nodes import NodePoolArgs, node_labels
 from meshstack.core.types import WORKLOAD_NODES
 
@@ -191,15 +191,33 @@ class GkeCluster(pulumi.ComponentResource):
                 )
             )
         # GKE brings the device plugins, node autoscaling, metrics-server and Managed Prometheus.
+        addons = ClusterAddonsArgs(
+            args.node_pools,
+            replace(args.addons, lustre=False, efs=False),
+            device_plugins=False,
+            metrics_server=False,
+            prometheus_operator=False,
+        )
+        # A private cluster's control plane reaches nodes only on 443 and 10250: the add-ons'
+        # webhooks (and KEDA's metrics API) listen elsewhere, and would time out every admission.
+        ports = webhook_ports(addons)
+        if ports:
+            after.append(
+                gcp.compute.Firewall(
+                    f"{name}-webhooks",
+                    project=project,
+                    network=args.network_id,
+                    direction="INGRESS",
+                    source_ranges=[args.master_cidr],
+                    target_service_accounts=[self.identity.node_email],
+                    allows=[{"protocol": "tcp", "ports": [str(p) for p in ports]}],
+                    description="GKE control plane to the cluster add-ons' webhooks",
+                    opts=child,
+                )
+            )
         self.addons = ClusterAddons(
             f"{name}-addons",
-            ClusterAddonsArgs(
-                args.node_pools,
-                replace(args.addons, lustre=False, efs=False),
-                device_plugins=False,
-                metrics_server=False,
-                prometheus_operator=False,
-            ),
+            addons,
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=after),
         )
         self.register_outputs(

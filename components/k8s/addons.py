@@ -16,7 +16,7 @@ from meshstack.core.nodes import LABEL_ACCELERATOR, NodePoolArgs
 from meshstack.core.yaml_text import load_yaml
 from workloads.k8s.objects import CustomObject
 
-CHARTS: dict[str, dict[str, str]] = load_yaml(Path(__file__).with_name("charts.yaml").read_text())
+CHARTS: dict[str, dict[str, Any]] = load_yaml(Path(__file__).with_name("charts.yaml").read_text())
 AUTOSCALER_ACCOUNT = "cluster-autoscaler"
 
 
@@ -104,6 +104,43 @@ class ClusterAddonsArgs:
     prometheus_operator: bool = True
 
 
+def releases_of(args: ClusterAddonsArgs) -> dict[str, dict[str, Any]]:
+    """The charts a cluster gets, in install order, with their values: one decision that the
+    component installs and the cloud's firewall opens webhook ports for."""
+    pools, needs = args.node_pools, args.needs
+    vendors: dict[str, list[str]] = {}
+    for pool in pools:
+        vendors.setdefault(pool.accelerator.vendor, []).append(pool.accelerator_name)
+    out: dict[str, dict[str, Any]] = {}
+    if args.device_plugins and "nvidia" in vendors:
+        out["nvidia-device-plugin"] = _on_accelerators(vendors["nvidia"])
+    if args.device_plugins and "aws-neuron" in vendors:
+        out["neuron-device-plugin"] = {"npd": {"enabled": False}, **_on_accelerators(vendors["aws-neuron"])}
+    efa_accelerators = [p.accelerator_name for p in pools if p.efa]
+    if args.device_plugins and efa_accelerators:
+        out["efa-device-plugin"] = _on_accelerators(efa_accelerators)
+    if args.autoscaler_values is not None:
+        out["cluster-autoscaler"] = dict(args.autoscaler_values)
+    if args.metrics_server:
+        out["metrics-server"] = {}
+    out["jobset"] = {}
+    out["kueue"] = {}
+    if needs.scaled_services:
+        out["keda"] = {}
+        if args.prometheus_operator:
+            out["kube-prometheus-stack"] = PROMETHEUS_VALUES
+    if needs.lustre:
+        out["fsx-csi-driver"] = {"node": {"tolerateAllTaints": True}}
+    if needs.efs:
+        out["efs-csi-driver"] = {"node": {"tolerateAllTaints": True}}
+    return out
+
+
+def webhook_ports(args: ClusterAddonsArgs) -> list[int]:
+    """The ports the control plane calls the installed add-ons' webhooks and API services on."""
+    return sorted({int(p) for key in releases_of(args) for p in CHARTS[key].get("control_plane_ports", [])})
+
+
 class ClusterAddons(pulumi.ComponentResource):
     """Device plugins for the accelerators the pools carry (GKE brings its own: device_plugins=False),
     the node autoscaler and metrics-server where the cloud has none, JobSet and Kueue with the
@@ -127,39 +164,14 @@ class ClusterAddons(pulumi.ComponentResource):
         self._name = name
         self._opts = pulumi.ResourceOptions(parent=self)
         pools, needs = args.node_pools, args.needs
-        lustre, efs, namespaces, device_plugins = needs.lustre, needs.efs, needs.namespaces, args.device_plugins
-        vendors: dict[str, list[str]] = {}
-        for pool in pools:
-            vendors.setdefault(pool.accelerator.vendor, []).append(pool.accelerator_name)
-        if device_plugins and "nvidia" in vendors:
-            self._release("nvidia-device-plugin", _on_accelerators(vendors["nvidia"]))
-        if device_plugins and "aws-neuron" in vendors:
-            self._release(
-                "neuron-device-plugin", {"npd": {"enabled": False}, **_on_accelerators(vendors["aws-neuron"])}
-            )
-        efa_accelerators = [p.accelerator_name for p in pools if p.efa]
-        if device_plugins and efa_accelerators:
-            self._release("efa-device-plugin", _on_accelerators(efa_accelerators))
-        if args.autoscaler_values is not None:
-            self._release("cluster-autoscaler", dict(args.autoscaler_values))
-        if args.metrics_server:
-            self._release("metrics-server", {})
-        self.jobset = self._release("jobset", {})
-        kueue = self._release("kueue", {})
-        after_kueue = pulumi.ResourceOptions(parent=self, depends_on=[kueue])
+        releases = {key: self._release(key, values) for key, values in releases_of(args).items()}
+        self.jobset = releases["jobset"]
+        after_kueue = pulumi.ResourceOptions(parent=self, depends_on=[releases["kueue"]])
         for body in queue_objects(needs.queues, pools):
             meta = body["metadata"]
             suffix = f"-{meta['namespace']}" if "namespace" in meta else ""
             CustomObject(f"{name}-{body['kind'].lower()}-{meta['name']}{suffix}", body, after_kueue)
-        if needs.scaled_services:
-            self._release("keda", {})
-            if args.prometheus_operator:
-                self._release("kube-prometheus-stack", PROMETHEUS_VALUES)
-        if lustre:
-            self._release("fsx-csi-driver", {"node": {"tolerateAllTaints": True}})
-        if efs:
-            self._release("efs-csi-driver", {"node": {"tolerateAllTaints": True}})
-        for namespace in sorted(set(namespaces)):
+        for namespace in sorted(set(needs.namespaces)):
             k8s.core.v1.Namespace(
                 f"{name}-ns-{namespace}",
                 metadata={
