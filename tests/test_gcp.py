@@ -213,8 +213,10 @@ def test_network_admits_only_the_cluster_subnet(preview: Previewer) -> None:
     subnet = one(result, "gcp:compute/subnetwork:Subnetwork", "prod-gcp-net-nodes").inputs
     assert subnet["privateIpGoogleAccess"] is True
     assert {r["rangeName"] for r in subnet["secondaryIpRanges"]} == {"pods", "services"}
-    [firewall] = of_type(result, "gcp:compute/firewall:Firewall")
+    firewall = one(result, "gcp:compute/firewall:Firewall", "prod-gcp-net-internal")
     assert firewall.inputs["sourceRanges"] == [subnet["ipCidrRange"], "172.16.0.0/14"]
+    others = {f.name for f in of_type(result, "gcp:compute/firewall:Firewall")} - {firewall.name}
+    assert others == {"prod-gcp-tpu-webhooks"}, "the only other rule is the control plane's, to the webhooks"
     assert (
         one(result, "gcp:compute/routerNat:RouterNat", "prod-gcp-net-nat").inputs["natIpAllocateOption"] == "AUTO_ONLY"
     )
