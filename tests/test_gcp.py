@@ -12,6 +12,7 @@ import pulumi_gcp as gcp
 import pytest
 import yaml
 
+from meshstack.core.catalog import load_catalog
 from meshstack.core.errors import SpecError
 from meshstack.core.stack_file import find_project, spec_from_config
 from meshstack.preview.plan import Preview, preview_stack
@@ -171,6 +172,31 @@ def test_gpu_pools_install_drivers(project_copy: MakeProject) -> None:
         {"type": "nvidia-h100-80gb", "count": 8, "gpuDriverInstallationConfig": {"gpuDriverVersion": "LATEST"}}
     ]
     assert result.violations == []
+
+
+@pytest.mark.parametrize(
+    ("machine_type", "gpu_type"),
+    [
+        ("a3-highgpu-8g", "nvidia-h100-80gb"),
+        ("a3-megagpu-8g", "nvidia-h100-mega-80gb"),
+        ("a2-highgpu-8g", "nvidia-tesla-a100"),
+        ("g2-standard-48", "nvidia-l4"),
+    ],
+)
+def test_every_gpu_machine_type_names_the_gpu_gke_expects(
+    project_copy: MakeProject, machine_type: str, gpu_type: str
+) -> None:
+    """GKE refuses a node pool whose accelerator type does not match its machine type; a3-mega's H100s
+    are 'nvidia-h100-mega-80gb', not the a3-high's (GKE GPU docs, read 2026-11-25)."""
+    config = stack_config("prod-gcp")
+    accelerator = load_catalog(cloud="gcp").instance_types[machine_type].accelerator
+    config["meshstack:clusters"][0]["node_pools"].append(
+        {"name": "gpu", "accelerator": accelerator, "instance_type": machine_type, "max_nodes": 1}
+    )
+    config["meshstack:budget"].update(max_hourly_usd=2000, max_accelerators=200)
+    result = preview_stack("prod-gcp", find_project(project_copy("prod-gcp", config)))
+    node_config = one(result, "gcp:container/nodePool:NodePool", "prod-gcp-tpu-gpu").inputs["nodeConfig"]
+    assert node_config["guestAccelerators"][0]["type"] == gpu_type
 
 
 def test_buckets_and_workload_identity(preview: Previewer) -> None:

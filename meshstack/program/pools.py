@@ -33,7 +33,7 @@ def pool_args(pool: NodePool, catalog: Catalog, workload_nodes: int = 0) -> Node
         labels=dict(pool.labels),
         taints=tuple(Taint(t.key, t.value, t.effect) for t in pool.taints),
         tpu=tpu,
-        gpu_type=catalog.gpu_types.get(pool.accelerator),
+        gpu_type=catalog.instance_types[str(pool.instance_type)].gpu_type or catalog.gpu_types.get(pool.accelerator),
         workload_nodes=workload_nodes,
     )
 

@@ -130,6 +130,7 @@ class InstanceType(_Model):
     price_per_hour: float = Field(ge=0)
     capacity_block_price_per_hour: float | None = Field(default=None, ge=0)
     spot: bool = Field(default=True, description="Whether the type can be had as spot capacity.")
+    gpu_type: str | None = Field(default=None, description="GCP: the GKE GPU type where it differs from gpu_types.")
 
     @property
     def supports_efa(self) -> bool:
