@@ -19,6 +19,7 @@ from meshstack.preview.recorder import Resource, run_program
 from tests.conftest import AWS_STACKS, of_type, one, stack_config
 
 Previewer = Callable[[str], Preview]
+MakeProject = Callable[[str, dict[str, Any]], Path]
 
 
 def aws_class(typ: str) -> type:
@@ -346,3 +347,19 @@ def test_a_kubernetes_version_without_a_pinned_autoscaler_is_refused_by_name() -
 
     with pytest.raises(ValueError, match=r"no cluster-autoscaler image is pinned for Kubernetes 1\.29"):
         autoscaler_values("1.29", {})
+
+
+def test_the_deployer_gets_one_admin_entry_even_when_it_is_also_listed(project_copy: MakeProject) -> None:
+    """EKS answers 409 to a second access entry for a principal it bootstrapped as the cluster's
+    creator; the deployer is given its entry explicitly instead, once, whether listed or not."""
+    result = preview_stack("prod-aws", find_project(project_copy("prod-aws", stack_config("prod-aws"))))
+    cluster = one(result, "aws:eks/cluster:Cluster", "prod-aws-train").inputs
+    assert cluster["accessConfig"]["bootstrapClusterCreatorAdminPermissions"] is False
+    principals = [e.inputs["principalArn"] for e in of_type(result, "aws:eks/accessEntry:AccessEntry")]
+    deployer = "arn:aws:iam::123456789012:user/preview"  # the offline preview's caller identity
+    assert sorted(principals) == sorted(["arn:aws:iam::123456789012:role/platform-admin", deployer])
+    config = stack_config("prod-aws")
+    config["meshstack:clusters"][0]["admin_principal_arns"].append(deployer)
+    listed = preview_stack("prod-aws", find_project(project_copy("prod-aws", config)))
+    principals = [e.inputs["principalArn"] for e in of_type(listed, "aws:eks/accessEntry:AccessEntry")]
+    assert principals.count(deployer) == 1, "no second entry for the same principal"

@@ -133,23 +133,31 @@ class EksCluster(pulumi.ComponentResource):
             },
             encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
             enabled_cluster_log_types=list(args.log_types),
-            access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": True},
+            access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": False},
             bootstrap_self_managed_addons=False,
             upgrade_policy={"support_type": "STANDARD"},
             tags=named(tags, name),
             opts=child,
         )
-        for i, principal in enumerate(args.admin_principal_arns):
+        # The deployer gets its admin entry explicitly, like every other admin, rather than through
+        # bootstrap_cluster_creator_admin_permissions: EKS refuses (409) a second entry for a principal
+        # it bootstrapped, so a deployer also named in admin_principal_arns would fail the `up`.
+        caller = aws.get_caller_identity()
+        deployer = aws.iam.get_session_context(arn=caller.arn).issuer_arn
+        admins = {f"{name}-admin-{i}": arn for i, arn in enumerate(args.admin_principal_arns)}
+        if deployer not in admins.values():
+            admins[f"{name}-deployer"] = deployer
+        for entry_name, principal in admins.items():
             entry = aws.eks.AccessEntry(
-                f"{name}-admin-{i}",
+                entry_name,
                 cluster_name=cluster.name,
                 principal_arn=principal,
                 type="STANDARD",
-                tags=named(tags, f"{name}-admin-{i}"),
+                tags=named(tags, entry_name),
                 opts=child,
             )
             aws.eks.AccessPolicyAssociation(
-                f"{name}-admin-{i}",
+                entry_name,
                 cluster_name=cluster.name,
                 principal_arn=principal,
                 policy_arn=ADMIN_POLICY.format(partition=partition(region)),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from typing import Any
 
 import pulumi
@@ -248,6 +249,19 @@ class CloudMocks(pulumi.runtime.Mocks):
                 "arn": f"arn:aws:iam::{ACCOUNT}:user/preview",
                 "userId": "AIDAPREVIEW",
                 "id": ACCOUNT,
+            }
+        if token == "aws:iam/getSessionContext:getSessionContext":
+            # An assumed role's session ARN resolves to the role; any other ARN is its own issuer.
+            arn = str(args.args.get("arn", ""))
+            match = re.match(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/(.+)$", arn)
+            issuer = f"arn:{match[1]}:iam::{match[2]}:role/{match[3]}" if match else arn
+            return {
+                "arn": arn,
+                "issuerArn": issuer,
+                "issuerId": "AROAPREVIEW",
+                "issuerName": issuer.rsplit("/", 1)[-1],
+                "sessionName": match[4] if match else "",
+                "id": arn,
             }
         if token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region}
