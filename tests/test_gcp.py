@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -405,3 +406,20 @@ def test_the_control_plane_reaches_the_add_ons_webhooks(preview: Previewer) -> N
 
 def rule_urn(result: Any, name: str) -> str:
     return one(result, "gcp:compute/firewall:Firewall", name).urn
+
+
+def test_service_account_ids_are_valid_and_scoped_to_the_stack(project_copy: MakeProject) -> None:
+    """Two stacks in one project must not both claim `wl-chat`: ids carry the stack and cluster, and a
+    long name keeps a digest of the whole rather than colliding when cut to 30 characters."""
+    from components.gcp.iam import account_id
+
+    ids = {}
+    for stack in ("prod-gcp", "prod-gcp-canary"):
+        result = preview_stack(stack, find_project(project_copy(stack, stack_config("prod-gcp"))))
+        ids[stack] = {a.inputs["accountId"] for a in of_type(result, "gcp:serviceaccount/account:Account")}
+        for value in ids[stack]:
+            assert re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", value), value
+    assert not ids["prod-gcp"] & ids["prod-gcp-canary"]
+    long = "prod-gcp-research-cluster-id-"
+    assert account_id(long + "chat") != account_id(long + "chat-v2")
+    assert len(account_id(long + "chat")) == 30

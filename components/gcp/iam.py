@@ -3,6 +3,8 @@ Workload Identity and allowed only on its buckets."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,8 +23,15 @@ ANNOTATION = "iam.gke.io/gcp-service-account"
 
 
 def account_id(name: str) -> str:
-    """A service account id: 6-30 characters, lowercase, starting with a letter."""
-    return name.lower()[:30].rstrip("-").ljust(6, "x")
+    """A service account id (6-30 of [a-z0-9-], starting with a letter) unique to `name`: a name that
+    does not fit keeps its start and gains a digest of the whole, so two long names never collide."""
+    clean = re.sub(r"[^a-z0-9-]", "-", name.lower())
+    if not clean[:1].isalpha():
+        clean = f"sa-{clean}"
+    if len(clean) <= 30:
+        return clean.rstrip("-").ljust(6, "x")
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{clean[:23].rstrip('-')}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,8 @@ class ClusterIdentity(pulumi.ComponentResource):
         account = gcp.serviceaccount.Account(
             f"{self._name}-wl-{name}",
             project=self._project,
-            account_id=account_id(f"wl-{name}"),
+            # Scoped to this cluster's stack: two stacks in one project each get their own account.
+            account_id=account_id(f"{self._name}-{name}"),
             display_name=f"workload {namespace}/{service_account}",
             opts=self._child,
         )
