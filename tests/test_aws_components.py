@@ -79,8 +79,24 @@ def test_eks_logging_access_entries_and_addons(preview: Previewer) -> None:
     association = one(result, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "prod-aws-train-admin-0")
     assert association.inputs["principalArn"] == "arn:aws:iam::123456789012:role/platform-admin"
     assert association.inputs["policyArn"].endswith(":cluster-access-policy/AmazonEKSClusterAdminPolicy")
-    addons = {r.inputs["addonName"] for r in of_type(result, "aws:eks/addon:Addon")}
-    assert addons == {"vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent"}
+    addons = {r.inputs["addonName"]: r for r in of_type(result, "aws:eks/addon:Addon")}
+    assert set(addons) == {"vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent", "aws-ebs-csi-driver"}
+    # The add-ons that call AWS do so on their own Pod Identity roles, not the nodes'.
+    for addon, (account, policy) in {
+        "vpc-cni": ("aws-node", "AmazonEKS_CNI_Policy"),
+        "aws-ebs-csi-driver": ("ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy"),
+    }.items():
+        [association] = addons[addon].inputs["podIdentityAssociations"]
+        assert association["serviceAccount"] == account
+        role = next(r for r in of_type(result, "aws:iam/role:Role") if r.outputs["arn"] == association["roleArn"])
+        trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+        assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+        attached = [
+            a.inputs["policyArn"]
+            for a in of_type(result, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+            if a.name.startswith(role.name)
+        ]
+        assert attached == [f"arn:aws:iam::aws:policy/{policy}"]
     coredns = one(result, "aws:eks/addon:Addon", "prod-aws-train-coredns")
     node_groups = {r.urn for r in of_type(result, "aws:eks/nodeGroup:NodeGroup")}
     assert node_groups <= set(coredns.dependencies), "coredns must wait for nodes to schedule on"
@@ -160,6 +176,10 @@ def test_node_role_has_exactly_the_policies_nodes_need(preview: Previewer, stack
         if r.inputs["role"] == role.outputs["name"]
     ]
     assert sorted(attached) == sorted(f"arn:aws:iam::aws:policy/{p}" for p in NODE_POLICIES)
+    assert sorted(p.rsplit("/", 1)[-1] for p in attached) == [
+        "AmazonEC2ContainerRegistryReadOnly",
+        "AmazonEKSWorkerNodePolicy",
+    ], "the CNI's rights are on its own role, not on every node"
     trust = json.loads(role.inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
 

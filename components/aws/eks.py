@@ -11,7 +11,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws.iam import ClusterIam, ClusterIamArgs, autoscaler_policy, partition
+from components.aws.iam import ADDON_ROLES, ClusterIam, ClusterIamArgs, autoscaler_policy, partition
 from components.aws.node_group import NodeGroup, NodeGroupArgs
 from components.k8s.addons import (
     AUTOSCALER_ACCOUNT,
@@ -27,7 +27,7 @@ from meshstack.core.nodes import NodePoolArgs
 NETWORK_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 # The VPC CNI enforces Kubernetes NetworkPolicy only when asked (its network policy agent).
 ADDON_CONFIGURATION = {"vpc-cni": {"enableNetworkPolicy": "true"}}
-SCHEDULED_ADDONS = ("coredns",)
+SCHEDULED_ADDONS = ("coredns", "aws-ebs-csi-driver")
 ADMIN_POLICY = "arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
 
@@ -236,6 +236,11 @@ class EksCluster(pulumi.ComponentResource):
             cluster_name=cluster.name,
             addon_name=addon,
             configuration_values=json.dumps(ADDON_CONFIGURATION[addon]) if addon in ADDON_CONFIGURATION else None,
+            pod_identity_associations=[
+                {"role_arn": self.iam.addon_roles[addon].arn, "service_account": ADDON_ROLES[addon][0]}
+            ]
+            if addon in ADDON_ROLES
+            else None,
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
             tags=named(tags, f"{name}-{addon}"),

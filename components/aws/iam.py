@@ -11,8 +11,15 @@ import pulumi_aws as aws
 
 from components.tags import named
 
-# Exactly what a managed node needs: join the cluster, run the VPC CNI, pull from ECR.
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
+# Exactly what a managed node needs: join the cluster and pull from ECR. The VPC CNI's rights live on
+# its own Pod Identity role, not on every node (EKS best practices, "IAM: update the aws-node role").
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
+# The add-ons that call AWS APIs, each on its own EKS Pod Identity role: its service account and
+# AWS managed policies.
+ADDON_ROLES = {
+    "vpc-cni": ("aws-node", ("AmazonEKS_CNI_Policy",)),
+    "aws-ebs-csi-driver": ("ebs-csi-controller-sa", ("service-role/AmazonEBSCSIDriverPolicy",)),
+}
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 
 
@@ -147,6 +154,10 @@ class ClusterIam(pulumi.ComponentResource):
         self._issuer: pulumi.Output[str] | None = None
         cluster_role = self._service_role("cluster", "eks.amazonaws.com", CLUSTER_POLICIES)
         node_role = self._service_role("node", "ec2.amazonaws.com", NODE_POLICIES)
+        self.addon_roles = {
+            addon: self._service_role(addon, "pods.eks.amazonaws.com", policies)
+            for addon, (_, policies) in ADDON_ROLES.items()
+        }
         self.cluster_role_arn = cluster_role.arn
         self.node_role_arn = node_role.arn
         self.node_role_name = node_role.name
@@ -162,7 +173,7 @@ class ClusterIam(pulumi.ComponentResource):
         )
         for policy in policies:
             aws.iam.RolePolicyAttachment(
-                f"{self._name}-{role}-{policy}",
+                f"{self._name}-{role}-{policy.rsplit('/', 1)[-1]}",
                 role=resource.name,
                 policy_arn=f"arn:{self._partition}:iam::aws:policy/{policy}",
                 opts=child,
