@@ -194,7 +194,26 @@ def test_node_security_group_admits_only_its_own_members(preview: Previewer) -> 
     ]
     assert ingress == [{**ingress[0], "referencedSecurityGroupId": sg, "ipProtocol": "-1", "securityGroupId": sg}]
     for rule in of_type(result, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
+        if rule.name == "prod-aws-net-endpoints-https":
+            continue  # the endpoints' own group, below
         assert "cidrIpv4" not in rule.inputs and "cidrIpv6" not in rule.inputs, rule.name
+
+
+def test_image_pulls_and_sts_go_through_private_endpoints(preview: Previewer) -> None:
+    """ECR's API and registry and STS by PrivateLink, with private DNS, in every private subnet, behind a
+    group that admits HTTPS from the VPC alone; priced per AZ-hour."""
+    result = preview("prod-aws")
+    subnets = {s.outputs["id"] for s in of_type(result, "aws:ec2/subnet:Subnet") if "private" in s.name}
+    group = one(result, "aws:ec2/securityGroup:SecurityGroup", "prod-aws-net-endpoints").outputs["id"]
+    for service in ("ecr.api", "ecr.dkr", "sts"):
+        endpoint = one(result, "aws:ec2/vpcEndpoint:VpcEndpoint", f"prod-aws-net-{service.replace('.', '-')}").inputs
+        assert endpoint["serviceName"] == f"com.amazonaws.us-east-1.{service}"
+        assert endpoint["vpcEndpointType"] == "Interface" and endpoint["privateDnsEnabled"] is True
+        assert set(endpoint["subnetIds"]) == subnets and endpoint["securityGroupIds"] == [group]
+    https = one(result, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "prod-aws-net-endpoints-https")
+    assert (https.inputs["cidrIpv4"], https.inputs["fromPort"], https.inputs["toPort"]) == ("10.40.0.0/16", 443, 443)
+    priced = [i for i in result.cost.items if i.name == "prod-aws-net-ecr-api"]
+    assert priced and priced[0].hourly_usd == pytest.approx(3 * 0.01), "three AZs"
 
 
 def test_network_spans_azs_with_nat_and_s3_endpoint(preview: Previewer) -> None:

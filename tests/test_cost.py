@@ -69,7 +69,8 @@ def test_small_stack_matches_a_hand_computation(project_copy: MakeProject) -> No
     control_plane, nat, ipv4 = 0.10, 0.045, 0.005  # EKS, one NAT gateway and its public address
     keys = 2 * 1.00 / 730  # the secrets key and the storage key
     s3 = 1000 * 0.023 / 730
-    expected = nodes + control_plane + nat + ipv4 + keys + s3
+    endpoints = 3 * 2 * 0.01  # ECR API, ECR registry and STS interface endpoints in each of 2 AZs
+    expected = nodes + control_plane + nat + ipv4 + keys + s3 + endpoints
     assert cost.hourly_usd == pytest.approx(expected)
     assert cost.monthly_usd == pytest.approx(expected * HOURS_PER_MONTH)
     assert cost.peak_hourly_usd == pytest.approx(expected + (1.006 + 100 * 0.08 / 730))

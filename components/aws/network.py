@@ -11,6 +11,8 @@ import pulumi_aws as aws
 from components.tags import named
 from meshstack.core.network import NetworkSpec
 
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts")
+
 
 @dataclass(frozen=True)
 class NetworkArgs:
@@ -20,7 +22,8 @@ class NetworkArgs:
 
 
 class Network(pulumi.ComponentResource):
-    """A VPC across the spec's AZs with NAT egress, an S3 gateway endpoint and the node security group.
+    """A VPC across the spec's AZs with NAT egress, an S3 gateway endpoint, ECR and STS interface
+    endpoints and the node security group.
 
     The node security group admits traffic only from its own members, on every
     protocol: EFA's SRD transport is not TCP, and NCCL opens ports at random.
@@ -128,6 +131,39 @@ class Network(pulumi.ComponentResource):
             tags=named(tags, f"{name}-s3"),
             opts=child,
         )
+
+        # Image pulls (ECR's API and its registry) and role assumption (STS) through PrivateLink, so the
+        # nodes' heaviest traffic skips NAT's per-GB charge; layers themselves come from S3, above.
+        endpoints = aws.ec2.SecurityGroup(
+            f"{name}-endpoints",
+            vpc_id=vpc.id,
+            description="meshstack VPC endpoints: HTTPS from inside the VPC",
+            tags=named(tags, f"{name}-endpoints"),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-endpoints-https",
+            security_group_id=endpoints.id,
+            cidr_ipv4=spec.vpc_cidr,
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            description="HTTPS from the VPC",
+            tags=named(tags, f"{name}-endpoints-https"),
+            opts=child,
+        )
+        for service in INTERFACE_ENDPOINTS:
+            aws.ec2.VpcEndpoint(
+                f"{name}-{service.replace('.', '-')}",
+                vpc_id=vpc.id,
+                service_name=f"com.amazonaws.{region}.{service}",
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=[s.id for s in private_subnets],
+                security_group_ids=[endpoints.id],
+                tags=named(tags, f"{name}-{service.replace('.', '-')}"),
+                opts=child,
+            )
 
         nodes = aws.ec2.SecurityGroup(
             f"{name}-nodes",

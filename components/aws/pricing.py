@@ -28,6 +28,7 @@ class Services(BaseModel):
     eks_extended_support_per_hour: float = Field(ge=0)
     nat_gateway_per_hour: float = Field(ge=0)
     public_ipv4_per_hour: float = Field(ge=0)
+    vpc_interface_endpoint_per_az_hour: float = Field(ge=0)
     kms_key_per_month: float = Field(ge=0)
     ebs_gp3_per_gib_month: float = Field(ge=0)
     s3_standard_per_gib_month: float = Field(ge=0)
@@ -68,6 +69,13 @@ def price(r: ResourceView, ctx: PricingContext) -> Priced | None:
     if r.type == "aws:ec2/natGateway:NatGateway":
         ctx.assume("NAT gateways: hourly charge only; data processed is not estimated")
         return Priced.flat("NAT gateway", prices.nat_gateway_per_hour * ctx.services_factor)
+    if r.type == "aws:ec2/vpcEndpoint:VpcEndpoint" and props.get("vpcEndpointType") == "Interface":
+        zones = len(props.get("subnetIds") or [])
+        ctx.assume("interface endpoints: hourly per AZ only; data processed is not estimated")
+        return Priced.flat(
+            f"interface endpoint in {zones} AZs",
+            zones * prices.vpc_interface_endpoint_per_az_hour * ctx.services_factor,
+        )
     if r.type == "aws:ec2/eip:Eip":
         return Priced.flat("public IPv4 address", prices.public_ipv4_per_hour * ctx.services_factor)
     if r.type == "aws:kms/key:Key":
