@@ -85,7 +85,7 @@ def test_demo_writes_every_artifact(demo: tuple[subprocess.CompletedProcess[str]
     _, out = demo
     preview = json.loads((out / "preview.json").read_text())
     assert preview["stack"] == "dev" and preview["policy"]["violations"] == []
-    assert preview["cost"]["hourly_usd"] == pytest.approx(0.2468, abs=1e-3)
+    assert preview["cost"]["hourly_usd"] == pytest.approx(0.3068, abs=1e-3)
     assert (out / "preview.md").read_text().startswith("<!-- meshstack-preview:dev -->\n## meshstack preview: `dev`")
     for picture in ("topology.png", "cost.png", "loss.png"):
         data = (out / picture).read_bytes()
