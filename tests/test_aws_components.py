@@ -194,8 +194,8 @@ def test_node_security_group_admits_only_its_own_members(preview: Previewer) -> 
     ]
     assert ingress == [{**ingress[0], "referencedSecurityGroupId": sg, "ipProtocol": "-1", "securityGroupId": sg}]
     for rule in of_type(result, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
-        if rule.name == "prod-aws-net-endpoints-https":
-            continue  # the endpoints' own group, below
+        if rule.name in ("prod-aws-net-endpoints-https", "prod-aws-train-deployer-0"):
+            continue  # the endpoints' own group and the API from the deployer's network, below
         assert "cidrIpv4" not in rule.inputs and "cidrIpv6" not in rule.inputs, rule.name
 
 
@@ -402,3 +402,13 @@ def test_the_deployer_gets_one_admin_entry_even_when_it_is_also_listed(project_c
     listed = preview_stack("prod-aws", find_project(project_copy("prod-aws", config)))
     principals = [e.inputs["principalArn"] for e in of_type(listed, "aws:eks/accessEntry:AccessEntry")]
     assert principals.count(deployer) == 1, "no second entry for the same principal"
+
+
+def test_a_private_endpoint_is_reached_from_the_deployers_network(preview: Previewer) -> None:
+    """prod-aws keeps its endpoint private and deploys objects into it: `pulumi up` runs from the VPN."""
+    result = preview("prod-aws")
+    cluster = one(result, "aws:eks/cluster:Cluster", "prod-aws-train")
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
+    rule = one(result, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "prod-aws-train-deployer-0").inputs
+    assert rule["securityGroupId"] == cluster.outputs["vpcConfig"]["clusterSecurityGroupId"]
+    assert (rule["cidrIpv4"], rule["ipProtocol"], rule["fromPort"], rule["toPort"]) == ("10.8.0.0/16", "tcp", 443, 443)

@@ -111,6 +111,11 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         lambda c: c["meshstack:workloads"][1]["clients"]["namespaces"].append("Bad_NS"),
         "workloads[1].clients.namespaces.Bad_NS: 'Bad_NS' is not a namespace name (a DNS label)",
     ),
+    "private endpoint with no way in": (
+        lambda c: cluster(c).pop("deployer_cidrs"),
+        "clusters[0].deployer_cidrs: cluster 'train' has a private API endpoint and the stack deploys workloads "
+        "into it: name the private networks `pulumi up` runs from",
+    ),
     "duplicate queue": (
         lambda c: cluster(c)["queues"][1].update(name="pretraining"),
         "clusters[0].queues[1].name: queue name 'pretraining' is used twice",

@@ -423,3 +423,16 @@ def test_service_account_ids_are_valid_and_scoped_to_the_stack(project_copy: Mak
     long = "prod-gcp-research-cluster-id-"
     assert account_id(long + "chat") != account_id(long + "chat-v2")
     assert len(account_id(long + "chat")) == 30
+
+
+def test_a_private_gke_endpoint_admits_the_deployers_network(project_copy: MakeProject) -> None:
+    config = stack_config("prod-gcp")
+    cluster_spec = config["meshstack:clusters"][0]
+    cluster_spec["public_access_cidrs"] = []
+    cluster_spec["deployer_cidrs"] = ["10.8.0.0/16"]
+    result = preview_stack("prod-gcp", find_project(project_copy("prod-gcp", config)))
+    cluster = one(result, "gcp:container/cluster:Cluster", "prod-gcp-tpu").inputs
+    assert cluster["privateClusterConfig"]["enablePrivateEndpoint"] is True
+    assert cluster["masterAuthorizedNetworksConfig"]["cidrBlocks"] == [
+        {"cidrBlock": "10.8.0.0/16", "displayName": "deployer-0"}
+    ]

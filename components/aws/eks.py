@@ -65,7 +65,8 @@ LogType = Literal["api", "audit", "authenticator", "controllerManager", "schedul
 class EksClusterArgs:
     """The cluster's nodes go in `subnet_ids` (private ones) with `node_security_group_id`.
 
-    The API endpoint is private; `public_access_cidrs` opens it to those networks too.
+    The API endpoint is private; `public_access_cidrs` opens it to those networks too, and
+    `deployer_cidrs` (private networks routed to the VPC) reach the private endpoint on 443.
     `admin_principal_arns` get cluster-admin through access entries.
     """
 
@@ -75,6 +76,7 @@ class EksClusterArgs:
     subnet_ids: Sequence[pulumi.Input[str]]
     node_security_group_id: pulumi.Input[str]
     public_access_cidrs: Sequence[str] = ()
+    deployer_cidrs: Sequence[str] = ()
     admin_principal_arns: Sequence[str] = ()
     log_types: Sequence[LogType] = ("api", "audit", "authenticator", "controllerManager", "scheduler")
     addons: AddonNeeds = field(default_factory=AddonNeeds)
@@ -163,6 +165,19 @@ class EksCluster(pulumi.ComponentResource):
                 policy_arn=ADMIN_POLICY.format(partition=partition(region)),
                 access_scope={"type": "cluster"},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
+            )
+
+        for i, cidr in enumerate(args.deployer_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-deployer-{i}",
+                security_group_id=cluster.vpc_config.cluster_security_group_id,
+                cidr_ipv4=cidr,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                description="the Kubernetes API from where `pulumi up` runs",
+                tags=named(tags, f"{name}-deployer-{i}"),
+                opts=child,
             )
 
         network_addons = [self._addon(name, addon, cluster, tags, []) for addon in NETWORK_ADDONS]

@@ -41,6 +41,7 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
                 subnet_ids=network.private_subnet_ids,
                 node_security_group_id=network.node_security_group_id,
                 public_access_cidrs=cluster.public_access_cidrs,
+                deployer_cidrs=cluster.deployer_cidrs,
                 admin_principal_arns=cluster.admin_principal_arns,
                 log_types=cluster.log_types,
                 addons=addon_needs(spec, cluster.name),

@@ -73,6 +73,7 @@ class GkeClusterArgs:
     subnetwork_id: pulumi.Input[str]
     master_cidr: str
     public_access_cidrs: Sequence[str] = ()
+    deployer_cidrs: Sequence[str] = ()
     addons: AddonNeeds = field(default_factory=AddonNeeds)
     deletion_protection: bool = True
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -138,7 +139,8 @@ class GkeCluster(pulumi.ComponentResource):
             master_authorized_networks_config={
                 "cidr_blocks": [
                     {"cidr_block": c, "display_name": f"allowed-{i}"} for i, c in enumerate(args.public_access_cidrs)
-                ],
+                ]
+                + [{"cidr_block": c, "display_name": f"deployer-{i}"} for i, c in enumerate(args.deployer_cidrs)],
             },
             workload_identity_config={"workload_pool": f"{project}.svc.id.goog"},
             # Dataplane V2 enforces Kubernetes NetworkPolicy (the serving pods' ingress rules).

@@ -54,6 +54,7 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
                 subnetwork_id=network.subnetwork_id,
                 master_cidr=master_cidr,
                 public_access_cidrs=cluster.public_access_cidrs,
+                deployer_cidrs=cluster.deployer_cidrs,
                 addons=addon_needs(spec, cluster.name),
                 deletion_protection=spec.environment == "prod",
                 labels=labels,

@@ -252,6 +252,11 @@ class ClusterSpec(SpecModel):
         default_factory=list,
         description="CIDRs allowed to reach the API endpoint from the internet; empty keeps the endpoint private.",
     )
+    deployer_cidrs: list[str] = Field(
+        default_factory=list,
+        description="Private networks `pulumi up` runs from (a VPN, a CI runner's subnet): they reach the private "
+        "API endpoint on 443. Needed when the endpoint is private and the stack deploys workloads into it.",
+    )
     admin_principal_arns: list[str] = Field(
         default_factory=list, description="IAM roles or users given cluster-admin through EKS access entries."
     )
@@ -272,7 +277,7 @@ class ClusterSpec(SpecModel):
             raise field_error("", f"Kubernetes {version} is not supported: use one of {', '.join(SUPPORTED_VERSIONS)}")
         return version
 
-    @field_validator("public_access_cidrs")
+    @field_validator("public_access_cidrs", "deployer_cidrs")
     @classmethod
     def _check_cidrs(cls, cidrs: list[str]) -> list[str]:
         for cidr in cidrs:

@@ -110,6 +110,21 @@ class StackSpec(SpecModel):
         return self
 
     @model_validator(mode="after")
+    def _check_deploy_path(self) -> StackSpec:
+        """The program sends Kubernetes objects to each cluster with workloads: `pulumi up` must reach
+        its API endpoint, which is private unless public_access_cidrs opens it."""
+        for i, cluster in enumerate(self.clusters):
+            deploys = any(w.cluster == cluster.name for w in self.workloads)
+            if deploys and not cluster.public_access_cidrs and not cluster.deployer_cidrs:
+                raise field_error(
+                    f"clusters[{i}].deployer_cidrs",
+                    f"cluster '{cluster.name}' has a private API endpoint and the stack deploys workloads into it: "
+                    "name the private networks `pulumi up` runs from (a VPN, a CI runner's subnet) here, "
+                    "or open the endpoint to them with public_access_cidrs",
+                )
+        return self
+
+    @model_validator(mode="after")
     def _check_workloads(self, info: ValidationInfo) -> StackSpec:
         check_unique(((f"workloads[{i}].name", w.name) for i, w in enumerate(self.workloads)), "workload")
         catalog = catalog_from(info, self.cloud)
