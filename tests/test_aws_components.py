@@ -192,7 +192,11 @@ def test_node_security_group_admits_only_its_own_members(preview: Previewer) -> 
         for r in of_type(result, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
         if r.inputs["securityGroupId"] == sg
     ]
-    assert ingress == [{**ingress[0], "referencedSecurityGroupId": sg, "ipProtocol": "-1", "securityGroupId": sg}]
+    lustre = one(result, "aws:ec2/securityGroup:SecurityGroup", "prod-aws-storage-lustre").outputs["id"]
+    members = [r for r in ingress if r["referencedSecurityGroupId"] == sg]
+    assert members == [{**members[0], "ipProtocol": "-1", "securityGroupId": sg}]
+    others = {(r["referencedSecurityGroupId"], r["fromPort"], r["toPort"]) for r in ingress if r not in members}
+    assert others == {(lustre, 988, 988), (lustre, 1018, 1023)}, "only the Lustre servers, on Lustre's ports"
     for rule in of_type(result, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
         if rule.name in ("prod-aws-net-endpoints-https", "prod-aws-train-deployer-0"):
             continue  # the endpoints' own group and the API from the deployer's network, below
@@ -412,3 +416,34 @@ def test_a_private_endpoint_is_reached_from_the_deployers_network(preview: Previ
     rule = one(result, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "prod-aws-train-deployer-0").inputs
     assert rule["securityGroupId"] == cluster.outputs["vpcConfig"]["clusterSecurityGroupId"]
     assert (rule["cidrIpv4"], rule["ipProtocol"], rule["fromPort"], rule["toPort"]) == ("10.8.0.0/16", "tcp", 443, 443)
+
+
+def test_lustre_linked_to_an_encrypted_bucket_can_use_its_key_and_reach_its_clients(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    policy = json.loads(one(result, "aws:kms/key:Key", "prod-aws-storage-key").inputs["policy"])
+    admin, via_s3 = policy["Statement"]
+    assert admin["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"} and admin["Action"] == "kms:*"
+    assert via_s3["Condition"]["StringEquals"] == {
+        "kms:ViaService": "s3.us-east-1.amazonaws.com",
+        "kms:CallerAccount": "123456789012",
+    }, "S3 uses the key for the FSx data repository only on the account's behalf"
+    lustre = one(result, "aws:ec2/securityGroup:SecurityGroup", "prod-aws-storage-lustre").outputs["id"]
+    egress = {
+        (
+            r.inputs.get("referencedSecurityGroupId") or r.inputs.get("cidrIpv4"),
+            r.inputs["fromPort"],
+            r.inputs["toPort"],
+        )
+        for r in of_type(result, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+        if r.inputs["securityGroupId"] == lustre
+    }
+    nodes = one(result, "aws:ec2/securityGroup:SecurityGroup", "prod-aws-net-nodes").outputs["id"]
+    assert egress == {
+        (lustre, 988, 988),
+        (lustre, 1018, 1023),
+        (nodes, 988, 988),
+        (nodes, 1018, 1023),
+        ("0.0.0.0/0", 443, 443),
+    }
+    dev = json.loads(one(preview("dev"), "aws:kms/key:Key", "dev-storage-key").inputs["policy"])
+    assert len(dev["Statement"]) == 1, "no S3 grant where no file system links a bucket"

@@ -26,6 +26,7 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
             vpc_id=network.vpc_id,
             private_subnet_ids=network.private_subnet_ids,
             node_security_group_id=network.node_security_group_id,
+            region=spec.region,
             tags=tags,
         ),
     )

@@ -10,6 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.iam import partition
 from components.tags import named
 from meshstack.core.storage import BucketSpec, LustreSpec, StorageSpec
 from meshstack.core.types import EXPECTED_GIB
@@ -58,7 +59,38 @@ class StorageArgs:
     vpc_id: pulumi.Input[str]
     private_subnet_ids: Sequence[pulumi.Input[str]]
     node_security_group_id: pulumi.Input[str]
+    region: str = "us-east-1"
     tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def key_policy(account: str, region: str, s3_via: bool) -> str:
+    """The account administers the key (the default policy); where FSx for Lustre links an encrypted
+    bucket, S3 may use the key on the account's behalf, which the FSx S3 access role's reads and writes
+    go through (FSx for Lustre guide, "Working with server-side encrypted Amazon S3 buckets")."""
+    part = partition(region)
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "AccountAdministers",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{part}:iam::{account}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+    ]
+    if s3_via:
+        statements.append(
+            {
+                "Sid": "S3OnBehalfOfTheAccount",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com", "kms:CallerAccount": account}
+                },
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 class Storage(pulumi.ComponentResource):
@@ -85,11 +117,14 @@ class Storage(pulumi.ComponentResource):
         self._name = name
         self._tags = dict(tags)
         self._child = pulumi.ResourceOptions(parent=self)
+        account = aws.get_caller_identity().account_id
+        linked = any(fs.s3_bucket is not None for fs in spec.lustre)
         key = aws.kms.Key(
             f"{name}-key",
             description=f"Encryption of {name} buckets and file systems",
             enable_key_rotation=True,
             deletion_window_in_days=30,
+            policy=key_policy(account, args.region, linked),
             tags=named(tags, f"{name}-key"),
             opts=self._child,
         )
@@ -98,6 +133,7 @@ class Storage(pulumi.ComponentResource):
         self.lustre = {}
         if spec.lustre:
             sg = self._security_group("lustre", vpc_id, node_security_group_id, LUSTRE_PORTS)
+            self._lustre_paths(sg, node_security_group_id)
             self.lustre = {fs.name: self._lustre(fs, key, private_subnet_ids[0], sg) for fs in spec.lustre}
         self.efs = {}
         if spec.efs:
@@ -217,6 +253,48 @@ class Storage(pulumi.ComponentResource):
                     opts=self._child,
                 )
         return sg
+
+    def _lustre_paths(self, sg: aws.ec2.SecurityGroup, nodes: pulumi.Input[str]) -> None:
+        """Lustre servers talk to each other and call back to their clients on 988 and 1018-1023, and
+        reach S3 for a linked bucket: the group needs that egress (a security group declared here has
+        none), and the nodes' group must admit the servers (FSx for Lustre guide, "File system access
+        control with Amazon VPC")."""
+        name = f"{self._name}-lustre"
+        for low, high in LUSTRE_PORTS:
+            for target, ref in (("self", sg.id), ("nodes", nodes)):
+                aws.vpc.SecurityGroupEgressRule(
+                    f"{name}-to-{target}-{low}",
+                    security_group_id=sg.id,
+                    referenced_security_group_id=ref,
+                    ip_protocol="tcp",
+                    from_port=low,
+                    to_port=high,
+                    description=f"lustre {low}-{high} to {target}",
+                    tags=named(self._tags, f"{name}-to-{target}-{low}"),
+                    opts=self._child,
+                )
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-clients-{low}",
+                security_group_id=nodes,
+                referenced_security_group_id=sg.id,
+                ip_protocol="tcp",
+                from_port=low,
+                to_port=high,
+                description=f"lustre servers to their clients, {low}-{high}",
+                tags=named(self._tags, f"{name}-clients-{low}"),
+                opts=self._child,
+            )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-to-s3",
+            security_group_id=sg.id,
+            cidr_ipv4="0.0.0.0/0",
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            description="HTTPS to S3 for the linked bucket (the gateway endpoint carries it)",
+            tags=named(self._tags, f"{name}-to-s3"),
+            opts=self._child,
+        )
 
     def _lustre(
         self, spec: LustreSpec, key: aws.kms.Key, subnet_id: pulumi.Input[str], sg: aws.ec2.SecurityGroup
