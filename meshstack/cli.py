@@ -125,7 +125,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from meshstack.planner.emit import EmitError, stack_config, write_stack
+    from meshstack.planner.emit import Access, EmitError, stack_config, write_stack
     from meshstack.planner.report import table, to_json
     from meshstack.planner.request import PlanArgumentError, request_of
     from meshstack.planner.search import plan
@@ -143,7 +143,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if not 1 <= args.option <= len(result.options):
         raise EmitError(f"--option {args.option}: the plan has {len(result.options)} option(s)")
     option = result.options[args.option - 1]
-    config, spec = stack_config(args.emit_stack, result.request, option, args.image, tags, args.gcp_project)
+    access = Access(args.image, tags, args.gcp_project, tuple(args.deployer_cidr), tuple(args.public_access_cidr))
+    config, spec = stack_config(args.emit_stack, result.request, option, access)
     nodes = sum(p.max_nodes * p.slices for c in spec.clusters for p in c.node_pools if p.accelerator != "cpu")
     header = (
         f"# Written by `meshstack plan` for option {args.option}: {option.label}.\n"

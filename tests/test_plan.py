@@ -17,7 +17,7 @@ from meshstack.planner.search import PlanRequest, plan
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/meshstack:0.1.0"
 EMIT = (
     *("plan", "--preset", "llama-2-7b", "--mode", "train", "--tokens", "1e11", "--deadline", "7d"),
-    *("--cloud", "aws", "--emit-stack", "ft7b", "--image", IMAGE),
+    *("--cloud", "aws", "--emit-stack", "ft7b", "--image", IMAGE, "--deployer-cidr", "10.8.0.0/16"),
 )
 
 
@@ -114,6 +114,13 @@ def test_an_emitted_stack_validates_and_previews_clean(tmp_path: Path) -> None:
         (
             ["--preset", "llama-2-7b", "--mode", "train", "--tokens", "1e9", "--nodes", "2", "--emit-stack", "x"],
             "--emit-stack needs --image",
+        ),
+        (
+            [
+                *("--preset", "llama-2-7b", "--mode", "train", "--tokens", "1e9", "--nodes", "2"),
+                *("--cloud", "aws", "--emit-stack", "x", "--image", "i"),
+            ],
+            "the cluster's API endpoint is private: give --deployer-cidr",
         ),
         (
             [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,26 +121,38 @@ def _training(name: str, request: PlanRequest, mesh: Mapping[str, int], image: s
     }
 
 
+@dataclass(frozen=True)
+class Access:
+    """Where the emitted stack is deployed from and its cluster's endpoint reached from."""
+
+    image: str
+    tags: Mapping[str, str]
+    gcp_project: str | None = None
+    deployer_cidrs: tuple[str, ...] = ()
+    public_access_cidrs: tuple[str, ...] = ()
+
+
 def _config(
     name: str,
     request: PlanRequest,
     option: Option,
     nodes: int,
     workload: dict[str, Any],
-    tags: Mapping[str, str],
-    gcp_project: str | None,
+    access: Access,
     accelerators: int,
 ) -> dict[str, Any]:
     catalog = load_catalog(cloud=option.cloud)
     state_gib = request.model.params * 16 / 2**30
     return {
-        **_location(catalog, gcp_project),
+        **_location(catalog, access.gcp_project),
         "meshstack:environment": "prod",
-        "meshstack:tags": {"project": name, **tags},
+        "meshstack:tags": {"project": name, **access.tags},
         "meshstack:clusters": [
             {
                 "name": name,
                 "kubernetes_version": SUPPORTED_VERSIONS[-2],
+                "deployer_cidrs": list(access.deployer_cidrs),
+                "public_access_cidrs": list(access.public_access_cidrs),
                 "node_pools": [_system_pool(catalog), _pool(option, nodes)],
             }
         ],
@@ -154,15 +167,14 @@ def _config(
     }
 
 
-def stack_config(
-    name: str,
-    request: PlanRequest,
-    option: Option,
-    image: str,
-    tags: Mapping[str, str],
-    gcp_project: str | None = None,
-) -> tuple[dict[str, Any], StackSpec]:
+def stack_config(name: str, request: PlanRequest, option: Option, access: Access) -> tuple[dict[str, Any], StackSpec]:
     """The first stack for `option` that meshstack's spec accepts, with the spec it validates to."""
+    if not access.deployer_cidrs and not access.public_access_cidrs:
+        raise EmitError(
+            "the cluster's API endpoint is private: give --deployer-cidr (the network `pulumi up` runs from) "
+            "or --public-access-cidr"
+        )
+    image = access.image
     per_node = option.devices // option.nodes
     problems: list[str] = []
     step = option.nodes // option.slices if option.topology else 1
@@ -196,7 +208,7 @@ def stack_config(
             ]
         for workload in candidates:
             spent = devices if request.mode == "train" else int(option.layout["replicas"])
-            config = _config(name, request, option, nodes, workload, tags, gcp_project, spent)
+            config = _config(name, request, option, nodes, workload, access, spent)
             try:
                 return config, spec_from_config(name, config)
             except SpecError as exc:

@@ -148,3 +148,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--image", help="the workload's container image (required with --emit-stack)")
     out.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="cost tags (team, cost-center)")
     out.add_argument("--gcp-project", help="the project, when the option runs on Google Cloud")
+    out.add_argument(
+        "--deployer-cidr",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="a private network `pulumi up` runs from, which reaches the cluster's private endpoint (repeatable)",
+    )
+    out.add_argument(
+        "--public-access-cidr",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="a network the cluster's endpoint is opened to instead (repeatable)",
+    )
