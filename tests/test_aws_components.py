@@ -136,22 +136,34 @@ def test_h100_pool_has_one_efa_interface_per_network_card(preview: Previewer) ->
     assert "vpcSecurityGroupIds" not in template
 
 
-def test_h100_pool_uses_placement_group_and_capacity_block(preview: Previewer) -> None:
+def test_h100_pool_launches_into_its_capacity_block(preview: Previewer) -> None:
     result = preview("prod-aws")
-    group = one(result, "aws:ec2/placementGroup:PlacementGroup", "prod-aws-train-h100-placement")
-    assert group.inputs["strategy"] == "cluster"
+    assert not of_type(result, "aws:ec2/placementGroup:PlacementGroup"), "the block places its instances itself"
     template = one(result, "aws:ec2/launchTemplate:LaunchTemplate", "prod-aws-train-h100-lt").inputs
-    assert template["placement"]["groupName"] == group.outputs["name"]
+    assert "placement" not in template
     assert template["instanceMarketOptions"]["marketType"] == "capacity-block"
     target = template["capacityReservationSpecification"]["capacityReservationTarget"]
     assert target["capacityReservationId"] == "cr-0a1b2c3d4e5f60718"
     nodes = one(result, "aws:eks/nodeGroup:NodeGroup", "prod-aws-train-h100").inputs
     assert nodes["capacityType"] == "CAPACITY_BLOCK"
     assert nodes["amiType"] == "AL2023_x86_64_NVIDIA"
-    assert len(nodes["subnetIds"]) == 1, "a cluster placement group lives in one AZ"
-    assert nodes["scalingConfig"] == {"minSize": 0, "maxSize": 4, "desiredSize": 2}
+    assert len(nodes["subnetIds"]) == 1, "EFA traffic stays in one AZ"
+    assert nodes["scalingConfig"] == {"minSize": 0, "maxSize": 4, "desiredSize": 0}, "0 until the block is active"
     assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"} in nodes["taints"]
     assert nodes["labels"]["meshstack.io/accelerator"] == "h100"
+
+
+def test_placement_groups_remain_for_pools_outside_a_capacity_block(project_copy: MakeProject) -> None:
+    """Placement groups still work where there is no capacity block: an on-demand EFA pool."""
+    config = stack_config("prod-aws")
+    pool = config["meshstack:clusters"][0]["node_pools"][1]
+    pool.update(market="on-demand", placement_group=True)
+    for key in ("reservation_id", "reserved_nodes"):
+        pool.pop(key)
+    result = preview_stack("prod-aws", find_project(project_copy("prod-aws", config)))
+    group = one(result, "aws:ec2/placementGroup:PlacementGroup", "prod-aws-train-h100-placement")
+    template = one(result, "aws:ec2/launchTemplate:LaunchTemplate", "prod-aws-train-h100-lt").inputs
+    assert group.inputs["strategy"] == "cluster" and template["placement"]["groupName"] == group.outputs["name"]
 
 
 def test_dev_pools_use_spot_and_scale_to_zero(preview: Previewer) -> None:

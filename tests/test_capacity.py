@@ -116,6 +116,14 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         "clusters[0].deployer_cidrs: cluster 'train' has a private API endpoint and the stack deploys workloads "
         "into it: name the private networks `pulumi up` runs from",
     ),
+    "placement group on a capacity block": (
+        lambda c: h100(c).update(placement_group=True),
+        "clusters[0].node_pools[1].placement_group: a capacity block places its instances itself",
+    ),
+    "capacity block started above zero": (
+        lambda c: h100(c).update(desired_nodes=2),
+        "clusters[0].node_pools[1].desired_nodes: a capacity-block pool starts at 0 nodes",
+    ),
     "duplicate queue": (
         lambda c: cluster(c)["queues"][1].update(name="pretraining"),
         "clusters[0].queues[1].name: queue name 'pretraining' is used twice",

@@ -52,10 +52,11 @@ def test_prod_items_add_up_to_the_reported_totals(preview: Callable[[str], Previ
     assert cost.peak_hourly_usd == pytest.approx(sum(i.peak_hourly_usd for i in cost.items))
     assert sum(cost.by_component().values()) == pytest.approx(cost.hourly_usd)
     h100 = next(i for i in cost.items if i.name == "prod-aws-train-h100")
-    assert h100.description == "2 x p5.48xlarge (capacity block), 4 with its workloads running, up to 4"
-    assert h100.hourly_usd == pytest.approx(2 * (31.464 + 500 * 0.08 / 730))
-    assert h100.idle_hourly_usd == 0, "the pool idles at min_nodes 0"
-    assert h100.running_hourly_usd == pytest.approx(2 * h100.hourly_usd), "pretrain runs 4 processes, one per node"
+    assert h100.description == "0 x p5.48xlarge (capacity block), 4 with its workloads running, up to 4"
+    assert h100.hourly_usd == 0 and h100.idle_hourly_usd == 0, "the block's pool starts at 0 nodes"
+    assert h100.running_hourly_usd == pytest.approx(4 * (31.464 + 500 * 0.08 / 730)), (
+        "pretrain: 4 processes, a node each"
+    )
     for level in ("idle_hourly_usd", "running_hourly_usd"):
         assert getattr(cost, level) == pytest.approx(sum(getattr(i, level) for i in cost.items))
     data = preview("prod-aws").to_json()["cost"]

@@ -194,6 +194,8 @@ class NodePool(SpecModel):
             raise field_error(
                 "desired_nodes", f"desired_nodes {self.desired_nodes} is below min_nodes {self.min_nodes}"
             )
+        if self.market == "capacity-block":
+            self._check_capacity_block()
         needs_id = self.market in ("capacity-block", "reservation")
         if needs_id and self.reservation_id is None:
             raise field_error(
@@ -207,6 +209,23 @@ class NodePool(SpecModel):
             raise field_error(
                 "reserved_nodes",
                 f"only capacity-block and reservation markets hold instances; market is '{self.market}'",
+            )
+
+    def _check_capacity_block(self) -> None:
+        """A capacity block is a reservation of placed instances that exists only while the block runs
+        (EC2 User Guide, "Capacity Blocks for ML", read 2026-11-25)."""
+        if self.placement_group:
+            raise field_error(
+                "placement_group",
+                "a capacity block places its instances itself: a cluster placement group on top adds constraints "
+                "outside the reservation and launches fail; remove placement_group",
+            )
+        if self.min_nodes or self.desired_nodes:
+            field = "min_nodes" if self.min_nodes else "desired_nodes"
+            raise field_error(
+                field,
+                "a capacity-block pool starts at 0 nodes: instances launch only while the block is active. The "
+                "cluster-autoscaler adds them for pending pods then; or raise desired_nodes once the block starts",
             )
 
     @property
