@@ -144,12 +144,27 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"'{name}' is not a finite number")
 
 
-def _depth(value: Any, depth: int = 0) -> int:
-    if isinstance(value, dict):
-        return max((_depth(v, depth + 1) for v in value.values()), default=depth + 1)
-    if isinstance(value, list):
-        return max((_depth(v, depth + 1) for v in value), default=depth + 1)
-    return depth
+def json_nesting(raw: bytes) -> int:
+    """How deep JSON brackets nest, outside strings: checked before parsing, which recurses. The
+    server's request bodies and the files meshstack reads are held to it alike."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def load_json_file(path: Path) -> Any:
@@ -159,14 +174,11 @@ def load_json_file(path: Path) -> Any:
 
 def parse_json(text: str, path: Path) -> Any:
     """JSON text read from `path` (a local file, or a checkpoint's manifest in a bucket) as plain data."""
+    if json_nesting(text.encode()) > MAX_DEPTH:
+        raise InputFileError(path, f"nests deeper than {MAX_DEPTH} levels")
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise InputFileError(path, f"not valid JSON: {exc.msg}", exc.lineno) from None
     except ValueError as exc:
         raise InputFileError(path, f"not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InputFileError(path, f"nests deeper than {MAX_DEPTH} levels") from None
-    if _depth(data) > MAX_DEPTH:
-        raise InputFileError(path, f"nests deeper than {MAX_DEPTH} levels")
-    return data

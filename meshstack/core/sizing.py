@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from meshstack.core.contract import ModelConfig
+
 Precision = Literal["fp32", "bf16", "fp8", "int8"]
 PRECISION_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp8": 1, "int8": 1}
 ADAM_MOMENTS_BYTES = 8  # Adam's momentum and variance, fp32
@@ -47,9 +49,9 @@ class Transformer:
         return 2 * self.layers * self.kv_heads * self.head_dim * kv_bytes
 
 
-def of_model(layers: int, d_model: int, heads: int, vocab: int, params: float, d_ff: int = 0) -> Transformer:
+def of_model(cfg: ModelConfig) -> Transformer:
     """meshstack's own model (workloads/jax/model.py): multi-head attention, so kv_heads = heads."""
-    return Transformer(params, layers, d_model, heads, heads, vocab, d_ff)
+    return Transformer(cfg.param_count(), cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.n_heads, cfg.vocab_size, cfg.d_ff)
 
 
 # Shapes from the models' papers and model cards (Touvron et al. 2023 for Llama 2; Meta's Llama 3

@@ -68,7 +68,7 @@ def training_runs(spec: StackSpec, catalog: Catalog) -> list[TrainingRun]:
         if not need.accelerators or not peak:
             continue
         cfg, train = workload.model, workload.train
-        model = sizing.of_model(cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.vocab_size, cfg.param_count())
+        model = sizing.of_model(cfg)
         tokens = float(train.steps * train.global_batch * train.seq_len)
         hours = sizing.training_seconds(model, tokens, need.accelerators, peak, RUN_MFU, False) / 3600
         hourly = node_hourly(catalog, str(pool.instance_type), pool.market)[0]

@@ -28,6 +28,7 @@ import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from meshstack.core.contract import JOB_CONFIG_ENV, SERVE_TOKEN_ENV, ServeConfig, ServeJobConfig
+from meshstack.core.input_files import json_nesting
 from workloads.jax import checkpoint, tokenizer
 from workloads.jax.generate import Generator
 from workloads.jax.model import init_params
@@ -165,28 +166,6 @@ class Server(ThreadingHTTPServer):
         self.ready = True
 
 
-def json_depth(raw: bytes) -> int:
-    """How deep brackets nest, outside strings: checked before parsing, which recurses."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return deepest
-
-
 class Handler(BaseHTTPRequestHandler):
     server: Server
     protocol_version = "HTTP/1.1"
@@ -306,7 +285,7 @@ class Handler(BaseHTTPRequestHandler):
                 HTTPStatus.REQUEST_TIMEOUT,
                 f"the body ended after {len(raw)} of its {length} bytes (Content-Length is strict)",
             )
-        if json_depth(bytes(raw)) > MAX_JSON_DEPTH:
+        if json_nesting(bytes(raw)) > MAX_JSON_DEPTH:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
         try:
             body = json.loads(raw)

@@ -178,7 +178,7 @@ class StackSpec(SpecModel):
         if not need.devices_per_pod or not accelerator.memory_gib:
             return
         cfg = workload.model
-        model = sizing.of_model(cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.vocab_size, cfg.param_count())
+        model = sizing.of_model(cfg)
         usable = accelerator.memory_gib * sizing.USABLE_MEMORY
         name = need.pool.accelerator
         if isinstance(workload, TrainingWorkload):
