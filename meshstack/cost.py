@@ -7,6 +7,7 @@ pull-request comment shows is the cost the budget rules enforce.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 from collections import defaultdict
@@ -277,20 +278,8 @@ def estimate(resources: Iterable[ResourceView], catalog: Catalog | None = None) 
         priced = price(r, pricer) if r.type.startswith(f"{catalog.cloud}:") else None
         if priced is not None:
             items.append(
-                CostItem(
-                    r.urn,
-                    r.type,
-                    r.name,
-                    pricer.component(r),
-                    priced.description,
-                    priced.hourly_usd,
-                    priced.peak_hourly_usd,
-                    priced.idle_hourly_usd,
-                    priced.running_hourly_usd,
-                    priced.watts,
-                    priced.idle_watts,
-                    priced.running_watts,
-                )
+                # A CostItem is a Priced resource with where it sits: the same fields, by name.
+                CostItem(r.urn, r.type, r.name, pricer.component(r), **dataclasses.asdict(priced))
             )
     items.sort(key=lambda i: (-i.hourly_usd, i.urn))
     region = _stack_region(resources) or catalog.prices.region

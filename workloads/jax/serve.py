@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -193,20 +194,22 @@ class Handler(BaseHTTPRequestHandler):
 
     def _refuse_method(self) -> None:
         self.close_connection = True
-        self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
         body = json.dumps({"error": f"{self.command} is not supported: use {ALLOWED}"}).encode()
-        self.send_header("Allow", ALLOWED)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        self.server.metrics.requests.labels(code="405").inc()
+        self._send(HTTPStatus.METHOD_NOT_ALLOWED, body, headers={"Allow": ALLOWED})
 
     # http.server dispatches to do_<METHOD>; those names are its, not ours.
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_TRACE = do_CONNECT = _refuse_method  # noqa: N815
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
