@@ -166,8 +166,7 @@ def _option(unit: _Unit, count: int, layout: dict[str, Any], per_device: float, 
     catalog = unit.catalog
     nodes = count * unit.hosts
     hourly, spot, block = _node_hourly(unit)
-    kwh = catalog.node_watts(unit.instance_type) * nodes * hours / 1000
-    intensity = catalog.grid_intensity(catalog.prices.region)
+    kwh = catalog.run_kwh(unit.instance_type, nodes, hours)
     return Option(
         catalog.cloud,
         catalog.prices.region,
@@ -183,7 +182,7 @@ def _option(unit: _Unit, count: int, layout: dict[str, Any], per_device: float, 
         None if spot is None else spot * nodes,
         None if block is None else block * nodes,
         kwh,
-        None if intensity is None else kwh * intensity / 1000,
+        catalog.kg_co2e(kwh, catalog.prices.region),
         unit.topology,
         count if unit.topology else 1,
     )

@@ -56,7 +56,6 @@ class TrainingRun:
 def training_runs(spec: StackSpec, catalog: Catalog) -> list[TrainingRun]:
     """Training workloads on accelerator pools; a CPU pool has no peak to time it against."""
     runs = []
-    intensity = catalog.grid_intensity(spec.region)
     for workload in spec.workloads:
         if not isinstance(workload, TrainingWorkload):
             continue
@@ -72,7 +71,7 @@ def training_runs(spec: StackSpec, catalog: Catalog) -> list[TrainingRun]:
         tokens = float(train.steps * train.global_batch * train.seq_len)
         hours = sizing.training_seconds(model, tokens, need.accelerators, peak, RUN_MFU, False) / 3600
         hourly = node_hourly(catalog, str(pool.instance_type), pool.market)[0]
-        kwh = catalog.node_watts(str(pool.instance_type)) * need.nodes * hours / 1000
+        kwh = catalog.run_kwh(str(pool.instance_type), need.nodes, hours)
         runs.append(
             TrainingRun(
                 workload.name,
@@ -84,7 +83,7 @@ def training_runs(spec: StackSpec, catalog: Catalog) -> list[TrainingRun]:
                 hours,
                 hourly * need.nodes * hours,
                 kwh,
-                None if intensity is None else kwh * intensity / 1000,
+                catalog.kg_co2e(kwh, spec.region),
             )
         )
     return runs

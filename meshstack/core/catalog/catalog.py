@@ -160,6 +160,15 @@ class Catalog(_Model):
         host = itype.vcpus * energy.watts_per_vcpu + itype.memory_gib * energy.watts_per_gib
         return (board + host) * energy.pue
 
+    def run_kwh(self, instance_type: str, nodes: int, hours: float) -> float:
+        """Energy at the wall of `nodes` such nodes working for `hours`."""
+        return self.node_watts(instance_type) * nodes * hours / 1000
+
+    def kg_co2e(self, kwh: float, region: str) -> float | None:
+        """The emissions of `kwh` drawn from the region's grid; None where the catalog has no figure."""
+        intensity = self.grid_intensity(region)
+        return None if intensity is None else kwh * intensity / 1000
+
     def grid_intensity(self, region: str) -> float | None:
         """gCO2e per kWh of the region's grid; None where the catalog has no figure."""
         return self.energy.grid_gco2e_per_kwh.get(region)
