@@ -59,8 +59,10 @@ def generated_config(clusters: int = 8, pools: int = 8) -> dict[str, Any]:
             spec["instance_type"] = "m7i.2xlarge"
         else:
             spec["accelerators_per_node"] = per_node
-        if market == "capacity-block":
-            spec.update(reservation_id="cr-0123456789abcdef0", efa=True, placement_group=True)
+        if market == "capacity-block":  # a block places its instances itself: no placement group
+            spec.update(reservation_id="cr-0123456789abcdef0", efa=True)
+        elif accelerator == "a100":  # p4d: EFA in a cluster placement group
+            spec.update(efa=True, placement_group=True)
         return spec
 
     return {

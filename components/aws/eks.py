@@ -11,7 +11,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws.iam import ADDON_ROLES, ClusterIam, ClusterIamArgs, autoscaler_policy, partition
+from components.aws.iam import ADDON_ROLES, ClusterIam, ClusterIamArgs, Deployer, autoscaler_policy, partition
+from components.aws.iam import deployer as iam_deployer
 from components.aws.node_group import NodeGroup, NodeGroupArgs
 from components.k8s.addons import (
     AUTOSCALER_ACCOUNT,
@@ -77,6 +78,7 @@ class EksClusterArgs:
     node_security_group_id: pulumi.Input[str]
     public_access_cidrs: Sequence[str] = ()
     deployer_cidrs: Sequence[str] = ()
+    deployer: Deployer | None = None  # who runs the program; looked up when not given
     admin_principal_arns: Sequence[str] = ()
     log_types: Sequence[LogType] = ("api", "audit", "authenticator", "controllerManager", "scheduler")
     addons: AddonNeeds = field(default_factory=AddonNeeds)
@@ -144,8 +146,7 @@ class EksCluster(pulumi.ComponentResource):
         # The deployer gets its admin entry explicitly, like every other admin, rather than through
         # bootstrap_cluster_creator_admin_permissions: EKS refuses (409) a second entry for a principal
         # it bootstrapped, so a deployer also named in admin_principal_arns would fail the `up`.
-        caller = aws.get_caller_identity()
-        deployer = aws.iam.get_session_context(arn=caller.arn).issuer_arn
+        deployer = (args.deployer or iam_deployer()).principal_arn
         admins = {f"{name}-admin-{i}": arn for i, arn in enumerate(args.admin_principal_arns)}
         if deployer not in admins.values():
             admins[f"{name}-deployer"] = deployer

@@ -31,6 +31,22 @@ def partition(region: str) -> str:
     return "aws"
 
 
+@dataclass(frozen=True)
+class Deployer:
+    """Who runs the program: its account, and its IAM role or user (an assumed role's session resolved
+    to the role, as access entries name it)."""
+
+    account: str
+    principal_arn: str
+
+
+def deployer() -> Deployer:
+    """Looked up with two blocking data-source calls: a program asks once and hands the answer to its
+    components (each blocking call pumps the whole event loop)."""
+    caller = aws.get_caller_identity()
+    return Deployer(caller.account_id, aws.iam.get_session_context(arn=caller.arn).issuer_arn)
+
+
 def assume_role_policy(service: str) -> str:
     return json.dumps(
         {

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import pulumi
 
 from components.aws.eks import EksCluster, EksClusterArgs
+from components.aws.iam import deployer
 from components.aws.network import Network, NetworkArgs
 from components.aws.storage import Storage, StorageArgs
 from components.platform import ClusterHandle, Platform, StorageTargets, addon_needs
@@ -18,6 +19,7 @@ from workloads.k8s.volumes import FileSystemRef
 
 def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> Platform:
     tags = spec.resource_tags("tags")
+    who = deployer()  # asked once for the whole program
     network = Network(f"{spec.name}-net", NetworkArgs(spec.network, spec.region, tags))
     storage = Storage(
         f"{spec.name}-storage",
@@ -27,6 +29,7 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
             private_subnet_ids=network.private_subnet_ids,
             node_security_group_id=network.node_security_group_id,
             region=spec.region,
+            deployer=who,
             tags=tags,
         ),
     )
@@ -43,6 +46,7 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
                 node_security_group_id=network.node_security_group_id,
                 public_access_cidrs=cluster.public_access_cidrs,
                 deployer_cidrs=cluster.deployer_cidrs,
+                deployer=who,
                 admin_principal_arns=cluster.admin_principal_arns,
                 log_types=cluster.log_types,
                 addons=addon_needs(spec, cluster.name),

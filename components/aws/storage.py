@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.iam import partition
+from components.aws.iam import Deployer, deployer, partition
 from components.tags import named
 from meshstack.core.storage import BucketSpec, LustreSpec, StorageSpec
 from meshstack.core.types import EXPECTED_GIB
@@ -60,6 +60,7 @@ class StorageArgs:
     private_subnet_ids: Sequence[pulumi.Input[str]]
     node_security_group_id: pulumi.Input[str]
     region: str = "us-east-1"
+    deployer: Deployer | None = None  # who runs the program (its account); looked up when not given
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -117,7 +118,7 @@ class Storage(pulumi.ComponentResource):
         self._name = name
         self._tags = dict(tags)
         self._child = pulumi.ResourceOptions(parent=self)
-        account = aws.get_caller_identity().account_id
+        account = (args.deployer or deployer()).account
         linked = any(fs.s3_bucket is not None for fs in spec.lustre)
         key = aws.kms.Key(
             f"{name}-key",
