@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any, cast
 
 from meshstack.core.catalog import Catalog, known_clouds, load_catalog
-from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, check_services, node_hourly
+from meshstack.core.pricing import HOURS_PER_MONTH, Fleet, PoolShape, Priced, check_services, node_hourly
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import EXPECTED_GIB, GOVERNANCE, WORKLOAD_NODES
 
@@ -98,6 +98,7 @@ class CostReport:
     region: str
     energy: Energy
     assumptions: list[str] = field(default_factory=list)
+    price_basis: str = ""  # whose list prices: the region's own, or the base region's where it has none
 
     @property
     def hourly_usd(self) -> float:
@@ -154,6 +155,7 @@ class CostReport:
             "price_date": self.price_date,
             "price_source": self.price_source,
             "region": self.region,
+            "price_basis": self.price_basis,
             "assumptions": self.assumptions,
             "by_component": {k: round(v, 4) for k, v in self.by_component().items()},
             "energy": self.energy.to_json(),
@@ -164,12 +166,14 @@ class CostReport:
 class _Pricer:
     """The cloud-independent half of pricing: discounts, pools, expected sizes, assumptions."""
 
-    def __init__(self, resources: Sequence[ResourceView], catalog: Catalog) -> None:
+    def __init__(self, resources: Sequence[ResourceView], catalog: Catalog, region: str) -> None:
         self.catalog = catalog
+        self.region = region
         self.by_urn = {r.urn: r for r in resources}
         self._by_id = {str(r.props.get("id")): r for r in resources if r.props.get("id")}
         self._expected = _declared(resources, EXPECTED_GIB)
         self._busy = _declared(resources, WORKLOAD_NODES)
+        self._resources = resources
         self.assumptions: set[str] = set()
         self._services: dict[type[Any], Any] = {}
         discounts = catalog.discounts
@@ -205,7 +209,7 @@ class _Pricer:
             self.assume(f"{shape.instance_type}: not in the catalog, priced at 0")
             return Priced(f"{shape.desired_nodes} x {shape.instance_type} (unpriced)", 0.0, 0.0, 0.0, 0.0)
         tpu = self.catalog.tpus.get(itype.accelerator)
-        hourly, assumptions = node_hourly(self.catalog, shape.instance_type, shape.market)
+        hourly, assumptions = node_hourly(self.catalog, shape.instance_type, shape.market, self.region)
         for assumption in assumptions:
             self.assume(assumption)
         hourly += disk_hourly
@@ -226,6 +230,21 @@ class _Pricer:
             idle * watts,
             running * watts,
         )
+
+    def fleet(self) -> Fleet:
+        """Nodes over every pool of the stack's cloud, at each level: what per-VM charges count."""
+        declared = peak = idle = running = 0
+        for r in self._resources:
+            if r.type not in pool_types() or not r.type.startswith(f"{self.catalog.cloud}:"):
+                continue
+            shape = pool_shape(r)
+            top = shape.max_nodes if shape.max_nodes is not None else shape.desired_nodes
+            low = shape.min_nodes if shape.min_nodes is not None else shape.desired_nodes
+            declared += shape.desired_nodes
+            peak += top
+            idle += low
+            running += self._running_nodes(r, shape, low, top)
+        return Fleet(declared, peak, idle, running)
 
     def _running_nodes(self, r: ResourceView, shape: PoolShape, idle: int, peak: int) -> int:
         """The nodes the stack's workloads need, never under the min size nor over the max; a pool
@@ -271,7 +290,8 @@ def pool_shape(resource: ResourceView) -> PoolShape:
 def estimate(resources: Iterable[ResourceView], catalog: Catalog | None = None) -> CostReport:
     catalog = catalog or load_catalog()
     resources = list(resources)
-    pricer = _Pricer(resources, catalog)
+    region = _stack_region(resources) or catalog.prices.region
+    pricer = _Pricer(resources, catalog, region)
     price = pricing_module(catalog.cloud).price
     items = []
     for r in resources:
@@ -282,7 +302,6 @@ def estimate(resources: Iterable[ResourceView], catalog: Catalog | None = None) 
                 CostItem(r.urn, r.type, r.name, pricer.component(r), **dataclasses.asdict(priced))
             )
     items.sort(key=lambda i: (-i.hourly_usd, i.urn))
-    region = _stack_region(resources) or catalog.prices.region
     intensity = catalog.grid_intensity(region)
     if intensity is None:
         pricer.assume(f"no grid carbon intensity for {region} in the catalog: CO2 is not estimated")
@@ -301,11 +320,26 @@ def estimate(resources: Iterable[ResourceView], catalog: Catalog | None = None) 
     return CostReport(
         items=items,
         price_date=catalog.prices.date,
-        price_source=catalog.prices.source,
-        region=catalog.prices.region,
+        price_source=_price_source(catalog, region),
+        region=region,
+        price_basis=_price_basis(catalog, region),
         energy=energy,
         assumptions=sorted(pricer.assumptions),
     )
+
+
+def _price_basis(catalog: Catalog, region: str) -> str:
+    base = catalog.prices.region
+    if region == base or region in catalog.regional_prices:
+        return f"{region} prices"
+    return f"{base} list prices: the catalog has no {region} prices"
+
+
+def _price_source(catalog: Catalog, region: str) -> str:
+    regional = catalog.regional_prices.get(region)
+    if regional is not None:
+        return f"{regional.source}; services at {catalog.prices.region} rates ({catalog.prices.source})"
+    return catalog.prices.source
 
 
 def _stack_region(resources: Sequence[ResourceView]) -> str | None:

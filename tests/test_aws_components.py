@@ -130,7 +130,8 @@ def test_h100_pool_has_one_efa_interface_per_network_card(preview: Previewer) ->
     assert len(interfaces) == 32
     assert [i["networkCardIndex"] for i in interfaces] == list(range(32))
     assert [i["deviceIndex"] for i in interfaces] == [0] + [1] * 31
-    assert {i["interfaceType"] for i in interfaces} == {"efa"}
+    # The first card carries IP traffic; a p5's 31 others are EFA-only (RDMA, no subnet address).
+    assert [i["interfaceType"] for i in interfaces] == ["efa"] + ["efa-only"] * 31
     node_sg = one(result, "aws:ec2/securityGroup:SecurityGroup", "prod-aws-net-nodes").outputs["id"]
     assert all(node_sg in i["securityGroups"] for i in interfaces)
     assert "vpcSecurityGroupIds" not in template
@@ -235,7 +236,9 @@ def test_image_pulls_and_sts_go_through_private_endpoints(preview: Previewer) ->
 def test_network_spans_azs_with_nat_and_s3_endpoint(preview: Previewer) -> None:
     result = preview("prod-aws")
     subnets = of_type(result, "aws:ec2/subnet:Subnet")
-    assert {s.inputs["availabilityZone"] for s in subnets} == {"us-east-1a", "us-east-1b", "us-east-1c"}
+    assert {s.inputs["availabilityZoneId"] for s in subnets} == {"use1-az1", "use1-az2", "use1-az4"}
+    dev_subnets = of_type(preview("dev"), "aws:ec2/subnet:Subnet")  # no zone ids: the first available AZs
+    assert {s.inputs["availabilityZone"] for s in dev_subnets} == {"us-east-1a", "us-east-1b"}
     private = [s for s in subnets if "private" in s.name]
     assert all(s.inputs["tags"]["kubernetes.io/role/internal-elb"] == "1" for s in private)
     assert all(s.inputs.get("mapPublicIpOnLaunch") is False for s in subnets if "public" in s.name)
@@ -280,8 +283,8 @@ def test_lustre_is_encrypted_private_and_linked_to_its_bucket(preview: Previewer
     key = one(result, "aws:kms/key:Key", "prod-aws-storage-key")
     assert fs.inputs["kmsKeyId"] == key.outputs["arn"]
     assert fs.inputs["deploymentType"] == "PERSISTENT_2" and fs.inputs["perUnitStorageThroughput"] == 500
-    private0 = one(result, "aws:ec2/subnet:Subnet", "prod-aws-net-private-0").outputs["id"]
-    assert fs.inputs["subnetIds"] == private0
+    beside_the_block = one(result, "aws:ec2/subnet:Subnet", "prod-aws-net-private-2").outputs["id"]
+    assert fs.inputs["subnetIds"] == beside_the_block
     datasets = one(result, "aws:s3/bucket:Bucket", "prod-aws-storage-datasets").outputs["bucket"]
     link = one(result, "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation", "prod-aws-storage-scratch")
     assert link.inputs["dataRepositoryPath"] == f"s3://{datasets}"

@@ -58,7 +58,7 @@ def test_broken_stack_exits_3_with_one_line_naming_the_field(
     project_copy: MakeProject, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = stack_config("dev")
-    config["meshstack:clusters"][0]["node_pools"][1]["accelerator"] = "h200"
+    config["meshstack:clusters"][0]["node_pools"][1]["accelerator"] = "h900"
     root = project_copy("dev", config)
     assert main(["--project", str(root), "preview", "--stack", "dev"]) == 2
     captured = capsys.readouterr()
@@ -101,14 +101,14 @@ def test_validate_json_reports_every_problem_with_its_field(
         "workloads": 2,
     }
     config = stack_config("dev")
-    config["meshstack:clusters"][0]["node_pools"][1]["accelerator"] = "h200"
+    config["meshstack:clusters"][0]["node_pools"][1]["accelerator"] = "h900"
     root = project_copy("dev", config)
     assert main(["--project", str(root), "validate", "--stack", "dev", "--json"]) == 2
     result = json.loads(capsys.readouterr().out)
     assert result["valid"] is False and result["source"] == "Pulumi.dev.yaml"
     [problem] = result["problems"]
     assert problem["field"] == "clusters[0].node_pools[1].accelerator"
-    assert problem["message"].startswith("unknown accelerator 'h200'")
+    assert problem["message"].startswith("unknown accelerator 'h900'")
 
 
 def test_the_stack_falls_back_to_pulumi_stack_like_the_pulumi_cli(

@@ -93,7 +93,7 @@ def test_running_figure_counts_the_nodes_the_workloads_pods_need(preview: Callab
 def test_spot_is_estimated_at_the_catalogs_discount(preview: Callable[[str], Preview]) -> None:
     system = next(i for i in preview("dev").cost.items if i.name == "dev-dev-system")
     assert system.hourly_usd == pytest.approx(0.2016 * 0.35 + 200 * 0.08 / 730)
-    assert any(a.startswith("spot:") for a in preview("dev").cost.assumptions)
+    assert "m7i.xlarge spot: on-demand less 65%, a typical discount; it moves hourly" in preview("dev").cost.assumptions
 
 
 def test_organisation_discounts_come_from_an_override_file(

@@ -155,7 +155,7 @@ def test_a_bad_spec_stops_the_demo_at_step_1(
     monkeypatch: pytest.MonkeyPatch, project_copy: Callable[[str, dict[str, Any]], Path], tmp_path: Path
 ) -> None:
     config = stack_config("dev")
-    config["meshstack:clusters"][0]["node_pools"][1]["accelerator"] = "h200"
+    config["meshstack:clusters"][0]["node_pools"][1]["accelerator"] = "h900"
     in_project(monkeypatch, project_copy, config)
     with pytest.raises(DemoError) as info:
         run_demo(tmp_path / "out", steps=2)

@@ -116,11 +116,11 @@ def test_tpu_and_gcp_rules(change: Callable[[dict[str, Any]], None], path: str, 
 
 def test_spot_where_the_catalog_says_the_capacity_has_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     override = tmp_path / "gcp.yaml"
-    override.write_text(yaml.safe_dump({"cloud": "gcp", "tpus": {"tpu-v5e": {"spot": False}}}))
+    override.write_text(yaml.safe_dump({"cloud": "gcp", "tpus": {"tpu-v6e": {"spot": False}}}))
     monkeypatch.setenv("MESHSTACK_CATALOG", str(override))
     path, message = problem(lambda c: pool(c, 2).update(market="spot"))
     assert path == "clusters[0].node_pools[2].market"
-    assert "tpu-v5e cannot be had as spot capacity" in message
+    assert "tpu-v6e cannot be had as spot capacity" in message
 
 
 def test_gke_cluster_is_private_with_workload_identity_and_kms(preview: Previewer) -> None:
@@ -182,6 +182,7 @@ def test_gpu_pools_install_drivers(project_copy: MakeProject) -> None:
         ("a3-megagpu-8g", "nvidia-h100-mega-80gb"),
         ("a2-highgpu-8g", "nvidia-tesla-a100"),
         ("g2-standard-48", "nvidia-l4"),
+        ("a3-ultragpu-8g", "nvidia-h200-141gb"),
     ],
 )
 def test_every_gpu_machine_type_names_the_gpu_gke_expects(
@@ -190,10 +191,14 @@ def test_every_gpu_machine_type_names_the_gpu_gke_expects(
     """GKE refuses a node pool whose accelerator type does not match its machine type; a3-mega's H100s
     are 'nvidia-h100-mega-80gb', not the a3-high's (GKE GPU docs, read 2026-11-25)."""
     config = stack_config("prod-gcp")
-    accelerator = load_catalog(cloud="gcp").instance_types[machine_type].accelerator
-    config["meshstack:clusters"][0]["node_pools"].append(
+    catalog = load_catalog(cloud="gcp")
+    accelerator = catalog.instance_types[machine_type].accelerator
+    # us-central1 offers every GPU machine type of the catalog (us-east5 has no A100 or L4).
+    zone = (catalog.zones(machine_type, "us-central1") or [])[0]
+    config.update({"gcp:region": "us-central1", "gcp:zone": zone, "meshstack:workloads": []})
+    config["meshstack:clusters"][0]["node_pools"][1:] = [
         {"name": "gpu", "accelerator": accelerator, "instance_type": machine_type, "max_nodes": 1}
-    )
+    ]
     config["meshstack:budget"].update(max_hourly_usd=2000, max_accelerators=200)
     result = preview_stack("prod-gcp", find_project(project_copy("prod-gcp", config)))
     node_config = one(result, "gcp:container/nodePool:NodePool", "prod-gcp-tpu-gpu").inputs["nodeConfig"]
@@ -289,8 +294,8 @@ def test_preview_prices_the_slices(preview: Previewer) -> None:
     )
     assert slice0.running_hourly_usd == pytest.approx(16 * per_host), "the training job takes every host of a slice"
     serve = next(i for i in cost.items if i.name == "prod-gcp-tpu-serve")
-    assert serve.hourly_usd == pytest.approx(8 * 1.20 + 200 * 0.10 / 730)
-    assert cost.region == "us-central1"
+    assert serve.hourly_usd == pytest.approx(8 * 2.70 + 200 * 0.10 / 730)
+    assert cost.region == "us-east5"
 
 
 def insecure_gcp() -> None:

@@ -63,7 +63,7 @@ def test_serving_at_50_requests_per_second_in_int8() -> None:
 
 def test_fp8_is_only_planned_where_the_accelerator_has_it() -> None:
     result = plan(PlanRequest(PRESETS["llama-2-7b"], "train", "fp8", tokens=1e10, nodes=1))
-    assert {o.accelerator for o in result.options} <= {"h100", "l40s", "l4", "trainium2"}
+    assert {o.accelerator for o in result.options} <= {"h100", "h200", "b200", "l40s", "l4", "trainium2"}
     assert any(r.reason == "a100 has no fp8 rate" for r in result.rejected)
 
 

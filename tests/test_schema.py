@@ -53,7 +53,7 @@ def edit_pool(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (edit_pool("accelerator", "h200"), "'h200' is not one of"),
+        (edit_pool("accelerator", "h900"), "'h900' is not one of"),
         (edit_pool("max_nodes", "4"), "'4' is not of type 'integer'"),
         (lambda c: c.pop("aws:region"), "is not valid under any of the given schemas"),
         (

@@ -40,10 +40,10 @@ def test_catalog_picks_the_instance_type_for_the_accelerator() -> None:
 
 def test_unknown_accelerator_names_field_and_allowed_values() -> None:
     config = stack_config("dev")
-    pools(config)[1]["accelerator"] = "h200"
+    pools(config)[1]["accelerator"] = "h900"
     [(path, message)] = problems_of(config)
     assert path == "clusters[0].node_pools[1].accelerator"
-    assert "unknown accelerator 'h200'" in message
+    assert "unknown accelerator 'h900'" in message
     assert "h100" in message and "trainium2" in message
 
 
@@ -202,7 +202,7 @@ def test_unknown_meshstack_key_is_rejected_and_other_namespaces_ignored() -> Non
 
 def test_all_problems_are_reported_on_one_line() -> None:
     config = stack_config("dev")
-    pools(config)[1]["accelerator"] = "h200"
+    pools(config)[1]["accelerator"] = "h900"
     pools(config)[0]["min_nodes"] = 9
     with pytest.raises(SpecError) as info:
         spec_from_config("dev", config, "Pulumi.dev.yaml")

@@ -64,7 +64,8 @@ LogType = Literal["api", "audit", "authenticator", "controllerManager", "schedul
 
 @dataclass(frozen=True, kw_only=True)
 class EksClusterArgs:
-    """The cluster's nodes go in `subnet_ids` (private ones) with `node_security_group_id`.
+    """The cluster's nodes go in `subnet_ids` (private ones) with `node_security_group_id`; a pool
+    naming a zone goes in that zone's subnet of `zone_subnets` alone.
 
     The API endpoint is private; `public_access_cidrs` opens it to those networks too, and
     `deployer_cidrs` (private networks routed to the VPC) reach the private endpoint on 443.
@@ -76,6 +77,7 @@ class EksClusterArgs:
     node_pools: Sequence[NodePoolArgs]
     subnet_ids: Sequence[pulumi.Input[str]]
     node_security_group_id: pulumi.Input[str]
+    zone_subnets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     public_access_cidrs: Sequence[str] = ()
     deployer_cidrs: Sequence[str] = ()
     deployer: Deployer | None = None  # who runs the program; looked up when not given
@@ -191,7 +193,7 @@ class EksCluster(pulumi.ComponentResource):
                     pool=pool,
                     cluster_name=cluster.name,
                     node_role_arn=iam.node_role_arn,
-                    subnet_ids=subnet_ids,
+                    subnet_ids=[args.zone_subnets[pool.zone]] if pool.zone else subnet_ids,
                     security_group_ids=[args.node_security_group_id, cluster_sg],
                     tags=tags,
                 ),

@@ -22,7 +22,8 @@ class NetworkArgs:
 
 
 class Network(pulumi.ComponentResource):
-    """A VPC across the spec's AZs with NAT egress, an S3 gateway endpoint, ECR and STS interface
+    """A VPC across the spec's AZs (by zone id where it names them, `zone_subnets` mapping each to its
+    private subnet) with NAT egress, an S3 gateway endpoint, ECR and STS interface
     endpoints and the node security group.
 
     The node security group admits traffic only from its own members, on every
@@ -32,6 +33,7 @@ class Network(pulumi.ComponentResource):
 
     vpc_id: pulumi.Output[str]
     private_subnet_ids: list[pulumi.Output[str]]
+    zone_subnets: dict[str, pulumi.Output[str]]
     public_subnet_ids: list[pulumi.Output[str]]
     node_security_group_id: pulumi.Output[str]
 
@@ -45,11 +47,17 @@ class Network(pulumi.ComponentResource):
         spec, region, tags = args.network, args.region, args.tags
         child = pulumi.ResourceOptions(parent=self)
         private_cidrs, public_cidrs = spec.subnets()
-        zones = aws.get_availability_zones_output(
-            state="available",
-            filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        )
+        # Zone ids name the same place in every account; without them, the first available AZs.
+        places: list[dict[str, pulumi.Input[str]]]
+        if spec.zones:
+            places = [{"availability_zone_id": zone} for zone in spec.zones]
+        else:
+            names = aws.get_availability_zones_output(
+                state="available",
+                filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            ).names
+            places = [{"availability_zone": names[i]} for i in range(spec.availability_zones)]
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -71,12 +79,12 @@ class Network(pulumi.ComponentResource):
         public_subnets: list[aws.ec2.Subnet] = []
         private_subnets: list[aws.ec2.Subnet] = []
         for i, (private_cidr, public_cidr) in enumerate(zip(private_cidrs, public_cidrs, strict=True)):
-            zone = zones.names[i]
+            where = places[i]
             public = aws.ec2.Subnet(
                 f"{name}-public-{i}",
                 vpc_id=vpc.id,
                 cidr_block=public_cidr,
-                availability_zone=zone,
+                **where,
                 map_public_ip_on_launch=False,
                 tags={**named(tags, f"{name}-public-{i}"), "kubernetes.io/role/elb": "1"},
                 opts=child,
@@ -90,7 +98,7 @@ class Network(pulumi.ComponentResource):
                     f"{name}-private-{i}",
                     vpc_id=vpc.id,
                     cidr_block=private_cidr,
-                    availability_zone=zone,
+                    **where,
                     tags={**named(tags, f"{name}-private-{i}"), "kubernetes.io/role/internal-elb": "1"},
                     opts=child,
                 )
@@ -202,6 +210,7 @@ class Network(pulumi.ComponentResource):
 
         self.vpc_id = vpc.id
         self.private_subnet_ids = [s.id for s in private_subnets]
+        self.zone_subnets = {zone: s.id for zone, s in zip(spec.zones or (), private_subnets, strict=False)}
         self.public_subnet_ids = [s.id for s in public_subnets]
         self.node_security_group_id = nodes.id
         self.register_outputs(

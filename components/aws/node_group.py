@@ -46,6 +46,13 @@ def efa_user_data() -> str:
     )
 
 
+def efa_interface_type(efa_only_secondary: bool, card: int) -> str:
+    """The first card carries the node's IP traffic (EFA with ENA); on types that support it the others
+    are EFA-only, RDMA without an IP address, so a p5 node takes one subnet address, not 32 (EC2 User
+    Guide, "EFA-only interfaces", read 2026-11-26)."""
+    return "efa-only" if efa_only_secondary and card > 0 else "efa"
+
+
 NODE_TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
 
 
@@ -82,8 +89,9 @@ class NodeGroup(pulumi.ComponentResource):
     """A managed node group whose nodes require IMDSv2, encrypt their disks and, when asked,
     carry one EFA interface per network card inside a cluster placement group.
 
-    EFA and placement-group pools are pinned to one subnet: a cluster placement group
-    lives in one AZ, and EFA traffic does not cross AZs.
+    EFA and placement-group pools are pinned to one subnet (the first of `subnet_ids`; the program
+    hands a pool that names its zone that zone's subnet alone): a cluster placement group lives in
+    one AZ, and EFA traffic does not cross AZs.
     """
 
     node_group_name: pulumi.Output[str]
@@ -126,7 +134,7 @@ class NodeGroup(pulumi.ComponentResource):
                 {
                     "device_index": 0 if card == 0 else 1,
                     "network_card_index": card,
-                    "interface_type": "efa",
+                    "interface_type": efa_interface_type(instance.efa_only_secondary, card),
                     "security_groups": list(security_group_ids),
                     "delete_on_termination": "true",
                 }

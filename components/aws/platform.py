@@ -13,6 +13,7 @@ from components.aws.storage import Storage, StorageArgs
 from components.platform import ClusterHandle, Platform, StorageTargets, addon_needs
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.spec import StackSpec
+from meshstack.core.spec.zones import lustre_zone
 from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.volumes import FileSystemRef
 
@@ -28,6 +29,11 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
             vpc_id=network.vpc_id,
             private_subnet_ids=network.private_subnet_ids,
             node_security_group_id=network.node_security_group_id,
+            lustre_subnets={
+                fs.name: network.zone_subnets[zone]
+                for fs in spec.storage.lustre
+                if (zone := lustre_zone(spec, fs.name))
+            },
             region=spec.region,
             deployer=who,
             tags=tags,
@@ -44,6 +50,7 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
                 node_pools=[pools[(cluster.name, p.name)] for p in cluster.node_pools],
                 subnet_ids=network.private_subnet_ids,
                 node_security_group_id=network.node_security_group_id,
+                zone_subnets=network.zone_subnets,
                 public_access_cidrs=cluster.public_access_cidrs,
                 deployer_cidrs=cluster.deployer_cidrs,
                 deployer=who,

@@ -59,6 +59,8 @@ class StorageArgs:
     vpc_id: pulumi.Input[str]
     private_subnet_ids: Sequence[pulumi.Input[str]]
     node_security_group_id: pulumi.Input[str]
+    # Where each Lustre file system goes (the subnet of the pools that mount it); the first subnet otherwise.
+    lustre_subnets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     region: str = "us-east-1"
     deployer: Deployer | None = None  # who runs the program (its account); looked up when not given
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -135,7 +137,10 @@ class Storage(pulumi.ComponentResource):
         if spec.lustre:
             sg = self._security_group("lustre", vpc_id, node_security_group_id, LUSTRE_PORTS)
             self._lustre_paths(sg, node_security_group_id)
-            self.lustre = {fs.name: self._lustre(fs, key, private_subnet_ids[0], sg) for fs in spec.lustre}
+            self.lustre = {
+                fs.name: self._lustre(fs, key, args.lustre_subnets.get(fs.name, private_subnet_ids[0]), sg)
+                for fs in spec.lustre
+            }
         self.efs = {}
         if spec.efs:
             sg = self._security_group("efs", vpc_id, node_security_group_id, ((NFS_PORT, NFS_PORT),))

@@ -59,9 +59,50 @@ def slice_pool_names(cluster: str, pool: NodePoolArgs) -> list[str]:
     return [f"{cluster}-{pool.name}" + (f"-s{i}" if slices > 1 else "") for i in range(slices)]
 
 
+@dataclass(frozen=True)
+class MaintenanceExclusionArgs:
+    """No minor or node upgrades from `start` to `end` (RFC 3339): a long run's slices stay as they are."""
+
+    name: str
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class MaintenanceArgs:
+    """A recurring window (its first occurrence, RFC 3339 in UTC, and an RRULE) and the exclusions."""
+
+    start_time: str = "2025-01-11T02:00:00Z"
+    end_time: str = "2025-01-11T08:00:00Z"
+    recurrence: str = "FREQ=WEEKLY;BYDAY=SA,SU"
+    exclusions: Sequence[MaintenanceExclusionArgs] = ()
+
+
+def maintenance_policy(maintenance: MaintenanceArgs) -> dict[str, Any]:
+    """Upgrades, which recreate a TPU slice or GPU node under its job, run only inside the window, and
+    never inside an exclusion."""
+    return {
+        "recurring_window": {
+            "start_time": maintenance.start_time,
+            "end_time": maintenance.end_time,
+            "recurrence": maintenance.recurrence,
+        },
+        "maintenance_exclusions": [
+            {
+                "exclusion_name": e.name,
+                "start_time": e.start,
+                "end_time": e.end,
+                "exclusion_options": {"scope": "NO_MINOR_OR_NODE_UPGRADES"},
+            }
+            for e in maintenance.exclusions
+        ],
+    }
+
+
 @dataclass(frozen=True, kw_only=True)
 class GkeClusterArgs:
-    """A regional cluster whose node pools run in `zone`. The control plane takes `master_cidr` (a /28);
+    """A regional cluster whose node pools run in `zone` (or the zone a pool names), upgraded only in the
+    `maintenance` window. The control plane takes `master_cidr` (a /28);
     pods and services use the subnetwork's secondary ranges named by components.gcp.network."""
 
     project: str
@@ -75,6 +116,7 @@ class GkeClusterArgs:
     public_access_cidrs: Sequence[str] = ()
     deployer_cidrs: Sequence[str] = ()
     addons: AddonNeeds = field(default_factory=AddonNeeds)
+    maintenance: MaintenanceArgs = field(default_factory=MaintenanceArgs)
     deletion_protection: bool = True
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -130,6 +172,7 @@ class GkeCluster(pulumi.ComponentResource):
             initial_node_count=1,
             min_master_version=args.kubernetes_version,
             release_channel={"channel": "REGULAR"},
+            maintenance_policy=maintenance_policy(args.maintenance),
             ip_allocation_policy={"cluster_secondary_range_name": PODS, "services_secondary_range_name": SERVICES},
             private_cluster_config={
                 "enable_private_nodes": True,
@@ -273,7 +316,7 @@ class GkeCluster(pulumi.ComponentResource):
             project=project,
             cluster=cluster.id,
             location=region,
-            node_locations=[zone],
+            node_locations=[pool.zone or zone],
             initial_node_count=pool.desired_nodes,
             autoscaling={"min_node_count": pool.min_nodes, "max_node_count": pool.max_nodes},
             management={"auto_repair": True, "auto_upgrade": True},

@@ -8,12 +8,13 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 
-from components.gcp.gke import GkeCluster, GkeClusterArgs
+from components.gcp.gke import GkeCluster, GkeClusterArgs, MaintenanceArgs, MaintenanceExclusionArgs
 from components.gcp.network import Network, NetworkArgs
 from components.gcp.storage import Storage, StorageArgs
 from components.platform import ClusterHandle, Platform, StorageTargets, addon_needs
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.spec import StackSpec
+from meshstack.core.spec.cluster import MaintenanceSpec
 from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.volumes import FileSystemRef
 
@@ -21,6 +22,17 @@ from workloads.k8s.volumes import FileSystemRef
 def filestore_handle(zone: str, share: str, instance: str) -> str:
     """The Filestore CSI driver's volume handle for an existing instance's share."""
     return f"modeInstance/{zone}/{instance}/{share}"
+
+
+def maintenance_args(spec: MaintenanceSpec) -> MaintenanceArgs:
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    return MaintenanceArgs(
+        **spec.recurring_window(),
+        exclusions=[
+            MaintenanceExclusionArgs(e.name, e.start_utc.strftime(stamp), e.end_utc.strftime(stamp))
+            for e in spec.exclusions
+        ],
+    )
 
 
 def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> Platform:
@@ -56,6 +68,7 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
                 public_access_cidrs=cluster.public_access_cidrs,
                 deployer_cidrs=cluster.deployer_cidrs,
                 addons=addon_needs(spec, cluster.name),
+                maintenance=maintenance_args(cluster.maintenance or MaintenanceSpec()),
                 deletion_protection=spec.environment == "prod",
                 labels=labels,
             ),

@@ -22,11 +22,12 @@ class Services(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     gke_control_plane_per_hour: float = Field(ge=0)
-    cloud_nat_gateway_per_hour: float = Field(ge=0)
+    cloud_nat_per_vm_hour: float = Field(ge=0)
+    cloud_nat_max_per_hour: float = Field(ge=0)
     public_ipv4_per_hour: float = Field(ge=0)
     kms_key_per_month: float = Field(ge=0)
     gcs_standard_per_gib_month: float = Field(ge=0)
-    filestore_basic_hdd_per_gib_month: float = Field(ge=0)
+    filestore_per_gib_month: dict[str, float]
     pd_balanced_per_gib_month: float = Field(ge=0)
 
 
@@ -57,8 +58,7 @@ def price(r: ResourceView, ctx: PricingContext) -> Priced | None:
     if r.type == "gcp:container/cluster:Cluster":
         return Priced.flat("GKE control plane", prices.gke_control_plane_per_hour * ctx.services_factor)
     if r.type == "gcp:compute/routerNat:RouterNat":
-        ctx.assume("Cloud NAT: gateway hours only; data processed is not estimated")
-        return Priced.flat("Cloud NAT gateway", prices.cloud_nat_gateway_per_hour * ctx.services_factor)
+        return _cloud_nat(prices, ctx)
     if r.type == "gcp:kms/cryptoKey:CryptoKey":
         return Priced.flat("Cloud KMS key", prices.kms_key_per_month / HOURS_PER_MONTH * ctx.services_factor)
     if r.type == "gcp:storage/bucket:Bucket":
@@ -69,9 +69,31 @@ def price(r: ResourceView, ctx: PricingContext) -> Priced | None:
         )
     if r.type == "gcp:filestore/instance:Instance":
         gib = float(mapping(props, "fileShares").get("capacityGb", 0))
-        ctx.assume("Filestore: priced at the basic HDD rate")
-        return Priced.flat(
-            f"Filestore {gib:g} GiB {props.get('tier', '')}",
-            gib * prices.filestore_basic_hdd_per_gib_month / HOURS_PER_MONTH * ctx.storage_factor,
-        )
+        tier = str(props.get("tier", ""))
+        rate = prices.filestore_per_gib_month.get(tier)
+        if rate is None:
+            ctx.assume(f"Filestore {tier or '(no tier)'}: no price in the catalog, priced at 0")
+            rate = 0.0
+        return Priced.flat(f"Filestore {gib:g} GiB {tier}", gib * rate / HOURS_PER_MONTH * ctx.storage_factor)
     return None
+
+
+def _cloud_nat(prices: Services, ctx: PricingContext) -> Priced:
+    """Charged per VM behind the gateway, up to a cap per gateway-hour, plus the address it allocates."""
+    ctx.assume(
+        "Cloud NAT: per-VM gateway charge over the stack's nodes and one auto-allocated address; "
+        "data processed is not estimated"
+    )
+    fleet = ctx.fleet()
+
+    def hourly(vms: int) -> float:
+        gateway = min(vms * prices.cloud_nat_per_vm_hour, prices.cloud_nat_max_per_hour)
+        return (gateway + prices.public_ipv4_per_hour) * ctx.services_factor
+
+    return Priced(
+        f"Cloud NAT for {fleet.declared} VMs (up to {fleet.peak}) and its address",
+        hourly(fleet.declared),
+        hourly(fleet.peak),
+        hourly(fleet.idle),
+        hourly(fleet.running),
+    )

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from meshstack.core.validation import SpecModel, check_cidr, field_error, parse_cidr
 
+ZONE_ID = r"^[a-z]{2,5}\d-az\d{1,2}$"
+
 
 class NetworkSpec(SpecModel):
     vpc_cidr: str = Field(default="10.0.0.0/16", description="The VPC's IPv4 block.")
     availability_zones: int = Field(default=2, ge=2, le=6, description="How many AZs the subnets span.")
+    zones: list[str] | None = Field(
+        default=None,
+        description="AWS: the zone ids of those AZs (use1-az4: the same place in every account, unlike "
+        "us-east-1a), one per AZ. Omitted: the first available AZs, unknown until deploy.",
+    )
     private_subnet_cidrs: list[str] | None = Field(
         default=None, description="One per AZ; carved from the VPC block when omitted. Nodes live here."
     )
@@ -40,6 +48,16 @@ class NetworkSpec(SpecModel):
             self.master_cidr or "172.21.0.0/28",
         )
 
+    @field_validator("zones")
+    @classmethod
+    def _check_zones(cls, zones: list[str] | None) -> list[str] | None:
+        for i, zone in enumerate(zones or []):
+            if not re.match(ZONE_ID, zone):
+                raise field_error(f"[{i}]", f"'{zone}' is not an AWS zone id such as use1-az4")
+        if zones is not None and len(set(zones)) != len(zones):
+            raise field_error("", "names a zone twice")
+        return zones
+
     @field_validator("private_subnet_cidrs", "public_subnet_cidrs")
     @classmethod
     def _check_subnets(cls, value: list[str] | None) -> list[str] | None:
@@ -62,6 +80,10 @@ class NetworkSpec(SpecModel):
 
     @model_validator(mode="after")
     def _check_layout(self) -> NetworkSpec:
+        if self.zones is not None and len(self.zones) != self.availability_zones:
+            raise field_error(
+                "zones", f"has {len(self.zones)} zone ids but availability_zones is {self.availability_zones}"
+            )
         vpc = parse_cidr(self.vpc_cidr)
         if vpc.prefixlen > 24:
             raise field_error("vpc_cidr", f"'{self.vpc_cidr}' is too small for a cluster: use a /16 to /24 block")

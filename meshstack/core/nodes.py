@@ -53,6 +53,7 @@ class NodePoolArgs:
     desired_nodes: int = 0
     market: Literal["on-demand", "spot", "capacity-block", "reservation"] = "on-demand"
     reservation_id: str | None = None
+    zone: str | None = None  # AWS a zone id, GCP a zone: where the pool's nodes run (None: the cluster's)
     efa: bool = False
     placement_group: bool = False
     root_volume_gib: int = 200

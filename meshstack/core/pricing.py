@@ -50,6 +50,16 @@ class PoolShape:
     market: str
 
 
+@dataclass(frozen=True)
+class Fleet:
+    """The stack's nodes over all its pools: as declared, at max size, idle and while the workloads run."""
+
+    declared: int
+    peak: int
+    idle: int
+    running: int
+
+
 class PricingContext(Protocol):
     """What the estimate offers a cloud's pricing module."""
 
@@ -68,23 +78,43 @@ class PricingContext(Protocol):
 
     def pool(self, resource: ResourceView, shape: PoolShape, disk_hourly: float) -> Priced: ...
 
+    def fleet(self) -> Fleet: ...
 
-def node_hourly(catalog: Catalog, instance_type: str, market: str) -> tuple[float, list[str]]:
-    """One node's price per hour on a market (a TPU host with its chips), after the organisation's
-    instance discount, and the assumptions the figure rests on. The cost estimate, the planner and
-    the training-run estimate all price nodes here."""
+
+def list_price(catalog: Catalog, instance_type: str, region: str | None = None) -> tuple[float, list[str]]:
+    """One node's on-demand list price (a TPU host with its chips) in `region` (the catalog's base region
+    when None), and what the figure rests on: a region the catalog has no price for is priced at the base
+    region's rate, and says so."""
+    itype = catalog.instance_types[instance_type]
+    tpu = catalog.tpus.get(itype.accelerator)
+    base = catalog.prices.region
+    regional = catalog.regional_prices.get(region) if region and region != base else None
+    own_price = regional.instance_types.get(instance_type) if regional is not None else None
+    chip_price = regional.tpu_chip_hour.get(itype.accelerator) if regional is not None and tpu is not None else None
+    hourly = itype.price_per_hour if own_price is None else own_price
+    if tpu is not None:
+        hourly += itype.accelerators * (tpu.price_per_chip_hour if chip_price is None else chip_price)
+    assumptions = []
+    priced_here = own_price is not None if tpu is None else chip_price is not None
+    if region and region != base and not priced_here:
+        what = itype.accelerator if tpu is not None else instance_type
+        assumptions.append(f"{what}: the catalog has no {region} price; priced at {base}'s list price")
+    return hourly, assumptions
+
+
+def node_hourly(
+    catalog: Catalog, instance_type: str, market: str, region: str | None = None
+) -> tuple[float, list[str]]:
+    """One node's price per hour on a market in a region, after the organisation's instance discount,
+    and the assumptions the figure rests on. The cost estimate, the planner and the training-run
+    estimate all price nodes here."""
     itype = catalog.instance_types[instance_type]
     market = market.replace("-", " ")
-    hourly = itype.price_per_hour
-    tpu = catalog.tpus.get(itype.accelerator)
-    if tpu is not None:
-        hourly += itype.accelerators * tpu.price_per_chip_hour
-    assumptions = []
+    hourly, assumptions = list_price(catalog, instance_type, region)
     if market == "spot":
-        hourly *= 1 - catalog.markets.spot_discount
-        assumptions.append(
-            f"spot: on-demand less {catalog.markets.spot_discount:.0%}, a typical discount; it moves hourly"
-        )
+        discount = catalog.spot_discount(instance_type)
+        hourly *= 1 - discount
+        assumptions.append(f"{instance_type} spot: on-demand less {discount:.0%}, a typical discount; it moves hourly")
     elif market == "capacity block":
         if itype.capacity_block_price_per_hour is not None:
             hourly = itype.capacity_block_price_per_hour

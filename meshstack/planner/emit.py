@@ -40,14 +40,16 @@ def _system_pool(catalog: Catalog) -> dict[str, Any]:
     return {"name": "system", "accelerator": "cpu", "instance_type": name, "min_nodes": 1, "max_nodes": 3}
 
 
-def _location(catalog: Catalog, gcp_project: str | None) -> dict[str, Any]:
+def _location(catalog: Catalog, instance_type: str, gcp_project: str | None) -> dict[str, Any]:
+    """The catalog's region, and on a cloud that needs one the first zone of it offering the option's type."""
     region = catalog.prices.region
     if catalog.facts.project_pattern is None:
         return {catalog.facts.config_keys["region"]: region}
     if gcp_project is None:
         raise EmitError(f"the chosen option runs on {catalog.cloud.upper()}: name the project with --gcp-project")
     keys = catalog.facts.config_keys
-    return {keys["project"]: gcp_project, keys["region"]: region, keys["zone"]: f"{region}-a"}
+    zone = (catalog.zones(instance_type, region) or [f"{region}-a"])[0]
+    return {keys["project"]: gcp_project, keys["region"]: region, keys["zone"]: zone}
 
 
 def _model(request: PlanRequest) -> dict[str, Any]:
@@ -144,7 +146,7 @@ def _config(
     catalog = load_catalog(cloud=option.cloud)
     state_gib = request.model.params * 16 / 2**30
     return {
-        **_location(catalog, access.gcp_project),
+        **_location(catalog, option.instance_type, access.gcp_project),
         "meshstack:environment": "prod",
         "meshstack:tags": {"project": name, **access.tags},
         "meshstack:clusters": [

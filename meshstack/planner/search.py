@@ -137,11 +137,18 @@ class _Unit:
 
 
 def _units(catalog: Catalog, single_host: bool) -> list[_Unit]:
+    """What can be had in the catalog's region (its prices are that region's): a type the catalog
+    lists in other regions only is left out."""
     units = []
+    region = catalog.prices.region
     for name, itype in sorted(catalog.instance_types.items()):
+        if catalog.zones(name, region) == []:
+            continue
         if itype.accelerators and not catalog.is_tpu(itype.accelerator):
             units.append(_Unit(catalog, itype.accelerator, name, itype.accelerators))
     for generation, tpu in sorted(catalog.tpus.items()):
+        if tpu.zones is not None and not tpu.zones.get(region):
+            continue
         for topology, shape in tpu.topologies.items():
             if single_host and shape.hosts > 1:
                 continue

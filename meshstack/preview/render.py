@@ -39,7 +39,7 @@ def tree(preview: Preview) -> str:
         f"Cost: idle {usd(cost.idle_hourly_usd)}/hour, as declared {usd(cost.hourly_usd)}/hour "
         f"({usd(cost.monthly_usd)}/month), running its workloads {usd(cost.running_hourly_usd)}/hour "
         f"({usd(cost.running_monthly_usd)}/month); at max size {usd(cost.peak_hourly_usd)}/hour "
-        f"({cost.region} prices of {cost.price_date})"
+        f"({cost.price_basis}, {cost.price_date})"
     )
     lines.append(f"Energy: {energy_line(cost.energy)}")
     lines += [f"Training run {run.describe()}" for run in preview.runs]

@@ -70,7 +70,7 @@ def training_runs(spec: StackSpec, catalog: Catalog) -> list[TrainingRun]:
         model = sizing.of_model(cfg)
         tokens = float(train.steps * train.global_batch * train.seq_len)
         hours = sizing.training_seconds(model, tokens, need.accelerators, peak, RUN_MFU, False) / 3600
-        hourly = node_hourly(catalog, str(pool.instance_type), pool.market)[0]
+        hourly = node_hourly(catalog, str(pool.instance_type), pool.market, spec.region)[0]
         kwh = catalog.run_kwh(str(pool.instance_type), need.nodes, hours)
         runs.append(
             TrainingRun(

@@ -27,6 +27,7 @@ def pool_args(pool: NodePool, catalog: Catalog, workload_nodes: int = 0) -> Node
         desired_nodes=pool.desired,
         market=pool.market,
         reservation_id=pool.reservation_id,
+        zone=pool.zone,
         efa=pool.efa,
         placement_group=pool.placement_group,
         root_volume_gib=pool.root_volume_gib,

@@ -55,6 +55,9 @@ class CloudFacts(_Model):
     markets: list[str]
     storage: list[str] = Field(description="The StorageSpec kinds this cloud offers (buckets, lustre, ...).")
     tag_style: Literal["tags", "labels"] = Field(description="labels: lowercase keys and values, no ':'.")
+    maintenance_windows: bool = Field(
+        default=False, description="Whether the cloud upgrades clusters on its own, within windows the spec sets."
+    )
 
 
 class TpuTopology(_Model):
@@ -63,10 +66,22 @@ class TpuTopology(_Model):
     machine_type: str
 
 
+SPOT_HELP = "Off on-demand on the spot market; the catalog's markets.spot_discount when unset."
+Zones = dict[str, list[str]]
+ZONES_HELP = (
+    "Where it is offered, by region: AWS zone ids (use1-az4), Google Cloud zones (us-east5-a). "
+    "None: the catalog does not restrict it."
+)
+
+
 class TpuGeneration(_Model):
     gke_accelerator: str = Field(description="The value GKE puts in cloud.google.com/gke-tpu-accelerator.")
     price_per_chip_hour: float = Field(ge=0)
     spot: bool = True
+    spot_discount: float | None = Field(
+        default=None, ge=0, lt=1, description="Off on-demand; the catalog's default when unset."
+    )
+    zones: Zones | None = Field(default=None, description=ZONES_HELP)
     topologies: dict[str, TpuTopology]
 
     @property
@@ -130,17 +145,41 @@ class InstanceType(_Model):
     price_per_hour: float = Field(ge=0)
     capacity_block_price_per_hour: float | None = Field(default=None, ge=0)
     spot: bool = Field(default=True, description="Whether the type can be had as spot capacity.")
+    spot_discount: float | None = Field(
+        default=None, ge=0, lt=1, description="Off on-demand; the catalog's default when unset."
+    )
     gpu_type: str | None = Field(default=None, description="GCP: the GKE GPU type where it differs from gpu_types.")
+    efa_only_secondary: bool = Field(
+        default=False,
+        description="AWS: the network cards after the first take EFA-only interfaces (RDMA without an IP address).",
+    )
+    zones: Zones | None = Field(default=None, description=ZONES_HELP)
+    price_source: str | None = Field(
+        default=None, description="Where this price comes from, where not the catalog's source."
+    )
 
     @property
     def supports_efa(self) -> bool:
         return self.efa_interfaces > 0
 
 
+class RegionalPrices(_Model):
+    """One region's list prices, where they differ from the catalog's base region."""
+
+    source: str
+    instance_types: dict[str, float] = Field(default_factory=dict)
+    tpu_chip_hour: dict[str, float] = Field(default_factory=dict)
+
+
 class Catalog(_Model):
     cloud: str = "aws"
     facts: CloudFacts
     prices: PriceSource
+    regional_prices: dict[str, RegionalPrices] = Field(
+        default_factory=dict,
+        description="Prices in other regions than prices.region; a region missing here is "
+        "priced at the base region's rates, and the estimate says so.",
+    )
     services: dict[str, Any] = Field(description="Service prices, read and checked by the cloud's pricing module.")
     markets: Markets
     discounts: Discounts = Discounts()
@@ -187,6 +226,20 @@ class Catalog(_Model):
                         f"catalog tpus.{name}.topologies.{topology}.machine_type: '{shape.machine_type}' "
                         "is not one of the catalog's instance types"
                     )
+
+    def zones(self, instance_type: str, region: str) -> list[str] | None:
+        """The zones of `region` offering the type (for a TPU host, its generation); None where the
+        catalog does not restrict it, [] where the catalog lists the type in other regions only."""
+        itype = self.instance_types[instance_type]
+        tpu = self.tpus.get(itype.accelerator)
+        offered = tpu.zones if tpu is not None else itype.zones
+        return None if offered is None else offered.get(region, [])
+
+    def spot_discount(self, instance_type: str) -> float:
+        itype = self.instance_types[instance_type]
+        tpu = self.tpus.get(itype.accelerator)
+        own = tpu.spot_discount if tpu is not None else itype.spot_discount
+        return self.markets.spot_discount if own is None else own
 
     def is_tpu(self, accelerator: str) -> bool:
         return accelerator in self.tpus

@@ -15,6 +15,7 @@ from meshstack.core.network import NetworkSpec
 from meshstack.core.spec.base import SpecModel, catalog_from, field_error
 from meshstack.core.spec.cluster import ClusterSpec, NodePool
 from meshstack.core.spec.workload import InferenceWorkload, StorageRef, TrainingWorkload, Workload
+from meshstack.core.spec.zones import check_zones
 from meshstack.core.storage import StorageSpec
 from meshstack.core.validation import check_unique
 
@@ -99,6 +100,13 @@ class StackSpec(SpecModel):
             raise field_error(
                 "zone", f"{keys.get('zone', 'zone')} must be a zone of {self.region}, such as {self.region}-a"
             )
+        for i, cluster in enumerate(self.clusters):
+            if cluster.maintenance is not None and not facts.maintenance_windows:
+                raise field_error(
+                    f"clusters[{i}].maintenance",
+                    f"{self.cloud.upper()} does not upgrade a cluster's nodes on its own: node groups change only "
+                    "when the stack does, so there is no window to set",
+                )
         for kind in type(self.storage).model_fields:
             if getattr(self.storage, kind) and kind not in facts.storage:
                 raise field_error(f"storage.{kind}", f"{kind} is not offered on {self.cloud.upper()}")
@@ -137,6 +145,11 @@ class StackSpec(SpecModel):
             self._check_capacity(at, workload, demands[-1])
             self._check_memory(at, workload, demands[-1], catalog)
         self._check_accelerator_budget(demands)
+        return self
+
+    @model_validator(mode="after")
+    def _check_zones(self, info: ValidationInfo) -> StackSpec:
+        check_zones(self, catalog_from(info, self.cloud))
         return self
 
     def _check_capacity(self, at: str, workload: TrainingWorkload | InferenceWorkload, need: Demand) -> None:
