@@ -26,9 +26,11 @@ from typing import Any, TextIO
 
 from meshstack.core.contract import (
     COORDINATOR,
+    EXIT_PREEMPTED,
     JOB_CONFIG_ENV,
     NUM_PROCESSES,
     PROCESS_ID,
+    RESTART_ATTEMPT_ENV,
     JobConfig,
     MeshConfig,
     ServeJobConfig,
@@ -125,10 +127,14 @@ def process_env(config_json: str, devices: int, extra: dict[str, str] | None = N
     }
 
 
+MAX_PREEMPTIONS = 100  # restarts after a preemption do not count against max_restarts, but they end
+
+
 @dataclass
 class TrainResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     restarts: int = 0
+    preemptions: int = 0
 
     @property
     def final_loss(self) -> float:
@@ -159,17 +165,35 @@ def watch(group: ProcessGroup, handle: Callable[[dict[str, Any]], Any], finish_t
 
 
 def train(
-    job: JobConfig, processes: int, devices_per_process: int, log_dir: Path, on_event: EventHook, max_restarts: int = 3
+    job: JobConfig,
+    processes: int,
+    devices_per_process: int,
+    log_dir: Path,
+    on_event: EventHook,
+    max_restarts: int = 3,
+    extra_env: dict[str, str] | None = None,
 ) -> TrainResult:
-    """Run a training job as `processes` local processes, restarting the group when one fails."""
+    """Run a training job as `processes` local processes, restarting the group when one fails.
+
+    As the JobSet's failure policy does: a group that stopped on SIGTERM (exit 143 from every
+    process) is restarted without counting against max_restarts; a failure counts.
+    """
     result = TrainResult()
-    for attempt in range(max_restarts + 1):
+    failures = 0
+    while True:
+        attempt = failures + result.preemptions
         port = free_port()
         envs = [
             process_env(
                 job.model_dump_json(),
                 devices_per_process,
-                {COORDINATOR: f"127.0.0.1:{port}", NUM_PROCESSES: str(processes), PROCESS_ID: str(i)},
+                {
+                    COORDINATOR: f"127.0.0.1:{port}",
+                    NUM_PROCESSES: str(processes),
+                    PROCESS_ID: str(i),
+                    RESTART_ATTEMPT_ENV: str(attempt),
+                    **(extra_env or {}),
+                },
             )
             for i in range(processes)
         ]
@@ -186,15 +210,23 @@ def train(
         codes = group.returncodes()
         if all(c == 0 for c in codes) and any(e.get("event") == "done" for e in result.events):
             return result
-        errors = [e["message"] for e in result.events if e.get("event") == "error"]
+        if all(c == EXIT_PREEMPTED for c in codes) and result.preemptions < MAX_PREEMPTIONS:
+            result.preemptions += 1
+            event: dict[str, Any] = {"event": "restarting", "attempt": attempt + 1, "exit_codes": codes}
+            result.events.append({**event, "preempted": True})
+            on_event({**event, "preempted": True}, group, attempt)
+            continue
+        errors = [e["message"] for e in result.events if e.get("event") == "error" and e.get("kind") != "stalled"]
         if errors:
             raise LocalRunError(f"training job '{job.name}' failed: {errors[-1]}")
-        result.restarts = attempt + 1
+        failures += 1
+        result.restarts = failures
+        if failures > max_restarts:
+            logs = ", ".join(str(p) for p in group.logs)
+            raise LocalRunError(f"training job '{job.name}' failed {failures} times; logs: {logs}")
         restarting = {"event": "restarting", "attempt": attempt + 1, "exit_codes": codes}
         result.events.append(restarting)
         on_event(restarting, group, attempt)
-    logs = ", ".join(str(p) for p in group.logs)
-    raise LocalRunError(f"training job '{job.name}' failed {max_restarts + 1} times; logs: {logs}")
 
 
 class LocalServer:
@@ -282,6 +314,10 @@ def progress(out: TextIO, name: str, steps: int) -> EventHook:
             )
         elif kind == "restored":
             out.write(f"{name}: resumed from the checkpoint of step {event['step']}\n")
+        elif kind == "preempted":
+            out.write(f"{name}: stopped on SIGTERM after saving step {event['step']} ({event['save_s']} s)\n")
+        elif kind == "restarting" and event.get("preempted"):
+            out.write(f"{name}: restarting the group after its preemption (not counted as a failure)\n")
         elif kind == "restarting":
             out.write(f"{name}: a process failed (exit codes {event['exit_codes']}); restarting the group\n")
         out.flush()

@@ -23,6 +23,18 @@ COORDINATOR = "JAX_COORDINATOR_ADDRESS"
 NUM_PROCESSES = "JAX_NUM_PROCESSES"
 PROCESS_ID = "JAX_PROCESS_ID"
 TPU_HOSTS = "TPU_WORKER_HOSTNAMES"
+# JobSet labels each pod with the group's restart count; the trainer reports it as a metric.
+RESTART_ATTEMPT_ENV = "MESHSTACK_RESTART_ATTEMPT"
+# The pod's terminationGracePeriodSeconds: the trainer warns when a save would not fit in it.
+GRACE_SECONDS_ENV = "MESHSTACK_GRACE_SECONDS"
+
+# How a trainer ends. Preemption's code is SIGTERM's own (128 + 15): a trainer that saved on SIGTERM
+# and one killed by it before it could both read as preempted, and neither is the program's fault.
+# Not 0: a pod that exits 0 completes its index, and the Job would finish with training undone.
+EXIT_CONTRACT = 2  # the job's configuration or environment is wrong: restarting cannot help
+EXIT_UNTRUSTED = 3  # the loss diverged, or no checkpoint can be trusted
+EXIT_STALLED = 4  # no step finished within train.stall_timeout_s: a hung collective or a lost host
+EXIT_PREEMPTED = 143
 
 
 class ModelConfig(SpecModel):
@@ -85,6 +97,12 @@ class TrainConfig(SpecModel):
     checkpoint_every: int = Field(default=50, ge=1)
     keep_checkpoints: int = Field(default=3, ge=1)
     log_every: int = Field(default=1, ge=1)
+    stall_timeout_s: float = Field(
+        default=900,
+        ge=1,
+        description="No step for this long (after the first, which compiles) ends the job with exit 4 so the "
+        "group restarts, instead of hanging on a lost host until deadline_seconds.",
+    )
 
 
 class ServeConfig(SpecModel):
@@ -110,6 +128,9 @@ class JobConfig(SpecModel):
     data_uri: str
     checkpoint_uri: str
     peak_tflops_per_device: float | None = Field(default=None, description="For MFU; from the catalog.")
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Prometheus metrics on this port (plus the process id); None: off."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> JobConfig:

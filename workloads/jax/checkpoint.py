@@ -1,8 +1,11 @@
-"""Checkpoints with orbax: saved every N steps, kept K deep, written atomically, checked on restore.
+"""Checkpoints with orbax: saved every N steps, kept K deep, written atomically and in the background,
+checked on restore.
 
 Orbax writes each step into a temporary directory and renames it only once every
 process has finished, so a job killed mid-save leaves the previous checkpoint as
 the latest one; the leftover temporary directory is removed on the next start.
+Saves are asynchronous: orbax copies the arrays to host memory and returns, and
+its own thread writes them while the next steps run.
 
 What orbax does not catch is a checkpoint damaged after it was written (a
 partial copy, a flipped block): it restores whatever bytes it finds. So each save
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,7 +46,7 @@ def manager(uri: str, keep: int = 3, read_only: bool = False) -> ocp.CheckpointM
         create=not read_only,
         read_only=read_only,
         cleanup_tmp_directories=not read_only,
-        enable_async_checkpointing=False,
+        enable_async_checkpointing=not read_only,
     )
     return ocp.CheckpointManager(checkpoint_location(uri), options=options, item_names=("params", "opt_state", "meta"))
 
@@ -56,6 +61,44 @@ def save(mngr: ocp.CheckpointManager, step: int, params: Any, opt_state: Any, me
         ),
         force=True,
     )
+
+
+class AsyncCheckpointer:
+    """Saves that overlap the next steps. A save is final once orbax's thread has renamed its
+    directory; a thread of ours waits for that and only then has process 0 write the step's manifest
+    (a step without one is never restored), whatever the training loop is doing by then: a loop
+    stuck in a collective must not leave a final checkpoint unrecorded. `on_final(step, seconds)`
+    hears how long the save took from start to final."""
+
+    def __init__(
+        self, mngr: ocp.CheckpointManager, uri: str, primary: bool, on_final: Callable[[int, float], None]
+    ) -> None:
+        self.mngr, self.uri, self.primary, self.on_final = mngr, uri, primary, on_final
+        self._finalizer: threading.Thread | None = None
+
+    def save(self, step: int, params: Any, opt_state: Any, meta: dict[str, Any]) -> float:
+        """Start saving `step`; returns the seconds the training loop was held (the copy to host)."""
+        self.finish()  # orbax runs one save at a time: the previous one becomes final first
+        began = time.perf_counter()
+        save(self.mngr, step, params, opt_state, meta)
+        held = time.perf_counter() - began
+        self._finalizer = threading.Thread(
+            target=self._finalize, args=(step, began), name=f"meshstack-checkpoint-{step}", daemon=True
+        )
+        self._finalizer.start()
+        return held
+
+    def finish(self) -> None:
+        """Wait until the save in flight is final and recorded (before a new save, on SIGTERM, at the end)."""
+        if self._finalizer is not None:
+            self._finalizer.join()
+            self._finalizer = None
+
+    def _finalize(self, step: int, began: float) -> None:
+        self.mngr.wait_until_finished()
+        if self.primary:
+            record(self.uri, step)
+        self.on_final(step, time.perf_counter() - began)
 
 
 def restore(mngr: ocp.CheckpointManager, step: int, params: Any, opt_state: Any | None = None) -> dict[str, Any]:

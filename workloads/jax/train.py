@@ -2,8 +2,10 @@
 
 Run as `python -m workloads.jax.train` with the job in MESHSTACK_JOB_CONFIG (JSON)
 and the multi-host environment contract set. Process 0 prints one JSON line per
-event (restored, step metrics, checkpoint, done) to stdout; the local target
-and the logs on Kubernetes read the same lines.
+event (restored, step metrics, checkpoint, preempted, done) to stdout; the local
+target and the logs on Kubernetes read the same lines, and every process serves
+the same figures as Prometheus metrics. Checkpoints are saved in the background;
+SIGTERM on any process saves the step in progress on all of them and exits 143.
 """
 
 from __future__ import annotations
@@ -21,11 +23,24 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from pydantic import ValidationError
 
-from meshstack.core.contract import JOB_CONFIG_ENV, JobConfig, TrainConfig
+from meshstack.core.contract import (
+    COORDINATOR,
+    EXIT_CONTRACT,
+    EXIT_PREEMPTED,
+    EXIT_UNTRUSTED,
+    GRACE_SECONDS_ENV,
+    JOB_CONFIG_ENV,
+    RESTART_ATTEMPT_ENV,
+    JobConfig,
+    TrainConfig,
+)
 from workloads.jax import checkpoint, distributed
 from workloads.jax.data import TokenReader
+from workloads.jax.lifecycle import Preemption, Watchdog
 from workloads.jax.model import PARAM_SPECS, init_params, loss_fn, param_specs
+from workloads.jax.train_metrics import TrainMetrics
 
 BATCH_AXES = ("data", "fsdp")
 
@@ -137,11 +152,28 @@ def emit(topology: distributed.Topology, **event: Any) -> None:
         print(json.dumps(event), flush=True)
 
 
-def run(cfg: JobConfig) -> float:
-    """Train to cfg.train.steps, resuming from the latest checkpoint; returns the last loss."""
+def run(cfg: JobConfig) -> int:
+    """Train to cfg.train.steps, resuming from the latest checkpoint. Returns the exit code: 0 when
+    done, EXIT_PREEMPTED after saving on SIGTERM."""
+    preemption = Preemption()
+    watchdog = Watchdog(cfg.train.stall_timeout_s)
+    try:
+        return _run(cfg, preemption, watchdog)
+    finally:
+        watchdog.stop()
+        preemption.close()
+
+
+def _run(cfg: JobConfig, preemption: Preemption, watchdog: Watchdog) -> int:
     topology = distributed.initialize()
     trainer = Trainer(cfg, topology)
     train = cfg.train
+    metrics = TrainMetrics(
+        topology.process_id,
+        None if cfg.metrics_port is None else cfg.metrics_port + _port_offset(topology),
+        cfg.name,
+        int(os.environ.get(RESTART_ATTEMPT_ENV, "0") or 0),
+    )
     mngr = checkpoint.manager(cfg.checkpoint_uri, keep=train.keep_checkpoints)
     damaged: list[int] = []
 
@@ -164,6 +196,15 @@ def run(cfg: JobConfig) -> float:
         start, restored = found
         params, opt_state = restored["params"], restored["opt_state"]
         emit(topology, event="restored", step=start)
+    grace = float(os.environ.get(GRACE_SECONDS_ENV, "0") or 0)
+
+    def final(step: int, seconds: float) -> None:
+        metrics.checkpointed(seconds)
+        emit(topology, event="checkpoint", step=step, save_s=round(seconds, 3))
+        if grace and seconds > grace / 2:
+            emit(topology, event="warning", message=f"a save took {seconds:.0f} s: over half the {grace:.0f} s grace")
+
+    saver = checkpoint.AsyncCheckpointer(mngr, cfg.checkpoint_uri, topology.process_id == 0, final)
     reader = TokenReader(cfg.data_uri, train.seq_len, train.seed)
     tokens_per_step = train.global_batch * train.seq_len
     flops_per_step = cfg.model.train_flops_per_token(train.seq_len) * tokens_per_step
@@ -176,6 +217,7 @@ def run(cfg: JobConfig) -> float:
         platform=topology.platform,
         dtype=str(jnp.dtype(trainer.dtype)),
         params=cfg.model.param_count(),
+        metrics_port=metrics.port,
     )
     loss_value = float("nan")
     nonfinite = 0
@@ -185,17 +227,20 @@ def run(cfg: JobConfig) -> float:
         params, opt_state, loss = trainer.step_fn(params, opt_state, trainer.global_batch(local))
         loss_value = float(loss)
         elapsed = time.perf_counter() - began
+        watchdog.beat()
         done = step + 1
         nonfinite = nonfinite + 1 if not math.isfinite(loss_value) else 0
         if nonfinite > train.skip_nonfinite_steps:
             # Stop before a checkpoint can carry the damage: the last good one stays the latest.
+            metrics.stepped(done, loss_value, elapsed, tokens_per_step / elapsed, None, train.checkpoint_every)
             raise DivergedError(
                 f"the loss is {loss_value} at step {done} ({nonfinite} step(s) in a row; "
                 f"train.skip_nonfinite_steps allows {train.skip_nonfinite_steps}): nothing was saved"
             )
+        achieved = flops_per_step / elapsed / topology.global_devices / 1e12
+        mfu = achieved / cfg.peak_tflops_per_device if cfg.peak_tflops_per_device else None
+        metrics.stepped(done, loss_value, elapsed, tokens_per_step / elapsed, mfu, train.checkpoint_every)
         if done % train.log_every == 0 or done == train.steps:
-            achieved = flops_per_step / elapsed / topology.global_devices / 1e12
-            mfu = achieved / cfg.peak_tflops_per_device if cfg.peak_tflops_per_device else None
             emit(
                 topology,
                 event="step",
@@ -206,16 +251,45 @@ def run(cfg: JobConfig) -> float:
                 tflops_per_device=round(achieved, 6),
                 mfu=None if mfu is None else round(mfu, 6),
             )
+        if preemption.agreed(done):
+            return _save_and_stop(saver, watchdog, metrics, topology, done, params, opt_state, loss_value)
         if done % train.checkpoint_every == 0 or done == train.steps:
-            checkpoint.save(mngr, done, params, opt_state, {"step": done, "loss": loss_value})
-            mngr.wait_until_finished()
-            if topology.process_id == 0:
-                checkpoint.record(cfg.checkpoint_uri, done)
-            emit(topology, event="checkpoint", step=done)
-    mngr.wait_until_finished()
+            watchdog.pause()
+            held = saver.save(done, params, opt_state, {"step": done, "loss": loss_value})
+            watchdog.beat()
+            emit(topology, event="checkpoint_started", step=done, blocking_s=round(held, 4))
+    watchdog.pause()
+    saver.finish()
     mngr.close()
     emit(topology, event="done", step=train.steps, loss=loss_value)
-    return loss_value
+    return 0
+
+
+def _save_and_stop(
+    saver: checkpoint.AsyncCheckpointer,
+    watchdog: Watchdog,
+    metrics: TrainMetrics,
+    topology: distributed.Topology,
+    step: int,
+    params: Any,
+    opt_state: Any,
+    loss: float,
+) -> int:
+    """SIGTERM reached some process: every process saves this step and leaves, inside the grace period."""
+    watchdog.pause()
+    began = time.perf_counter()
+    if step not in saver.mngr.all_steps():
+        saver.save(step, params, opt_state, {"step": step, "loss": loss})
+    saver.finish()
+    saver.mngr.close()
+    metrics.preempted()
+    emit(topology, event="preempted", step=step, save_s=round(time.perf_counter() - began, 3))
+    return EXIT_PREEMPTED
+
+
+def _port_offset(topology: distributed.Topology) -> int:
+    """Pods each have an address; local processes share one, so each takes the port plus its id."""
+    return topology.process_id if os.environ.get(COORDINATOR, "").startswith("127.") else 0
 
 
 def load_job_config() -> JobConfig:
@@ -226,15 +300,17 @@ def load_job_config() -> JobConfig:
 
 
 def main() -> int:
+    """A broken contract (bad config or environment) exits 2 and an untrusted state 3: neither heals on
+    a restart. Anything else (a lost peer's failed collective) is left to raise: exit 1, a failure the
+    group restarts from."""
     try:
-        run(load_job_config())
-    except (distributed.ContractError, ValueError) as exc:
+        return run(load_job_config())
+    except (distributed.ContractError, ValidationError) as exc:
         print(json.dumps({"event": "error", "message": str(exc)}), flush=True)
-        return 2
+        return EXIT_CONTRACT
     except (DivergedError, checkpoint.CheckpointError) as exc:
         print(json.dumps({"event": "error", "message": str(exc)}), flush=True)
-        return 3
-    return 0
+        return EXIT_UNTRUSTED
 
 
 if __name__ == "__main__":

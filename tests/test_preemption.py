@@ -1,0 +1,188 @@
+"""A trainer that survives what happens to real jobs, tried on real processes: SIGTERM on one host
+(a drained node), kill -9 in the middle of a background save, a host that stops answering; and the
+metrics it serves while it runs, read over HTTP with Prometheus' own parser."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from meshstack.core.contract import EXIT_PREEMPTED, EXIT_STALLED, JobConfig
+from workloads.jax import train_metrics
+from workloads.jax.data import ensure_corpus
+from workloads.local import ProcessGroup, TrainResult, free_port, train
+
+STEPS, EVERY = 24, 8
+
+
+def job(root: Path, name: str, model: dict[str, int] | None = None, **train: Any) -> JobConfig:
+    config = JobConfig(
+        name=name,
+        data_uri=(root / "data").as_uri(),
+        checkpoint_uri=(root / name).as_uri(),
+        mesh={"data": 2},
+        model=model or {},
+        train={"steps": STEPS, "global_batch": 8, "checkpoint_every": EVERY, "log_every": 1, **train},
+    )
+    ensure_corpus(config.data_uri)
+    return config
+
+
+def losses(result: TrainResult) -> dict[int, float]:
+    """The last loss seen for each step (a resumed run may log a step twice)."""
+    return {e["step"]: e["loss"] for e in result.events if e.get("event") == "step"}
+
+
+def quiet(event: dict[str, Any], group: ProcessGroup, attempt: int) -> None:
+    return None
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("preemption")
+
+
+@pytest.fixture(scope="module")
+def reference(root: Path) -> TrainResult:
+    return train(job(root, "reference"), processes=2, devices_per_process=1, log_dir=root / "logs", on_event=quiet)
+
+
+@pytest.mark.slow
+def test_sigterm_on_one_host_saves_on_every_host_and_the_restart_loses_no_step(
+    root: Path, reference: TrainResult
+) -> None:
+    """A drain reaches one pod: process 1 is signalled at step 11, between checkpoints (8 and 16)."""
+    exit_codes: list[list[int | None]] = []
+
+    def drain_host_1(event: dict[str, Any], group: ProcessGroup, attempt: int) -> None:
+        if attempt == 0 and event.get("event") == "step" and event["step"] == 11:
+            group.procs[1].send_signal(signal.SIGTERM)
+        if event.get("event") == "restarting":
+            exit_codes.append(event["exit_codes"])
+
+    result = train(
+        job(root, "drained"), processes=2, devices_per_process=1, log_dir=root / "logs", on_event=drain_host_1
+    )
+    [preempted] = [e for e in result.events if e.get("event") == "preempted"]
+    assert preempted["step"] >= 11 and preempted["step"] % EVERY != 0, "saved off the checkpoint schedule"
+    # Process 0 speaks for the group (it prints the events) and was never signalled: it stopped because
+    # process 1 was.
+    assert exit_codes == [[EXIT_PREEMPTED, EXIT_PREEMPTED]], "both processes saved and left with 143"
+    assert (result.preemptions, result.restarts) == (1, 0), "a preemption is not a failure"
+    restored = [e["step"] for e in result.events if e.get("event") == "restored"]
+    assert restored == [preempted["step"]], "resumed from the step saved on SIGTERM: no step lost"
+    resumed = result.events[result.events.index({"event": "restored", "step": restored[0]}) :]
+    assert next(e["step"] for e in resumed if e.get("event") == "step") == restored[0] + 1
+    theirs, ours = losses(reference), losses(result)
+    assert sorted(ours) == list(range(1, STEPS + 1))
+    for step in range(1, STEPS + 1):
+        assert ours[step] == pytest.approx(theirs[step], abs=2e-4), f"the loss curve continues at step {step}"
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_background_save_leaves_the_previous_checkpoint_as_latest(root: Path) -> None:
+    """Saves run while training goes on; killing everything while one is being written must leave
+    the last final step in charge, and the half-written one must never be restored."""
+    big = {"d_model": 256, "n_layers": 4, "n_heads": 4, "d_ff": 1024}
+    folder = root / "killed-saving"
+    seen: dict[str, Any] = {}
+
+    def kill_mid_save(event: dict[str, Any], group: ProcessGroup, attempt: int) -> None:
+        if attempt == 0 and event.get("event") == "checkpoint_started" and event["step"] == 2 * EVERY:
+            for proc in group.procs:
+                os.killpg(proc.pid, signal.SIGKILL)
+            seen["listing"] = sorted(p.name for p in folder.iterdir())
+
+    result = train(
+        job(root, "killed-saving", model=big),
+        processes=2,
+        devices_per_process=1,
+        log_dir=root / "logs",
+        on_event=kill_mid_save,
+    )
+    listing = seen["listing"]
+    assert str(EVERY) in listing and str(2 * EVERY) not in listing, f"the save of step 16 was in flight: {listing}"
+    assert any(name.startswith(f"{2 * EVERY}.orbax-checkpoint-tmp") for name in listing), listing
+    restored = [e["step"] for e in result.events if e.get("event") == "restored"]
+    assert restored == [EVERY], "the previous checkpoint stayed the latest"
+    assert result.restarts == 1
+    left = sorted(p.name for p in folder.iterdir())
+    assert not [n for n in left if "tmp" in n], f"the half-written save was cleaned up: {left}"
+    assert any(e.get("event") == "done" for e in result.events)
+
+
+@pytest.mark.slow
+def test_a_host_that_stops_answering_ends_in_a_clear_exit_and_a_restart(root: Path) -> None:
+    """Process 1 is frozen (SIGSTOP) once step 8's checkpoint is final: process 0 waits in its next
+    collective until the watchdog ends it."""
+    exit_codes: list[list[int | None]] = []
+
+    def freeze_host_1(event: dict[str, Any], group: ProcessGroup, attempt: int) -> None:
+        if attempt == 0 and event.get("event") == "checkpoint" and event["step"] == EVERY:
+            os.kill(group.procs[1].pid, signal.SIGSTOP)
+        if event.get("event") == "restarting":
+            exit_codes.append(event["exit_codes"])
+
+    began = time.monotonic()
+    result = train(
+        job(root, "frozen", stall_timeout_s=4),
+        processes=2,
+        devices_per_process=1,
+        log_dir=root / "logs",
+        on_event=freeze_host_1,
+    )
+    [stalled] = [e for e in result.events if e.get("kind") == "stalled"]
+    assert "no training step finished for" in stalled["message"]
+    assert exit_codes[0][0] == EXIT_STALLED, "process 0 left on its own, with the stall's exit code"
+    assert result.restarts == 1, "a stall counts as a failure"
+    assert [e["step"] for e in result.events if e.get("event") == "restored"] == [EVERY]
+    assert any(e.get("event") == "done" for e in result.events)
+    assert time.monotonic() - began < 300
+
+
+def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+@pytest.mark.slow
+def test_every_process_serves_its_training_metrics(root: Path) -> None:
+    base = free_port()
+    scraped: dict[int, dict[str, dict[tuple[tuple[str, str], ...], float]]] = {}
+
+    def read_metrics(event: dict[str, Any], group: ProcessGroup, attempt: int) -> None:
+        if event.get("event") == "checkpoint" and event["step"] == EVERY and not scraped:
+            time.sleep(0.5)  # process 1 records the same checkpoint a moment later
+            scraped[0], scraped[1] = scrape(base), scrape(base + 1)
+
+    train(
+        job(root, "watched").model_copy(update={"metrics_port": base}),
+        processes=2,
+        devices_per_process=1,
+        log_dir=root / "logs",
+        on_event=read_metrics,
+        extra_env={"MESHSTACK_RESTART_ATTEMPT": "3"},
+    )
+    for process in (0, 1):
+        metrics = scraped[process]
+        labels = (("job_name", "watched"), ("process", str(process)))
+        step = metrics[train_metrics.STEP][labels]
+        assert EVERY <= step <= STEPS
+        assert metrics[train_metrics.LOSS][labels] > 0
+        assert metrics[train_metrics.TOKENS_PER_SECOND][labels] > 0
+        assert 0 <= metrics[train_metrics.CHECKPOINT_AGE][labels] < 30
+        assert metrics[train_metrics.CHECKPOINT_SAVE_SECONDS][labels] > 0
+        assert metrics[train_metrics.RESTARTS][labels] == 3
+        assert metrics[train_metrics.LAST_STEP_TIME][labels] == pytest.approx(time.time(), abs=120)
