@@ -4,6 +4,7 @@ security context and mounts, and every manifest validates against the cluster ve
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,15 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from meshstack.core.contract import EXIT_CONTRACT, EXIT_PREEMPTED, EXIT_STALLED, EXIT_UNTRUSTED, ModelConfig
 from meshstack.core.stack_file import find_project
 from meshstack.preview.manifests import kubernetes_objects
 from meshstack.preview.plan import Preview, preview_stack
 from tests.conftest import SHIPPED_STACKS, of_type, one, scannable, stack_config
 
 Previewer = Callable[[str], Preview]
+MakeProject = Callable[[str, dict[str, Any]], Path]
+EXIT_CODES_COUNTED = (1, EXIT_UNTRUSTED, EXIT_STALLED)  # the program's own failures: they spend maxRestarts
 JOBSET = "kubernetes:jobset.x-k8s.io/v1alpha2:JobSet"
 
 
@@ -30,6 +34,10 @@ def jobset(preview: Preview) -> dict[str, Any]:
 
 def pod_of_jobset(spec: dict[str, Any]) -> dict[str, Any]:
     return spec["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+
+
+def pod_labels_of_jobset(spec: dict[str, Any]) -> dict[str, str]:
+    return spec["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["metadata"]["labels"]
 
 
 def test_jobset_carries_the_jax_environment_contract(preview: Previewer) -> None:
@@ -54,7 +62,7 @@ def test_jobset_restarts_as_a_whole_with_deadline_and_ttl(preview: Previewer) ->
     result = preview("prod-aws")
     resource = one(result, JOBSET, "prod-aws-pretrain")
     spec = resource.inputs["spec"]
-    assert spec["failurePolicy"] == {"maxRestarts": 10}
+    assert spec["failurePolicy"]["maxRestarts"] == 10
     assert spec["ttlSecondsAfterFinished"] == 3600
     assert spec["network"] == {"enableDNSHostnames": True}
     job = spec["replicatedJobs"][0]["template"]["spec"]
@@ -62,6 +70,75 @@ def test_jobset_restarts_as_a_whole_with_deadline_and_ttl(preview: Previewer) ->
     assert pod_of_jobset(resource.inputs)["restartPolicy"] == "Never"
     jobset_release = one(result, "kubernetes:helm.sh/v3:Release", "prod-aws-train-addons-jobset")
     assert jobset_release.urn in resource.dependencies, "the JobSet waits for its CRD"
+
+
+def test_preemption_restarts_the_group_uncounted_and_a_contract_error_ends_it(preview: Previewer) -> None:
+    """The Job's podFailurePolicy names why a pod failed; the JobSet's rules act on the rule's index,
+    which the Job writes into its failure message ("... matching FailJob rule at index N")."""
+    spec = one(preview("prod-aws"), JOBSET, "prod-aws-pretrain").inputs["spec"]
+    job = spec["replicatedJobs"][0]["template"]["spec"]
+    rules = job["podFailurePolicy"]["rules"]
+    assert rules[0] == {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    assert rules[1]["onExitCodes"] == {"containerName": "train", "operator": "In", "values": [EXIT_PREEMPTED]}
+    assert rules[2]["onExitCodes"]["values"] == [EXIT_CONTRACT]
+    preempted, misconfigured = spec["failurePolicy"]["rules"]
+    assert preempted["action"] == "RestartJobSetAndIgnoreMaxRestarts"
+    assert misconfigured["action"] == "FailJobSet"
+    for rule in (preempted, misconfigured):
+        assert rule["onJobFailureReasons"] == ["PodFailurePolicy"]
+
+    def matches(rule: dict[str, Any], message: str) -> bool:
+        return any(re.search(p, message) for p in rule["onJobFailureMessagePatterns"])
+
+    drained = "Pod ml/pretrain-workers-0-1-x has condition DisruptionTarget matching FailJob rule at index 0"
+    sigterm = (
+        "Container train for pod ml/pretrain-workers-0-2-x failed with exit code 143 matching FailJob rule at index 1"
+    )
+    broken = (
+        "Container train for pod ml/pretrain-workers-0-0-x failed with exit code 2 matching FailJob rule at index 2"
+    )
+    assert matches(preempted, drained) and matches(preempted, sigterm) and not matches(preempted, broken)
+    assert matches(misconfigured, broken) and not matches(misconfigured, sigterm)
+    assert set(EXIT_CODES_COUNTED).isdisjoint(
+        v for r in rules if "onExitCodes" in r for v in r["onExitCodes"]["values"]
+    )
+
+
+def test_the_grace_period_covers_a_step_and_a_save(preview: Previewer, project_copy: MakeProject) -> None:
+    pod = pod_of_jobset(jobset(preview("prod-aws")))
+    assert pod["terminationGracePeriodSeconds"] == 60, "a 1.2B model's save fits the minimum"
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["MESHSTACK_GRACE_SECONDS"]["value"] == "60"
+    assert env["MESHSTACK_RESTART_ATTEMPT"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.labels['jobset.sigs.k8s.io/restart-attempt']"}
+    }
+    config = stack_config("prod-aws")
+    big = {"d_model": 4096, "n_layers": 32, "n_heads": 32, "d_ff": 16384, "max_seq_len": 2048}
+    config["meshstack:workloads"][0]["model"] = big
+    config["meshstack:workloads"][0]["mesh"] = {"fsdp": 32}
+    config["meshstack:workloads"] = config["meshstack:workloads"][:1]
+    root = project_copy("prod-aws", config)
+    grace = pod_of_jobset(jobset(preview_stack("prod-aws", find_project(root))))["terminationGracePeriodSeconds"]
+    params = ModelConfig(**big).param_count()
+    save = params * 12 / 4 / 200e6
+    assert grace >= save + 30 and grace > 90, "a 7B model's state takes over a minute to write from each host"
+
+
+def test_training_pods_serve_metrics_the_cluster_scrapes(preview: Previewer) -> None:
+    result = preview("prod-aws")
+    pod = pod_of_jobset(jobset(result))
+    assert {"name": "metrics", "containerPort": 9404} in pod["containers"][0]["ports"]
+    assert (
+        json.loads(next(e["value"] for e in pod["containers"][0]["env"] if e["name"] == "MESHSTACK_JOB_CONFIG"))[
+            "metrics_port"
+        ]
+        == 9404
+    )
+    monitor = one(result, "kubernetes:monitoring.coreos.com/v1:PodMonitor", "prod-aws-pretrain-metrics").inputs
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["selector"]["matchLabels"] == pod_labels_of_jobset(jobset(result))
+    gke = one(preview("prod-gcp"), "kubernetes:monitoring.googleapis.com/v1:PodMonitoring", "prod-gcp-pretrain-metrics")
+    assert gke.inputs["spec"]["endpoints"][0]["port"] == "metrics"
 
 
 def test_training_pods_sit_on_their_pool_with_accelerators_and_efa(preview: Previewer) -> None:

@@ -23,6 +23,7 @@ COORDINATOR = "JAX_COORDINATOR_ADDRESS"
 NUM_PROCESSES = "JAX_NUM_PROCESSES"
 PROCESS_ID = "JAX_PROCESS_ID"
 TPU_HOSTS = "TPU_WORKER_HOSTNAMES"
+TRAIN_METRICS_PORT = 9404  # where each training pod serves its Prometheus metrics
 # JobSet labels each pod with the group's restart count; the trainer reports it as a metric.
 RESTART_ATTEMPT_ENV = "MESHSTACK_RESTART_ATTEMPT"
 # The pod's terminationGracePeriodSeconds: the trainer warns when a save would not fit in it.

@@ -25,6 +25,7 @@ Precision = Literal["fp32", "bf16", "fp8", "int8"]
 PRECISION_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp8": 1, "int8": 1}
 ADAM_MOMENTS_BYTES = 8  # Adam's momentum and variance, fp32
 MASTER_WEIGHTS_BYTES = 4  # the fp32 copy mixed precision keeps beside lower-precision weights
+PLANNING_MFU = 0.4  # the stated assumption of `plan`, the preview's training runs and the grace period
 USABLE_MEMORY = 0.9  # what a framework can allocate of an accelerator's memory (workspace, fragmentation)
 GIB = 2**30
 
@@ -148,6 +149,28 @@ def training_seconds(
     """6 N D at `mfu` of the devices' peak; recomputing every layer adds a forward pass (8 N D of work)."""
     work = training_flops(model, tokens) * (8 / 6 if recompute else 1)
     return work / (devices * peak_tflops * 1e12 * mfu)
+
+
+# A host's parallel writes to object storage, assumed for the grace period before anything is
+# measured; conservative for S3 and GCS (a single stream does about 100 MB/s, orbax writes many).
+# The trainer reports each save's measured time (`save_s`, meshstack_train_checkpoint_save_seconds)
+# and warns when one takes over half the grace period.
+CHECKPOINT_WRITE_BYTES_PER_S = 200e6
+CHECKPOINT_STATE_BYTES = 12  # meshstack's trainer keeps fp32 weights and two fp32 Adam moments
+GRACE_MARGIN_S = 30  # the kubelet's own delays, the process exit and a slow step
+MIN_GRACE_S = 60
+
+
+def preemption_grace_seconds(
+    model: Transformer, step_tokens: float, devices: int, processes: int, peak_tflops: float, mfu: float
+) -> int:
+    """How long a SIGTERM'd trainer needs to finish its step and save: the pod's termination grace.
+
+    A step at `mfu` of the peak, plus the host's share of the state (sharded over the processes)
+    written at CHECKPOINT_WRITE_BYTES_PER_S, plus a margin."""
+    step = training_seconds(model, step_tokens, devices, peak_tflops, mfu, False) if peak_tflops else 0.0
+    save = model.params * CHECKPOINT_STATE_BYTES / max(processes, 1) / CHECKPOINT_WRITE_BYTES_PER_S
+    return max(MIN_GRACE_S, math.ceil(step + save + GRACE_MARGIN_S))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import re
 
 from meshstack.core.catalog import known_clouds
 from meshstack.core.errors import UsageError
-from meshstack.core.sizing import PRECISION_BYTES, PRESETS, Transformer
+from meshstack.core.sizing import PLANNING_MFU, PRECISION_BYTES, PRESETS, Transformer
 from meshstack.planner.search import PlanRequest
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -126,7 +126,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--d-ff", type=int, help="feed-forward width (default 4 x d-model)")
     p.add_argument("--precision", choices=sorted(PRECISION_BYTES), default="bf16")
     p.add_argument("--mode", choices=("train", "serve"), required=True)
-    p.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation assumed (default 0.4)")
+    p.add_argument(
+        "--mfu",
+        type=float,
+        default=PLANNING_MFU,
+        help=f"model FLOPs utilisation assumed (default {PLANNING_MFU})",
+    )
     p.add_argument("--cloud", action="append", choices=known_clouds(), help="only this cloud (repeatable)")
     train = p.add_argument_group("training")
     train.add_argument("--tokens", type=float, help="tokens to train on, e.g. 2e12")

@@ -24,7 +24,7 @@ class PlanRequest:
     model: Transformer
     mode: Literal["train", "serve"]
     precision: str = "bf16"
-    mfu: float = 0.4
+    mfu: float = sizing.PLANNING_MFU
     # training
     tokens: float = 0.0
     deadline_s: float | None = None

@@ -12,7 +12,7 @@ from meshstack.core.catalog import Catalog
 from meshstack.core.pricing import node_hourly
 from meshstack.core.spec import StackSpec, TrainingWorkload
 
-RUN_MFU = 0.4  # the same stated assumption `meshstack plan` starts from
+RUN_MFU = sizing.PLANNING_MFU
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from typing import Any
 import pulumi
 
 from components.platform import Platform, StorageTargets
+from meshstack.core import sizing
 from meshstack.core.capacity import devices_per_pod, queue_of
-from meshstack.core.contract import JobConfig, ServeJobConfig
+from meshstack.core.contract import TRAIN_METRICS_PORT, JobConfig, ServeJobConfig
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.spec import InferenceWorkload, StackSpec, StorageRef, TrainingWorkload
 from workloads.k8s.inference_service import InferenceService, InferenceServiceArgs
@@ -39,7 +40,18 @@ def _training_config(workload: TrainingWorkload, peak: float | None, uris: list[
         data_uri=uris[0],
         checkpoint_uri=uris[1],
         peak_tflops_per_device=peak,
+        metrics_port=TRAIN_METRICS_PORT,
     ).model_dump_json()
+
+
+def grace_seconds(workload: TrainingWorkload, devices: int, peak: float | None) -> int:
+    """The pods' termination grace: the step in progress and the save, at the planning MFU."""
+    train = workload.train
+    step_tokens = train.global_batch * train.seq_len
+    model = sizing.of_model(workload.model)
+    return sizing.preemption_grace_seconds(
+        model, step_tokens, devices, workload.processes, peak or 0, sizing.PLANNING_MFU
+    )
 
 
 def _serving_config(workload: InferenceWorkload, checkpoint_uri: str) -> str:
@@ -95,6 +107,8 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
                     coordinator_port=workload.coordinator_port,
                     queue=queue.name if (queue := queue_of(spec.cluster_of(workload), workload)) else None,
                     priority=workload.priority,
+                    grace_seconds=grace_seconds(workload, where.devices * workload.processes, peak),
+                    metrics=cluster.metrics,
                 ),
                 opts,
             )

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from meshstack.core.contract import COORDINATOR, JOB_CONFIG_ENV, NUM_PROCESSES, PROCESS_ID
+from meshstack.core.contract import (
+    COORDINATOR,
+    EXIT_CONTRACT,
+    EXIT_PREEMPTED,
+    GRACE_SECONDS_ENV,
+    JOB_CONFIG_ENV,
+    NUM_PROCESSES,
+    PROCESS_ID,
+    RESTART_ATTEMPT_ENV,
+    TRAIN_METRICS_PORT,
+)
+from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.objects import CustomObject
 from workloads.k8s.pod import security_context
 from workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
 
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 JOB_INDEX = "metadata.annotations['jobset.sigs.k8s.io/job-index']"
+RESTART_ATTEMPT = "metadata.labels['jobset.sigs.k8s.io/restart-attempt']"
+CONTAINER = "train"
 REPLICATED_JOB = "workers"
 EXCLUSIVE_TOPOLOGY = "alpha.jobset.sigs.k8s.io/exclusive-topology"
 MEGASCALE_PORT = 8080
@@ -38,6 +51,57 @@ class TrainingJobArgs(WorkloadArgs):
     coordinator_port: int = 1234
     queue: str | None = None
     priority: str | None = None
+    grace_seconds: int = 60  # the pod's termination grace: a step and a save (sizing.preemption_grace_seconds)
+    metrics: MetricsBackend = field(default_factory=MetricsBackend.operator)
+    metrics_port: int = TRAIN_METRICS_PORT
+
+
+# Which pod failures are the infrastructure's and which the program's (Job podFailurePolicy; the Job
+# reports the matched rule's index in its failure message, "... matching FailJob rule at index N").
+PREEMPTION_RULES = (0, 1)
+MISCONFIGURED_RULE = 2
+
+
+def pod_failure_policy(in_jobset: bool) -> dict[str, Any]:
+    """A drained, preempted or evicted pod (DisruptionTarget), a trainer that saved and left on SIGTERM
+    (143), and a contract error (2, which no restart heals). In a JobSet the first two fail the Job at
+    once, for the JobSet rules to restart the group uncounted; a plain Indexed Job ignores them (the
+    pod is replaced, not counted against backoffLimit). Any other exit is left to backoffLimit."""
+    preempted = "FailJob" if in_jobset else "Ignore"
+
+    def exit_code(code: int) -> dict[str, Any]:
+        return {"containerName": CONTAINER, "operator": "In", "values": [code]}
+
+    return {
+        "rules": [
+            {"action": preempted, "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            {"action": preempted, "onExitCodes": exit_code(EXIT_PREEMPTED)},
+            {"action": "FailJob", "onExitCodes": exit_code(EXIT_CONTRACT)},
+        ]
+    }
+
+
+def jobset_failure_policy(max_restarts: int) -> dict[str, Any]:
+    """Preemption restarts the whole group from its checkpoint without spending maxRestarts (a few spot
+    reclaims must not kill the job for good); a contract error ends it; anything else restarts it and
+    counts (JobSet's default when no rule matches)."""
+    return {
+        "maxRestarts": max_restarts,
+        "rules": [
+            {
+                "name": "preempted",
+                "action": "RestartJobSetAndIgnoreMaxRestarts",
+                "onJobFailureReasons": ["PodFailurePolicy"],
+                "onJobFailureMessagePatterns": [f"matching FailJob rule at index {i}$" for i in PREEMPTION_RULES],
+            },
+            {
+                "name": "misconfigured",
+                "action": "FailJobSet",
+                "onJobFailureReasons": ["PodFailurePolicy"],
+                "onJobFailureMessagePatterns": [f"matching FailJob rule at index {MISCONFIGURED_RULE}$"],
+            },
+        ],
+    }
 
 
 def coordinator_address(args: TrainingJobArgs) -> str:
@@ -61,8 +125,10 @@ class TrainingJob(pulumi.ComponentResource):
     JAX environment contract, sit on the workload's pool, request its accelerators and EFA
     interfaces, mount its file systems and reach S3 through an IRSA role limited to its buckets.
 
-    A lost pod fails the whole group (JobSet failurePolicy, backoffLimit 0 per job), which is
-    restarted up to max_restarts times; the program resumes from the latest checkpoint.
+    A lost pod fails the whole group (backoffLimit 0 per job), which is restarted from the latest
+    checkpoint: without spending max_restarts when the pod was preempted or drained (it saved on
+    SIGTERM within `grace_seconds`), counting when the program failed, never after a contract error.
+    Each pod serves its metrics on `metrics_port`, scraped by the cluster's Prometheus.
     """
 
     def __init__(
@@ -78,7 +144,13 @@ class TrainingJob(pulumi.ComponentResource):
         base = workload_base(name, args, child)
         labels = base.labels
         tpu = placement.pool.tpu
-        env: list[dict[str, Any]] = [{"name": JOB_CONFIG_ENV, "value": args.job_config}, *placement.environment()]
+        env: list[dict[str, Any]] = [
+            {"name": JOB_CONFIG_ENV, "value": args.job_config},
+            {"name": GRACE_SECONDS_ENV, "value": str(args.grace_seconds)},
+            *placement.environment(),
+        ]
+        if args.use_jobset:
+            env.append({"name": RESTART_ATTEMPT_ENV, "valueFrom": {"fieldRef": {"fieldPath": RESTART_ATTEMPT}}})
         if tpu is None:
             env += [
                 {"name": COORDINATOR, "value": coordinator_address(args)},
@@ -100,17 +172,21 @@ class TrainingJob(pulumi.ComponentResource):
         pod: dict[str, Any] = {
             "serviceAccountName": args.name,
             "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": 60,
+            # Time to finish the step in progress and save it after SIGTERM.
+            "terminationGracePeriodSeconds": args.grace_seconds,
             "nodeSelector": placement.node_selector(),
             "tolerations": placement.tolerations(),
             "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},
             "containers": [
                 {
-                    "name": "train",
+                    "name": CONTAINER,
                     "image": args.image,
                     "command": ["python", "-m", "workloads.jax.train"],
                     "env": env,
-                    "ports": [{"name": "coordinator", "containerPort": args.coordinator_port}],
+                    "ports": [
+                        {"name": "coordinator", "containerPort": args.coordinator_port},
+                        {"name": "metrics", "containerPort": args.metrics_port},
+                    ],
                     "resources": placement.resources(),
                     "securityContext": security_context(),
                     "volumeMounts": base.mounts,
@@ -123,6 +199,7 @@ class TrainingJob(pulumi.ComponentResource):
             "completions": per_job,
             "completionMode": "Indexed",
             "activeDeadlineSeconds": args.deadline_seconds,
+            "podFailurePolicy": pod_failure_policy(args.use_jobset),
             "template": {"metadata": {"labels": labels}, "spec": pod},
         }
         queued = queue_labels(args)
@@ -146,7 +223,7 @@ class TrainingJob(pulumi.ComponentResource):
                 },
                 "spec": {
                     **suspend,
-                    "failurePolicy": {"maxRestarts": args.max_restarts},
+                    "failurePolicy": jobset_failure_policy(args.max_restarts),
                     "ttlSecondsAfterFinished": args.ttl_seconds_after_finished,
                     "network": {"enableDNSHostnames": True},
                     "replicatedJobs": [
@@ -183,4 +260,6 @@ class TrainingJob(pulumi.ComponentResource):
                 },
                 opts=after,
             )
+        monitor = args.metrics.pod_monitor(args.name, namespace, labels, "metrics")
+        CustomObject(f"{name}-metrics", monitor, pulumi.ResourceOptions(parent=self, depends_on=[self.job]))
         self.register_outputs({"name": args.name, "namespace": namespace})
