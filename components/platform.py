@@ -86,4 +86,6 @@ def addon_needs(spec: StackSpec, cluster: str) -> AddonNeeds:
         namespaces=tuple(sorted({w.namespace for w in workloads})),
         queues=QueueNeeds(queues, dict(declared.priorities)),
         scaled_services=any(isinstance(w, InferenceWorkload) for w in workloads),
+        alerts=spec.alerts,
+        training_pools=tuple(sorted({w.node_pool for w in workloads if isinstance(w, TrainingWorkload)})),
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from meshstack.core.errors import MeshstackError
+from meshstack.core.observability import SERVING_PANELS, TRAINING_PANELS
 from meshstack.core.stack_file import Project, find_project
 from meshstack.core.workspace import claim, clear
 from meshstack.preview.plan import Preview, preview_stack
@@ -156,17 +157,32 @@ def run_demo(
             server.stop()
 
     def report() -> dict[str, Path]:
-        curve = [(e["step"], e["loss"]) for e in results[0].events if e.get("event") == "step"] if results else []
+        steps = [e for e in results[0].events if e.get("event") == "step"] if results else []
+        curve = [(e["step"], e["loss"]) for e in steps]
+        training = {
+            field: [(e["step"], e[field]) for e in steps if e.get(field) is not None]
+            for field in {p.local_field for p in TRAINING_PANELS if p.local_field}
+        }
+        serving = {"latency_s": [(i + 1, a.latency_ms / 1000) for i, a in enumerate(answers)]}
         files = {
             "json": out_dir / "preview.json",
             "markdown": out_dir / "preview.md",
             "topology": charts.topology(preview.spec, out_dir / "topology.png"),
             "cost": charts.cost_breakdown(preview.cost, out_dir / "cost.png"),
-            "loss": charts.loss_curve(
-                [s for s, _ in curve],
-                [v for _, v in curve],
-                out_dir / "loss.png",
-                "Training loss on the shipped corpus",
+            "training": charts.panels(
+                "Training: the dashboard's panels, from the local run",
+                TRAINING_PANELS,
+                training,
+                "step",
+                out_dir / "training.png",
+                {"mfu": "MFU needs the accelerator's catalog peak: none for this CPU"},
+            ),
+            "serving": charts.panels(
+                "Serving: the dashboard's panels, from the demo's requests",
+                SERVING_PANELS,
+                serving,
+                "request",
+                out_dir / "serving.png",
             ),
         }
         files["json"].write_text(json.dumps(preview.to_json(), indent=2, sort_keys=True))

@@ -87,7 +87,7 @@ def test_demo_writes_every_artifact(demo: tuple[subprocess.CompletedProcess[str]
     assert preview["stack"] == "dev" and preview["policy"]["violations"] == []
     assert preview["cost"]["hourly_usd"] == pytest.approx(0.3068, abs=1e-3)
     assert (out / "preview.md").read_text().startswith("<!-- meshstack-preview:dev -->\n## meshstack preview: `dev`")
-    for picture in ("topology.png", "cost.png", "loss.png"):
+    for picture in ("topology.png", "cost.png", "training.png", "serving.png"):
         data = (out / picture).read_bytes()
         assert data.startswith(PNG) and len(data) > 10_000, picture
     page = (out / "report.html").read_text()

@@ -233,7 +233,7 @@ def test_inference_service_objects(preview: Previewer) -> None:
 
 def test_cluster_installs_the_add_ons_its_pools_and_storage_need(preview: Previewer) -> None:
     releases = {r.inputs["name"] for r in of_type(preview("prod-aws"), "kubernetes:helm.sh/v3:Release")}
-    scaling = {"cluster-autoscaler", "metrics-server", "keda", "kube-prometheus-stack"}
+    scaling = {"cluster-autoscaler", "metrics-server", "keda", "kube-prometheus-stack", "dcgm-exporter"}
     assert releases == {"nvidia-device-plugin", "efa-device-plugin", "jobset", "kueue", "fsx-csi-driver", *scaling}
     dev = {r.inputs["name"] for r in of_type(preview("dev"), "kubernetes:helm.sh/v3:Release")}
     assert dev == {"nvidia-device-plugin", "jobset", "kueue", *scaling}

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from meshstack.core import observability as names
 from meshstack.core.contract import EXIT_PREEMPTED, EXIT_STALLED, JobConfig
-from workloads.jax import train_metrics
 from workloads.jax.data import ensure_corpus
 from workloads.local import ProcessGroup, TrainResult, free_port, train
 
@@ -178,11 +178,11 @@ def test_every_process_serves_its_training_metrics(root: Path) -> None:
     for process in (0, 1):
         metrics = scraped[process]
         labels = (("job_name", "watched"), ("process", str(process)))
-        step = metrics[train_metrics.STEP][labels]
+        step = metrics[names.TRAIN_STEP][labels]
         assert EVERY <= step <= STEPS
-        assert metrics[train_metrics.LOSS][labels] > 0
-        assert metrics[train_metrics.TOKENS_PER_SECOND][labels] > 0
-        assert 0 <= metrics[train_metrics.CHECKPOINT_AGE][labels] < 30
-        assert metrics[train_metrics.CHECKPOINT_SAVE_SECONDS][labels] > 0
-        assert metrics[train_metrics.RESTARTS][labels] == 3
-        assert metrics[train_metrics.LAST_STEP_TIME][labels] == pytest.approx(time.time(), abs=120)
+        assert metrics[names.TRAIN_LOSS][labels] > 0
+        assert metrics[names.TRAIN_TOKENS_PER_SECOND][labels] > 0
+        assert 0 <= metrics[names.TRAIN_CHECKPOINT_AGE][labels] < 30
+        assert metrics[names.TRAIN_CHECKPOINT_SAVE_SECONDS][labels] > 0
+        assert metrics[names.TRAIN_RESTARTS][labels] == 3
+        assert metrics[names.TRAIN_LAST_STEP_TIME][labels] == pytest.approx(time.time(), abs=120)

@@ -12,6 +12,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
+from components.gcp.dashboard import dashboard_json
 from components.gcp.iam import ClusterIdentity, ClusterIdentityArgs
 from components.gcp.network import PODS, SERVICES
 from components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs, webhook_ports
@@ -141,6 +142,7 @@ class GkeCluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         project, region, zone, labels = args.project, args.region, args.zone, args.labels
         self._labels = dict(labels)
+        vendors: set[str] = {p.accelerator.vendor for p in args.node_pools}
         self.identity = ClusterIdentity(f"{name}-id", ClusterIdentityArgs(project), opts=child)
         ring = gcp.kms.KeyRing(f"{name}-ring", project=project, location=region, opts=child)
         key = gcp.kms.CryptoKey(
@@ -191,7 +193,11 @@ class GkeCluster(pulumi.ComponentResource):
             database_encryption={"state": "ENCRYPTED", "key_name": key.id},
             enable_shielded_nodes=True,
             logging_config={"enable_components": ["SYSTEM_COMPONENTS", "WORKLOADS"]},
-            monitoring_config={"enable_components": ["SYSTEM_COMPONENTS"], "managed_prometheus": {"enabled": True}},
+            # DCGM: GKE's own GPU telemetry (with the GPU driver it installs), in Managed Prometheus.
+            monitoring_config={
+                "enable_components": ["SYSTEM_COMPONENTS", *(["DCGM"] if "nvidia" in vendors else [])],
+                "managed_prometheus": {"enabled": True},
+            },
             addons_config={
                 "gcs_fuse_csi_driver_config": {"enabled": True},
                 "gcp_filestore_csi_driver_config": {"enabled": True},
@@ -264,6 +270,12 @@ class GkeCluster(pulumi.ComponentResource):
             f"{name}-addons",
             addons,
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=after),
+        )
+        gcp.monitoring.Dashboard(
+            f"{name}-dashboard",
+            project=project,
+            dashboard_json=dashboard_json(f"meshstack {name}: training, serving, accelerators", vendors),
+            opts=child,
         )
         self.register_outputs(
             {"cluster_name": self.cluster_name, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig}

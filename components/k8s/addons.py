@@ -10,9 +10,11 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.k8s.monitoring import PROMETHEUS_VALUES, dashboard_config_map, rules_object
 from components.k8s.queues import QueueNeeds, queue_objects
 from meshstack.core.kubernetes import AUTOSCALER_IMAGES
 from meshstack.core.nodes import LABEL_ACCELERATOR, NodePoolArgs
+from meshstack.core.observability import AlertSpec
 from meshstack.core.yaml_text import load_yaml
 from workloads.k8s.objects import CustomObject
 
@@ -43,17 +45,6 @@ def autoscaler_values(kubernetes_version: str, extra: Mapping[str, Any]) -> dict
 
 
 TOLERATE_ALL = [{"operator": "Exists"}]
-# Prometheus alone, finding every PodMonitor in the cluster (the chart's default selects only its own).
-PROMETHEUS_VALUES: dict[str, Any] = {
-    "grafana": {"enabled": False},
-    "alertmanager": {"enabled": False},
-    "prometheus": {
-        "prometheusSpec": {
-            "podMonitorSelectorNilUsesHelmValues": False,
-            "serviceMonitorSelectorNilUsesHelmValues": False,
-        }
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -65,6 +56,8 @@ class AddonNeeds:
     namespaces: tuple[str, ...] = ()
     queues: QueueNeeds = field(default_factory=QueueNeeds)
     scaled_services: bool = False  # inference services that KEDA scales on their Prometheus metrics
+    alerts: AlertSpec = field(default_factory=AlertSpec)
+    training_pools: tuple[str, ...] = ()  # pools the cluster's training jobs run on: node alerts watch these
 
 
 def _on_accelerators(names: Sequence[str]) -> dict[str, Any]:
@@ -115,7 +108,12 @@ def releases_of(args: ClusterAddonsArgs) -> dict[str, dict[str, Any]]:
     if args.device_plugins and "nvidia" in vendors:
         out["nvidia-device-plugin"] = _on_accelerators(vendors["nvidia"])
     if args.device_plugins and "aws-neuron" in vendors:
-        out["neuron-device-plugin"] = {"npd": {"enabled": False}, **_on_accelerators(vendors["aws-neuron"])}
+        # neuron-monitor with its PodMonitor: NeuronCore utilisation for the dashboards and alerts.
+        out["neuron-device-plugin"] = {
+            "npd": {"enabled": False},
+            "monitor": {"enabled": True, "prometheusPodMonitor": {"enabled": True}},
+            **_on_accelerators(vendors["aws-neuron"]),
+        }
     efa_accelerators = [p.accelerator_name for p in pools if p.efa]
     if args.device_plugins and efa_accelerators:
         out["efa-device-plugin"] = _on_accelerators(efa_accelerators)
@@ -123,12 +121,15 @@ def releases_of(args: ClusterAddonsArgs) -> dict[str, dict[str, Any]]:
         out["cluster-autoscaler"] = dict(args.autoscaler_values)
     if args.metrics_server:
         out["metrics-server"] = {}
+    if args.prometheus_operator:
+        out["kube-prometheus-stack"] = PROMETHEUS_VALUES
+        if "nvidia" in vendors:
+            # GPU telemetry (GKE has its own: the cluster's DCGM monitoring component).
+            out["dcgm-exporter"] = _on_accelerators(vendors["nvidia"])
     out["jobset"] = {}
     out["kueue"] = {}
     if needs.scaled_services:
         out["keda"] = {}
-        if args.prometheus_operator:
-            out["kube-prometheus-stack"] = PROMETHEUS_VALUES
     if needs.lustre:
         out["fsx-csi-driver"] = {"node": {"tolerateAllTaints": True}}
     if needs.efs:
@@ -144,8 +145,10 @@ def webhook_ports(args: ClusterAddonsArgs) -> list[int]:
 class ClusterAddons(pulumi.ComponentResource):
     """Device plugins for the accelerators the pools carry (GKE brings its own: device_plugins=False),
     the node autoscaler and metrics-server where the cloud has none, JobSet and Kueue with the
-    stack's queues, KEDA and a Prometheus to scale inference on, the CSI drivers the stack's file
-    systems need, and the namespaces workloads run in.
+    stack's queues, KEDA to scale inference, monitoring (where the cloud has none, Prometheus,
+    Alertmanager and Grafana with the DCGM exporter on GPU nodes; everywhere, the alert rules and,
+    with Grafana, the dashboard), the CSI drivers the stack's file systems need, and the namespaces
+    workloads run in.
 
     `jobset` is exposed so JobSet objects can depend on it: a Helm release waits for
     its resources, so the CRD exists before any JobSet is sent.
@@ -171,6 +174,15 @@ class ClusterAddons(pulumi.ComponentResource):
             meta = body["metadata"]
             suffix = f"-{meta['namespace']}" if "namespace" in meta else ""
             CustomObject(f"{name}-{body['kind'].lower()}-{meta['name']}{suffix}", body, after_kueue)
+        vendors: set[str] = {p.accelerator.vendor for p in pools}
+        monitoring = [releases["kube-prometheus-stack"]] if "kube-prometheus-stack" in releases else []
+        after_monitoring = pulumi.ResourceOptions(parent=self, depends_on=monitoring)
+        rules = rules_object(needs.alerts, vendors, needs.training_pools, args.prometheus_operator)
+        CustomObject(f"{name}-alerts", rules, after_monitoring)
+        if args.prometheus_operator:
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard", **_object_args(dashboard_config_map(vendors)), opts=after_monitoring
+            )
         for namespace in sorted(set(needs.namespaces)):
             k8s.core.v1.Namespace(
                 f"{name}-ns-{namespace}",
@@ -186,7 +198,7 @@ class ClusterAddons(pulumi.ComponentResource):
             )
         self.register_outputs({})
 
-    def _release(self, key: str, values: dict[str, Any]) -> k8s.helm.v3.Release:
+    def _release(self, key: str, values: Mapping[str, Any]) -> k8s.helm.v3.Release:
         chart = CHARTS[key]
         return k8s.helm.v3.Release(
             f"{self._name}-{key}",
@@ -200,3 +212,8 @@ class ClusterAddons(pulumi.ComponentResource):
             values=values,
             opts=self._opts,
         )
+
+
+def _object_args(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A manifest's fields as a typed Kubernetes resource takes them."""
+    return {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}

@@ -30,6 +30,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from meshstack.core.contract import JOB_CONFIG_ENV, SERVE_TOKEN_ENV, ServeConfig, ServeJobConfig
 from meshstack.core.input_files import json_nesting
+from meshstack.core.observability import (
+    SERVE_BATCH,
+    SERVE_IN_FLIGHT,
+    SERVE_LATENCY,
+    SERVE_QUEUE,
+    SERVE_TOKENS_PER_SECOND,
+)
 from workloads.jax import checkpoint, tokenizer
 from workloads.jax.generate import Generator
 from workloads.jax.model import init_params
@@ -57,26 +64,24 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.latency = Histogram(
-            "meshstack_request_latency_seconds",
+            SERVE_LATENCY,
             "Time from arrival to answer",
             registry=self.registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.batch = Histogram(
-            "meshstack_batch_size",
+            SERVE_BATCH,
             "Requests per forward pass",
             registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32, 64),
         )
         self.tokens = Counter("meshstack_generated_tokens", "Tokens generated", registry=self.registry)
         self.tokens_per_s = Gauge(
-            "meshstack_tokens_per_second", "Tokens per second of the last batch", registry=self.registry
+            SERVE_TOKENS_PER_SECOND, "Tokens per second of the last batch", registry=self.registry
         )
-        self.queue = Gauge("meshstack_queue_depth", "Requests waiting for a batch", registry=self.registry)
+        self.queue = Gauge(SERVE_QUEUE, "Requests waiting for a batch", registry=self.registry)
         # What KEDA scales replicas on (workloads/k8s/inference_service.py): the load a replica holds.
-        self.in_flight = Gauge(
-            "meshstack_requests_in_flight", "Requests accepted and not yet answered", registry=self.registry
-        )
+        self.in_flight = Gauge(SERVE_IN_FLIGHT, "Requests accepted and not yet answered", registry=self.registry)
         self.requests = Counter("meshstack_requests", "Requests answered", ["code"], registry=self.registry)
 
 

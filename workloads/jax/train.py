@@ -250,6 +250,7 @@ def _run(cfg: JobConfig, preemption: Preemption, watchdog: Watchdog) -> int:
                 step_time_s=round(elapsed, 5),
                 tflops_per_device=round(achieved, 6),
                 mfu=None if mfu is None else round(mfu, 6),
+                checkpoint_age_s=round(metrics.checkpoint_age(), 3),
             )
         if preemption.agreed(done):
             return _save_and_stop(saver, watchdog, metrics, topology, done, params, opt_state, loss_value)

@@ -11,12 +11,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from meshstack.core.contract import JOB_CONFIG_ENV, SERVE_TOKEN_ENV
+from meshstack.core.observability import SERVE_IN_FLIGHT
 from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.objects import CustomObject
 from workloads.k8s.pod import security_context
 from workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
 
-IN_FLIGHT_METRIC = "meshstack_requests_in_flight"  # the server's gauge: requests queued or generating
+IN_FLIGHT_METRIC = SERVE_IN_FLIGHT  # the server's gauge: requests queued or generating
 SCALE_DOWN_WINDOW_S = 300  # a replica holds a model in accelerator memory: slow to start, so slow to drop
 
 

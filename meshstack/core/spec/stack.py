@@ -12,6 +12,7 @@ from meshstack.core import sizing
 from meshstack.core.capacity import Demand, admissible_nodes, demand, queue_of
 from meshstack.core.catalog import Catalog, known_clouds
 from meshstack.core.network import NetworkSpec
+from meshstack.core.observability import AlertSpec
 from meshstack.core.spec.base import SpecModel, catalog_from, field_error
 from meshstack.core.spec.cluster import ClusterSpec, NodePool
 from meshstack.core.spec.workload import InferenceWorkload, StorageRef, TrainingWorkload, Workload
@@ -52,6 +53,7 @@ class StackSpec(SpecModel):
     clusters: list[ClusterSpec] = Field(min_length=1)
     storage: StorageSpec = Field(default_factory=StorageSpec)
     budget: Budget = Field(default_factory=Budget)
+    alerts: AlertSpec = Field(default_factory=AlertSpec, description="Thresholds of the alerts each cluster gets.")
     workloads: list[Workload] = Field(default_factory=list)
 
     @field_validator("cloud")

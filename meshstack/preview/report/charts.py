@@ -1,8 +1,8 @@
-"""Pictures of a stack: its topology, where its money goes, and how its training went."""
+"""Pictures of a stack: its topology, where its money goes, and the dashboard's panels from its local run."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from meshstack.core.observability import Panel
 from meshstack.core.spec import StackSpec, TrainingWorkload
 from meshstack.cost import CostReport
 
@@ -112,13 +113,34 @@ def cost_breakdown(cost: CostReport, path: Path) -> Path:
     return path
 
 
-def loss_curve(steps: Sequence[int], losses: Sequence[float], path: Path, title: str) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    ax.plot(steps, losses, color="#16a34a", linewidth=1.5)
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats/token)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
+def panels(
+    title: str,
+    chosen: Sequence[Panel],
+    series: Mapping[str, Sequence[tuple[float, float]]],
+    x_label: str,
+    path: Path,
+    missing: Mapping[str, str] | None = None,
+) -> Path:
+    """The dashboard's panels, drawn from what the local run reported: each panel's `local_field`
+    picks its series; a panel the local run has no figure for says why."""
+    cols = 2
+    rows = (len(chosen) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(10, 2.6 * rows), squeeze=False)
+    for ax, panel in zip(axes.flat, chosen, strict=False):
+        points = series.get(panel.local_field or "", [])
+        ax.set_title(f"{panel.title} ({panel.unit})", fontsize=9)
+        ax.grid(alpha=0.3)
+        if points:
+            ax.plot([x for x, _ in points], [y for _, y in points], color="#2563eb", linewidth=1.4, marker=".")
+            ax.set_xlabel(x_label, fontsize=8)
+        else:
+            why = (missing or {}).get(panel.local_field or "", "not reported by the local run")
+            ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=8, color="#64748b", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax in list(axes.flat)[len(chosen) :]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

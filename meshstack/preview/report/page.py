@@ -117,8 +117,8 @@ finished in {elapsed_s:.0f} s</p>
 {escape(" ".join(a[0].upper() + a[1:] + "." for a in cost.assumptions))}</p>
 <h2>Policy</h2>
 <table><tr><th>level</th><th>policy</th><th>problem</th><th>what to change</th></tr>{violation_rows}</table>
-<h2>Training</h2>{_image(pictures["loss"], "training loss")}
-<h2>Serving</h2>
+<h2>Training</h2>{_image(pictures["training"], "training panels")}
+<h2>Serving</h2>{_image(pictures["serving"], "serving panels")}
 <table><tr><th>prompt</th><th>answer</th><th>latency</th><th>batch</th></tr>{answer_rows}</table>
 </body>
 </html>
