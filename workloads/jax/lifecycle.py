@@ -14,7 +14,6 @@ step has finished for `stall_timeout_s`, so the group is restarted from its last
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -25,6 +24,7 @@ from types import FrameType
 import jax
 
 from meshstack.core.contract import EXIT_STALLED
+from workloads.jax.events import write_event
 
 
 class Preemption:
@@ -93,5 +93,5 @@ def _report_and_exit(idle: float) -> None:
         f"no training step finished for {idle:.0f} s (train.stall_timeout_s): a collective is hung or a "
         "host is gone; exiting so the group restarts from its last checkpoint"
     )
-    print(json.dumps({"event": "error", "kind": "stalled", "message": message}), flush=True)
+    write_event({"event": "error", "kind": "stalled", "message": message})
     os._exit(EXIT_STALLED)

@@ -103,10 +103,8 @@ def forward(
     x = jnp.take(cast["embed"], tokens, axis=0)
     cos, sin = rotary(positions, dh)
 
-    if cache is None:
-        causal = jnp.tril(jnp.ones((t, t), bool))
-        mask = jnp.broadcast_to(causal, (b, t, t))
-    else:
+    mask = None
+    if cache is not None:
         if key_valid is None:
             raise ValueError("decoding with a cache needs key_valid, the mask of real (not padded) slots")
         slots = cache[0].shape[2]
@@ -127,10 +125,15 @@ def forward(
                 layer_cache[1], v.astype(layer_cache[1].dtype), cache_index, 1
             )
             k, v, layer_cache = k_cache.astype(dtype), v_cache.astype(dtype), (k_cache, v_cache)
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / jnp.sqrt(dh).astype(jnp.float32)
-        scores = jnp.where(mask[:, None], scores, -1e30)
-        weights = jax.nn.softmax(scores, axis=-1).astype(dtype)
-        attn = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, t, h * dh)
+        if mask is None:
+            # Causal self-attention over the sequence: cuDNN's fused (flash) kernel on a GPU, which
+            # never writes the T x T scores to memory; XLA's own elsewhere.
+            attn = jax.nn.dot_product_attention(q, k, v, is_causal=True).reshape(b, t, h * dh)
+        else:
+            scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / jnp.sqrt(dh).astype(jnp.float32)
+            scores = jnp.where(mask[:, None], scores, -1e30)
+            weights = jax.nn.softmax(scores, axis=-1).astype(dtype)
+            attn = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, t, h * dh)
         x = x + attn @ p["wo"]
         y = rms_norm(x, p["mlp_norm"])
         x = x + (jax.nn.silu(y @ p["w_gate"]) * (y @ p["w_up"])) @ p["w_down"]

@@ -38,6 +38,7 @@ from meshstack.core.observability import (
     SERVE_TOKENS_PER_SECOND,
 )
 from workloads.jax import checkpoint, tokenizer
+from workloads.jax.events import write_event
 from workloads.jax.generate import Generator
 from workloads.jax.model import init_params
 
@@ -337,7 +338,7 @@ def load_generator(job: ServeJobConfig) -> Generator:
         job.checkpoint_uri,
         abstract,
         None,
-        lambda step, why: print(json.dumps({"event": "checkpoint_damaged", "step": step, "reason": why}), flush=True),
+        lambda step, why: write_event({"event": "checkpoint_damaged", "step": step, "reason": why}),
     )
     mngr.close()
     if found is None:
@@ -383,11 +384,11 @@ def main() -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    print(json.dumps({"event": "serving", "port": server.server_address[1]}), flush=True)
+    write_event({"event": "serving", "port": server.server_address[1]})
     stop.wait()
     drain(server)
     thread.join(timeout=5)
-    print(json.dumps({"event": "stopped"}), flush=True)
+    write_event({"event": "stopped"})
     return 0
 
 

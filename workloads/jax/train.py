@@ -10,7 +10,6 @@ SIGTERM on any process saves the step in progress on all of them and exits 143.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -38,6 +37,7 @@ from meshstack.core.contract import (
 )
 from workloads.jax import checkpoint, distributed
 from workloads.jax.data import TokenReader
+from workloads.jax.events import write_event
 from workloads.jax.lifecycle import Preemption, Watchdog
 from workloads.jax.model import PARAM_SPECS, init_params, loss_fn, param_specs
 from workloads.jax.train_metrics import TrainMetrics
@@ -149,7 +149,7 @@ class Trainer:
 
 def emit(topology: distributed.Topology, **event: Any) -> None:
     if topology.process_id == 0:
-        print(json.dumps(event), flush=True)
+        write_event(event)
 
 
 def run(cfg: JobConfig) -> int:
@@ -307,10 +307,10 @@ def main() -> int:
     try:
         return run(load_job_config())
     except (distributed.ContractError, ValidationError) as exc:
-        print(json.dumps({"event": "error", "message": str(exc)}), flush=True)
+        write_event({"event": "error", "message": str(exc)})
         return EXIT_CONTRACT
     except (DivergedError, checkpoint.CheckpointError) as exc:
-        print(json.dumps({"event": "error", "message": str(exc)}), flush=True)
+        write_event({"event": "error", "message": str(exc)})
         return EXIT_UNTRUSTED
 
 
