@@ -31,6 +31,7 @@ from workloads.local import LocalServer, TrainResult, free_port, run_stack
 
 PROMPTS = ("The module", "A list of", "Return the", "This function")
 TEMPERATURE = 0.7  # greedy decoding from a small model repeats itself
+JSON = {"Content-Type": "application/json"}
 T = TypeVar("T")
 
 
@@ -78,7 +79,8 @@ def _summary(preview: Preview, out: TextIO) -> None:
 
 
 def ask(server: LocalServer, prompts: tuple[str, ...], max_new_tokens: int) -> list[Answer]:
-    """Send every prompt at once, so the server can batch them."""
+    """Send every prompt at once, streamed, as an OpenAI client would: the engine decodes them
+    together, and each answer's first token shows when it came."""
     answers: list[Answer | None] = [None] * len(prompts)
     failures: list[str] = []
 
@@ -86,15 +88,33 @@ def ask(server: LocalServer, prompts: tuple[str, ...], max_new_tokens: int) -> l
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
         try:
             began = time.perf_counter()
-            payload = {"prompt": prompt, "max_new_tokens": max_new_tokens, "temperature": TEMPERATURE}
-            conn.request("POST", "/v1/generate", body=json.dumps(payload))
+            payload = {
+                "model": server.model,
+                "prompt": prompt,
+                "max_tokens": max_new_tokens,
+                "temperature": TEMPERATURE,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+            conn.request("POST", "/v1/completions", body=json.dumps(payload), headers=JSON)
             response = conn.getresponse()
-            body: dict[str, Any] = json.loads(response.read())
             if response.status != 200:
-                failures.append(f"'{prompt}': HTTP {response.status} {body.get('error')}")
+                error = json.loads(response.read()).get("error", {})
+                failures.append(f"'{prompt}': HTTP {response.status} {error.get('message')}")
                 return
-            answers[i] = Answer(prompt, body["text"], (time.perf_counter() - began) * 1000, body["batch_size"])
-        except (OSError, json.JSONDecodeError) as exc:
+            text, first, tokens = "", None, 0
+            for line in response:
+                if not line.startswith(b"data: {"):
+                    continue
+                chunk: dict[str, Any] = json.loads(line[6:])
+                if chunk["choices"]:
+                    first = first if first is not None else time.perf_counter() - began
+                    text += chunk["choices"][0]["text"]
+                if chunk.get("usage"):
+                    tokens = chunk["usage"]["completion_tokens"]
+            elapsed = time.perf_counter() - began
+            answers[i] = Answer(prompt, text, elapsed * 1000, (first or elapsed) * 1000, tokens)
+        except (OSError, json.JSONDecodeError, KeyError) as exc:
             failures.append(f"'{prompt}': {exc}")
         finally:
             conn.close()
@@ -151,7 +171,8 @@ def run_demo(
             out,
         )
         for a in answers:
-            out.write(f"  {a.prompt!r} -> {a.text!r}  ({a.latency_ms:.0f} ms, batch of {a.batch_size})\n")
+            timing = f"{a.tokens} tokens in {a.latency_ms:.0f} ms, first {a.ttft_ms:.0f} ms"
+            out.write(f"  {a.prompt!r} -> {a.text!r}  ({timing})\n")
     finally:
         if server is not None:
             server.stop()
@@ -163,7 +184,10 @@ def run_demo(
             field: [(e["step"], e[field]) for e in steps if e.get(field) is not None]
             for field in {p.local_field for p in TRAINING_PANELS if p.local_field}
         }
-        serving = {"latency_s": [(i + 1, a.latency_ms / 1000) for i, a in enumerate(answers)]}
+        serving = {
+            "latency_s": [(i + 1, a.latency_ms / 1000) for i, a in enumerate(answers)],
+            "ttft_s": [(i + 1, a.ttft_ms / 1000) for i, a in enumerate(answers)],
+        }
         files = {
             "json": out_dir / "preview.json",
             "markdown": out_dir / "preview.md",

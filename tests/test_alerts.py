@@ -119,7 +119,7 @@ CASES = [
     ),
     case(
         "ServingQueueGrowing",
-        [series("meshstack_queue_depth", "0x10 0+1x30 0x20", namespace="ml", pod="chat-1")],
+        [series("meshstack_requests_waiting", "0x10 0+1x30 0x20", namespace="ml", pod="chat-1")],
         "30m",
         [
             alert(

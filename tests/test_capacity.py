@@ -105,7 +105,13 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     ),
     "cache too large for a replica": (
         lambda c: c["meshstack:workloads"][1]["serve"].update(max_batch_size=512),
-        "workloads[1].serve.max_batch_size: needs 390.0 GiB on one l40s",
+        "workloads[1].serve.max_batch_size: needs 195.0 GiB per l40s: 3.0 GiB of bf16 weights and 192.0 GiB of "
+        "KV cache for 512 requests of 2048 tokens",
+    ),
+    "a KV budget that holds no request": (
+        lambda c: c["meshstack:workloads"][1]["serve"].update(kv_cache_gib=0.001),
+        "workloads[1].serve.kv_cache_gib: holds no request: one needs 0.3750 GiB of KV cache (24 layers x 2048 "
+        "positions)",
     ),
     "client namespace": (
         lambda c: c["meshstack:workloads"][1]["clients"]["namespaces"].append("Bad_NS"),

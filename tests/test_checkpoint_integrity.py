@@ -14,7 +14,7 @@ import pytest
 from meshstack.core.contract import JobConfig, ServeJobConfig
 from workloads.jax import checkpoint, distributed
 from workloads.jax.data import ensure_corpus
-from workloads.jax.serve import load_generator
+from workloads.jax.serve import load_params
 from workloads.jax.train import DivergedError, Trainer, run
 
 pytestmark = pytest.mark.slow
@@ -112,11 +112,11 @@ def test_the_server_skips_non_finite_weights_and_refuses_when_nothing_else_is_le
     _poison(tmp_path, cfg, 3)
     capsys.readouterr()
     serve = ServeJobConfig(name="s", model=cfg.model, checkpoint_uri=cfg.checkpoint_uri)
-    load_generator(serve)
+    load_params(serve)
     assert {"event": "checkpoint_damaged", "step": 3, "reason": "its parameters are not all finite"} in events(capsys)
     flip_a_block(tmp_path / "ckpt" / "2")
     with pytest.raises(checkpoint.CheckpointError, match="step 3: its parameters are not all finite; step 2: "):
-        load_generator(serve)
+        load_params(serve)
 
 
 def test_a_tampered_manifest_is_a_damaged_checkpoint(tmp_path: Path) -> None:

@@ -72,10 +72,10 @@ def test_demo_runs_every_step_and_exits_0(demo: tuple[subprocess.CompletedProces
         "== 4. Write the report",
     ):
         assert heading in out
-    assert "93 resources; cost idle $0.31/hour, as declared $0.31/hour" in out and "policy: 0 mandatory" in out
+    assert "97 resources; cost idle $0.31/hour, as declared $0.31/hour" in out and "policy: 0 mandatory" in out
     assert "running its workloads $1.01/hour" in out
     assert "tiny: 2 processes, 2 devices (cpu)" in out and "tiny: step 40/40  loss" in out
-    assert out.count("-> ") == 4 and "batch of" in out
+    assert out.count("-> ") == 4 and " tokens in " in out and ", first " in out
     assert "nothing is left running" in out
     assert stray_processes(demo[1]) == []
 
@@ -91,7 +91,7 @@ def test_demo_writes_every_artifact(demo: tuple[subprocess.CompletedProcess[str]
         data = (out / picture).read_bytes()
         assert data.startswith(PNG) and len(data) > 10_000, picture
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3, "the page is self-contained"
+    assert page.count("data:image/png;base64,") == 4, "the page is self-contained"
     assert 'id="cost-total">$0.31/hour<' in page and 'id="violations-count">0<' in page
     assert 'id="cost-running">$1.01/hour<' in page, "the GPU pool idles at 0 but training takes 2 nodes"
     assert 'id="energy-running">' in page and "kgCO2e" in page
@@ -141,7 +141,7 @@ def test_report_loads_in_a_browser_without_errors(
     assert console == []
     assert 'id="cost-total">$0.31/hour</div>' in dom
     assert 'id="violations-count">0</div>' in dom
-    assert dom.count("<img") == 3
+    assert dom.count("<img") == 4
 
 
 def in_project(

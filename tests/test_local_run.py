@@ -58,7 +58,8 @@ def test_run_local_trains_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> 
         assert any(line.startswith("tiny: 2 processes") for line in seen)
         assert any("tiny: step 6/6" in line for line in seen)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        conn.request("POST", "/v1/generate", body=json.dumps({"prompt": "The", "max_new_tokens": 4}))
+        body = json.dumps({"model": "tiny-chat", "prompt": "The", "max_tokens": 4})
+        conn.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
         assert conn.getresponse().status == 200
         conn.close()
     finally:

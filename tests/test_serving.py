@@ -1,26 +1,42 @@
-"""The inference server on loopback: answers from a trained checkpoint, batches, refuses bad requests, drains."""
+"""The inference server on loopback, driven with OpenAI's official Python client as its users would:
+completions and chat, streamed and not, at once from many threads; the continuous-batching
+engine's tokens against the model's own forward pass; bad requests, back-pressure, a client that
+leaves mid-stream, and a drain on SIGTERM."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
+import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from meshstack.core.contract import JobConfig, ServeConfig, ServeJobConfig
-from workloads.jax.data import ensure_corpus
-from workloads.jax.serve import TOKEN_ENV, Engine, Metrics, Pending, RequestError, Server, drain, start
+from meshstack.core.contract import JobConfig, ModelConfig, ServeJobConfig
+from meshstack.core.observability import SERVE_IN_FLIGHT, SERVE_KV_USAGE, SERVE_PREFIX_HIT_RATIO, SERVE_TTFT
+from meshstack.core.stack_file import PROJECT_ROOT
+from workloads.jax import tokenizer
+from workloads.jax.data import ensure_corpus, held_out_text
+from workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, Request, Sampling
+from workloads.jax.model import forward, init_params
+from workloads.jax.quantize import perplexity, quantize_int8, weight_bytes
+from workloads.jax.serve import TOKEN_ENV, Running, chat_prompt, load_params, start
 from workloads.jax.train import run
-from workloads.k8s.inference_service import IN_FLIGHT_METRIC
-from workloads.local import LocalServer, free_port
+from workloads.local import LocalRunError, LocalServer, free_port
+
+MODEL = "chat"
 
 
 @pytest.fixture(scope="module")
@@ -41,266 +57,409 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def serve_job(checkpoint: str, **serve: Any) -> ServeJobConfig:
     return ServeJobConfig(
-        name="chat",
-        checkpoint_uri=checkpoint,
-        serve={"port": free_port(), "max_new_tokens": 16, "batch_timeout_ms": 50, **serve},
+        name=MODEL, checkpoint_uri=checkpoint, serve={"port": free_port(), "max_new_tokens": 16, **serve}
     )
 
 
 @pytest.fixture(scope="module")
-def server(checkpoint: str) -> Iterator[Server]:
-    srv, _ = start(serve_job(checkpoint, read_timeout_s=2), host="127.0.0.1")
+def server(checkpoint: str) -> Iterator[Running]:
+    srv = start(serve_job(checkpoint, read_timeout_s=2), host="127.0.0.1")
     yield srv
-    drain(srv)
+    srv.drain()
 
 
-def call(
-    server: Server, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, Any] | str]:
-    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=60)
+def client(server: Running, **kwargs: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=kwargs.pop("api_key", "unused"), max_retries=0, **kwargs)
+
+
+def raw(server: Running, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     conn.request(method, path, body=body, headers=headers or {})
     response = conn.getresponse()
-    raw = response.read().decode()
+    data = response.read().decode()
     conn.close()
-    try:
-        return response.status, json.loads(raw)
-    except json.JSONDecodeError:
-        return response.status, raw
+    return response.status, dict(response.getheaders()), (json.loads(data) if data.startswith("{") else data)
 
 
-def generate(server: Server, payload: dict[str, Any]) -> tuple[int, Any]:
-    return call(server, "POST", "/v1/generate", json.dumps(payload).encode(), {"Content-Type": "application/json"})
+def metrics_of(server: Running) -> dict[str, float]:
+    _, _, text = raw(server, "GET", "/metrics")
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
 
 
-@pytest.mark.slow
-def test_answers_from_the_trained_checkpoint(server: Server) -> None:
-    status, body = generate(server, {"prompt": "The module", "max_new_tokens": 12})
-    assert status == 200
-    assert body["completion_tokens"] == 12 and len(body["text"]) > 0
-    assert call(server, "GET", "/healthz")[0] == 200
-    assert call(server, "GET", "/readyz") == (200, {"ready": True})
+# --- the API, through the official client ---------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_concurrent_requests_share_a_forward_pass(server: Server) -> None:
-    results: list[tuple[int, Any]] = []
-    threads = [
-        threading.Thread(target=lambda i=i: results.append(generate(server, {"prompt": f"Return {i}"})))
-        for i in range(8)
-    ]
+def test_models_lists_the_served_model(server: Running) -> None:
+    assert [m.id for m in client(server).models.list()] == [MODEL]
+
+
+def test_completion_answers_with_usage_and_finish_reason(server: Running) -> None:
+    answer = client(server).completions.create(model=MODEL, prompt="The module", max_tokens=6, temperature=0)
+    [choice] = answer.choices
+    assert choice.finish_reason == "length" and choice.text
+    assert answer.usage is not None
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (len("The module") + 1, 6)
+    assert answer.object == "text_completion" and answer.model == MODEL and answer.id.startswith("cmpl-")
+
+
+def test_chat_uses_the_template_and_answers_as_the_assistant(server: Running) -> None:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a module."}]
+    answer = client(server).chat.completions.create(model=MODEL, messages=messages, max_tokens=5, temperature=0)
+    assert answer.choices[0].message.role == "assistant"
+    expected = len(chat_prompt([type("M", (), m)() for m in messages])) + 1  # type: ignore[misc]
+    assert answer.usage is not None and answer.usage.prompt_tokens == expected
+    assert answer.object == "chat.completion"
+
+
+def test_streaming_gives_the_same_text_in_chunks_then_done(server: Running) -> None:
+    api = client(server)
+    whole = api.completions.create(model=MODEL, prompt="The list", max_tokens=12, temperature=0).choices[0].text
+    chunks = list(
+        api.completions.create(
+            model=MODEL,
+            prompt="The list",
+            max_tokens=12,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(c.choices[0].text for c in chunks if c.choices)
+    assert text == whole and len([c for c in chunks if c.choices]) > 2
+    assert chunks[-2].choices[0].finish_reason == "length"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 12
+    chat = list(
+        api.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4, temperature=0, stream=True
+        )
+    )
+    assert chat[0].choices[0].delta.role == "assistant"
+    assert chat[-1].choices[0].finish_reason == "length"
+
+
+def test_a_seed_makes_sampling_repeatable_and_top_p_narrows_it(server: Running) -> None:
+    api = client(server)
+
+    def sample(**kw: Any) -> str:
+        return api.completions.create(model=MODEL, prompt="A", max_tokens=12, **kw).choices[0].text
+
+    assert sample(temperature=1.5, seed=7) == sample(temperature=1.5, seed=7)
+    assert len({sample(temperature=1.5, seed=s) for s in range(6)}) > 1
+    assert sample(temperature=1.5, top_p=1e-6, seed=3) == sample(temperature=0)
+
+
+def test_a_stop_string_ends_the_answer_before_it(server: Running) -> None:
+    api = client(server)
+    same = {"model": MODEL, "prompt": "The", "max_tokens": 16, "temperature": 1.0, "seed": 11}
+    whole = api.completions.create(**same).choices[0].text
+    stop = next(whole[i : i + 2] for i in range(2, len(whole) - 2) if whole[i : i + 2].strip())
+    cut = api.completions.create(**same, stop=[stop]).choices[0]
+    assert cut.finish_reason == "stop" and cut.text == whole[: whole.index(stop)]
+    streamed = api.completions.create(**same, stop=stop, stream=True)
+    assert "".join(c.choices[0].text for c in streamed) == cut.text
+
+
+def test_concurrent_requests_are_decoded_together(server: Running) -> None:
+    api = client(server)
+    before = metrics_of(server).get("meshstack_batch_size_sum", 0)
+    answers: list[str] = []
+
+    def ask(i: int) -> None:
+        answers.append(
+            api.completions.create(model=MODEL, prompt=f"Item {i}", max_tokens=16, temperature=0).choices[0].text
+        )
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert all(status == 200 for status, _ in results)
-    assert max(body["batch_size"] for _, body in results) > 1
-    metrics = call(server, "GET", "/metrics")[1]
-    assert "meshstack_batch_size_bucket" in metrics and "meshstack_request_latency_seconds_count" in metrics
-    assert "meshstack_generated_tokens_total" in metrics
-    # The gauge the stack's KEDA ScaledObject queries is served, and is back to 0 once all are answered.
-    families = {f.name: f for f in text_string_to_metric_families(metrics)}
-    assert families[IN_FLIGHT_METRIC].type == "gauge"
-    assert families[IN_FLIGHT_METRIC].samples[0].value == 0
+    assert len(answers) == 8
+    after = metrics_of(server)
+    steps = after["meshstack_batch_size_count"]
+    assert after["meshstack_batch_size_sum"] - before > 0 and steps > 0
+    assert after["meshstack_batch_size_sum"] / steps > 1, "several requests shared decode steps"
 
 
-@pytest.mark.slow
+def test_shared_prefixes_are_reused_and_counted(server: Running) -> None:
+    api = client(server)
+    system = "You answer questions about the Python standard library, briefly and exactly."
+    first = api.chat.completions.create(
+        model=MODEL, messages=[{"role": "system", "content": system}, {"role": "user", "content": "os?"}], max_tokens=2
+    )
+    second = api.chat.completions.create(
+        model=MODEL, messages=[{"role": "system", "content": system}, {"role": "user", "content": "sys?"}], max_tokens=2
+    )
+    assert first.usage is not None and second.usage is not None and second.usage.prompt_tokens_details is not None
+    assert second.usage.prompt_tokens_details.cached_tokens >= len(system)
+    metrics = metrics_of(server)
+    assert metrics[SERVE_PREFIX_HIT_RATIO] > 0 and metrics["meshstack_prefix_cache_hits_total"] >= 1
+    assert metrics[f"{SERVE_TTFT}_count"] >= 2 and SERVE_KV_USAGE in metrics and SERVE_IN_FLIGHT in metrics
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+
 @pytest.mark.parametrize(
-    ("method", "path", "body", "headers", "status", "text"),
+    ("kwargs", "error", "param", "code"),
     [
-        ("POST", "/v1/generate", b"{not json", {}, 400, "not valid JSON"),
-        ("POST", "/v1/generate", b'{"text": "hi"}', {}, 400, "'prompt' must be a non-empty string"),
-        ("POST", "/v1/generate", b'{"prompt": "hi", "stream": true}', {}, 400, "unknown fields: stream"),
-        ("POST", "/v1/generate", b'{"prompt": "hi", "max_new_tokens": 500}', {}, 400, "from 1 to 16"),
-        ("POST", "/v1/generate", b'{"prompt": "hi", "temperature": "hot"}', {}, 400, "'temperature'"),
-        ("POST", "/v1/generate", json.dumps({"prompt": "x" * 200}).encode(), {}, 413, "the limit is 112"),
-        ("POST", "/v1/generate", b"x" * 20000, {}, 413, "the body is over"),
-        ("GET", "/v1/generate", None, {}, 405, "use POST"),
-        ("GET", "/nope", None, {}, 404, "no such path"),
-        ("PUT", "/v1/generate", b"{}", {}, 405, "PUT is not supported: use GET, POST"),
-        ("DELETE", "/v1/generate", None, {}, 405, "DELETE is not supported"),
-        ("OPTIONS", "/", None, {}, 405, "OPTIONS is not supported"),
-        ("POST", "/v1/generate", b'{"prompt": "\\ud800 alone"}', {}, 400, "not valid Unicode (a lone surrogate)"),
-        ("POST", "/v1/generate", b"[" * 5000 + b"]" * 5000, {}, 400, "nests deeper than 16 levels"),
-        ("POST", "/v1/generate", b'{"prompt": "hi"}', {"Content-Length": "1e3"}, 400, "one plain number"),
+        ({"prompt": ""}, openai.BadRequestError, "prompt", None),
+        ({"prompt": "x", "max_tokens": 17}, openai.BadRequestError, "max_tokens", None),
+        ({"prompt": "x", "max_tokens": 0}, openai.BadRequestError, "max_tokens", None),
+        ({"prompt": "x", "temperature": 3}, openai.BadRequestError, "temperature", None),
+        ({"prompt": "x", "n": 2}, openai.BadRequestError, "n", None),
+        ({"prompt": "x", "logprobs": 2}, openai.BadRequestError, "logprobs", None),
+        ({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, openai.BadRequestError, "stop", None),
+        ({"prompt": "x" * 120, "max_tokens": 16}, openai.BadRequestError, "max_tokens", "context_length_exceeded"),
+        ({"prompt": "x" * 200}, openai.BadRequestError, "prompt", "context_length_exceeded"),
+        ({"prompt": "x" * 5000}, openai.APIStatusError, "prompt", None),
+        ({"prompt": "x", "model": "gpt-4"}, openai.NotFoundError, "model", "model_not_found"),
     ],
 )
-def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(
-    server: Server, method: str, path: str, body: bytes | None, headers: dict[str, str], status: int, text: str
+def test_bad_requests_get_an_openai_error_and_the_server_keeps_serving(
+    server: Running, kwargs: dict[str, Any], error: type[Exception], param: str, code: str | None
 ) -> None:
-    got, answer = call(server, method, path, body, headers)
-    assert got == status
-    assert text in answer["error"]
-    assert generate(server, {"prompt": "still there?", "max_new_tokens": 2})[0] == 200
+    api = client(server)
+    with pytest.raises(error) as info:
+        api.completions.create(**{"model": MODEL, **kwargs})
+    body = info.value.body  # type: ignore[attr-defined]
+    assert body["param"] == param and body["code"] == code and body["type"] == "invalid_request_error"
+    assert api.completions.create(model=MODEL, prompt="ok", max_tokens=1, temperature=0).choices[0].text is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "text"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 400, "JSON object"),
+        (b'{"model": "chat", "prompt": 5}', 400, "prompt"),
+        (b'{"model": "chat", "prompt": "x", "max_tokens": "3"}', 400, "max_tokens"),
+        (b'{"model": "chat", "prompt": "x", "temperature": true}', 400, "temperature"),
+        (b'{"model": "chat", "prompt": "x", "best_of": 2}', 400, "unsupported field"),
+        (b'{"model": "chat", "prompt": "\\ud800"}', 400, "lone surrogate"),
+        (b'{"a":' * 40 + b"1" + b"}" * 40, 400, "nests deeper"),
+        (b'{"model": "chat", "messages": []}', 400, "messages"),
+    ],
+)
+def test_malformed_bodies_get_a_clear_4xx(server: Running, body: bytes, status: int, text: str) -> None:
+    path = "/v1/chat/completions" if b"messages" in body else "/v1/completions"
+    code, _, answer = raw(server, "POST", path, body, {"Content-Type": "application/json"})
+    assert code == status and text in answer["error"]["message"]
+    assert raw(server, "GET", "/healthz")[0] == 200
+
+
+def test_unknown_paths_and_methods_get_json(server: Running) -> None:
+    assert raw(server, "GET", "/v1/generate")[2]["error"]["code"] == "not_found"
+    status, _, body = raw(server, "GET", "/v1/completions")
+    assert status == 405 and "GET is not supported" in body["error"]["message"]
 
 
 @pytest.mark.slow
-def test_request_without_length_is_refused(server: Server) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
-    conn.putrequest("POST", "/v1/generate")
-    conn.endheaders()
-    response = conn.getresponse()
-    assert response.status == 411
-    conn.close()
+def test_a_client_gone_mid_stream_frees_its_row(checkpoint: str) -> None:
+    long = start(serve_job(checkpoint, max_new_tokens=100), host="127.0.0.1")
+    try:
+        conn = socket.create_connection(("127.0.0.1", long.port))
+        body = json.dumps({"model": MODEL, "prompt": "Long", "max_tokens": 100, "stream": True}).encode()
+        head = (
+            "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        conn.sendall(head.encode() + body)
+        seen = b""
+        while b"data: " not in seen:
+            seen += conn.recv(4096)
+        conn.close()
+        engine = long.state.engine
+        deadline = time.monotonic() + 10
+        while (engine.stats.running or long.state.active) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.stats.running == 0 and long.state.active == 0
+        assert engine.stats.generated_tokens < 100, "generation stopped when the client left, not at max_tokens"
+        assert client(long).completions.create(model=MODEL, prompt="again", max_tokens=2).choices[0].text is not None
+    finally:
+        long.drain()
 
 
 @pytest.mark.slow
-def test_shutdown_drains_in_flight_requests(checkpoint: str) -> None:
-    server, _ = start(serve_job(checkpoint), host="127.0.0.1")
-    results: list[tuple[int, Any]] = []
-    threads = [threading.Thread(target=lambda: results.append(generate(server, {"prompt": "Drain"}))) for _ in range(4)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 30
-    while server.engine.in_flight < 4 and time.monotonic() < deadline:
-        time.sleep(0.001)
-    drain(server)
-    for t in threads:
-        t.join()
-    assert [status for status, _ in results] == [200] * 4
-    with pytest.raises(ConnectionRefusedError):
-        call(server, "GET", "/healthz")
+def test_a_full_cache_and_line_refuse_with_429_and_retry_after(checkpoint: str) -> None:
+    tight = start(serve_job(checkpoint, max_batch_size=1, max_queue=1), host="127.0.0.1")
+    try:
+        statuses: list[tuple[int, dict[str, str]]] = []
+        barrier = threading.Barrier(12)
+        body = json.dumps({"model": MODEL, "prompt": "Busy", "max_tokens": 16}).encode()
+
+        def ask() -> None:
+            barrier.wait()
+            status, headers, _ = raw(tight, "POST", "/v1/completions", body, {"Content-Type": "application/json"})
+            statuses.append((status, headers))
+
+        threads = [threading.Thread(target=ask) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        codes = sorted(s for s, _ in statuses)
+        assert 200 in codes and 429 in codes, codes
+        assert all(h.get("retry-after") == "1" for s, h in statuses if s == 429)
+    finally:
+        tight.drain()
 
 
-class Blocked:
-    """A generator that holds its batch until released, to fill the queue deterministically."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-
-    def generate(
-        self, prompts: list[Any], max_new: list[int], temperature: list[float], seed: int = 0
-    ) -> list[list[int]]:
-        self.release.wait(timeout=30)
-        return [[65] for _ in prompts]
-
-
-def test_full_queue_refuses_with_429_and_draining_with_503() -> None:
-    blocked = Blocked()
-    engine = Engine(blocked, ServeConfig(max_batch_size=1, max_queue=1, batch_timeout_ms=0), Metrics())  # type: ignore[arg-type]
-    first, second, third = (Pending(prompt=np.array([65]), max_new_tokens=1, temperature=0.0) for _ in range(3))
-    engine.submit(first)
-    while engine.queue.qsize():
-        time.sleep(0.001)
-    engine.submit(second)
-    with pytest.raises(RequestError) as info:
-        engine.submit(third)
-    assert info.value.status == 429
+def test_the_engine_refuses_past_its_rows_and_line_and_while_draining() -> None:
+    cfg = ModelConfig()
+    engine = Engine(init_params(cfg, jax.random.key(0)), cfg, max_batch=1, max_waiting=1)
+    quiet = Sampling(2, 0.0)
+    engine.submit(Request([tokenizer.BOS, 65], quiet, lambda o: None))
+    engine.submit(Request([tokenizer.BOS, 66], quiet, lambda o: None))
+    with pytest.raises(EngineFullError):
+        engine.submit(Request([tokenizer.BOS, 67], quiet, lambda o: None))
     engine.draining.set()
-    with pytest.raises(RequestError) as info:
-        engine.submit(third)
-    assert info.value.status == 503
-    blocked.release.set()
-    assert first.done.wait(10) and second.done.wait(10)
-    assert first.result == [65] and engine.idle()
+    with pytest.raises(EngineDrainingError):
+        engine.submit(Request([tokenizer.BOS, 67], quiet, lambda o: None))
 
 
 @pytest.mark.slow
-def test_server_process_stops_cleanly_on_sigterm(checkpoint: str, tmp_path: Path) -> None:
-    local = LocalServer(serve_job(checkpoint), tmp_path)
-    conn = http.client.HTTPConnection("127.0.0.1", local.port, timeout=60)
-    conn.request("POST", "/v1/generate", body=json.dumps({"prompt": "Hi", "max_new_tokens": 3}))
-    assert conn.getresponse().status == 200
-    conn.close()
-    local.stop()
-    assert local.group.returncodes() == [0]
+def test_a_token_guards_the_api_but_not_the_probes(checkpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, "s3cret")
+    guarded = start(serve_job(checkpoint), host="127.0.0.1")
+    try:
+        with pytest.raises(openai.AuthenticationError):
+            client(guarded, api_key="nope").completions.create(model=MODEL, prompt="hi", max_tokens=1)
+        assert client(guarded, api_key="s3cret").completions.create(model=MODEL, prompt="hi", max_tokens=1).choices
+        assert raw(guarded, "GET", "/readyz")[0] == 200 and raw(guarded, "GET", "/metrics")[0] == 200
+    finally:
+        guarded.drain()
+
+
+# --- int8 -----------------------------------------------------------------------------------------
+
+INT8_PERPLEXITY_BOUND = 1.01  # int8 may cost at most 1% perplexity on held-out text
+
+
+def test_int8_weights_cost_little_perplexity(checkpoint: str) -> None:
+    job = serve_job(checkpoint)
+    params = load_params(job)
+    quantized = quantize_int8(params)
+    tokens = np.asarray(tokenizer.encode(held_out_text()), np.int32)
+    full = perplexity(params, job.model, tokens, 64, np.float32)
+    small = perplexity(quantized, job.model, tokens, 64, np.float32)
+    assert full < 40, "the checkpoint learned something (a byte-level model that knows nothing scores ~260)"
+    assert small / full < INT8_PERPLEXITY_BOUND, (full, small)
+    matmuls = sum(weight_bytes(params["layers"][k]) for k in ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"))
+    assert weight_bytes(quantized) < weight_bytes(params) - 0.7 * matmuls, "int8 matmul weights are a quarter of fp32"
+
+
+@pytest.mark.slow
+def test_the_server_answers_from_int8_weights(checkpoint: str) -> None:
+    small = start(serve_job(checkpoint, quantization="int8"), host="127.0.0.1")
+    try:
+        answer = client(small).completions.create(model=MODEL, prompt="The module", max_tokens=6, temperature=0)
+        assert answer.choices[0].finish_reason == "length" and answer.usage and answer.usage.completion_tokens == 6
+        assert small.state.engine.params["layers"]["wq"]["q"].dtype == np.int8
+    finally:
+        small.drain()
+
+
+# --- drain ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sigterm_lets_streams_finish_refuses_new_work_and_exits(checkpoint: str, tmp_path: Path) -> None:
+    local = LocalServer(serve_job(checkpoint, max_new_tokens=64, drain_timeout_s=20), tmp_path)
+    api = openai.OpenAI(base_url=f"{local.url}/v1", api_key="x", max_retries=0)
+    try:
+        stream = api.completions.create(model=MODEL, prompt="Stream", max_tokens=64, temperature=0, stream=True)
+        first = next(iter(stream))
+        os.kill(local.group.procs[0].pid, signal.SIGTERM)
+        time.sleep(0.2)
+        with pytest.raises((openai.InternalServerError, openai.APIConnectionError)) as refused:
+            api.completions.create(model=MODEL, prompt="late", max_tokens=2)
+        if isinstance(refused.value, openai.InternalServerError):
+            assert refused.value.status_code == 503
+        rest = list(stream)
+        assert rest[-1].choices[0].finish_reason == "length", "the stream in flight ran to its end"
+        assert first.choices[0].text is not None
+        local.group.procs[0].wait(timeout=30)
+        assert local.group.returncodes() == [0]
+    finally:
+        local.stop()
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
-    from workloads.local import LocalRunError
-
     with pytest.raises(LocalRunError, match="no checkpoint at"):
         LocalServer(serve_job((tmp_path / "none").as_uri()), tmp_path)
 
 
-def test_decoding_with_a_cache_needs_the_mask_of_real_slots() -> None:
-    import jax
-    import jax.numpy as jnp
-
-    from meshstack.core.contract import ModelConfig
-    from workloads.jax.model import empty_cache, forward, init_params
-
-    cfg = ModelConfig()
-    params = init_params(cfg, jax.random.PRNGKey(0))
-    tokens = jnp.zeros((1, 2), jnp.int32)
-    with pytest.raises(ValueError, match="needs key_valid"):
-        forward(params, tokens, jnp.arange(2)[None], cfg, cache=empty_cache(cfg, 1, 8, jnp.float32))
+# --- the engine against the model -----------------------------------------------------------------
 
 
-def raw_exchange(server: Server, request: bytes, wait: float = 10.0) -> bytes:
-    """Send bytes as they are and read whatever comes back until the server closes or `wait` passes."""
-    with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=wait) as sock:
-        sock.sendall(request)
-        chunks = []
-        try:
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        except TimeoutError:
-            pytest.fail(f"no answer and no close within {wait} s to {request[:40]!r}")
-        return b"".join(chunks)
+def reference(params: Any, cfg: ModelConfig, prompt: list[int], n: int) -> list[int]:
+    tokens = list(prompt)
+    for _ in range(n):
+        logits, _ = forward(params, np.array([tokens]), np.arange(len(tokens))[None], cfg)
+        row = np.array(logits[0, -1])
+        row[tokenizer.PAD] = row[tokenizer.VOCAB_SIZE :] = -1e9
+        tokens.append(int(row.argmax()))
+    return tokens[len(prompt) :]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("request_bytes", "status", "text"),
-    [
-        (
-            b"POST /v1/generate HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + b'{"prompt": "hi"}',
-            408,
-            "ended after 16 of its 100",
-        ),
-        (
-            b"POST /v1/generate HTTP/1.1\r\nContent-Length: 16\r\nContent-Length: 16\r\n\r\n" + b'{"prompt": "hi"}',
-            400,
-            "one plain number",
-        ),
-        (b"POST /v1/generate HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411, "chunked bodies"),
-        (b"HELLO THERE\r\n\r\n", 400, "Bad HTTP/0.9 request type"),
-        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, ""),
-    ],
-)
-def test_malformed_http_gets_a_json_answer_never_a_hang(
-    server: Server, request_bytes: bytes, status: int, text: str
-) -> None:
-    answer = raw_exchange(server, request_bytes)
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(f"HTTP/1.1 {status} ".encode()) or head.startswith(f"HTTP/1.0 {status} ".encode()), head
-    assert b"application/json" in head and text in json.loads(body)["error"]
-    assert call(server, "GET", "/healthz")[0] == 200
+def greedy(engine: Engine, prompts: list[list[int]], n: int, gap_s: float = 0.0) -> list[Request]:
+    done = [threading.Event() for _ in prompts]
+    requests = [
+        Request(p, Sampling(n, 0.0), lambda o, d=d: d.set() if o.finish_reason else None)
+        for p, d in zip(prompts, done, strict=True)
+    ]
+    for r in requests:
+        engine.submit(r)
+        time.sleep(gap_s)
+    assert all(d.wait(60) for d in done)
+    return requests
 
 
-@pytest.mark.slow
-def test_http_0_9_and_silence_are_closed_not_held(server: Server) -> None:
-    raw_exchange(server, b"GET /healthz\r\n")
-    raw_exchange(server, b"")  # a client that connects and says nothing is let go after the read timeout
-    assert call(server, "GET", "/healthz")[0] == 200
-
-
-@pytest.mark.slow
-def test_64_clients_at_once_are_all_answered(server: Server) -> None:
-    start_line = threading.Barrier(64)
-    results: list[int] = []
-
-    def client() -> None:
-        start_line.wait()
-        results.append(call(server, "GET", "/healthz")[0])
-
-    threads = [threading.Thread(target=client) for _ in range(64)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == [200] * 64
-
-
-@pytest.mark.slow
-def test_a_token_guards_generation_but_not_the_probes(checkpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, "s3cret")
-    guarded, _ = start(serve_job(checkpoint), host="127.0.0.1")
+def test_continuous_batching_decodes_exactly_what_the_model_would() -> None:
+    """Chunked prefill (16 tokens a chunk), requests joining a running batch, and a prefix reused from
+    another request's row all give the tokens of the plain forward pass."""
+    cfg = ModelConfig(max_seq_len=128)
+    params = init_params(cfg, jax.random.key(1))
+    engine = Engine(params, cfg, max_batch=4, max_waiting=8, prefill_chunk=16)
+    engine.warm_up()
+    engine.start()
     try:
-        assert generate(guarded, {"prompt": "hi", "max_new_tokens": 2})[0] == 401
-        body = json.dumps({"prompt": "hi", "max_new_tokens": 2}).encode()
-        assert call(guarded, "POST", "/v1/generate", body, {"Authorization": "Bearer s3cret"})[0] == 200
-        assert call(guarded, "POST", "/v1/generate", body, {"Authorization": "Bearer nope"})[0] == 401
-        assert call(guarded, "GET", "/readyz")[0] == 200
+        long = [int(t) for t in tokenizer.encode("The module provides functions for paths; it also says", bos=True)]
+        prompts = [long, [int(t) for t in tokenizer.encode("A list", bos=True)], long[:40] + [ord(c) for c in " other"]]
+        requests = greedy(engine, prompts, 10, gap_s=0.2)
+        for r in requests:
+            assert r.generated == reference(params, cfg, r.prompt, len(r.generated))
+        assert requests[2].cached_tokens == 40, "the third prompt reused the first one's 40-token prefix"
     finally:
-        drain(guarded)
+        engine.stop()
+
+
+@pytest.mark.slow
+def test_tensor_parallel_over_four_devices_matches_one(tmp_path: Path) -> None:
+    """The weights and the KV cache sharded over four CPU devices' `tensor` axis decode the same tokens."""
+    script = tmp_path / "tp.py"
+    script.write_text(
+        "import jax, json\n"
+        "from meshstack.core.contract import ModelConfig\n"
+        "from workloads.jax.model import init_params\n"
+        "from tests.test_serving import greedy\n"
+        "from workloads.jax.engine import Engine\n"
+        "from workloads.jax import tokenizer\n"
+        "cfg = ModelConfig(n_heads=4)\n"
+        "params = init_params(cfg, jax.random.key(3))\n"
+        "out = {}\n"
+        "for n in (1, 4):\n"
+        "    engine = Engine(params, cfg, max_batch=2, max_waiting=4, devices=jax.devices()[:n])\n"
+        "    engine.start()\n"
+        "    prompts = [[int(t) for t in tokenizer.encode(p, bos=True)] for p in ('Sharded', 'over heads')]\n"
+        "    out[n] = [r.generated for r in greedy(engine, prompts, 12)]\n"
+        "    spec = engine.params['layers']['wq'].sharding.spec\n"
+        "    engine.stop()\n"
+        "print(json.dumps({'same': out[1] == out[4], 'spec': str(spec), 'devices': len(jax.devices())}))\n"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"same": True, "spec": "P(None, None, 'tensor')", "devices": 4}

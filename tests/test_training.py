@@ -1,4 +1,4 @@
-"""Real JAX on the CPU: multi-process training, restarts from checkpoints, the data reader, KV-cache decoding."""
+"""Real JAX on the CPU: multi-process training, restarts from checkpoints, the data reader."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 import pytest
 
-from meshstack.core.contract import JobConfig, ModelConfig
+from meshstack.core.contract import JobConfig
 from workloads.jax import tokenizer
 from workloads.jax.data import TokenReader, ensure_corpus
-from workloads.jax.generate import Generator
-from workloads.jax.model import forward, init_params
 from workloads.jax.train import run
 from workloads.local import ProcessGroup, TrainResult, progress, train
 
@@ -124,26 +121,6 @@ def test_each_process_reads_its_own_rows(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.concatenate(halves, axis=1), whole)
     assert not np.array_equal(whole, reader.batch(step=4, global_batch=8, micro_batches=2, process=0, processes=1))
     assert whole.max() < tokenizer.VOCAB_SIZE
-
-
-def test_kv_cache_decoding_matches_a_full_forward_pass() -> None:
-    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, d_ff=64, max_seq_len=64)
-    params = init_params(cfg, jax.random.key(1))
-    generator = Generator(params, cfg, batch_size=4, max_new_tokens=8)
-    prompts = [tokenizer.encode("Hello", bos=True), tokenizer.encode("A longer prompt", bos=True)]
-    outputs = generator.generate(prompts, [8, 8], [0.0, 0.0])
-    for prompt, output in zip(prompts, outputs, strict=True):
-        sequence = list(prompt)
-        for _ in range(8):
-            tokens = np.array([sequence], np.int32)
-            logits, _ = forward(params, tokens, np.arange(len(sequence))[None], cfg)
-            logits = np.array(logits[0, -1])
-            logits[tokenizer.PAD] = -np.inf
-            nxt = int(logits.argmax())
-            if nxt == tokenizer.EOS:
-                break
-            sequence.append(nxt)
-        assert output == sequence[len(prompt) :]
 
 
 def test_mfu_is_reported_against_the_peak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

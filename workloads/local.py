@@ -234,6 +234,7 @@ class LocalServer:
 
     def __init__(self, job: ServeJobConfig, log_dir: Path, timeout_s: float = 180) -> None:
         self.port = job.serve.port
+        self.model = job.name  # what OpenAI clients name in "model"
         self.group = ProcessGroup("workloads.jax.serve", [process_env(job.model_dump_json(), 1)], log_dir, job.name)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -349,6 +350,6 @@ def run_stack(
     inference = [w for w in spec.workloads if isinstance(w, InferenceWorkload)]
     if inference:
         server = LocalServer(local_serving(spec, inference[0], root, port), root / "logs")
-        out.write(f"{inference[0].name}: serving on {server.url} (POST /v1/generate)\n")
+        out.write(f"{inference[0].name}: serving on {server.url} (OpenAI API: /v1/completions, /v1/chat/completions)\n")
         out.flush()
     return results, server

@@ -108,15 +108,38 @@ class TrainConfig(SpecModel):
 
 class ServeConfig(SpecModel):
     port: int = Field(default=8080, ge=1, le=65535)
-    max_batch_size: int = Field(default=8, ge=1, description="Requests that share one forward pass.")
-    batch_timeout_ms: float = Field(default=20, ge=0, description="How long the first request waits for company.")
-    max_queue: int = Field(default=64, ge=1, description="Queued requests beyond this are refused with 429.")
-    max_new_tokens: int = Field(default=64, ge=1)
+    max_batch_size: int = Field(
+        default=8,
+        ge=1,
+        description="Requests decoded together at most: the KV cache's rows (fewer where kv_cache_gib holds fewer).",
+    )
+    max_queue: int = Field(
+        default=64, ge=1, description="Requests waiting for a row beyond this are refused with 429 and Retry-After."
+    )
+    max_new_tokens: int = Field(default=64, ge=1, description="The largest max_tokens a request may ask for.")
     max_prompt_bytes: int = Field(default=4096, ge=1)
+    kv_cache_gib: float | None = Field(
+        default=None,
+        gt=0,
+        description="Memory for the KV cache: as many rows of max_seq_len positions as fit, at most max_batch_size.",
+    )
+    quantization: Literal["none", "int8"] = Field(
+        default="none", description="int8: weight-only, one scale per output channel (a quarter of fp32's memory)."
+    )
+    compute_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto", description="auto: bfloat16 on GPU and TPU, float32 on CPU."
+    )
+    prefill_chunk: int = Field(
+        default=256, ge=16, description="Prompt tokens prefilled per step, between the running requests' decodes."
+    )
+    prefix_cache: bool = Field(default=True, description="Reuse the KV of a prompt prefix another request computed.")
     bind: str = Field(
         default="0.0.0.0", description="Address the server listens on; the NetworkPolicy is what limits who reaches it."
     )
     read_timeout_s: float = Field(default=10, gt=0, le=300, description="Longest wait for a request's headers or body.")
+    drain_timeout_s: float = Field(
+        default=25, gt=0, le=3600, description="On SIGTERM, how long in-flight requests may take to finish."
+    )
 
 
 class JobConfig(SpecModel):

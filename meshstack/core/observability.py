@@ -30,11 +30,16 @@ TRAIN_CHECKPOINT_SAVE_SECONDS = "meshstack_train_checkpoint_save_seconds"
 TRAIN_RESTARTS = "meshstack_train_restarts"
 TRAIN_PREEMPTIONS = "meshstack_train_preemptions_total"
 
-# The server's metrics (workloads/jax/serve.py).
-SERVE_LATENCY = "meshstack_request_latency_seconds"  # a histogram: _bucket, _sum, _count
-SERVE_IN_FLIGHT = "meshstack_requests_in_flight"
-SERVE_QUEUE = "meshstack_queue_depth"
-SERVE_BATCH = "meshstack_batch_size"  # a histogram
+# The server's metrics (workloads/jax/serve.py); the histograms have _bucket, _sum and _count series.
+SERVE_LATENCY = "meshstack_request_latency_seconds"  # arrival to last token
+SERVE_TTFT = "meshstack_time_to_first_token_seconds"
+SERVE_TPOT = "meshstack_time_per_output_token_seconds"
+SERVE_IN_FLIGHT = "meshstack_requests_in_flight"  # running + waiting: what KEDA scales on
+SERVE_RUNNING = "meshstack_requests_running"
+SERVE_QUEUE = "meshstack_requests_waiting"
+SERVE_KV_USAGE = "meshstack_kv_cache_usage_ratio"
+SERVE_PREFIX_HIT_RATIO = "meshstack_prefix_cache_hit_ratio"
+SERVE_BATCH = "meshstack_batch_size"  # requests per decode step
 SERVE_TOKENS_PER_SECOND = "meshstack_tokens_per_second"
 
 # Accelerator telemetry: NVIDIA's DCGM exporter, AWS's neuron-monitor, GKE's TPU system metrics (in
@@ -196,13 +201,23 @@ TRAINING_PANELS = (
 )
 SERVING_PANELS = (
     Panel(
-        "Latency p50 / p99",
+        "Latency p99",
         f"histogram_quantile(0.99, sum by (namespace, le) (rate({SERVE_LATENCY}_bucket[5m])))",
         "s",
         "latency_s",
     ),
-    Panel("Requests in flight", f"sum by (namespace) ({SERVE_IN_FLIGHT})", "requests"),
+    Panel(
+        "Time to first token p99",
+        f"histogram_quantile(0.99, sum by (namespace, le) (rate({SERVE_TTFT}_bucket[5m])))",
+        "s",
+        "ttft_s",
+    ),
+    Panel(
+        "Running / waiting", f"sum by (namespace) ({SERVE_RUNNING}) or sum by (namespace) ({SERVE_QUEUE})", "requests"
+    ),
     Panel("Queue", f"sum by (namespace) ({SERVE_QUEUE})", "requests"),
+    Panel("KV cache in use", f"avg by (namespace) ({SERVE_KV_USAGE})", "ratio"),
+    Panel("Prefix cache hit rate", f"avg by (namespace) ({SERVE_PREFIX_HIT_RATIO})", "ratio"),
     Panel(
         "Batch size",
         f"sum by (namespace) (rate({SERVE_BATCH}_sum[5m])) / sum by (namespace) (rate({SERVE_BATCH}_count[5m]))",

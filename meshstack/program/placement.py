@@ -125,6 +125,7 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
                     client_namespaces=workload.clients.namespaces,
                     client_labels=workload.clients.pod_labels,
                     token_secret=workload.token_secret,
+                    drain_seconds=workload.serve.drain_timeout_s,
                 ),
                 opts,
             )

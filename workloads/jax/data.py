@@ -20,6 +20,16 @@ from workloads.jax.storage import StorageError, filesystem
 INDEX = "index.json"
 DTYPE = np.dtype("<u2")
 SHIPPED_CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus.txt"
+HELD_OUT_CHARS = 16384  # the corpus's end: never trained on, so measurements on it are honest
+
+
+def training_text() -> str:
+    return SHIPPED_CORPUS.read_text()[:-HELD_OUT_CHARS]
+
+
+def held_out_text() -> str:
+    """Text the shipped model never saw (perplexity of int8 against float weights is measured on it)."""
+    return SHIPPED_CORPUS.read_text()[-HELD_OUT_CHARS:]
 
 
 def write_shards(text: str, uri: str, shards: int = 4) -> dict[str, object]:
@@ -43,7 +53,7 @@ def ensure_corpus(uri: str) -> None:
     """Write the shipped corpus to `uri` unless token shards are already there."""
     fs, root = filesystem(uri)
     if not fs.exists(f"{root}/{INDEX}"):
-        write_shards(SHIPPED_CORPUS.read_text(), uri)
+        write_shards(training_text(), uri)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,17 @@ def init_params(cfg: ModelConfig, key: jax.Array) -> Params:
     }
 
 
+MATMUL_WEIGHTS = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
+
+
+def mm(x: jax.Array, w: Any) -> jax.Array:
+    """x @ w, where w is a weight or an int8 one ({"q": int8, "scale": per output channel}, from
+    workloads.jax.quantize): int8 weights are widened to x's dtype and the scale applied after."""
+    if isinstance(w, dict):
+        return (x @ w["q"].astype(x.dtype)) * w["scale"].astype(x.dtype)
+    return x @ w
+
+
 def param_specs(params: Params) -> Params:
     """The PartitionSpec of every leaf, by its name."""
     return jax.tree_util.tree_map_with_path(lambda path, _: PARAM_SPECS[path[-1].key], params)
@@ -99,7 +110,7 @@ def forward(
     """
     b, t = tokens.shape
     h, dh = cfg.n_heads, cfg.head_dim
-    cast = jax.tree.map(lambda a: a.astype(dtype), params)
+    cast = cast_params(params, dtype)
     x = jnp.take(cast["embed"], tokens, axis=0)
     cos, sin = rotary(positions, dh)
 
@@ -114,9 +125,9 @@ def forward(
     def layer(x: jax.Array, inputs: tuple[Params, Any]) -> tuple[jax.Array, Any]:
         p, layer_cache = inputs
         y = rms_norm(x, p["attn_norm"])
-        q = apply_rotary((y @ p["wq"]).reshape(b, t, h, dh), cos, sin)
-        k = apply_rotary((y @ p["wk"]).reshape(b, t, h, dh), cos, sin)
-        v = (y @ p["wv"]).reshape(b, t, h, dh)
+        q = apply_rotary(mm(y, p["wq"]).reshape(b, t, h, dh), cos, sin)
+        k = apply_rotary(mm(y, p["wk"]).reshape(b, t, h, dh), cos, sin)
+        v = mm(y, p["wv"]).reshape(b, t, h, dh)
         if layer_cache is not None:
             k_cache = jax.lax.dynamic_update_slice_in_dim(
                 layer_cache[0], k.astype(layer_cache[0].dtype), cache_index, 1
@@ -134,9 +145,9 @@ def forward(
             scores = jnp.where(mask[:, None], scores, -1e30)
             weights = jax.nn.softmax(scores, axis=-1).astype(dtype)
             attn = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, t, h * dh)
-        x = x + attn @ p["wo"]
+        x = x + mm(attn, p["wo"])
         y = rms_norm(x, p["mlp_norm"])
-        x = x + (jax.nn.silu(y @ p["w_gate"]) * (y @ p["w_up"])) @ p["w_down"]
+        x = x + mm(jax.nn.silu(mm(y, p["w_gate"])) * mm(y, p["w_up"]), p["w_down"])
         return x, layer_cache
 
     layer_caches = None if cache is None else (cache[0], cache[1])
@@ -148,6 +159,11 @@ def forward(
     x = rms_norm(x, cast["final_norm"])
     logits = (x @ cast["embed"].T).astype(jnp.float32)
     return logits, new_cache
+
+
+def cast_params(params: Params, dtype: jnp.dtype) -> Params:
+    """Floating weights in the compute dtype; int8 weights stay int8 (mm widens them)."""
+    return jax.tree.map(lambda a: a if a.dtype == jnp.int8 else a.astype(dtype), params)
 
 
 def empty_cache(cfg: ModelConfig, batch: int, slots: int, dtype: jnp.dtype) -> tuple[jax.Array, jax.Array]:

@@ -1,332 +1,514 @@
-"""The inference server: loads a checkpoint and generates text over HTTP, batching requests that arrive together.
+"""The inference server: OpenAI's HTTP API over the continuous-batching engine (workloads/jax/engine.py).
 
-POST /v1/generate {"prompt": str, "max_new_tokens"?: int, "temperature"?: float}
-GET  /healthz (alive), /readyz (model loaded, not draining), /metrics (Prometheus)
+POST /v1/completions, POST /v1/chat/completions (JSON, or server-sent events with "stream": true),
+GET /v1/models; GET /healthz (alive), /readyz (model loaded, not draining), /metrics (Prometheus).
 
-Requests wait in a bounded queue; one batcher thread takes up to max_batch_size
-of them (waiting batch_timeout_ms for company) and runs them as one batch. On
-SIGTERM the server stops taking work, finishes what is queued and in flight,
-then exits. Run as `python -m workloads.jax.serve` with MESHSTACK_JOB_CONFIG.
+Starlette on uvicorn: one event loop holds every connection and stream, the engine's thread holds
+the accelerator. Errors are OpenAI's shape ({"error": {"message", "type", "param", "code"}}) with
+the status a client's retry logic expects: 400 and 413 for a bad request, 401 without the token,
+404 for another model, 429 with Retry-After when the KV cache and the waiting line are full, 503
+while draining. A client that goes away mid-stream frees its KV row at the next step. On SIGTERM
+the server turns unready, answers new requests 503, lets in-flight ones (streams included) finish
+within serve.drain_timeout_s, then exits. Run as `python -m workloads.jax.serve` with
+MESHSTACK_JOB_CONFIG.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
-import queue
-import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import jax
-import numpy as np
+import jax.numpy as jnp
+import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request as HttpRequest
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
 
 from meshstack.core.contract import JOB_CONFIG_ENV, SERVE_TOKEN_ENV, ServeConfig, ServeJobConfig
 from meshstack.core.input_files import json_nesting
 from meshstack.core.observability import (
     SERVE_BATCH,
     SERVE_IN_FLIGHT,
+    SERVE_KV_USAGE,
     SERVE_LATENCY,
+    SERVE_PREFIX_HIT_RATIO,
     SERVE_QUEUE,
+    SERVE_RUNNING,
     SERVE_TOKENS_PER_SECOND,
+    SERVE_TPOT,
+    SERVE_TTFT,
 )
 from workloads.jax import checkpoint, tokenizer
+from workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, Output, Request, Sampling
 from workloads.jax.events import write_event
-from workloads.jax.generate import Generator
 from workloads.jax.model import init_params
+from workloads.jax.quantize import quantize_int8
+
+TOKEN_ENV = SERVE_TOKEN_ENV  # when set, the API needs `Authorization: Bearer <it>` (defence in depth)
+MAX_JSON_DEPTH = 16
+MAX_STOP = 4
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 
 
-class RequestError(Exception):
-    def __init__(self, status: HTTPStatus, message: str) -> None:
+class ApiError(Exception):
+    """An OpenAI-style error: its status, type, the parameter at fault and a code a client can test."""
+
+    def __init__(
+        self, status: int, message: str, param: str | None = None, code: str | None = None, kind: str | None = None
+    ) -> None:
         super().__init__(message)
-        self.status = status
+        self.status, self.param, self.code = status, param, code
+        self.kind = kind or ("invalid_request_error" if status < 500 else "server_error")
+
+    def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
+        body = {"error": {"message": str(self), "type": self.kind, "param": self.param, "code": self.code}}
+        return JSONResponse(body, status_code=self.status, headers=headers)
 
 
-@dataclass
-class Pending:
-    prompt: np.ndarray
-    max_new_tokens: int
-    temperature: float
-    queued_at: float = field(default_factory=time.perf_counter)
-    done: threading.Event = field(default_factory=threading.Event)
-    result: list[int] | None = None
-    batch_size: int = 0
-    error: str | None = None
+# --- what a request may hold ---------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    """Fields OpenAI's API has and this server honours; others are refused by name, never ignored."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model: str
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=1.0, ge=0, le=2)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1)
+    seed: int | None = Field(default=None, ge=0, lt=2**31)
+    stream: bool = False
+    stream_options: dict[str, bool] | None = None
+    user: str | None = None
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+
+
+class CompletionBody(_Body):
+    prompt: str | list[str]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatBody(_Body):
+    messages: list[Message] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+
+
+def chat_prompt(messages: list[Message]) -> str:
+    """The model's chat template: one turn a block, and the assistant's turn opened for it to write."""
+    turns = "".join(f"<|{m.role}|>\n{m.content}\n" for m in messages)
+    return f"{turns}<|assistant|>\n"
+
+
+# --- metrics -------------------------------------------------------------------------------------
 
 
 class Metrics:
+    """What LLM serving dashboards chart (names in meshstack.core.observability)."""
+
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.latency = Histogram(
-            SERVE_LATENCY,
-            "Time from arrival to answer",
-            registry=self.registry,
-            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )
-        self.batch = Histogram(
-            SERVE_BATCH,
-            "Requests per forward pass",
-            registry=self.registry,
-            buckets=(1, 2, 4, 8, 16, 32, 64),
-        )
-        self.tokens = Counter("meshstack_generated_tokens", "Tokens generated", registry=self.registry)
-        self.tokens_per_s = Gauge(
-            SERVE_TOKENS_PER_SECOND, "Tokens per second of the last batch", registry=self.registry
-        )
-        self.queue = Gauge(SERVE_QUEUE, "Requests waiting for a batch", registry=self.registry)
+        r = self.registry = CollectorRegistry()
+        self.ttft = Histogram(SERVE_TTFT, "Arrival to first token", registry=r, buckets=LATENCY_BUCKETS)
+        self.tpot = Histogram(SERVE_TPOT, "Time per output token after the first", registry=r, buckets=TOKEN_BUCKETS)
+        self.latency = Histogram(SERVE_LATENCY, "Arrival to last token", registry=r, buckets=LATENCY_BUCKETS)
+        self.batch = Histogram(SERVE_BATCH, "Requests per decode step", registry=r, buckets=(1, 2, 4, 8, 16, 32, 64))
+        self.tokens = Counter("meshstack_generated_tokens", "Tokens generated", registry=r)
+        self.requests = Counter("meshstack_requests", "Requests answered, by HTTP status", ["code"], registry=r)
+        self.running = Gauge(SERVE_RUNNING, "Requests holding a KV row", registry=r)
+        self.waiting = Gauge(SERVE_QUEUE, "Requests waiting for a KV row", registry=r)
         # What KEDA scales replicas on (workloads/k8s/inference_service.py): the load a replica holds.
-        self.in_flight = Gauge(SERVE_IN_FLIGHT, "Requests accepted and not yet answered", registry=self.registry)
-        self.requests = Counter("meshstack_requests", "Requests answered", ["code"], registry=self.registry)
+        self.in_flight = Gauge(SERVE_IN_FLIGHT, "Requests accepted and not yet answered", registry=r)
+        self.kv_usage = Gauge(SERVE_KV_USAGE, "Share of the KV cache's rows in use", registry=r)
+        self.prefix_hit = Gauge(SERVE_PREFIX_HIT_RATIO, "Share of requests that reused a cached prefix", registry=r)
+        self.prefix_queries = Counter("meshstack_prefix_cache_queries", "Requests looked up", registry=r)
+        self.prefix_hits = Counter("meshstack_prefix_cache_hits", "Requests that reused a prefix", registry=r)
+        self.prefix_tokens = Counter("meshstack_prefix_cache_tokens", "Prompt tokens not recomputed", registry=r)
+        self.tokens_per_s = Gauge(SERVE_TOKENS_PER_SECOND, "Tokens generated per second, last 10 s", registry=r)
+        self._recent: list[tuple[float, int]] = []
+        self._lock = threading.Lock()
+
+    def observe(self, event: str, value: float) -> None:
+        """The engine's hook: called from its thread for each measurement."""
+        if event == "ttft":
+            self.ttft.observe(value)
+        elif event == "tpot":
+            self.tpot.observe(value)
+        elif event == "e2e":
+            self.latency.observe(value)
+        elif event == "batch":
+            self.batch.observe(value)
+        elif event == "prefix_query":
+            self.prefix_queries.inc()
+        elif event == "prefix_hit":
+            self.prefix_hits.inc()
+            self.prefix_tokens.inc(value)
+        elif event == "tokens":
+            self.tokens.inc(value)
+            now = time.monotonic()
+            with self._lock:
+                self._recent.append((now, int(value)))
+
+    def bind(self, engine: Engine) -> None:
+        self.running.set_function(lambda: engine.stats.running)
+        self.waiting.set_function(lambda: engine.waiting.qsize())
+        self.in_flight.set_function(lambda: engine.stats.running + engine.waiting.qsize())
+        self.kv_usage.set_function(lambda: engine.stats.slots_used / max(engine.slots, 1))
+        self.prefix_hit.set_function(
+            lambda: engine.stats.prefix_hits / engine.stats.prefix_queries if engine.stats.prefix_queries else 0.0
+        )
+        self.tokens_per_s.set_function(self._rate)
+
+    def _rate(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            self._recent = [(t, n) for t, n in self._recent if now - t <= 10]
+            return sum(n for _, n in self._recent) / 10
 
 
-class Engine:
-    """The queue and the batcher thread that drains it."""
+# --- the app -------------------------------------------------------------------------------------
 
-    def __init__(self, generator: Generator, cfg: ServeConfig, metrics: Metrics) -> None:
-        self.generator, self.cfg, self.metrics = generator, cfg, metrics
-        self.queue: queue.Queue[Pending] = queue.Queue(maxsize=cfg.max_queue)
-        self.draining = threading.Event()
-        self.in_flight = 0
-        self.lock = threading.Lock()
-        metrics.in_flight.set_function(lambda: self.in_flight)
-        self.thread = threading.Thread(target=self._run, name="batcher", daemon=True)
-        self.thread.start()
 
-    def submit(self, pending: Pending) -> None:
-        if self.draining.is_set():
-            raise RequestError(HTTPStatus.SERVICE_UNAVAILABLE, "the server is shutting down")
-        with self.lock:
-            self.in_flight += 1
+class Mailbox:
+    """Carries the engine thread's outputs to the event loop: one wake-up of the loop however many
+    tokens a decode step produced, not one (and one system call) a token."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._items: list[tuple[asyncio.Queue[Output], Output]] = []
+        self._scheduled = False
+
+    def post(self, queue: asyncio.Queue[Output], output: Output) -> None:
+        with self._lock:
+            self._items.append((queue, output))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            items, self._items, self._scheduled = self._items, [], False
+        for queue, output in items:
+            queue.put_nowait(output)
+
+
+@dataclass
+class State:
+    engine: Engine
+    metrics: Metrics
+    cfg: ServeConfig
+    model: str
+    max_seq_len: int
+    token: str | None
+    draining: bool = False
+    active: int = 0  # HTTP requests between arrival and their last byte
+    mailbox: Mailbox | None = None
+
+
+def _json_body(raw: bytes, cfg: ServeConfig) -> dict[str, Any]:
+    limit = 4 * cfg.max_prompt_bytes + 16384
+    if len(raw) > limit:
+        raise ApiError(413, f"the body is {len(raw)} bytes; the limit is {limit}", code="request_too_large")
+    if json_nesting(raw) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+def _validated(model: type[_Body], body: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"])
+        message = (
+            "unsupported field (this server does not implement it)"
+            if first["type"] == "extra_forbidden"
+            else first["msg"]
+        )
+        raise ApiError(400, f"{param}: {message}", param=param) from None
+
+
+def _sampling(state: State, body: _Body, prompt: list[int], max_tokens: int | None) -> Sampling:
+    cfg = state.cfg
+    if body.n != 1:
+        raise ApiError(400, "n: only n=1 is supported; send several requests instead", param="n")
+    for name in ("frequency_penalty", "presence_penalty"):
+        if getattr(body, name) != 0:
+            raise ApiError(400, f"{name}: only 0 is supported", param=name)
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    if len(stop) > MAX_STOP or any(not s for s in stop):
+        raise ApiError(400, f"stop: at most {MAX_STOP} non-empty strings", param="stop")
+    room = state.max_seq_len - len(prompt)
+    if room < 1:
+        raise ApiError(
+            400,
+            f"the prompt is {len(prompt)} tokens; this model's context is {state.max_seq_len}",
+            param="messages" if isinstance(body, ChatBody) else "prompt",
+            code="context_length_exceeded",
+        )
+    asked = max_tokens or min(cfg.max_new_tokens, room)
+    if asked > cfg.max_new_tokens:
+        raise ApiError(400, f"max_tokens: at most {cfg.max_new_tokens}", param="max_tokens")
+    if asked > room:
+        raise ApiError(
+            400,
+            f"the prompt ({len(prompt)} tokens) and max_tokens ({asked}) exceed this model's context of "
+            f"{state.max_seq_len}",
+            param="max_tokens",
+            code="context_length_exceeded",
+        )
+    return Sampling(asked, body.temperature, body.top_p, tuple(stop), body.seed)
+
+
+def _encode(text: str, param: str, cfg: ServeConfig) -> list[int]:
+    if not text:
+        raise ApiError(400, f"{param}: must not be empty", param=param)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, f"{param}: not valid Unicode (a lone surrogate)", param=param) from None
+    if len(data) > cfg.max_prompt_bytes:
+        raise ApiError(413, f"{param}: {len(data)} bytes; the limit is {cfg.max_prompt_bytes}", param=param)
+    return [int(t) for t in tokenizer.encode(text, bos=True)]
+
+
+def _usage(out: Output) -> dict[str, Any]:
+    return {
+        "prompt_tokens": out.prompt_tokens,
+        "completion_tokens": out.completion_tokens,
+        "total_tokens": out.prompt_tokens + out.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": out.cached_tokens},
+    }
+
+
+async def _generate(state: State, prompt: list[int], sampling: Sampling) -> tuple[Request, asyncio.Queue[Output]]:
+    if state.mailbox is None:
+        state.mailbox = Mailbox(asyncio.get_running_loop())
+    mailbox = state.mailbox
+    outputs: asyncio.Queue[Output] = asyncio.Queue()
+    request = Request(prompt, sampling, lambda output: mailbox.post(outputs, output))
+    try:
+        state.engine.submit(request)
+    except EngineFullError as exc:
+        raise ApiError(429, f"{exc}: retry shortly", code="rate_limit_exceeded", kind="rate_limit_error") from None
+    except EngineDrainingError as exc:
+        raise ApiError(503, str(exc), code="shutting_down") from None
+    return request, outputs
+
+
+def make_app(state: State) -> Starlette:
+    async def guarded(http: HttpRequest, handler: Callable[[HttpRequest], Any], api: bool = True) -> Response:
+        state.active += 1
         try:
-            self.queue.put_nowait(pending)
-        except queue.Full:
-            with self.lock:
-                self.in_flight -= 1
-            raise RequestError(HTTPStatus.TOO_MANY_REQUESTS, "the queue is full, retry later") from None
-        self.metrics.queue.set(self.queue.qsize())
-
-    def _take_batch(self) -> list[Pending]:
-        first = self.queue.get()
-        batch = [first]
-        deadline = time.perf_counter() + self.cfg.batch_timeout_ms / 1000
-        while len(batch) < self.cfg.max_batch_size:
-            remaining = deadline - time.perf_counter()
-            try:
-                batch.append(self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
-
-    def _run(self) -> None:
-        seed = 0
-        while True:
-            batch = self._take_batch()
-            self.metrics.queue.set(self.queue.qsize())
-            began = time.perf_counter()
-            try:
-                outputs = self.generator.generate(
-                    [p.prompt for p in batch],
-                    [p.max_new_tokens for p in batch],
-                    [p.temperature for p in batch],
-                    seed=seed,
+            if api and state.token is not None and http.headers.get("authorization") != f"Bearer {state.token}":
+                raise ApiError(
+                    401, "send the service's token as 'Authorization: Bearer ...'", kind="authentication_error"
                 )
-                errors: list[str | None] = [None] * len(batch)
-            except Exception as exc:  # one bad batch must not stop the server
-                outputs, errors = [[] for _ in batch], [f"generation failed: {exc}"] * len(batch)
-            seed += 1
-            elapsed = time.perf_counter() - began
-            produced = sum(len(o) for o in outputs)
-            self.metrics.batch.observe(len(batch))
-            self.metrics.tokens.inc(produced)
-            self.metrics.tokens_per_s.set(produced / elapsed if elapsed > 0 else 0)
-            for pending, output, error in zip(batch, outputs, errors, strict=True):
-                pending.result, pending.error, pending.batch_size = output, error, len(batch)
-                pending.done.set()
-            with self.lock:
-                self.in_flight -= len(batch)
+            if api and state.draining:
+                raise ApiError(503, "the server is shutting down", code="shutting_down")
+            response: Response = await handler(http)
+        except ApiError as exc:
+            headers = {"Retry-After": "1"} if exc.status == 429 else None
+            response = exc.response(headers)
+        state.metrics.requests.labels(code=str(response.status_code)).inc()
+        if not isinstance(response, StreamingResponse):
+            state.active -= 1
+        return response
 
-    def idle(self) -> bool:
-        with self.lock:
-            return self.in_flight == 0
+    async def completions(http: HttpRequest) -> Response:
+        body = _validated(CompletionBody, _json_body(await http.body(), state.cfg))
+        texts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        if len(texts) != 1:
+            raise ApiError(400, "prompt: send one prompt per request", param="prompt")
+        return await _respond(http, body, _encode(texts[0], "prompt", state.cfg), body.max_tokens, chat=False)
 
+    async def chat(http: HttpRequest) -> Response:
+        body = _validated(ChatBody, _json_body(await http.body(), state.cfg))
+        prompt = _encode(chat_prompt(body.messages), "messages", state.cfg)
+        return await _respond(http, body, prompt, body.max_completion_tokens or body.max_tokens, chat=True)
 
-TOKEN_ENV = SERVE_TOKEN_ENV  # when set, POSTs need `Authorization: Bearer <it>` (defence in depth)
-MAX_JSON_DEPTH = 16
-ALLOWED = "GET, POST"
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # The listen backlog: the default of 5 resets connections when a few dozen clients arrive at once.
-    request_queue_size = 256
-
-    def __init__(self, address: tuple[str, int], engine: Engine, metrics: Metrics, token: str | None = None) -> None:
-        super().__init__(address, Handler)
-        self.engine, self.metrics, self.token = engine, metrics, token
-        self.ready = True
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Server
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out as two writes; without TCP_NODELAY the body waits for a delayed ACK (~40 ms).
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def setup(self) -> None:
-        super().setup()
-        # Header and body reads give up after the configured time instead of holding a thread forever.
-        self.connection.settimeout(self.server.engine.cfg.read_timeout_s)
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """The standard library answers malformed requests with HTML; meshstack's clients get JSON."""
-        self.close_connection = True
+    async def _respond(
+        http: HttpRequest, body: _Body, prompt: list[int], max_tokens: int | None, chat: bool
+    ) -> Response:
+        if body.model != state.model:
+            raise ApiError(
+                404,
+                f"the model '{body.model}' does not exist: this server serves '{state.model}'",
+                param="model",
+                code="model_not_found",
+            )
+        sampling = _sampling(state, body, prompt, max_tokens)
+        request, outputs = await _generate(state, prompt, sampling)
+        ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+        created = int(time.time())
+        if body.stream:
+            usage = bool((body.stream_options or {}).get("include_usage"))
+            return StreamingResponse(
+                _stream(state, http, request, outputs, ident, created, chat, usage),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
+        text, last = "", None
         try:
-            status = HTTPStatus(code)
-        except ValueError:
-            status = HTTPStatus.BAD_REQUEST
-        # A malformed request line parses as HTTP/0.9, which would get no status line at all.
-        self.request_version = self.protocol_version
-        self._json(status, {"error": message or status.phrase})
-
-    def _refuse_method(self) -> None:
-        self.close_connection = True
-        body = json.dumps({"error": f"{self.command} is not supported: use {ALLOWED}"}).encode()
-        self._send(HTTPStatus.METHOD_NOT_ALLOWED, body, headers={"Allow": ALLOWED})
-
-    # http.server dispatches to do_<METHOD>; those names are its, not ours.
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_TRACE = do_CONNECT = _refuse_method  # noqa: N815
-
-    def _send(
-        self,
-        status: HTTPStatus,
-        body: bytes,
-        content_type: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        self.server.metrics.requests.labels(code=str(int(status))).inc()
-
-    def _json(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
-        self._send(status, json.dumps(payload).encode())
-
-    def do_GET(self) -> None:
-        if self.path == "/healthz":
-            self._json(HTTPStatus.OK, {"status": "alive"})
-        elif self.path == "/readyz":
-            ready = self.server.ready and not self.server.engine.draining.is_set()
-            self._json(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, {"ready": ready})
-        elif self.path == "/metrics":
-            self._send(HTTPStatus.OK, generate_latest(self.server.metrics.registry), CONTENT_TYPE_LATEST)
-        elif self.path == "/v1/generate":
-            self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use POST for /v1/generate"})
+            while last is None or last.finish_reason is None:
+                last = await outputs.get()
+                text += last.text
+        except asyncio.CancelledError:
+            request.cancelled.set()
+            raise
+        choice: dict[str, Any] = {"index": 0, "finish_reason": last.finish_reason}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": text}
         else:
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path}"})
+            choice.update(text=text, logprobs=None)
+        return JSONResponse(
+            {
+                "id": ident,
+                "object": "chat.completion" if chat else "text_completion",
+                "created": created,
+                "model": state.model,
+                "choices": [choice],
+                "usage": _usage(last),
+            }
+        )
 
-    def do_POST(self) -> None:
-        began = time.perf_counter()
-        try:
-            if self.path != "/v1/generate":
-                raise RequestError(HTTPStatus.NOT_FOUND, f"no such path {self.path}")
-            token = self.server.token
-            if token is not None and self.headers.get("Authorization") != f"Bearer {token}":
-                raise RequestError(HTTPStatus.UNAUTHORIZED, "send the service's token as 'Authorization: Bearer ...'")
-            pending = self._parse()
-            self.server.engine.submit(pending)
-            pending.done.wait()
-            if pending.error is not None:
-                raise RequestError(HTTPStatus.INTERNAL_SERVER_ERROR, pending.error)
-            latency = time.perf_counter() - began
-            self.server.metrics.latency.observe(latency)
-            self._json(
-                HTTPStatus.OK,
-                {
-                    "text": tokenizer.decode(pending.result or []),
-                    "completion_tokens": len(pending.result or []),
-                    "batch_size": pending.batch_size,
-                    "latency_ms": round(latency * 1000, 2),
-                },
-            )
-        except RequestError as exc:
-            self._json(exc.status, {"error": str(exc)})
+    async def models(http: HttpRequest) -> Response:
+        return JSONResponse(
+            {"object": "list", "data": [{"id": state.model, "object": "model", "created": 0, "owned_by": "meshstack"}]}
+        )
 
-    def _parse(self) -> Pending:
-        cfg = self.server.engine.cfg
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
-            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted: send a Content-Length")
-        lengths = self.headers.get_all("Content-Length") or []
-        if not lengths:
-            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length header")
-        if len(lengths) > 1 or not lengths[0].isdigit() or len(lengths[0]) > 12:
-            self.close_connection = True
-            raise RequestError(HTTPStatus.BAD_REQUEST, "Content-Length must be one plain number")
-        length = int(lengths[0])
-        if length > 4 * cfg.max_prompt_bytes + 1024:
-            self.close_connection = True
-            raise RequestError(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {4 * cfg.max_prompt_bytes + 1024} bytes"
-            )
-        raw = bytearray()
-        try:
-            while len(raw) < length and (chunk := self.rfile.read1(length - len(raw))):
-                raw += chunk
-        except TimeoutError:
-            pass  # the client stopped sending: answered below
-        if len(raw) < length:
-            self.close_connection = True
-            raise RequestError(
-                HTTPStatus.REQUEST_TIMEOUT,
-                f"the body ended after {len(raw)} of its {length} bytes (Content-Length is strict)",
-            )
-        if json_nesting(bytes(raw)) > MAX_JSON_DEPTH:
-            raise RequestError(HTTPStatus.BAD_REQUEST, f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RequestError(HTTPStatus.BAD_REQUEST, "the body is not valid JSON") from None
-        if not isinstance(body, dict) or not isinstance(body.get("prompt"), str) or not body["prompt"]:
-            raise RequestError(HTTPStatus.BAD_REQUEST, "'prompt' must be a non-empty string")
-        unknown = set(body) - {"prompt", "max_new_tokens", "temperature"}
-        if unknown:
-            raise RequestError(HTTPStatus.BAD_REQUEST, f"unknown fields: {', '.join(sorted(unknown))}")
-        max_new = body.get("max_new_tokens", cfg.max_new_tokens)
-        if isinstance(max_new, bool) or not isinstance(max_new, int) or not 1 <= max_new <= cfg.max_new_tokens:
-            raise RequestError(
-                HTTPStatus.BAD_REQUEST, f"'max_new_tokens' must be an integer from 1 to {cfg.max_new_tokens}"
-            )
-        temperature = body.get("temperature", 0.0)
-        if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 5:
-            raise RequestError(HTTPStatus.BAD_REQUEST, "'temperature' must be a number from 0 to 5")
-        try:
-            prompt = tokenizer.encode(body["prompt"], bos=True)
-        except UnicodeEncodeError:
-            raise RequestError(HTTPStatus.BAD_REQUEST, "'prompt' is not valid Unicode (a lone surrogate)") from None
-        limit = min(cfg.max_prompt_bytes, self.server.engine.generator.max_prompt_tokens())
-        if len(prompt) > limit:
-            raise RequestError(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the prompt is {len(prompt)} tokens; the limit is {limit}"
-            )
-        return Pending(prompt=prompt.astype(np.int32), max_new_tokens=max_new, temperature=float(temperature))
+    async def healthz(http: HttpRequest) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(http: HttpRequest) -> Response:
+        ready = not state.draining
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    async def metrics(http: HttpRequest) -> Response:
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def route(path: str, handler: Callable[[HttpRequest], Any], method: str, api: bool = True) -> Route:
+        async def endpoint(http: HttpRequest) -> Response:
+            return await guarded(http, handler, api)
+
+        return Route(path, endpoint, methods=[method])
+
+    async def not_found(http: HttpRequest, exc: Exception) -> Response:
+        return ApiError(404, f"no such path {http.url.path}", code="not_found").response()
+
+    async def not_allowed(http: HttpRequest, exc: Exception) -> Response:
+        return ApiError(405, f"{http.method} is not supported on {http.url.path}").response()
+
+    routes = [
+        route("/v1/completions", completions, "POST"),
+        route("/v1/chat/completions", chat, "POST"),
+        route("/v1/models", models, "GET"),
+        route("/healthz", healthz, "GET", api=False),
+        route("/readyz", readyz, "GET", api=False),
+        route("/metrics", metrics, "GET", api=False),
+    ]
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
 
 
-def load_generator(job: ServeJobConfig) -> Generator:
-    # Whatever mesh the job trained on, the server holds the whole model on its first device.
+async def _stream(
+    state: State,
+    http: HttpRequest,
+    request: Request,
+    outputs: asyncio.Queue[Output],
+    ident: str,
+    created: int,
+    chat: bool,
+    usage: bool,
+) -> AsyncIterator[bytes]:
+    """Server-sent events in OpenAI's chunk format, then `data: [DONE]`. A client gone mid-stream
+    cancels the request: the engine frees its row at its next step."""
+    kind = "chat.completion.chunk" if chat else "text_completion"
+
+    def chunk(delta: str | None, finish: str | None, role: bool = False) -> bytes:
+        if chat:
+            content: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
+            if delta:
+                content["content"] = delta
+            choice: dict[str, Any] = {"index": 0, "delta": content, "finish_reason": finish}
+        else:
+            choice = {"index": 0, "text": delta or "", "logprobs": None, "finish_reason": finish}
+        payload = {"id": ident, "object": kind, "created": created, "model": state.model, "choices": [choice]}
+        return f"data: {json.dumps(payload)}\n\n".encode()
+
+    try:
+        if chat:
+            yield chunk(None, None, role=True)
+        while True:
+            out = await outputs.get()
+            # Under load several tokens are ready at once: one event carries them all.
+            while out.finish_reason is None and not outputs.empty():
+                following = outputs.get_nowait()
+                out = Output(out.text + following.text, *dataclasses.astuple(following)[1:])
+            if out.finish_reason is None:
+                yield chunk(out.text, None)
+                continue
+            if out.text:
+                yield chunk(out.text, None)
+            yield chunk(None, out.finish_reason)
+            if usage:
+                payload = {
+                    "id": ident,
+                    "object": kind,
+                    "created": created,
+                    "model": state.model,
+                    "choices": [],
+                    "usage": _usage(out),
+                }
+                yield f"data: {json.dumps(payload)}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+            return
+    finally:
+        if not request.cancelled.is_set():
+            request.cancelled.set()  # a no-op once finished; frees the row of one that was not
+        state.active -= 1
+
+
+# --- start-up, drain, main -----------------------------------------------------------------------
+
+
+def compute_dtype(setting: str) -> jnp.dtype:
+    if setting == "auto":
+        return jnp.bfloat16 if jax.devices()[0].platform in ("gpu", "tpu", "cuda", "rocm") else jnp.float32
+    return jnp.dtype(setting)
+
+
+def load_params(job: ServeJobConfig) -> Any:
+    """The newest trustworthy checkpoint's weights (damaged steps are said and skipped)."""
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     abstract = jax.tree.map(
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
@@ -343,30 +525,111 @@ def load_generator(job: ServeJobConfig) -> Generator:
     mngr.close()
     if found is None:
         raise FileNotFoundError(f"no checkpoint at {job.checkpoint_uri}: train first")
-    params = found[1]["params"]
-    return Generator(params, job.model, job.serve.max_batch_size, job.serve.max_new_tokens)
+    return found[1]["params"]
 
 
-def start(job: ServeJobConfig, host: str | None = None) -> tuple[Server, threading.Thread]:
+def load_engine(job: ServeJobConfig, metrics: Metrics) -> Engine:
+    """The checkpoint's weights, int8 where asked, sharded over this host's devices."""
+    params = load_params(job)
+    if job.serve.quantization == "int8":
+        params = quantize_int8(params)
+    serve = job.serve
+    devices = jax.local_devices()
+    usable = [d for d in devices if job.model.n_heads % len(devices) == 0] or devices[:1]
+    return Engine(
+        params,
+        job.model,
+        max_batch=serve.max_batch_size,
+        max_waiting=serve.max_queue,
+        kv_cache_gib=serve.kv_cache_gib,
+        dtype=compute_dtype(serve.compute_dtype),
+        prefill_chunk=serve.prefill_chunk,
+        prefix_cache=serve.prefix_cache,
+        devices=usable,
+        observe=metrics.observe,
+    )
+
+
+class Server(uvicorn.Server):
+    """uvicorn whose first SIGTERM drains instead of leaving: unready, new requests 503, in-flight
+    ones finish (or drain_timeout_s passes), then it exits."""
+
+    def __init__(self, config: uvicorn.Config, state: State) -> None:
+        super().__init__(config)
+        self.state = state
+        self.drained = threading.Event()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if self.state.draining:
+            super().handle_exit(sig, frame)
+            return
+        self.begin_drain()
+
+    def begin_drain(self) -> None:
+        self.state.draining = True
+        self.state.engine.draining.set()
+        threading.Thread(target=self._drain, name="drain", daemon=True).start()
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + self.state.cfg.drain_timeout_s
+        while time.monotonic() < deadline and (self.state.active > 0 or not self.state.engine.idle()):
+            time.sleep(0.02)
+        self.should_exit = True
+        self.drained.set()
+
+
+@dataclass
+class Running:
+    """A server started in this process (tests, benchmarks)."""
+
+    server: Server
+    thread: threading.Thread
+    state: State
+
+    @property
+    def port(self) -> int:
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def drain(self, timeout: float = 60) -> None:
+        self.server.begin_drain()
+        self.thread.join(timeout)
+        self.state.engine.stop()
+
+
+def build(job: ServeJobConfig, host: str | None = None) -> tuple[Server, State]:
     metrics = Metrics()
-    generator = load_generator(job)
-    generator.warm_up()
-    address = (host or job.serve.bind, job.serve.port)
-    token = os.environ.get(TOKEN_ENV) or None
-    server = Server(address, Engine(generator, job.serve, metrics), metrics, token)
-    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    engine = load_engine(job, metrics)
+    engine.warm_up()
+    metrics.bind(engine)
+    engine.start()
+    state = State(engine, metrics, job.serve, job.name, job.model.max_seq_len, os.environ.get(TOKEN_ENV) or None)
+    config = uvicorn.Config(
+        make_app(state),
+        host=host or job.serve.bind,
+        port=job.serve.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=int(job.serve.read_timeout_s),
+        backlog=256,
+        timeout_graceful_shutdown=int(job.serve.drain_timeout_s),
+    )
+    return Server(config, state), state
+
+
+def start(job: ServeJobConfig, host: str | None = None) -> Running:
+    server, state = build(job, host)
+    thread = threading.Thread(target=server.run, name="http", daemon=True)
     thread.start()
-    return server, thread
-
-
-def drain(server: Server, timeout: float = 60.0) -> None:
-    """Refuse new work, wait for what is queued and in flight, then stop serving."""
-    server.engine.draining.set()
-    deadline = time.monotonic() + timeout
-    while not server.engine.idle() and time.monotonic() < deadline:
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"the server did not start on port {job.serve.port}")
         time.sleep(0.01)
-    server.shutdown()
-    server.server_close()
+    return Running(server, thread, state)
 
 
 def main() -> int:
@@ -376,18 +639,22 @@ def main() -> int:
         return 2
     job = ServeJobConfig.model_validate_json(raw)
     try:
-        server, thread = start(job)
-    except (FileNotFoundError, checkpoint.CheckpointError) as exc:
+        server, state = build(job)
+    except (FileNotFoundError, checkpoint.CheckpointError, ValueError) as exc:
         # Never ready on weights that cannot be trusted: the pod stays unready and restarts.
         print(f"serve: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    write_event({"event": "serving", "port": server.server_address[1]})
-    stop.wait()
-    drain(server)
-    thread.join(timeout=5)
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.01)
+        if server.started:
+            port = server.servers[0].sockets[0].getsockname()[1]
+            write_event({"event": "serving", "port": port, "model": state.model, "slots": state.engine.slots})
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run()
+    state.engine.stop()
     write_event({"event": "stopped"})
     return 0
 

@@ -43,6 +43,7 @@ class InferenceServiceArgs(WorkloadArgs):
     client_namespaces: Sequence[str] = ()
     client_labels: Mapping[str, str] = field(default_factory=dict)
     token_secret: str | None = None
+    drain_seconds: float = 25  # the server's serve.drain_timeout_s
 
 
 def network_policy(args: InferenceServiceArgs, meta: dict[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
@@ -140,7 +141,8 @@ class InferenceService(pulumi.ComponentResource):
                     "metadata": {"labels": labels},
                     "spec": {
                         "serviceAccountName": args.name,
-                        "terminationGracePeriodSeconds": 60,
+                        # The server drains for drain_timeout_s after SIGTERM; the pod waits a little longer.
+                        "terminationGracePeriodSeconds": int(args.drain_seconds) + 15,
                         "nodeSelector": placement.node_selector(),
                         "tolerations": placement.tolerations(),
                         "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},

@@ -214,16 +214,32 @@ class StackSpec(SpecModel):
                     f"GiB ({usable:.0f} usable): shard over more devices or use smaller micro batches",
                 )
             return
-        # The server (workloads/jax/serve.py) holds fp32 weights and its cache on one device.
-        weights = sizing.weights_bytes(model, "fp32") / sizing.GIB
-        tokens = workload.serve.max_batch_size * cfg.max_seq_len
-        cache = model.kv_bytes_per_token(4) * tokens / sizing.GIB
-        if weights + cache > usable:
+        # The server (workloads/jax/serve.py) holds bf16 weights (int8 where quantized) sharded over
+        # the replica's devices, and its KV cache's rows (bf16): max_batch_size, or what kv_cache_gib holds.
+        serve = workload.serve
+        devices = need.devices_per_pod
+        precision = "int8" if serve.quantization == "int8" else "bf16"
+        weights = sizing.weights_bytes(model, precision) / sizing.GIB / devices
+        row = model.kv_bytes_per_token(2) * cfg.max_seq_len / sizing.GIB
+        if serve.kv_cache_gib is not None and serve.kv_cache_gib < row:
             raise field_error(
-                f"{at}.serve.max_batch_size",
-                f"needs {weights + cache:.1f} GiB on one {name}: {weights:.1f} GiB of fp32 weights and {cache:.1f} "
-                f"GiB of KV cache for {workload.serve.max_batch_size} requests of {cfg.max_seq_len} tokens; a {name} "
-                f"holds {accelerator.memory_gib:g} GiB ({usable:.0f} usable)",
+                f"{at}.serve.kv_cache_gib",
+                f"holds no request: one needs {row:.4f} GiB of KV cache ({cfg.n_layers} layers x "
+                f"{cfg.max_seq_len} positions)",
+            )
+        rows = (
+            serve.max_batch_size
+            if serve.kv_cache_gib is None
+            else min(serve.max_batch_size, int(serve.kv_cache_gib / row))
+        )
+        cache = rows * row / devices
+        if weights + cache > usable:
+            field = "kv_cache_gib" if serve.kv_cache_gib is not None else "max_batch_size"
+            raise field_error(
+                f"{at}.serve.{field}",
+                f"needs {weights + cache:.1f} GiB per {name}: {weights:.1f} GiB of {precision} weights and "
+                f"{cache:.1f} GiB of KV cache for {rows} requests of {cfg.max_seq_len} tokens, over {devices} "
+                f"device(s); a {name} holds {accelerator.memory_gib:g} GiB ({usable:.0f} usable)",
             )
 
     def _check_accelerator_budget(self, demands: list[Demand]) -> None:

@@ -29,7 +29,8 @@ class Answer:
     prompt: str
     text: str
     latency_ms: float
-    batch_size: int
+    ttft_ms: float
+    tokens: int
 
 
 def _image(path: Path, alt: str) -> str:
@@ -97,7 +98,7 @@ def render(
     )
     answer_rows = "".join(
         f"<tr><td>{escape(a.prompt)}</td><td>{escape(a.text)}</td><td class=num>{a.latency_ms:.0f} ms</td>"
-        f"<td class=num>{a.batch_size}</td></tr>"
+        f"<td class=num>{a.ttft_ms:.0f} ms</td><td class=num>{a.tokens}</td></tr>"
         for a in answers
     )
     return f"""<!DOCTYPE html>
@@ -119,7 +120,7 @@ finished in {elapsed_s:.0f} s</p>
 <table><tr><th>level</th><th>policy</th><th>problem</th><th>what to change</th></tr>{violation_rows}</table>
 <h2>Training</h2>{_image(pictures["training"], "training panels")}
 <h2>Serving</h2>{_image(pictures["serving"], "serving panels")}
-<table><tr><th>prompt</th><th>answer</th><th>latency</th><th>batch</th></tr>{answer_rows}</table>
+<table><tr><th>prompt</th><th>answer</th><th>latency</th><th>first token</th><th>tokens</th></tr>{answer_rows}</table>
 </body>
 </html>
 """
