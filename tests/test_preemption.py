@@ -20,6 +20,9 @@ from workloads.jax.data import ensure_corpus
 from workloads.local import ProcessGroup, TrainResult, free_port, train
 
 STEPS, EVERY = 24, 8
+# Steps of about 0.2 s here: JAX's SIGTERM notifier looks for the signal once a second, so a job of
+# millisecond steps could finish before the processes hear of it (a real step takes seconds).
+MODEL = {"d_model": 256, "n_layers": 4, "n_heads": 4, "d_ff": 1024}
 
 
 def job(root: Path, name: str, model: dict[str, int] | None = None, **train: Any) -> JobConfig:
@@ -51,27 +54,37 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(root: Path) -> TrainResult:
-    return train(job(root, "reference"), processes=2, devices_per_process=1, log_dir=root / "logs", on_event=quiet)
+    return train(
+        job(root, "reference", MODEL), processes=2, devices_per_process=1, log_dir=root / "logs", on_event=quiet
+    )
 
 
 @pytest.mark.slow
 def test_sigterm_on_one_host_saves_on_every_host_and_the_restart_loses_no_step(
     root: Path, reference: TrainResult
 ) -> None:
-    """A drain reaches one pod: process 1 is signalled at step 11, between checkpoints (8 and 16)."""
+    """A drain reaches one pod: process 1 is signalled at step 2 of a job that checkpoints only at its
+    end. The signal lands a few steps after the event that sent it (the test reads the events from a
+    pipe while the processes run on), so the job keeps its one checkpoint at the last step: whatever
+    step they agree on, the save on SIGTERM is off the schedule. JAX hears of the signal within a
+    second; the steps left leave it several."""
     exit_codes: list[list[int | None]] = []
 
     def drain_host_1(event: dict[str, Any], group: ProcessGroup, attempt: int) -> None:
-        if attempt == 0 and event.get("event") == "step" and event["step"] == 11:
+        if attempt == 0 and event.get("event") == "step" and event["step"] == 2:
             group.procs[1].send_signal(signal.SIGTERM)
         if event.get("event") == "restarting":
             exit_codes.append(event["exit_codes"])
 
     result = train(
-        job(root, "drained"), processes=2, devices_per_process=1, log_dir=root / "logs", on_event=drain_host_1
+        job(root, "drained", MODEL, checkpoint_every=STEPS),
+        processes=2,
+        devices_per_process=1,
+        log_dir=root / "logs",
+        on_event=drain_host_1,
     )
     [preempted] = [e for e in result.events if e.get("event") == "preempted"]
-    assert preempted["step"] >= 11 and preempted["step"] % EVERY != 0, "saved off the checkpoint schedule"
+    assert 2 < preempted["step"] < STEPS, "saved on SIGTERM, off the checkpoint schedule"
     # Process 0 speaks for the group (it prints the events) and was never signalled: it stopped because
     # process 1 was.
     assert exit_codes == [[EXIT_PREEMPTED, EXIT_PREEMPTED]], "both processes saved and left with 143"
@@ -90,7 +103,6 @@ def test_sigterm_on_one_host_saves_on_every_host_and_the_restart_loses_no_step(
 def test_kill_9_during_a_background_save_leaves_the_previous_checkpoint_as_latest(root: Path) -> None:
     """Saves run while training goes on; killing everything while one is being written must leave
     the last final step in charge, and the half-written one must never be restored."""
-    big = {"d_model": 256, "n_layers": 4, "n_heads": 4, "d_ff": 1024}
     folder = root / "killed-saving"
     seen: dict[str, Any] = {}
 
@@ -101,7 +113,7 @@ def test_kill_9_during_a_background_save_leaves_the_previous_checkpoint_as_lates
             seen["listing"] = sorted(p.name for p in folder.iterdir())
 
     result = train(
-        job(root, "killed-saving", model=big),
+        job(root, "killed-saving", MODEL),
         processes=2,
         devices_per_process=1,
         log_dir=root / "logs",

@@ -17,6 +17,9 @@ from workloads.jax.train import run
 from workloads.local import ProcessGroup, TrainResult, progress, train
 
 STEPS, EVERY = 24, 8
+# Steps of about 0.2 s here, so a background save (a few tenths of a second) is final a step or two
+# after it starts: with millisecond steps the kill below could land after the next save began.
+MODEL = {"d_model": 256, "n_layers": 4, "n_heads": 4, "d_ff": 1024}
 
 
 def job(root: Path, name: str, **train: Any) -> JobConfig:
@@ -25,6 +28,7 @@ def job(root: Path, name: str, **train: Any) -> JobConfig:
         data_uri=(root / "data").as_uri(),
         checkpoint_uri=(root / name).as_uri(),
         mesh={"data": 2},
+        model=MODEL,
         train={"steps": STEPS, "global_batch": 8, "checkpoint_every": EVERY, "log_every": 1, **train},
     )
     ensure_corpus(config.data_uri)

@@ -159,9 +159,14 @@ def watch(group: ProcessGroup, handle: Callable[[dict[str, Any]], Any], finish_t
             handle(event)
         if any(code not in (None, 0) for code in group.returncodes()):
             return
-    for proc in group.procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=finish_timeout_s)
+    # Process 0 is done talking: wait for the others to exit, but not for one that can no longer
+    # finish because another has failed (a host frozen in a collective waits for ever).
+    deadline = time.monotonic() + finish_timeout_s
+    while time.monotonic() < deadline:
+        codes = group.returncodes()
+        if all(code is not None for code in codes) or any(code not in (None, 0) for code in codes):
+            return
+        time.sleep(0.05)
 
 
 def train(
