@@ -158,19 +158,23 @@ def training_seconds(
 CHECKPOINT_WRITE_BYTES_PER_S = 200e6
 CHECKPOINT_STATE_BYTES = 12  # meshstack's trainer keeps fp32 weights and two fp32 Adam moments
 GRACE_MARGIN_S = 30  # the kubelet's own delays, the process exit and a slow step
+# JAX's SIGTERM notifier looks for the signal once a second; then every process runs on to one step
+# past the fastest one's (xla/tsl preemption_sync_manager.cc: the sync point is the max counter + 1).
+SIGTERM_NOTICE_S = 1
 MIN_GRACE_S = 60
 
 
 def preemption_grace_seconds(
     model: Transformer, step_tokens: float, devices: int, processes: int, peak_tflops: float, mfu: float
 ) -> int:
-    """How long a SIGTERM'd trainer needs to finish its step and save: the pod's termination grace.
+    """How long a SIGTERM'd trainer needs to reach the agreed step and save: the pod's termination grace.
 
-    A step at `mfu` of the peak, plus the host's share of the state (sharded over the processes)
-    written at CHECKPOINT_WRITE_BYTES_PER_S, plus a margin."""
+    The notice, the step in progress and the one after it at `mfu` of the peak, plus the host's
+    share of the state (sharded over the processes) written at CHECKPOINT_WRITE_BYTES_PER_S, plus a
+    margin."""
     step = training_seconds(model, step_tokens, devices, peak_tflops, mfu, False) if peak_tflops else 0.0
     save = model.params * CHECKPOINT_STATE_BYTES / max(processes, 1) / CHECKPOINT_WRITE_BYTES_PER_S
-    return max(MIN_GRACE_S, math.ceil(step + save + GRACE_MARGIN_S))
+    return max(MIN_GRACE_S, math.ceil(SIGTERM_NOTICE_S + 2 * step + save + GRACE_MARGIN_S))
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ class TrainingJobArgs(WorkloadArgs):
     coordinator_port: int = 1234
     queue: str | None = None
     priority: str | None = None
-    grace_seconds: int = 60  # the pod's termination grace: a step and a save (sizing.preemption_grace_seconds)
+    grace_seconds: int = 60  # the pod's termination grace: two steps and a save (sizing.preemption_grace_seconds)
     metrics: MetricsBackend = field(default_factory=MetricsBackend.operator)
     metrics_port: int = TRAIN_METRICS_PORT
 
