@@ -60,7 +60,7 @@ def generated_config(clusters: int = 8, pools: int = 8) -> dict[str, Any]:
         else:
             spec["accelerators_per_node"] = per_node
         if market == "capacity-block":  # a block places its instances itself: no placement group
-            spec.update(reservation_id="cr-0123456789abcdef0", efa=True)
+            spec.update(reservation_id="cr-0123456789abcdef0", efa=True, zone="use1-az2")
         elif accelerator == "a100":  # p4d: EFA in a cluster placement group
             spec.update(efa=True, placement_group=True)
         return spec
@@ -69,7 +69,12 @@ def generated_config(clusters: int = 8, pools: int = 8) -> dict[str, Any]:
         "aws:region": "us-east-1",
         "meshstack:environment": "prod",
         "meshstack:tags": {"team": "bench", "project": "bench", "cost-center": "0"},
-        "meshstack:network": {"vpc_cidr": "10.0.0.0/16", "availability_zones": 3, "nat_gateways": "per-az"},
+        "meshstack:network": {
+            "vpc_cidr": "10.0.0.0/16",
+            "availability_zones": 3,
+            "zones": ["use1-az1", "use1-az2", "use1-az6"],  # where p4d is offered
+            "nat_gateways": "per-az",
+        },
         "meshstack:clusters": [
             {"name": f"c{i}", "kubernetes_version": "1.33", "node_pools": [pool(j) for j in range(pools)]}
             for i in range(clusters)
