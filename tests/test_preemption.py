@@ -15,36 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from meshstack.core import observability as names
-from meshstack.core.contract import EXIT_PREEMPTED, EXIT_STALLED, JobConfig
-from workloads.jax.data import ensure_corpus
+from meshstack.core.contract import EXIT_PREEMPTED, EXIT_STALLED
+from tests.training_runs import EVERY, STEPS, job, losses, quiet
 from workloads.local import ProcessGroup, TrainResult, free_port, train
-
-STEPS, EVERY = 24, 8
-# Steps of about 0.2 s here: JAX's SIGTERM notifier looks for the signal once a second, so a job of
-# millisecond steps could finish before the processes hear of it (a real step takes seconds).
-MODEL = {"d_model": 256, "n_layers": 4, "n_heads": 4, "d_ff": 1024}
-
-
-def job(root: Path, name: str, model: dict[str, int] | None = None, **train: Any) -> JobConfig:
-    config = JobConfig(
-        name=name,
-        data_uri=(root / "data").as_uri(),
-        checkpoint_uri=(root / name).as_uri(),
-        mesh={"data": 2},
-        model=model or {},
-        train={"steps": STEPS, "global_batch": 8, "checkpoint_every": EVERY, "log_every": 1, **train},
-    )
-    ensure_corpus(config.data_uri)
-    return config
-
-
-def losses(result: TrainResult) -> dict[int, float]:
-    """The last loss seen for each step (a resumed run may log a step twice)."""
-    return {e["step"]: e["loss"] for e in result.events if e.get("event") == "step"}
-
-
-def quiet(event: dict[str, Any], group: ProcessGroup, attempt: int) -> None:
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +27,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(root: Path) -> TrainResult:
-    return train(
-        job(root, "reference", MODEL), processes=2, devices_per_process=1, log_dir=root / "logs", on_event=quiet
-    )
+    return train(job(root, "reference"), processes=2, devices_per_process=1, log_dir=root / "logs", on_event=quiet)
 
 
 @pytest.mark.slow
@@ -77,7 +48,7 @@ def test_sigterm_on_one_host_saves_on_every_host_and_the_restart_loses_no_step(
             exit_codes.append(event["exit_codes"])
 
     result = train(
-        job(root, "drained", MODEL, checkpoint_every=STEPS),
+        job(root, "drained", checkpoint_every=STEPS),
         processes=2,
         devices_per_process=1,
         log_dir=root / "logs",
@@ -113,7 +84,7 @@ def test_kill_9_during_a_background_save_leaves_the_previous_checkpoint_as_lates
             seen["listing"] = sorted(p.name for p in folder.iterdir())
 
     result = train(
-        job(root, "killed-saving", MODEL),
+        job(root, "killed-saving"),
         processes=2,
         devices_per_process=1,
         log_dir=root / "logs",

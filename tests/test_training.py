@@ -11,36 +11,11 @@ import numpy as np
 import pytest
 
 from meshstack.core.contract import JobConfig
+from tests.training_runs import EVERY, STEPS, job, losses, quiet
 from workloads.jax import tokenizer
 from workloads.jax.data import TokenReader, ensure_corpus
 from workloads.jax.train import run
 from workloads.local import ProcessGroup, TrainResult, progress, train
-
-STEPS, EVERY = 24, 8
-# Steps of about 0.2 s here, so a background save (a few tenths of a second) is final a step or two
-# after it starts: with millisecond steps the kill below could land after the next save began.
-MODEL = {"d_model": 256, "n_layers": 4, "n_heads": 4, "d_ff": 1024}
-
-
-def job(root: Path, name: str, **train: Any) -> JobConfig:
-    config = JobConfig(
-        name=name,
-        data_uri=(root / "data").as_uri(),
-        checkpoint_uri=(root / name).as_uri(),
-        mesh={"data": 2},
-        model=MODEL,
-        train={"steps": STEPS, "global_batch": 8, "checkpoint_every": EVERY, "log_every": 1, **train},
-    )
-    ensure_corpus(config.data_uri)
-    return config
-
-
-def losses(result: TrainResult) -> dict[int, float]:
-    return {e["step"]: e["loss"] for e in result.events if e.get("event") == "step"}
-
-
-def quiet(event: dict[str, Any], group: ProcessGroup, attempt: int) -> None:
-    return None
 
 
 @pytest.fixture(scope="module")

@@ -158,6 +158,7 @@ def watch(group: ProcessGroup, handle: Callable[[dict[str, Any]], Any], finish_t
         if event:
             handle(event)
         if any(code not in (None, 0) for code in group.returncodes()):
+            _last_words(group, handle)
             return
     # Process 0 is done talking: wait for the others to exit, but not for one that can no longer
     # finish because another has failed (a host frozen in a collective waits for ever).
@@ -167,6 +168,22 @@ def watch(group: ProcessGroup, handle: Callable[[dict[str, Any]], Any], finish_t
         if all(code is not None for code in codes) or any(code not in (None, 0) for code in codes):
             return
         time.sleep(0.05)
+
+
+def _last_words(group: ProcessGroup, handle: Callable[[dict[str, Any]], Any], timeout_s: float = 5) -> None:
+    """What process 0 wrote before it ended (the error it died of): its pipe may still hold lines
+    when its exit is seen."""
+    if group.procs[0].poll() is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            event = group.events.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if event is None:
+            return
+        handle(event)
 
 
 def train(

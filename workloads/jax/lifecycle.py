@@ -54,7 +54,9 @@ class Preemption:
 
 class Watchdog:
     """Ends the process when no step has finished for `timeout_s`. It arms at the first `beat()` (the
-    first step compiles, which may take long) and `pause()` holds it while a save runs."""
+    first step compiles, which may take long) and `pause()` holds it while the trainer waits for a
+    whole save (on SIGTERM, at the end). A periodic save only holds the loop while it copies to the
+    host and waits for the previous save: that counts, since a lost host stalls it too."""
 
     def __init__(self, timeout_s: float, on_stall: Callable[[float], None] | None = None) -> None:
         self.timeout_s = timeout_s

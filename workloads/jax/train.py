@@ -255,7 +255,8 @@ def _run(cfg: JobConfig, preemption: Preemption, watchdog: Watchdog) -> int:
         if preemption.agreed(done):
             return _save_and_stop(saver, watchdog, metrics, topology, done, params, opt_state, loss_value)
         if done % train.checkpoint_every == 0 or done == train.steps:
-            watchdog.pause()
+            # The watchdog keeps watching: starting a save waits for the previous one to become
+            # final, which needs every host, so a host lost now would otherwise hang this one here.
             held = saver.save(done, params, opt_state, {"step": done, "loss": loss_value})
             watchdog.beat()
             emit(topology, event="checkpoint_started", step=done, blocking_s=round(held, 4))
