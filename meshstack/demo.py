@@ -13,12 +13,14 @@ import json
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from meshstack.core import observability as names
 from meshstack.core.errors import MeshstackError
 from meshstack.core.observability import SERVING_PANELS, TRAINING_PANELS
 from meshstack.core.stack_file import Project, find_project
@@ -44,6 +46,7 @@ class DemoResult:
     preview: Preview
     training: list[TrainResult]
     answers: list[Answer]
+    serving: dict[str, list[tuple[float, float]]]  # what the server's /metrics said while it answered
     files: dict[str, Path]
     elapsed_s: float
 
@@ -129,6 +132,68 @@ def ask(server: LocalServer, prompts: tuple[str, ...], max_new_tokens: int) -> l
     return [a for a in answers if a is not None]
 
 
+class MetricsSampler:
+    """Reads the server's /metrics, with Prometheus' own parser, while the demo's requests run: the
+    serving panels' gauges and rates over those moments (a scrape every `interval_s`, not every
+    15 s as a Prometheus would: the requests last a fraction of a second)."""
+
+    def __init__(self, port: int, interval_s: float = 0.01) -> None:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        self._parse = text_string_to_metric_families
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.interval_s = interval_s
+        self.series: dict[str, list[tuple[float, float]]] = {}
+        self._began = time.perf_counter()
+        self._last: tuple[float, dict[str, float]] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="metrics-sampler", daemon=True)
+
+    def __enter__(self) -> MetricsSampler:
+        self._began = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()  # the state once every answer is in
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval_s)
+
+    def sample(self) -> None:
+        try:
+            with urllib.request.urlopen(self.url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return  # a missed scrape is a gap in the chart, as in Prometheus
+        now = time.perf_counter() - self._began
+        values: dict[str, float] = {}
+        for family in self._parse(text):
+            for sample in family.samples:
+                values[sample.name] = values.get(sample.name, 0.0) + sample.value
+
+        def add(field: str, value: float) -> None:
+            self.series.setdefault(field, []).append((now, value))
+
+        add("running", values.get(names.SERVE_RUNNING, 0.0))
+        add("waiting", values.get(names.SERVE_QUEUE, 0.0))
+        add("kv_usage", values.get(names.SERVE_KV_USAGE, 0.0))
+        add("prefix_hit_ratio", values.get(names.SERVE_PREFIX_HIT_RATIO, 0.0))
+        if self._last is not None:
+            then, before = self._last
+            tokens = f"{names.SERVE_GENERATED_TOKENS}_total"
+            add("tokens_per_s", (values.get(tokens, 0.0) - before.get(tokens, 0.0)) / max(now - then, 1e-9))
+            steps = values.get(f"{names.SERVE_BATCH}_count", 0.0) - before.get(f"{names.SERVE_BATCH}_count", 0.0)
+            if steps:
+                rows = values.get(f"{names.SERVE_BATCH}_sum", 0.0) - before.get(f"{names.SERVE_BATCH}_sum", 0.0)
+                add("batch", rows / steps)
+        self._last = (now, values)
+
+
 def run_demo(
     out_dir: Path,
     stack: str = "dev",
@@ -163,13 +228,14 @@ def run_demo(
         if server is None:
             raise DemoError(f"stack '{stack}' has no inference workload to serve")
         max_new = min(32, next(w.serve.max_new_tokens for w in preview.spec.workloads if w.kind == "inference"))
-        answers = _step(
-            3,
-            "Ask the served model, all prompts at once",
-            f"The server's log is in {work / 'logs'}.",
-            lambda: ask(server, prompts, max_new),
-            out,
-        )
+        with MetricsSampler(server.port) as sampler:
+            answers = _step(
+                3,
+                "Ask the served model, all prompts at once",
+                f"The server's log is in {work / 'logs'}.",
+                lambda: ask(server, prompts, max_new),
+                out,
+            )
         for a in answers:
             timing = f"{a.tokens} tokens in {a.latency_ms:.0f} ms, first {a.ttft_ms:.0f} ms"
             out.write(f"  {a.prompt!r} -> {a.text!r}  ({timing})\n")
@@ -184,9 +250,10 @@ def run_demo(
             field: [(e["step"], e[field]) for e in steps if e.get(field) is not None]
             for field in {p.local_field for p in TRAINING_PANELS if p.local_field}
         }
-        serving = {
-            "latency_s": [(i + 1, a.latency_ms / 1000) for i, a in enumerate(answers)],
-            "ttft_s": [(i + 1, a.ttft_ms / 1000) for i, a in enumerate(answers)],
+        serving: dict[str, list[tuple[float, float]]] = {
+            "latency_s": [(i + 1.0, a.latency_ms / 1000) for i, a in enumerate(answers)],
+            "ttft_s": [(i + 1.0, a.ttft_ms / 1000) for i, a in enumerate(answers)],
+            **sampler.series,
         }
         files = {
             "json": out_dir / "preview.json",
@@ -205,8 +272,9 @@ def run_demo(
                 "Serving: the dashboard's panels, from the demo's requests",
                 SERVING_PANELS,
                 serving,
-                "request",
+                "seconds into the requests",
                 out_dir / "serving.png",
+                x_labels={"latency_s": "request", "ttft_s": "request"},
             ),
         }
         files["json"].write_text(json.dumps(preview.to_json(), indent=2, sort_keys=True))
@@ -220,4 +288,4 @@ def run_demo(
         out.write(f"  {kind:9s} {path}\n")
     elapsed = time.perf_counter() - began
     out.write(f"\nDone in {elapsed:.0f} s; nothing is left running. Open {files['html']}\n")
-    return DemoResult(preview, results, answers, files, elapsed)
+    return DemoResult(preview, results, answers, sampler.series, files, elapsed)

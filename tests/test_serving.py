@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from meshstack.core.contract import JobConfig, ModelConfig, ServeJobConfig
 from meshstack.core.observability import SERVE_IN_FLIGHT, SERVE_KV_USAGE, SERVE_PREFIX_HIT_RATIO, SERVE_TTFT
 from meshstack.core.stack_file import PROJECT_ROOT
+from meshstack.demo import MetricsSampler
 from workloads.jax import tokenizer
 from workloads.jax.data import ensure_corpus, held_out_text
 from workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, Request, Sampling
@@ -179,6 +180,33 @@ def test_concurrent_requests_are_decoded_together(server: Running) -> None:
     steps = after["meshstack_batch_size_count"]
     assert after["meshstack_batch_size_sum"] - before > 0 and steps > 0
     assert after["meshstack_batch_size_sum"] / steps > 1, "several requests shared decode steps"
+
+
+def test_the_demo_charts_what_the_server_reports_while_it_answers(server: Running) -> None:
+    """The demo's serving panels come from the server's own /metrics, scraped while it answers."""
+    api = client(server)
+    answers: list[str] = []
+
+    def ask(i: int) -> None:
+        answer = api.completions.create(model=MODEL, prompt=f"Entry {i}", max_tokens=16, temperature=0)
+        answers.append(answer.choices[0].text)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(24)]
+    with MetricsSampler(server.port, interval_s=0.002) as sampler:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(answers) == 24
+    series = sampler.series
+    assert len(series["running"]) >= 3, "scraped several times while the requests ran"
+    assert max(v for _, v in series["running"]) >= 2, "requests were seen running together"
+    assert series["running"][-1][1] == 0, "and none once every answer was in"
+    assert max(v for _, v in series["kv_usage"]) > 0
+    assert max(v for _, v in series["tokens_per_s"]) > 0
+    assert max(v for _, v in series["batch"]) > 1, "decode steps carried several requests"
+    times = [t for t, _ in series["running"]]
+    assert times == sorted(times)
 
 
 def test_shared_prefixes_are_reused_and_counted(server: Running) -> None:

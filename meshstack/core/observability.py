@@ -41,6 +41,7 @@ SERVE_KV_USAGE = "meshstack_kv_cache_usage_ratio"
 SERVE_PREFIX_HIT_RATIO = "meshstack_prefix_cache_hit_ratio"
 SERVE_BATCH = "meshstack_batch_size"  # requests per decode step
 SERVE_TOKENS_PER_SECOND = "meshstack_tokens_per_second"
+SERVE_GENERATED_TOKENS = "meshstack_generated_tokens"  # a counter: exposed with the suffix _total
 
 # Accelerator telemetry: NVIDIA's DCGM exporter, AWS's neuron-monitor, GKE's TPU system metrics (in
 # Managed Prometheus, a Cloud Monitoring metric's name with ':' and '_' for '/' and '.').
@@ -213,17 +214,21 @@ SERVING_PANELS = (
         "ttft_s",
     ),
     Panel(
-        "Running / waiting", f"sum by (namespace) ({SERVE_RUNNING}) or sum by (namespace) ({SERVE_QUEUE})", "requests"
+        "Running / waiting",
+        f"sum by (namespace) ({SERVE_RUNNING}) or sum by (namespace) ({SERVE_QUEUE})",
+        "requests",
+        "running",
     ),
-    Panel("Queue", f"sum by (namespace) ({SERVE_QUEUE})", "requests"),
-    Panel("KV cache in use", f"avg by (namespace) ({SERVE_KV_USAGE})", "ratio"),
-    Panel("Prefix cache hit rate", f"avg by (namespace) ({SERVE_PREFIX_HIT_RATIO})", "ratio"),
+    Panel("Queue", f"sum by (namespace) ({SERVE_QUEUE})", "requests", "waiting"),
+    Panel("KV cache in use", f"avg by (namespace) ({SERVE_KV_USAGE})", "ratio", "kv_usage"),
+    Panel("Prefix cache hit rate", f"avg by (namespace) ({SERVE_PREFIX_HIT_RATIO})", "ratio", "prefix_hit_ratio"),
     Panel(
         "Batch size",
         f"sum by (namespace) (rate({SERVE_BATCH}_sum[5m])) / sum by (namespace) (rate({SERVE_BATCH}_count[5m]))",
         "requests",
+        "batch",
     ),
-    Panel("Tokens per second", f"sum by (namespace) ({SERVE_TOKENS_PER_SECOND})", "tokens/s"),
+    Panel("Tokens per second", f"sum by (namespace) ({SERVE_TOKENS_PER_SECOND})", "tokens/s", "tokens_per_s"),
 )
 
 

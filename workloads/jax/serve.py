@@ -41,6 +41,7 @@ from meshstack.core.contract import JOB_CONFIG_ENV, SERVE_TOKEN_ENV, ServeConfig
 from meshstack.core.input_files import json_nesting
 from meshstack.core.observability import (
     SERVE_BATCH,
+    SERVE_GENERATED_TOKENS,
     SERVE_IN_FLIGHT,
     SERVE_KV_USAGE,
     SERVE_LATENCY,
@@ -135,7 +136,7 @@ class Metrics:
         self.tpot = Histogram(SERVE_TPOT, "Time per output token after the first", registry=r, buckets=TOKEN_BUCKETS)
         self.latency = Histogram(SERVE_LATENCY, "Arrival to last token", registry=r, buckets=LATENCY_BUCKETS)
         self.batch = Histogram(SERVE_BATCH, "Requests per decode step", registry=r, buckets=(1, 2, 4, 8, 16, 32, 64))
-        self.tokens = Counter("meshstack_generated_tokens", "Tokens generated", registry=r)
+        self.tokens = Counter(SERVE_GENERATED_TOKENS, "Tokens generated", registry=r)
         self.requests = Counter("meshstack_requests", "Requests answered, by HTTP status", ["code"], registry=r)
         self.running = Gauge(SERVE_RUNNING, "Requests holding a KV row", registry=r)
         self.waiting = Gauge(SERVE_QUEUE, "Requests waiting for a KV row", registry=r)

@@ -120,9 +120,11 @@ def panels(
     x_label: str,
     path: Path,
     missing: Mapping[str, str] | None = None,
+    x_labels: Mapping[str, str] | None = None,
 ) -> Path:
     """The dashboard's panels, drawn from what the local run reported: each panel's `local_field`
-    picks its series; a panel the local run has no figure for says why."""
+    picks its series (on `x_label`, or its own in `x_labels`); a panel the local run has no figure
+    for says why."""
     cols = 2
     rows = (len(chosen) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(10, 2.6 * rows), squeeze=False)
@@ -132,7 +134,7 @@ def panels(
         ax.grid(alpha=0.3)
         if points:
             ax.plot([x for x, _ in points], [y for _, y in points], color="#2563eb", linewidth=1.4, marker=".")
-            ax.set_xlabel(x_label, fontsize=8)
+            ax.set_xlabel((x_labels or {}).get(panel.local_field or "", x_label), fontsize=8)
         else:
             why = (missing or {}).get(panel.local_field or "", "not reported by the local run")
             ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=8, color="#64748b", transform=ax.transAxes)
