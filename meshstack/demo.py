@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from meshstack.core import observability as names
 from meshstack.core.errors import MeshstackError
 from meshstack.core.observability import SERVING_PANELS, TRAINING_PANELS
@@ -138,13 +140,10 @@ class MetricsSampler:
     15 s as a Prometheus would: the requests last a fraction of a second)."""
 
     def __init__(self, port: int, interval_s: float = 0.01) -> None:
-        from prometheus_client.parser import text_string_to_metric_families
-
-        self._parse = text_string_to_metric_families
         self.url = f"http://127.0.0.1:{port}/metrics"
         self.interval_s = interval_s
         self.series: dict[str, list[tuple[float, float]]] = {}
-        self._began = time.perf_counter()
+        self._began = 0.0  # when the requests begin: on entering
         self._last: tuple[float, dict[str, float]] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="metrics-sampler", daemon=True)
@@ -172,7 +171,7 @@ class MetricsSampler:
             return  # a missed scrape is a gap in the chart, as in Prometheus
         now = time.perf_counter() - self._began
         values: dict[str, float] = {}
-        for family in self._parse(text):
+        for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 values[sample.name] = values.get(sample.name, 0.0) + sample.value
 
