@@ -97,15 +97,11 @@ class Request:
 
 @dataclass
 class EngineStats:
-    """What the server's metrics read."""
+    """Counts since start, read by the server's metrics and the benchmark (what is running and waiting
+    now, they read from the engine's own lists)."""
 
-    running: int = 0
-    waiting: int = 0
-    slots_used: int = 0
-    slots: int = 0
     prefix_queries: int = 0
     prefix_hits: int = 0
-    prefix_tokens: int = 0
     generated_tokens: int = 0
 
 
@@ -147,7 +143,7 @@ class Engine:
         self.slots = slots_for(cfg, max_batch, kv_cache_gib, dtype)
         self.chunk = max(MIN_CHUNK, bucket(min(prefill_chunk, cfg.max_seq_len)))
         self.observe = observe or (lambda event, value: None)
-        self.stats = EngineStats(slots=self.slots)
+        self.stats = EngineStats()
         devices = list(devices or jax.local_devices()[:1])
         self.mesh = Mesh(np.array(devices), ("tensor",))
         self.params = self._place(cast_params(params, dtype))
@@ -376,15 +372,12 @@ class Engine:
     def _iteration(self) -> None:
         self._drop_cancelled()
         self._admit()
-        self.stats.waiting = self.waiting.qsize()
         pending = next((r for r in self.running if not r.decoding), None)
         if pending is not None:
             self._prefill_chunk(pending)
         decoding = [r for r in self.running if r.decoding]
         if decoding:
             self._decode_step(decoding)
-        self.stats.running = len(self.running)
-        self.stats.slots_used = len(self.running)
 
     def _drop_cancelled(self) -> None:
         for r in [r for r in self.running if r.cancelled.is_set()]:
@@ -421,7 +414,6 @@ class Engine:
         self.observe("prefix_query", 1)
         if reuse:
             self.stats.prefix_hits += 1
-            self.stats.prefix_tokens += reuse
             self.observe("prefix_hit", reuse)
         self.held[slot] = list(prompt[:reuse])
         return slot, reuse
@@ -538,8 +530,6 @@ class Engine:
         self.running.remove(r)
         self.owner[r.slot] = None
         self.freed_at[r.slot] = time.perf_counter()
-        self.stats.running = len(self.running)
-        self.stats.slots_used = len(self.running)
 
 
 def _common(held: list[int], prompt: list[int], limit: int) -> int:
@@ -547,7 +537,3 @@ def _common(held: list[int], prompt: list[int], limit: int) -> int:
     while n < top and held[n] == prompt[n]:
         n += 1
     return n
-
-
-def _ignore(output: Output) -> None:
-    return None

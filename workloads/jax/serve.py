@@ -173,10 +173,10 @@ class Metrics:
                 self._recent.append((now, int(value)))
 
     def bind(self, engine: Engine) -> None:
-        self.running.set_function(lambda: engine.stats.running)
+        self.running.set_function(lambda: len(engine.running))
         self.waiting.set_function(lambda: engine.waiting.qsize())
-        self.in_flight.set_function(lambda: engine.stats.running + engine.waiting.qsize())
-        self.kv_usage.set_function(lambda: engine.stats.slots_used / max(engine.slots, 1))
+        self.in_flight.set_function(lambda: len(engine.running) + engine.waiting.qsize())
+        self.kv_usage.set_function(lambda: len(engine.running) / engine.slots)
         self.prefix_hit.set_function(
             lambda: engine.stats.prefix_hits / engine.stats.prefix_queries if engine.stats.prefix_queries else 0.0
         )
@@ -455,6 +455,10 @@ async def _stream(
     cancels the request: the engine frees its row at its next step."""
     kind = "chat.completion.chunk" if chat else "text_completion"
 
+    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        payload = {"id": ident, "object": kind, "created": created, "model": state.model, "choices": choices}
+        return f"data: {json.dumps(payload | extra)}\n\n".encode()
+
     def chunk(delta: str | None, finish: str | None, role: bool = False) -> bytes:
         if chat:
             content: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
@@ -463,8 +467,7 @@ async def _stream(
             choice: dict[str, Any] = {"index": 0, "delta": content, "finish_reason": finish}
         else:
             choice = {"index": 0, "text": delta or "", "logprobs": None, "finish_reason": finish}
-        payload = {"id": ident, "object": kind, "created": created, "model": state.model, "choices": [choice]}
-        return f"data: {json.dumps(payload)}\n\n".encode()
+        return event([choice])
 
     try:
         if chat:
@@ -482,15 +485,7 @@ async def _stream(
                 yield chunk(out.text, None)
             yield chunk(None, out.finish_reason)
             if usage:
-                payload = {
-                    "id": ident,
-                    "object": kind,
-                    "created": created,
-                    "model": state.model,
-                    "choices": [],
-                    "usage": _usage(out),
-                }
-                yield f"data: {json.dumps(payload)}\n\n".encode()
+                yield event([], usage=_usage(out))
             yield b"data: [DONE]\n\n"
             return
     finally:
@@ -558,7 +553,11 @@ class Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, state: State) -> None:
         super().__init__(config)
         self.state = state
-        self.drained = threading.Event()
+
+    @property
+    def port(self) -> int:
+        """The port bound once started (the config may ask for 0: any free one)."""
+        return int(self.servers[0].sockets[0].getsockname()[1])
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self.state.draining:
@@ -576,7 +575,6 @@ class Server(uvicorn.Server):
         while time.monotonic() < deadline and (self.state.active > 0 or not self.state.engine.idle()):
             time.sleep(0.02)
         self.should_exit = True
-        self.drained.set()
 
 
 @dataclass
@@ -589,7 +587,7 @@ class Running:
 
     @property
     def port(self) -> int:
-        return int(self.server.servers[0].sockets[0].getsockname()[1])
+        return self.server.port
 
     @property
     def url(self) -> str:
@@ -650,8 +648,7 @@ def main() -> int:
         while not server.started and not server.should_exit:
             time.sleep(0.01)
         if server.started:
-            port = server.servers[0].sockets[0].getsockname()[1]
-            write_event({"event": "serving", "port": port, "model": state.model, "slots": state.engine.slots})
+            write_event({"event": "serving", "port": server.port, "model": state.model, "slots": state.engine.slots})
 
     threading.Thread(target=announce, daemon=True).start()
     server.run()
