@@ -232,23 +232,19 @@ def train(
         codes = group.returncodes()
         if all(c == 0 for c in codes) and any(e.get("event") == "done" for e in result.events):
             return result
-        if all(c == EXIT_PREEMPTED for c in codes) and result.preemptions < MAX_PREEMPTIONS:
+        preempted = all(c == EXIT_PREEMPTED for c in codes) and result.preemptions < MAX_PREEMPTIONS
+        if preempted:
             result.preemptions += 1
-            event: dict[str, Any] = {"event": "restarting", "attempt": attempt + 1, "exit_codes": codes}
-            result.events.append({**event, "preempted": True})
-            on_event({**event, "preempted": True}, group, attempt)
-            continue
-        errors = [e["message"] for e in result.events if e.get("event") == "error" and e.get("kind") != "stalled"]
-        if errors:
-            raise LocalRunError(f"training job '{job.name}' failed: {errors[-1]}")
-        failures += 1
-        result.restarts = failures
-        if failures > max_restarts:
-            logs = ", ".join(str(p) for p in group.logs)
-            raise LocalRunError(f"training job '{job.name}' failed {failures} times; logs: {logs}")
-        restarting = {"event": "restarting", "attempt": attempt + 1, "exit_codes": codes}
-        result.events.append(restarting)
-        on_event(restarting, group, attempt)
+        else:
+            errors = [e["message"] for e in result.events if e.get("event") == "error" and e.get("kind") != "stalled"]
+            if errors:
+                raise LocalRunError(f"training job '{job.name}' failed: {errors[-1]}")
+            failures += 1
+            result.restarts = failures
+            if failures > max_restarts:
+                logs = ", ".join(str(p) for p in group.logs)
+                raise LocalRunError(f"training job '{job.name}' failed {failures} times; logs: {logs}")
+        record({"event": "restarting", "attempt": attempt + 1, "exit_codes": codes, "preempted": preempted})
 
 
 class LocalServer:
