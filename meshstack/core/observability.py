@@ -164,16 +164,11 @@ def alerts(spec: AlertSpec, accelerators: set[str], training_pools: list[str]) -
             "Node {{ $labels.node }} of pool {{ $labels." + POOL_LABEL + " }} is NotReady",
         ),
     ]
-    idle = {
-        "nvidia": f"avg by (Hostname) ({DCGM_UTILIZATION}) < {spec.accelerator_idle_percent:g}",
-        "aws-neuron": f"avg by (instance) ({NEURON_UTILIZATION}) < {spec.accelerator_idle_percent:g}",
-        "google-tpu": f"avg by (node_name) ({TPU_DUTY_CYCLE}) < {spec.accelerator_idle_percent:g}",
-    }
-    for vendor in sorted(accelerators & set(idle)):
+    for vendor in sorted(accelerators & set(UTILISATION_PANELS)):
         out.append(
             Alert(
                 f"AcceleratorsIdle{vendor.title().replace('-', '')}",
-                idle[vendor],
+                f"{UTILISATION_PANELS[vendor].expr} < {spec.accelerator_idle_percent:g}",
                 spec.accelerator_idle_minutes,
                 "warning",
                 "A node's accelerators have been under "
@@ -193,6 +188,12 @@ class Panel:
     local_field: str | None = None
 
 
+# Utilisation per node, by accelerator vendor: charted, and alerted on when low for long.
+UTILISATION_PANELS = {
+    "nvidia": Panel("GPU utilisation", f"avg by (Hostname) ({DCGM_UTILIZATION})", "%"),
+    "aws-neuron": Panel("NeuronCore utilisation", f"avg by (instance) ({NEURON_UTILIZATION})", "%"),
+    "google-tpu": Panel("TPU duty cycle", f"avg by (node_name) ({TPU_DUTY_CYCLE})", "%"),
+}
 TRAINING_PANELS = (
     Panel("Loss", f"avg by (job_name) ({TRAIN_LOSS})", "nats/token", "loss"),
     Panel("Tokens per second", f"max by (job_name) ({TRAIN_TOKENS_PER_SECOND})", "tokens/s", "tokens_per_s"),
@@ -234,9 +235,4 @@ SERVING_PANELS = (
 
 def accelerator_panels(accelerators: set[str]) -> tuple[Panel, ...]:
     """Utilisation per node of each accelerator vendor the cluster's pools carry."""
-    queries = {
-        "nvidia": Panel("GPU utilisation", f"avg by (Hostname) ({DCGM_UTILIZATION})", "%"),
-        "aws-neuron": Panel("NeuronCore utilisation", f"avg by (instance) ({NEURON_UTILIZATION})", "%"),
-        "google-tpu": Panel("TPU duty cycle", f"avg by (node_name) ({TPU_DUTY_CYCLE})", "%"),
-    }
-    return tuple(queries[v] for v in sorted(accelerators & set(queries)))
+    return tuple(UTILISATION_PANELS[v] for v in sorted(accelerators & set(UTILISATION_PANELS)))
