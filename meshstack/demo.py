@@ -184,12 +184,14 @@ class MetricsSampler:
         add("prefix_hit_ratio", values.get(names.SERVE_PREFIX_HIT_RATIO, 0.0))
         if self._last is not None:
             then, before = self._last
-            tokens = f"{names.SERVE_GENERATED_TOKENS}_total"
-            add("tokens_per_s", (values.get(tokens, 0.0) - before.get(tokens, 0.0)) / max(now - then, 1e-9))
-            steps = values.get(f"{names.SERVE_BATCH}_count", 0.0) - before.get(f"{names.SERVE_BATCH}_count", 0.0)
+
+            def grew(name: str) -> float:
+                return values.get(name, 0.0) - before.get(name, 0.0)
+
+            add("tokens_per_s", grew(f"{names.SERVE_GENERATED_TOKENS}_total") / max(now - then, 1e-9))
+            steps = grew(f"{names.SERVE_BATCH}_count")
             if steps:
-                rows = values.get(f"{names.SERVE_BATCH}_sum", 0.0) - before.get(f"{names.SERVE_BATCH}_sum", 0.0)
-                add("batch", rows / steps)
+                add("batch", grew(f"{names.SERVE_BATCH}_sum") / steps)
         self._last = (now, values)
 
 
