@@ -78,9 +78,7 @@ class TpuGeneration(_Model):
     gke_accelerator: str = Field(description="The value GKE puts in cloud.google.com/gke-tpu-accelerator.")
     price_per_chip_hour: float = Field(ge=0)
     spot: bool = True
-    spot_discount: float | None = Field(
-        default=None, ge=0, lt=1, description="Off on-demand; the catalog's default when unset."
-    )
+    spot_discount: float | None = Field(default=None, ge=0, lt=1, description=SPOT_HELP)
     zones: Zones | None = Field(default=None, description=ZONES_HELP)
     topologies: dict[str, TpuTopology]
 
@@ -145,9 +143,7 @@ class InstanceType(_Model):
     price_per_hour: float = Field(ge=0)
     capacity_block_price_per_hour: float | None = Field(default=None, ge=0)
     spot: bool = Field(default=True, description="Whether the type can be had as spot capacity.")
-    spot_discount: float | None = Field(
-        default=None, ge=0, lt=1, description="Off on-demand; the catalog's default when unset."
-    )
+    spot_discount: float | None = Field(default=None, ge=0, lt=1, description=SPOT_HELP)
     gpu_type: str | None = Field(default=None, description="GCP: the GKE GPU type where it differs from gpu_types.")
     efa_only_secondary: bool = Field(
         default=False,
@@ -227,18 +223,19 @@ class Catalog(_Model):
                         "is not one of the catalog's instance types"
                     )
 
+    def _offering(self, instance_type: str) -> InstanceType | TpuGeneration:
+        """Where the type's zones and spot discount are kept: a TPU host's are its generation's."""
+        itype = self.instance_types[instance_type]
+        return self.tpus.get(itype.accelerator, itype)
+
     def zones(self, instance_type: str, region: str) -> list[str] | None:
         """The zones of `region` offering the type (for a TPU host, its generation); None where the
         catalog does not restrict it, [] where the catalog lists the type in other regions only."""
-        itype = self.instance_types[instance_type]
-        tpu = self.tpus.get(itype.accelerator)
-        offered = tpu.zones if tpu is not None else itype.zones
+        offered = self._offering(instance_type).zones
         return None if offered is None else offered.get(region, [])
 
     def spot_discount(self, instance_type: str) -> float:
-        itype = self.instance_types[instance_type]
-        tpu = self.tpus.get(itype.accelerator)
-        own = tpu.spot_discount if tpu is not None else itype.spot_discount
+        own = self._offering(instance_type).spot_discount
         return self.markets.spot_discount if own is None else own
 
     def is_tpu(self, accelerator: str) -> bool:
