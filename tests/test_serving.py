@@ -346,6 +346,16 @@ def test_the_engine_refuses_past_its_rows_and_line_and_while_draining() -> None:
         engine.submit(Request([tokenizer.BOS, 67], quiet, lambda o: None))
 
 
+def test_the_engine_sizes_its_cache_from_the_budget_and_refuses_one_that_holds_no_request() -> None:
+    cfg = ModelConfig()
+    params = init_params(cfg, jax.random.key(0))
+    row_gib = 2 * cfg.n_layers * cfg.max_seq_len * cfg.d_model * 4 / 2**30  # K and V, fp32 on the CPU
+    assert Engine(params, cfg, max_batch=8, max_waiting=1, kv_cache_gib=2.5 * row_gib).slots == 2
+    assert Engine(params, cfg, max_batch=8, max_waiting=1, kv_cache_gib=100 * row_gib).slots == 8
+    with pytest.raises(ValueError, match=r"serve.kv_cache_gib .*: holds no request: one needs"):
+        Engine(params, cfg, max_batch=8, max_waiting=1, kv_cache_gib=0.5 * row_gib)
+
+
 @pytest.mark.slow
 def test_a_token_guards_the_api_but_not_the_probes(checkpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TOKEN_ENV, "s3cret")

@@ -68,6 +68,22 @@ PRESETS: dict[str, Transformer] = {
 }
 
 
+def kv_cache_rows(model: Transformer, max_seq_len: int, kv_bytes: int, max_batch: int, budget_gib: float | None) -> int:
+    """The serving engine's KV rows (one request each, max_seq_len positions): max_batch, or as many as
+    `budget_gib` holds, at most max_batch. The engine sizes its cache here and validation checks the
+    same figure, so a spec that passes never fails the server's start."""
+    if budget_gib is None:
+        return max_batch
+    per_row = model.kv_bytes_per_token(kv_bytes) * max_seq_len
+    fits = int(budget_gib * GIB // per_row)
+    if fits < 1:
+        raise ValueError(
+            f"holds no request: one needs {per_row / GIB:.4f} GiB of KV cache ({model.layers} layers x "
+            f"{max_seq_len} positions)"
+        )
+    return min(max_batch, fits)
+
+
 def weights_bytes(model: Transformer, precision: str) -> float:
     return model.params * PRECISION_BYTES[precision]
 

@@ -32,6 +32,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from meshstack.core.contract import ModelConfig
+from meshstack.core.sizing import kv_cache_rows, of_model
 from workloads.jax import tokenizer
 from workloads.jax.model import PARAM_SPECS, Params, apply_rotary, cast_params, mm, rms_norm, rotary
 
@@ -110,20 +111,6 @@ class EngineStats:
 Observer = Callable[[str, float], None]
 
 
-def slots_for(cfg: ModelConfig, max_batch: int, kv_cache_gib: float | None, dtype: jnp.dtype) -> int:
-    """KV rows: as many as the budget holds, at most max_batch; at least one, or the budget is too small."""
-    per_slot = 2 * cfg.n_layers * cfg.max_seq_len * cfg.d_model * jnp.dtype(dtype).itemsize
-    if kv_cache_gib is None:
-        return max_batch
-    fits = int(kv_cache_gib * 2**30 // per_slot)
-    if fits < 1:
-        raise ValueError(
-            f"serve.kv_cache_gib {kv_cache_gib} holds no request: one needs {per_slot / 2**30:.4f} GiB "
-            f"({cfg.n_layers} layers x {cfg.max_seq_len} positions x {cfg.d_model} x K and V)"
-        )
-    return min(max_batch, fits)
-
-
 class Engine:
     def __init__(
         self,
@@ -140,7 +127,12 @@ class Engine:
     ) -> None:
         self.cfg, self.dtype, self.prefix_cache = cfg, dtype, prefix_cache
         self.max_waiting = max_waiting
-        self.slots = slots_for(cfg, max_batch, kv_cache_gib, dtype)
+        try:
+            self.slots = kv_cache_rows(
+                of_model(cfg), cfg.max_seq_len, jnp.dtype(dtype).itemsize, max_batch, kv_cache_gib
+            )
+        except ValueError as exc:
+            raise ValueError(f"serve.kv_cache_gib {kv_cache_gib}: {exc}") from None
         self.chunk = max(MIN_CHUNK, bucket(min(prefill_chunk, cfg.max_seq_len)))
         self.observe = observe or (lambda event, value: None)
         self.stats = EngineStats()

@@ -220,19 +220,11 @@ class StackSpec(SpecModel):
         devices = need.devices_per_pod
         precision = "int8" if serve.quantization == "int8" else "bf16"
         weights = sizing.weights_bytes(model, precision) / sizing.GIB / devices
-        row = model.kv_bytes_per_token(2) * cfg.max_seq_len / sizing.GIB
-        if serve.kv_cache_gib is not None and serve.kv_cache_gib < row:
-            raise field_error(
-                f"{at}.serve.kv_cache_gib",
-                f"holds no request: one needs {row:.4f} GiB of KV cache ({cfg.n_layers} layers x "
-                f"{cfg.max_seq_len} positions)",
-            )
-        rows = (
-            serve.max_batch_size
-            if serve.kv_cache_gib is None
-            else min(serve.max_batch_size, int(serve.kv_cache_gib / row))
-        )
-        cache = rows * row / devices
+        try:
+            rows = sizing.kv_cache_rows(model, cfg.max_seq_len, 2, serve.max_batch_size, serve.kv_cache_gib)
+        except ValueError as exc:
+            raise field_error(f"{at}.serve.kv_cache_gib", str(exc)) from None
+        cache = rows * model.kv_bytes_per_token(2) * cfg.max_seq_len / sizing.GIB / devices
         if weights + cache > usable:
             field = "kv_cache_gib" if serve.kv_cache_gib is not None else "max_batch_size"
             raise field_error(
