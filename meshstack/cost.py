@@ -204,7 +204,6 @@ class _Pricer:
     def pool(self, r: ResourceView, shape: PoolShape, disk_hourly: float) -> Priced:
         """Nodes at the market's price (TPU hosts with their chips), plus each node's boot disk."""
         itype = self.catalog.instance_types.get(shape.instance_type)
-        peak = shape.max_nodes if shape.max_nodes is not None else shape.desired_nodes
         if itype is None:
             self.assume(f"{shape.instance_type}: not in the catalog, priced at 0")
             return Priced(f"{shape.desired_nodes} x {shape.instance_type} (unpriced)", 0.0, 0.0, 0.0, 0.0)
@@ -214,8 +213,8 @@ class _Pricer:
             self.assume(assumption)
         hourly += disk_hourly
         chips = f", {itype.accelerators} {itype.accelerator} chips each" if tpu is not None else ""
-        idle = shape.min_nodes if shape.min_nodes is not None else shape.desired_nodes
-        running = self._running_nodes(r, shape, idle, peak)
+        idle, peak = shape.idle_nodes, shape.peak_nodes
+        running = self._running_nodes(r, shape)
         watts = self.catalog.node_watts(shape.instance_type)
         if self.catalog.accelerators[itype.accelerator].board_watts_estimated:
             self.assume(f"{itype.accelerator}: board power is an estimate (its vendor publishes none)")
@@ -238,21 +237,19 @@ class _Pricer:
             if r.type not in pool_types() or not r.type.startswith(f"{self.catalog.cloud}:"):
                 continue
             shape = pool_shape(r)
-            top = shape.max_nodes if shape.max_nodes is not None else shape.desired_nodes
-            low = shape.min_nodes if shape.min_nodes is not None else shape.desired_nodes
             declared += shape.desired_nodes
-            peak += top
-            idle += low
-            running += self._running_nodes(r, shape, low, top)
+            peak += shape.peak_nodes
+            idle += shape.idle_nodes
+            running += self._running_nodes(r, shape)
         return Fleet(declared, peak, idle, running)
 
-    def _running_nodes(self, r: ResourceView, shape: PoolShape, idle: int, peak: int) -> int:
+    def _running_nodes(self, r: ResourceView, shape: PoolShape) -> int:
         """The nodes the stack's workloads need, never under the min size nor over the max; a pool
         meshstack did not size (a plain resource) runs at its desired size."""
         busy = self._busy.get(r.name)
         if busy is None:
             return shape.desired_nodes
-        return min(peak, max(idle, int(busy)))
+        return min(shape.peak_nodes, max(shape.idle_nodes, int(busy)))
 
 
 def _declared(resources: Sequence[ResourceView], key: str) -> dict[str, float]:

@@ -49,6 +49,14 @@ class PoolShape:
     max_nodes: int | None
     market: str
 
+    @property
+    def peak_nodes(self) -> int:
+        return self.max_nodes if self.max_nodes is not None else self.desired_nodes
+
+    @property
+    def idle_nodes(self) -> int:
+        return self.min_nodes if self.min_nodes is not None else self.desired_nodes
+
 
 @dataclass(frozen=True)
 class Fleet:
