@@ -223,7 +223,7 @@ class Catalog(_Model):
                         "is not one of the catalog's instance types"
                     )
 
-    def _offering(self, instance_type: str) -> InstanceType | TpuGeneration:
+    def offering(self, instance_type: str) -> InstanceType | TpuGeneration:
         """Where the type's zones and spot discount are kept: a TPU host's are its generation's."""
         itype = self.instance_types[instance_type]
         return self.tpus.get(itype.accelerator, itype)
@@ -231,11 +231,11 @@ class Catalog(_Model):
     def zones(self, instance_type: str, region: str) -> list[str] | None:
         """The zones of `region` offering the type (for a TPU host, its generation); None where the
         catalog does not restrict it, [] where the catalog lists the type in other regions only."""
-        offered = self._offering(instance_type).zones
+        offered = self.offering(instance_type).zones
         return None if offered is None else offered.get(region, [])
 
     def spot_discount(self, instance_type: str) -> float:
-        own = self._offering(instance_type).spot_discount
+        own = self.offering(instance_type).spot_discount
         return self.markets.spot_discount if own is None else own
 
     def is_tpu(self, accelerator: str) -> bool:

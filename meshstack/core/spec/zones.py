@@ -76,35 +76,33 @@ def _check_pool(spec: StackSpec, catalog: Catalog, at: str, pool: NodePool) -> N
 
 
 def _regions(catalog: Catalog, instance_type: str) -> str:
-    itype = catalog.instance_types[instance_type]
-    tpu = catalog.tpus.get(itype.accelerator)
-    listed = tpu.zones if tpu is not None else itype.zones
-    return ", ".join(sorted(listed or {}))
+    return ", ".join(sorted(catalog.offering(instance_type).zones or {}))
+
+
+def _mounting_zones(spec: StackSpec, name: str) -> dict[str, str]:
+    """The zones named by the pools of the workloads mounting Lustre file system `name`, each with the
+    first such workload."""
+    zones: dict[str, str] = {}
+    for i, workload in enumerate(spec.workloads):
+        if any(m.lustre == name for m in workload.mounts):
+            zone = spec.pool_of(workload).zone
+            if zone is not None:
+                zones.setdefault(zone, f"workloads[{i}]")
+    return zones
 
 
 def _check_lustre_zones(spec: StackSpec) -> None:
     """A Lustre file system lives in one subnet: the pools mounting it must share that zone, or every
     read crosses zones (and pays for it)."""
-    for name in {fs.name for fs in spec.storage.lustre}:
-        zones: dict[str, str] = {}
-        for i, workload in enumerate(spec.workloads):
-            if not any(m.lustre == name for m in workload.mounts):
-                continue
-            zone = spec.pool_of(workload).zone
-            if zone is not None:
-                zones.setdefault(zone, f"workloads[{i}]")
+    for fs in spec.storage.lustre:
+        zones = _mounting_zones(spec, fs.name)
         if len(zones) > 1:
             where = ", ".join(f"{w} in {z}" for z, w in zones.items())
             raise field_error(
-                f"storage.lustre.{name}", f"is mounted from pools in different zones ({where}): keep them in one"
+                f"storage.lustre.{fs.name}", f"is mounted from pools in different zones ({where}): keep them in one"
             )
 
 
 def lustre_zone(spec: StackSpec, name: str) -> str | None:
     """The zone a Lustre file system belongs in: that of the pools mounting it, when they name one."""
-    for workload in spec.workloads:
-        if any(m.lustre == name for m in workload.mounts):
-            zone = spec.pool_of(workload).zone
-            if zone is not None:
-                return zone
-    return None
+    return next(iter(_mounting_zones(spec, name)), None)
