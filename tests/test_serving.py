@@ -24,7 +24,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from meshstack.core.contract import JobConfig, ModelConfig, ServeJobConfig
+from meshstack.core.contract import SERVE_TOKEN_ENV, JobConfig, ModelConfig, ServeJobConfig
 from meshstack.core.observability import SERVE_IN_FLIGHT, SERVE_KV_USAGE, SERVE_PREFIX_HIT_RATIO, SERVE_TTFT
 from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.demo import MetricsSampler
@@ -33,7 +33,7 @@ from workloads.jax.data import ensure_corpus, held_out_text
 from workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, Request, Sampling
 from workloads.jax.model import forward, init_params
 from workloads.jax.quantize import perplexity, quantize_int8, weight_bytes
-from workloads.jax.serve import TOKEN_ENV, Running, chat_prompt, load_params, start
+from workloads.jax.serve import Running, chat_prompt, load_params, start
 from workloads.jax.train import run
 from workloads.local import LocalRunError, LocalServer, free_port
 
@@ -358,7 +358,7 @@ def test_the_engine_sizes_its_cache_from_the_budget_and_refuses_one_that_holds_n
 
 @pytest.mark.slow
 def test_a_token_guards_the_api_but_not_the_probes(checkpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, "s3cret")
+    monkeypatch.setenv(SERVE_TOKEN_ENV, "s3cret")
     guarded = start(serve_job(checkpoint), host="127.0.0.1")
     try:
         with pytest.raises(openai.AuthenticationError):

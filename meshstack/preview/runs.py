@@ -12,8 +12,6 @@ from meshstack.core.catalog import Catalog
 from meshstack.core.pricing import node_hourly
 from meshstack.core.spec import StackSpec, TrainingWorkload
 
-RUN_MFU = sizing.PLANNING_MFU
-
 
 @dataclass(frozen=True)
 class TrainingRun:
@@ -36,7 +34,7 @@ class TrainingRun:
             "devices": self.devices,
             "accelerator": self.accelerator,
             "nodes": self.nodes,
-            "mfu": RUN_MFU,
+            "mfu": sizing.PLANNING_MFU,
             "hours": round(self.hours, 2),
             "cost_usd": round(self.cost_usd, 2),
             "kwh": round(self.kwh, 1),
@@ -48,7 +46,7 @@ class TrainingRun:
         days = f"{self.hours / 24:.1f} days" if self.hours >= 48 else f"{self.hours:.1f} hours"
         return (
             f"{self.workload}: {self.tokens / 1e9:,.1f}B tokens, {self.params / 1e9:.2f}B parameters on "
-            f"{self.devices} {self.accelerator} ({self.nodes} nodes): about {days} at {RUN_MFU:.0%} MFU, "
+            f"{self.devices} {self.accelerator} ({self.nodes} nodes): about {days} at {sizing.PLANNING_MFU:.0%} MFU, "
             f"${self.cost_usd:,.0f}, {self.kwh:,.0f} kWh{co2}"
         )
 
@@ -69,7 +67,7 @@ def training_runs(spec: StackSpec, catalog: Catalog) -> list[TrainingRun]:
         cfg, train = workload.model, workload.train
         model = sizing.of_model(cfg)
         tokens = float(train.steps * train.global_batch * train.seq_len)
-        hours = sizing.training_seconds(model, tokens, need.accelerators, peak, RUN_MFU, False) / 3600
+        hours = sizing.training_seconds(model, tokens, need.accelerators, peak, sizing.PLANNING_MFU, False) / 3600
         hourly = node_hourly(catalog, str(pool.instance_type), pool.market, spec.region)[0]
         kwh = catalog.run_kwh(str(pool.instance_type), need.nodes, hours)
         runs.append(

@@ -58,7 +58,6 @@ from workloads.jax.events import write_event
 from workloads.jax.model import init_params
 from workloads.jax.quantize import quantize_int8
 
-TOKEN_ENV = SERVE_TOKEN_ENV  # when set, the API needs `Authorization: Bearer <it>` (defence in depth)
 MAX_JSON_DEPTH = 16
 MAX_STOP = 4
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -605,7 +604,7 @@ def build(job: ServeJobConfig, host: str | None = None) -> tuple[Server, State]:
     engine.warm_up()
     metrics.bind(engine)
     engine.start()
-    state = State(engine, metrics, job.serve, job.name, job.model.max_seq_len, os.environ.get(TOKEN_ENV) or None)
+    state = State(engine, metrics, job.serve, job.name, job.model.max_seq_len, os.environ.get(SERVE_TOKEN_ENV) or None)
     config = uvicorn.Config(
         make_app(state),
         host=host or job.serve.bind,

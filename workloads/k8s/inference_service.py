@@ -17,7 +17,6 @@ from workloads.k8s.objects import CustomObject
 from workloads.k8s.pod import security_context
 from workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
 
-IN_FLIGHT_METRIC = SERVE_IN_FLIGHT  # the server's gauge: requests queued or generating
 SCALE_DOWN_WINDOW_S = 300  # a replica holds a model in accelerator memory: slow to start, so slow to drop
 
 
@@ -80,7 +79,7 @@ def scaled_object(args: InferenceServiceArgs, meta: dict[str, Any], auth: str | 
     """KEDA scales on what a replica is loaded with, not on CPU: a server waiting on its accelerator
     is idle to the CPU metric while its queue grows. KEDA owns the replica count (and the HPA it
     makes), so the Deployment states none."""
-    query = f"sum({IN_FLIGHT_METRIC}{args.metrics.matchers(args.namespace, args.name)})"
+    query = f"sum({SERVE_IN_FLIGHT}{args.metrics.matchers(args.namespace, args.name)})"
     trigger: dict[str, Any] = {
         "type": "prometheus",
         "metricType": "AverageValue",
