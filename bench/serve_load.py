@@ -38,9 +38,10 @@ CLIENT_PROCESSES = 4
 # reading the weights, as an LLM's is on an accelerator, and batching shares that read. A 0.6M model
 # (d_model 128) fits in cache: its step is bound by arithmetic and 32 rows cost 3.8 times one.
 MODEL = ModelConfig(d_model=384, n_layers=4, n_heads=4, d_ff=1536, max_seq_len=512)
+Result = tuple[float, float, int, float, float]
 
 
-def one(port: int, prompt: str, max_tokens: int) -> tuple[float, float, int, float, float]:
+def one(port: int, prompt: str, max_tokens: int) -> Result:
     """A streamed completion: (seconds to the first token, seconds to the end, tokens, start and end
     as wall-clock times, for a throughput that counts no process start-up)."""
     wall = time.time()
@@ -63,9 +64,6 @@ def one(port: int, prompt: str, max_tokens: int) -> tuple[float, float, int, flo
     conn.close()
     elapsed = time.perf_counter() - began
     return first or 0.0, elapsed, tokens, wall, wall + elapsed
-
-
-Result = tuple[float, float, int, float, float]
 
 
 def _client(port: int, threads: int, requests: int, max_tokens: int, deadline: float) -> list[Result]:
