@@ -226,7 +226,9 @@ def test_inference_service_objects(preview: Previewer) -> None:
     assert monitor["selector"]["matchLabels"] == deployment["selector"]["matchLabels"]
     assert monitor["podMetricsEndpoints"][0]["port"] == "http"
     pdb = one(result, "kubernetes:policy/v1:PodDisruptionBudget", "prod-aws-chat").inputs["spec"]
-    assert pdb["minAvailable"] == 1
+    # One replica (min_replicas 1): minAvailable 1 would refuse every eviction and fail node-group updates
+    # with PodEvictionFailure; the budget lets the one replica move.
+    assert pdb == {"maxUnavailable": 1, "selector": {"matchLabels": deployment["selector"]["matchLabels"]}}
     service = one(result, "kubernetes:core/v1:Service", "prod-aws-chat").inputs["spec"]
     assert service["type"] == "ClusterIP" and service["ports"][0]["targetPort"] == "http"
 

@@ -17,6 +17,9 @@ from pydantic import Field, model_validator
 from meshstack.core.validation import SpecModel, field_error
 
 JOB_CONFIG_ENV = "MESHSTACK_JOB_CONFIG"
+# What a pod of meshstack's own trainer and server runs (the image of this repository's Dockerfile).
+TRAINER_COMMAND = ("python", "-m", "workloads.jax.train")
+SERVER_COMMAND = ("python", "-m", "workloads.jax.serve")
 SERVE_TOKEN_ENV = "MESHSTACK_SERVE_TOKEN"  # the bearer token the server checks, when set
 # Multi-host start-up, as Kubeflow Trainer names it; TPU slices on GKE set TPU_WORKER_* themselves.
 COORDINATOR = "JAX_COORDINATOR_ADDRESS"
@@ -28,6 +31,79 @@ TRAIN_METRICS_PORT = 9404  # where each training pod serves its Prometheus metri
 RESTART_ATTEMPT_ENV = "MESHSTACK_RESTART_ATTEMPT"
 # The pod's terminationGracePeriodSeconds: the trainer warns when a save would not fit in it.
 GRACE_SECONDS_ENV = "MESHSTACK_GRACE_SECONDS"
+# Where any training program finds its storage: the workload's `checkpoints` and `data` refs as
+# s3:// or gs:// URIs on a cluster, file:// on the local target.
+CHECKPOINT_URI_ENV = "MESHSTACK_CHECKPOINT_URI"
+DATA_URI_ENV = "MESHSTACK_DATA_URI"
+# What Kubeflow's PyTorch runtime sets, so a program launched by torchrun runs unchanged: torchrun
+# reads its --nnodes, --node-rank, --nproc-per-node, --master-addr and --master-port from PET_*;
+# a program run without torchrun reads MASTER_*, WORLD_SIZE and RANK (one process per pod).
+TORCH_MASTER_PORT = 29500  # PyTorch's default rendezvous port, on process 0
+MASTER_ADDR = "MASTER_ADDR"
+MASTER_PORT = "MASTER_PORT"
+WORLD_SIZE = "WORLD_SIZE"
+RANK = "RANK"
+NODE_RANK = "NODE_RANK"  # the pod's index, as PyTorch Lightning and MaxText's GPU start-up read it
+PET_NNODES = "PET_NNODES"
+PET_NODE_RANK = "PET_NODE_RANK"
+PET_NPROC_PER_NODE = "PET_NPROC_PER_NODE"
+PET_MASTER_ADDR = "PET_MASTER_ADDR"
+PET_MASTER_PORT = "PET_MASTER_PORT"
+# Set by GKE's TPU webhook and by JobSet for multislice: a workload's env must not override them either.
+TPU_PLATFORM_ENV = (
+    "TPU_WORKER_ID",
+    TPU_HOSTS,
+    "MEGASCALE_COORDINATOR_ADDRESS",
+    "MEGASCALE_NUM_SLICES",
+    "MEGASCALE_SLICE_ID",
+    "MEGASCALE_PORT",
+)
+# The variables whose value is the pod's (the process's) index.
+INDEX_ENV = (PROCESS_ID, RANK, NODE_RANK, PET_NODE_RANK)
+
+
+def host_contract(host: str, coordinator_port: int, processes: int, devices: int) -> dict[str, str]:
+    """What GPU and CPU hosts are told beside their index (INDEX_ENV): JAX's multi-host variables and
+    the ones Kubeflow's PyTorch runtime sets. One process per pod, so WORLD_SIZE counts pods;
+    torchrun starts PET_NPROC_PER_NODE workers in each and renumbers them itself."""
+    count = str(processes)
+    return {
+        COORDINATOR: f"{host}:{coordinator_port}",
+        NUM_PROCESSES: count,
+        MASTER_ADDR: host,
+        MASTER_PORT: str(TORCH_MASTER_PORT),
+        PET_MASTER_ADDR: host,
+        PET_MASTER_PORT: str(TORCH_MASTER_PORT),
+        WORLD_SIZE: count,
+        PET_NNODES: count,
+        PET_NPROC_PER_NODE: str(max(devices, 1)),
+    }
+
+
+# Every variable meshstack sets in a training pod: a workload's `env` may add others, never these.
+CONTRACT_ENV = frozenset(
+    {
+        JOB_CONFIG_ENV,
+        COORDINATOR,
+        NUM_PROCESSES,
+        PROCESS_ID,
+        RESTART_ATTEMPT_ENV,
+        GRACE_SECONDS_ENV,
+        CHECKPOINT_URI_ENV,
+        DATA_URI_ENV,
+        MASTER_ADDR,
+        MASTER_PORT,
+        WORLD_SIZE,
+        RANK,
+        NODE_RANK,
+        PET_NNODES,
+        PET_NODE_RANK,
+        PET_NPROC_PER_NODE,
+        PET_MASTER_ADDR,
+        PET_MASTER_PORT,
+        *TPU_PLATFORM_ENV,
+    }
+)
 
 # How a trainer ends. Preemption's code is SIGTERM's own (128 + 15): a trainer that saved on SIGTERM
 # and one killed by it before it could both read as preempted, and neither is the program's fault.
@@ -193,3 +269,9 @@ class ServeJobConfig(SpecModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     checkpoint_uri: str
+    wait_for_checkpoint: bool = Field(
+        default=False,
+        description="Wait, alive and unready, until the checkpoint exists (a training job of the same stack "
+        "writes it), instead of exiting: on a cluster the server starts with the job.",
+    )
+    checkpoint_poll_s: float = Field(default=30, gt=0, description="How often to look for it meanwhile.")

@@ -1,8 +1,7 @@
-"""Puts a stack's workloads onto its clusters: identities, URIs, job configs and the Kubernetes components."""
+"""Puts a stack's workloads onto its clusters: identities, URIs, programs and servers, and the Kubernetes components."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,9 +10,11 @@ import pulumi
 from components.platform import Platform, StorageTargets
 from meshstack.core import sizing
 from meshstack.core.capacity import devices_per_pod, queue_of
-from meshstack.core.contract import TRAIN_METRICS_PORT, JobConfig, ServeJobConfig
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.spec import InferenceWorkload, StackSpec, StorageRef, TrainingWorkload
+from meshstack.core.spec.workload import PROGRAM_GRACE_SECONDS
+from meshstack.program.programs import ProgramContext, training_program
+from meshstack.program.servers import ServingContext, server_container, server_image
 from workloads.k8s.inference_service import InferenceService, InferenceServiceArgs
 from workloads.k8s.pod import Placement
 from workloads.k8s.training_job import TrainingJob, TrainingJobArgs
@@ -26,38 +27,23 @@ def placement(spec: StackSpec, workload: Workload, pool: NodePoolArgs) -> Placem
     return Placement.for_devices(pool, devices_per_pod(workload, spec.pool_of(workload)))
 
 
-def _uri(storage: StorageTargets, ref: StorageRef) -> pulumi.Output[str]:
-    return storage.uri(ref.bucket, ref.prefix)
-
-
-def _training_config(workload: TrainingWorkload, peak: float | None, uris: list[str]) -> str:
-    """What the training pods read from MESHSTACK_JOB_CONFIG, once the buckets' names are known."""
-    return JobConfig(
-        name=workload.name,
-        model=workload.model,
-        mesh=workload.mesh,
-        train=workload.train,
-        data_uri=uris[0],
-        checkpoint_uri=uris[1],
-        peak_tflops_per_device=peak,
-        metrics_port=TRAIN_METRICS_PORT,
-    ).model_dump_json()
+def _uri(storage: StorageTargets, ref: StorageRef | None) -> pulumi.Output[str] | None:
+    return storage.uri(ref.bucket, ref.prefix) if ref is not None else None
 
 
 def grace_seconds(workload: TrainingWorkload, devices: int, peak: float | None) -> int:
-    """The pods' termination grace: the step in progress and the save, at the planning MFU."""
+    """The pods' termination grace: the stack's own figure; for meshstack's trainer, the step in
+    progress and the save at the planning MFU; a fixed allowance for programs meshstack cannot size."""
+    if workload.grace_seconds is not None:
+        return workload.grace_seconds
+    if workload.custom or workload.program != "meshstack":
+        return PROGRAM_GRACE_SECONDS
     train = workload.train
     step_tokens = train.global_batch * train.seq_len
     model = sizing.of_model(workload.model)
     return sizing.preemption_grace_seconds(
         model, step_tokens, devices, workload.processes, peak or 0, sizing.PLANNING_MFU
     )
-
-
-def _serving_config(workload: InferenceWorkload, checkpoint_uri: str) -> str:
-    return ServeJobConfig(
-        name=workload.name, model=workload.model, serve=workload.serve, checkpoint_uri=checkpoint_uri
-    ).model_dump_json()
 
 
 def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs], platform: Platform) -> None:
@@ -67,15 +53,7 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
         cluster = platform.clusters[workload.cluster]
         where = placement(spec, workload, pools[(workload.cluster, workload.node_pool)])
         name = f"{spec.name}-{workload.name}"
-        if isinstance(workload, TrainingWorkload):
-            refs = [workload.data, workload.checkpoints]
-            peak = where.pool.accelerator.bf16_tflops or None
-            config = pulumi.Output.all(_uri(storage, workload.data), _uri(storage, workload.checkpoints)).apply(
-                functools.partial(_training_config, workload, peak)
-            )
-        else:
-            refs = [spec.checkpoints_of(workload)]
-            config = _uri(storage, refs[0]).apply(functools.partial(_serving_config, workload))
+        refs = spec.storage_refs(workload)
         annotations = cluster.grant(
             workload.name,
             workload.namespace,
@@ -88,17 +66,32 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
         shared: dict[str, Any] = {
             "name": workload.name,
             "namespace": workload.namespace,
-            "image": workload.image,
             "placement": where,
-            "job_config": config,
             "account_annotations": annotations,
             "volumes": [VolumeMount(m.source[1], m.path, storage.filesystems[m.source]) for m in workload.mounts],
         }
         if isinstance(workload, TrainingWorkload):
+            peak = where.pool.accelerator.bf16_tflops or None
+            ctx = ProgramContext(
+                workload,
+                where,
+                _uri(storage, workload.data),
+                _uri(storage, workload.checkpoints),
+                peak,
+                workload.scrape_port,
+            )
+            program = training_program(ctx)
             TrainingJob(
                 name,
                 TrainingJobArgs(
                     **shared,
+                    image=str(workload.image),
+                    job_config=program.job_config,
+                    command=program.command,
+                    args=program.args,
+                    env=program.env,
+                    checkpoint_uri=ctx.checkpoint_uri,
+                    data_uri=ctx.data_uri,
                     processes=workload.processes,
                     use_jobset=workload.use_jobset,
                     max_restarts=workload.max_restarts,
@@ -109,23 +102,32 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
                     priority=workload.priority,
                     grace_seconds=grace_seconds(workload, where.devices * workload.processes, peak),
                     metrics=cluster.metrics,
+                    metrics_port=workload.scrape_port,
                 ),
                 opts,
             )
         else:
+            serving = ServingContext(
+                workload, where, _uri(storage, refs[0]) if refs else None, workload.from_training is not None
+            )
             InferenceService(
                 name,
                 InferenceServiceArgs(
                     **shared,
-                    port=workload.serve.port,
+                    image=server_image(serving),
+                    server=server_container(serving),
                     min_replicas=workload.min_replicas,
                     max_replicas=workload.max_replicas,
-                    target_in_flight=workload.target_in_flight or workload.serve.max_batch_size,
+                    target_in_flight=workload.target_in_flight or default_target(workload),
                     metrics=cluster.metrics,
                     client_namespaces=workload.clients.namespaces,
                     client_labels=workload.clients.pod_labels,
-                    token_secret=workload.token_secret,
                     drain_seconds=workload.serve.drain_timeout_s,
                 ),
                 opts,
             )
+
+
+def default_target(workload: InferenceWorkload) -> int:
+    """Requests per replica KEDA scales towards: what one replica decodes together."""
+    return workload.vllm.max_num_seqs if workload.engine == "vllm" else workload.serve.max_batch_size

@@ -2,6 +2,8 @@
 
 POST /v1/completions, POST /v1/chat/completions (JSON, or server-sent events with "stream": true),
 GET /v1/models; GET /healthz (alive), /readyz (model loaded, not draining), /metrics (Prometheus).
+While it waits for its checkpoint and loads it, /healthz answers and everything else is 503
+(workloads/jax/serve_startup.py).
 
 Starlette on uvicorn: one event loop holds every connection and stream, the engine's thread holds
 the accelerator. Errors are OpenAI's shape ({"error": {"message", "type", "param", "code"}}) with
@@ -57,6 +59,7 @@ from workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, O
 from workloads.jax.events import write_event
 from workloads.jax.model import init_params
 from workloads.jax.quantize import quantize_int8
+from workloads.jax.serve_startup import StartupServer
 
 MAX_JSON_DEPTH = 16
 MAX_STOP = 4
@@ -630,18 +633,36 @@ def start(job: ServeJobConfig, host: str | None = None) -> Running:
     return Running(server, thread, state)
 
 
+def build_when_ready(job: ServeJobConfig, startup: StartupServer) -> tuple[Server, State]:
+    """The server, once its checkpoint exists (when the job says to wait for it) and is loaded."""
+    while True:
+        startup.phase = "loading"
+        try:
+            return build(job)
+        except FileNotFoundError:
+            if not job.wait_for_checkpoint:
+                raise
+        if startup.phase != "waiting for the checkpoint":
+            write_event({"event": "waiting", "checkpoint_uri": job.checkpoint_uri})
+        startup.phase = "waiting for the checkpoint"
+        time.sleep(job.checkpoint_poll_s)
+
+
 def main() -> int:
     raw = os.environ.get(JOB_CONFIG_ENV)
     if not raw:
         print(f"serve: {JOB_CONFIG_ENV} is not set", file=sys.stderr)
         return 2
     job = ServeJobConfig.model_validate_json(raw)
+    startup = StartupServer(job.serve.bind, job.serve.port)
     try:
-        server, state = build(job)
+        server, state = build_when_ready(job, startup)
     except (FileNotFoundError, checkpoint.CheckpointError, ValueError) as exc:
         # Never ready on weights that cannot be trusted: the pod stays unready and restarts.
         print(f"serve: {exc}", file=sys.stderr)
         return 2
+    finally:
+        startup.close()
 
     def announce() -> None:
         while not server.started and not server.should_exit:

@@ -1,8 +1,9 @@
-"""The inference server as a Deployment behind a Service, scaled by KEDA on the requests it holds and
-protected by a PDB."""
+"""An inference server (meshstack's, vLLM or the user's own) as a Deployment behind a Service, scaled by
+KEDA on the requests it holds and protected by a PDB."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,14 +11,17 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from meshstack.core.contract import JOB_CONFIG_ENV, SERVE_TOKEN_ENV
-from meshstack.core.observability import SERVE_IN_FLIGHT
 from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.objects import CustomObject
 from workloads.k8s.pod import security_context
 from workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
 
 SCALE_DOWN_WINDOW_S = 300  # a replica holds a model in accelerator memory: slow to start, so slow to drop
+STARTUP_PERIOD_S = 10
+# What pulumi-kubernetes reads on a Deployment or Service to skip, or bound, its readiness await.
+SKIP_AWAIT = "pulumi.com/skipAwait"
+AWAIT_TIMEOUT = "pulumi.com/timeoutSeconds"
+AWAIT_MARGIN_S = 600  # beyond the startup budget, for the image pull and the node to come up
 
 
 def probe(path: str, period: int, failures: int, timeout: int = 1) -> dict[str, Any]:
@@ -30,19 +34,40 @@ def probe(path: str, period: int, failures: int, timeout: int = 1) -> dict[str, 
 
 
 @dataclass(frozen=True, kw_only=True)
+class ServerContainer:
+    """What the engine runs and how Kubernetes tells it is up.
+
+    `command` empty keeps the image's entry point. `startup_seconds` bounds loading and
+    compiling (the startup probe); `in_flight_metrics` are the gauges whose sum is the requests a
+    replica holds (KEDA's target), read from `metrics_path`. `await_ready` false is for a server
+    that waits for weights this same `up` starts making (a training job's checkpoint): Pulumi
+    must not wait for it to be ready, or the `up` fails after its timeout."""
+
+    command: Sequence[pulumi.Input[str]] = ()
+    args: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    env: Sequence[Mapping[str, Any]] = ()
+    port: int = 8080
+    health_path: str = "/healthz"
+    ready_path: str = "/readyz"
+    metrics_path: str | None = "/metrics"
+    in_flight_metrics: Sequence[str] = ()
+    startup_seconds: int = 600
+    await_ready: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
 class InferenceServiceArgs(WorkloadArgs):
     """Replicas between the bounds, as many as keep `target_in_flight` requests in flight on each;
     the server listens on `port`; `metrics` says where the cluster's Prometheus lives."""
 
-    port: int = 8080
+    server: ServerContainer = field(default_factory=ServerContainer)
     min_replicas: int = 1
     max_replicas: int = 2
     target_in_flight: int = 8
     metrics: MetricsBackend = field(default_factory=MetricsBackend.operator)
     client_namespaces: Sequence[str] = ()
     client_labels: Mapping[str, str] = field(default_factory=dict)
-    token_secret: str | None = None
-    drain_seconds: float = 25  # the server's serve.drain_timeout_s
+    drain_seconds: float = 25  # how long the server drains after SIGTERM
 
 
 def network_policy(args: InferenceServiceArgs, meta: dict[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
@@ -54,7 +79,7 @@ def network_policy(args: InferenceServiceArgs, meta: dict[str, Any], labels: Map
         names = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(args.client_namespaces)}
         peers.append({"namespaceSelector": {"matchExpressions": [names]}, **pods})
     scraper = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [args.metrics.scraper_namespace]}
-    port = [{"protocol": "TCP", "port": args.port}]
+    port = [{"protocol": "TCP", "port": args.server.port}]
     return {
         "metadata": meta,
         "spec": {
@@ -68,18 +93,17 @@ def network_policy(args: InferenceServiceArgs, meta: dict[str, Any], labels: Map
     }
 
 
-def token_env(args: InferenceServiceArgs) -> list[dict[str, Any]]:
-    if args.token_secret is None:
-        return []
-    source = {"secretKeyRef": {"name": args.token_secret, "key": "token"}}
-    return [{"name": SERVE_TOKEN_ENV, "valueFrom": source}]
+def in_flight_query(args: InferenceServiceArgs) -> str:
+    """The requests the service's replicas hold, over every gauge the engine splits them into."""
+    matchers = args.metrics.matchers(args.namespace, args.name)
+    return " + ".join(f"sum({metric}{matchers})" for metric in args.server.in_flight_metrics)
 
 
 def scaled_object(args: InferenceServiceArgs, meta: dict[str, Any], auth: str | None) -> dict[str, Any]:
     """KEDA scales on what a replica is loaded with, not on CPU: a server waiting on its accelerator
     is idle to the CPU metric while its queue grows. KEDA owns the replica count (and the HPA it
     makes), so the Deployment states none."""
-    query = f"sum({SERVE_IN_FLIGHT}{args.metrics.matchers(args.namespace, args.name)})"
+    query = in_flight_query(args)
     trigger: dict[str, Any] = {
         "type": "prometheus",
         "metricType": "AverageValue",
@@ -108,13 +132,14 @@ def scaled_object(args: InferenceServiceArgs, meta: dict[str, Any], auth: str | 
 
 
 class InferenceService(pulumi.ComponentResource):
-    """Deployment, ClusterIP Service, the scrape of its /metrics (PodMonitor or GKE PodMonitoring),
-    a KEDA ScaledObject on its requests in flight, and a PodDisruptionBudget keeping one replica.
+    """Deployment, ClusterIP Service, the scrape of its metrics (PodMonitor or GKE PodMonitoring),
+    a KEDA ScaledObject on its requests in flight (a fixed replica count where the server reports
+    none), and a PodDisruptionBudget.
 
-    Readiness follows /readyz, which turns false the moment the server starts
-    draining, so a rolling update or scale-down stops sending traffic before the
-    pod finishes its in-flight requests and exits; one slow probe alone does not
-    take a replica out.
+    The startup probe covers loading and compiling; readiness follows the server's ready path,
+    which for meshstack's server turns false the moment it starts draining, so a rolling update or
+    scale-down stops sending traffic before the pod finishes its in-flight requests and exits; one
+    slow probe alone does not take a replica out.
     """
 
     def __init__(
@@ -124,42 +149,55 @@ class InferenceService(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshstack:workloads:InferenceService", name, None, opts)
-        placement = args.placement
+        placement, server = args.placement, args.server
         child = pulumi.ResourceOptions(parent=self, depends_on=waits_for(opts))
         base = workload_base(name, args, child)
         labels = base.labels
         meta = {"name": args.name, "namespace": args.namespace, "labels": labels}
-        port = args.port
+        # Pulumi waits for a Deployment to be Available and a Service to have endpoints (10 minutes by
+        # default): long enough a wait for a server loading its weights, none for one whose weights
+        # this `up` only starts to produce.
+        if server.await_ready:
+            await_how = {AWAIT_TIMEOUT: str(server.startup_seconds + AWAIT_MARGIN_S)}
+        else:
+            await_how = {SKIP_AWAIT: "true"}
+        awaited_meta = {**meta, "annotations": await_how}
+        container: dict[str, Any] = {
+            "name": "serve",
+            "image": args.image,
+            "env": list(server.env),
+            "ports": [{"name": "http", "containerPort": server.port}],
+            "resources": placement.resources(),
+            "securityContext": security_context(),
+            "startupProbe": probe(
+                server.health_path, STARTUP_PERIOD_S, math.ceil(server.startup_seconds / STARTUP_PERIOD_S)
+            ),
+            "livenessProbe": probe(server.health_path, 10, 3),
+            "readinessProbe": probe(server.ready_path, 5, 2, timeout=2),
+            "volumeMounts": base.mounts,
+        }
+        if server.command:
+            container["command"] = list(server.command)
+        if server.args:
+            container["args"] = server.args
+        scaled = bool(server.in_flight_metrics)
         self.deployment = k8s.apps.v1.Deployment(
             name,
-            metadata=meta,
+            metadata=awaited_meta,
             spec={
+                **({} if scaled else {"replicas": args.min_replicas}),
                 "selector": {"matchLabels": labels},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
                         "serviceAccountName": args.name,
-                        # The server drains for drain_timeout_s after SIGTERM; the pod waits a little longer.
+                        # The server drains for drain_seconds after SIGTERM; the pod waits a little longer.
                         "terminationGracePeriodSeconds": int(args.drain_seconds) + 15,
                         "nodeSelector": placement.node_selector(),
                         "tolerations": placement.tolerations(),
                         "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},
-                        "containers": [
-                            {
-                                "name": "serve",
-                                "image": args.image,
-                                "command": ["python", "-m", "workloads.jax.serve"],
-                                "env": [{"name": JOB_CONFIG_ENV, "value": args.job_config}, *token_env(args)],
-                                "ports": [{"name": "http", "containerPort": port}],
-                                "resources": placement.resources(),
-                                "securityContext": security_context(),
-                                "startupProbe": probe("/healthz", 5, 60),
-                                "livenessProbe": probe("/healthz", 10, 3),
-                                "readinessProbe": probe("/readyz", 5, 2, timeout=2),
-                                "volumeMounts": base.mounts,
-                            }
-                        ],
+                        "containers": [container],
                         "volumes": base.volumes,
                     },
                 },
@@ -168,7 +206,7 @@ class InferenceService(pulumi.ComponentResource):
         )
         k8s.core.v1.Service(
             name,
-            metadata=meta,
+            metadata=awaited_meta,
             spec={
                 "type": "ClusterIP",
                 "selector": labels,
@@ -176,8 +214,23 @@ class InferenceService(pulumi.ComponentResource):
             },
             opts=child,
         )
-        monitor = args.metrics.pod_monitor(args.name, args.namespace, labels, "http")
-        CustomObject(name, monitor, child)
+        if server.metrics_path is not None:
+            monitor = args.metrics.pod_monitor(args.name, args.namespace, labels, "http", server.metrics_path)
+            CustomObject(name, monitor, child)
+        if scaled:
+            self._autoscale(name, args, meta, labels, child)
+        k8s.networking.v1.NetworkPolicy(name, **network_policy(args, meta, labels), opts=child)
+        k8s.policy.v1.PodDisruptionBudget(name, metadata=meta, spec=disruption_budget(args, labels), opts=child)
+        self.register_outputs({"service": f"{args.name}.{args.namespace}.svc.cluster.local"})
+
+    def _autoscale(
+        self,
+        name: str,
+        args: InferenceServiceArgs,
+        meta: dict[str, Any],
+        labels: Mapping[str, str],
+        child: pulumi.ResourceOptions,
+    ) -> None:
         auth = None
         identity = args.metrics.pod_identity()
         if identity is not None:
@@ -187,14 +240,19 @@ class InferenceService(pulumi.ComponentResource):
                 {
                     "apiVersion": "keda.sh/v1alpha1",
                     "kind": "TriggerAuthentication",
-                    "metadata": {"name": auth, "namespace": args.namespace, "labels": labels},
+                    "metadata": {"name": auth, "namespace": args.namespace, "labels": dict(labels)},
                     "spec": {"podIdentity": {"provider": identity}},
                 },
                 child,
             )
         CustomObject(name, scaled_object(args, meta, auth), child)
-        k8s.networking.v1.NetworkPolicy(name, **network_policy(args, meta, labels), opts=child)
-        k8s.policy.v1.PodDisruptionBudget(
-            name, metadata=meta, spec={"minAvailable": 1, "selector": {"matchLabels": labels}}, opts=child
-        )
-        self.register_outputs({"service": f"{args.name}.{args.namespace}.svc.cluster.local"})
+
+
+def disruption_budget(args: InferenceServiceArgs, labels: Mapping[str, str]) -> dict[str, Any]:
+    """Voluntary evictions (node drains, upgrades) take one replica at a time. With one replica a
+    `minAvailable: 1` would refuse every eviction and fail node-group updates, so a one-replica
+    service accepts the short outage of its move instead."""
+    selector = {"matchLabels": dict(labels)}
+    if args.min_replicas == 1:
+        return {"maxUnavailable": 1, "selector": selector}
+    return {"minAvailable": args.min_replicas - 1, "selector": selector}

@@ -35,11 +35,13 @@ class MetricsBackend:
     def gke_managed(cls, project: str, cluster: str) -> MetricsBackend:
         return cls("gke-managed", GMP_QUERY_URL.format(project=project), cluster)
 
-    def pod_monitor(self, name: str, namespace: str, labels: Mapping[str, str], port: str) -> dict[str, Any]:
+    def pod_monitor(
+        self, name: str, namespace: str, labels: Mapping[str, str], port: str, path: str = "/metrics"
+    ) -> dict[str, Any]:
         """The object that makes the backend scrape the pods carrying `labels` on their `port`."""
         meta = {"name": name, "namespace": namespace, "labels": dict(labels)}
         selector = {"matchLabels": dict(labels)}
-        endpoint = {"port": port, "path": "/metrics", "interval": SCRAPE_INTERVAL}
+        endpoint = {"port": port, "path": path, "interval": SCRAPE_INTERVAL}
         if self.kind == "prometheus-operator":
             return {
                 "apiVersion": "monitoring.coreos.com/v1",

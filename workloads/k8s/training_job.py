@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,15 +10,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from meshstack.core.contract import (
-    COORDINATOR,
+    CHECKPOINT_URI_ENV,
+    DATA_URI_ENV,
     EXIT_CONTRACT,
     EXIT_PREEMPTED,
     GRACE_SECONDS_ENV,
+    INDEX_ENV,
     JOB_CONFIG_ENV,
-    NUM_PROCESSES,
-    PROCESS_ID,
     RESTART_ATTEMPT_ENV,
-    TRAIN_METRICS_PORT,
+    TRAINER_COMMAND,
+    host_contract,
 )
 from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.objects import CustomObject
@@ -37,13 +39,21 @@ PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingJobArgs(WorkloadArgs):
-    """`processes` JAX processes, one pod each; `placement` says how much of a node each takes.
+    """`processes` processes, one pod each; `placement` says how much of a node each takes.
+
+    The container runs `command` and `args` (meshstack's trainer by default) with the environment
+    contract, `env` added; the checkpoint and data URIs reach any program as variables.
 
     With a `queue` (a Kueue LocalQueue of the namespace) the job is created suspended and Kueue
     starts it once the queue's quota can hold all of its pods; `priority` names a Kueue
     WorkloadPriorityClass."""
 
     processes: int
+    command: Sequence[str] = TRAINER_COMMAND
+    args: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    checkpoint_uri: pulumi.Input[str] | None = None
+    data_uri: pulumi.Input[str] | None = None
     use_jobset: bool = True
     max_restarts: int = 3
     deadline_seconds: int = 86400
@@ -53,7 +63,7 @@ class TrainingJobArgs(WorkloadArgs):
     priority: str | None = None
     grace_seconds: int = 60  # the pod's termination grace: two steps and a save (sizing.preemption_grace_seconds)
     metrics: MetricsBackend = field(default_factory=MetricsBackend.operator)
-    metrics_port: int = TRAIN_METRICS_PORT
+    metrics_port: int | None = None  # scraped by the cluster's Prometheus where set
 
 
 # Which pod failures are the infrastructure's and which the program's (Job podFailurePolicy; the Job
@@ -104,12 +114,23 @@ def jobset_failure_policy(max_restarts: int) -> dict[str, Any]:
     }
 
 
-def coordinator_address(args: TrainingJobArgs) -> str:
+def coordinator_host(name: str, use_jobset: bool) -> str:
     """Process 0's stable DNS name: JobSet's pod hostname on its headless service, or the Indexed Job's."""
-    name, port = args.name, args.coordinator_port
-    if args.use_jobset:
-        return f"{name}-{REPLICATED_JOB}-0-0.{name}:{port}"
-    return f"{name}-0.{name}:{port}"
+    return f"{name}-{REPLICATED_JOB}-0-0.{name}" if use_jobset else f"{name}-0.{name}"
+
+
+def host_env(args: TrainingJobArgs) -> list[dict[str, Any]]:
+    """The contract's host variables, each index variable from the pod's completion index."""
+    host = coordinator_host(args.name, args.use_jobset)
+    fixed = host_contract(host, args.coordinator_port, args.processes, args.placement.devices)
+    index = {"valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}}
+    return [*({"name": k, "value": v} for k, v in fixed.items()), *({"name": k, **index} for k in INDEX_ENV)]
+
+
+def storage_contract(args: TrainingJobArgs) -> list[dict[str, Any]]:
+    """Where the program's checkpoints and data are, as the workload names them."""
+    uris = ((CHECKPOINT_URI_ENV, args.checkpoint_uri), (DATA_URI_ENV, args.data_uri))
+    return [{"name": name, "value": uri} for name, uri in uris if uri is not None]
 
 
 def queue_labels(args: TrainingJobArgs) -> dict[str, str]:
@@ -145,29 +166,27 @@ class TrainingJob(pulumi.ComponentResource):
         labels = base.labels
         tpu = placement.pool.tpu
         env: list[dict[str, Any]] = [
-            {"name": JOB_CONFIG_ENV, "value": args.job_config},
+            *([{"name": JOB_CONFIG_ENV, "value": args.job_config}] if args.job_config is not None else []),
             {"name": GRACE_SECONDS_ENV, "value": str(args.grace_seconds)},
+            *storage_contract(args),
             *placement.environment(),
         ]
         if args.use_jobset:
             env.append({"name": RESTART_ATTEMPT_ENV, "valueFrom": {"fieldRef": {"fieldPath": RESTART_ATTEMPT}}})
         if tpu is None:
-            env += [
-                {"name": COORDINATOR, "value": coordinator_address(args)},
-                {"name": NUM_PROCESSES, "value": str(processes)},
-                {"name": PROCESS_ID, "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
-            ]
+            env += host_env(args)
         elif tpu.slices > 1:
             # GKE sets TPU_WORKER_* per slice; the slices find each other over DCN through these.
             env += [
-                {
-                    "name": "MEGASCALE_COORDINATOR_ADDRESS",
-                    "value": f"{args.name}-{REPLICATED_JOB}-0-0.{args.name}",
-                },
+                {"name": "MEGASCALE_COORDINATOR_ADDRESS", "value": coordinator_host(args.name, True)},
                 {"name": "MEGASCALE_NUM_SLICES", "value": str(tpu.slices)},
                 {"name": "MEGASCALE_SLICE_ID", "valueFrom": {"fieldRef": {"fieldPath": JOB_INDEX}}},
                 {"name": "MEGASCALE_PORT", "value": str(MEGASCALE_PORT)},
             ]
+        env += [{"name": key, "value": value} for key, value in args.env.items()]
+        ports = [{"name": "coordinator", "containerPort": args.coordinator_port}]
+        if args.metrics_port is not None:
+            ports.append({"name": "metrics", "containerPort": args.metrics_port})
         per_job = tpu.hosts if tpu is not None else processes
         pod: dict[str, Any] = {
             "serviceAccountName": args.name,
@@ -181,12 +200,10 @@ class TrainingJob(pulumi.ComponentResource):
                 {
                     "name": CONTAINER,
                     "image": args.image,
-                    "command": ["python", "-m", "workloads.jax.train"],
+                    "command": list(args.command),
+                    **({"args": list(args.args)} if args.args else {}),
                     "env": env,
-                    "ports": [
-                        {"name": "coordinator", "containerPort": args.coordinator_port},
-                        {"name": "metrics", "containerPort": args.metrics_port},
-                    ],
+                    "ports": ports,
                     "resources": placement.resources(),
                     "securityContext": security_context(),
                     "volumeMounts": base.mounts,
@@ -260,6 +277,7 @@ class TrainingJob(pulumi.ComponentResource):
                 },
                 opts=after,
             )
-        monitor = args.metrics.pod_monitor(args.name, namespace, labels, "metrics")
-        CustomObject(f"{name}-metrics", monitor, pulumi.ResourceOptions(parent=self, depends_on=[self.job]))
+        if args.metrics_port is not None:
+            monitor = args.metrics.pod_monitor(args.name, namespace, labels, "metrics")
+            CustomObject(f"{name}-metrics", monitor, pulumi.ResourceOptions(parent=self, depends_on=[self.job]))
         self.register_outputs({"name": args.name, "namespace": namespace})

@@ -17,6 +17,7 @@ from workloads.k8s.volumes import VolumeMount, claims
 class WorkloadArgs:
     """Where and as whom a workload runs.
 
+    `job_config` is what meshstack's own trainer and server read; other programs get none.
     `account_annotations` carry the cloud identity its pods use (an IRSA role ARN, a GCP
     service account); `volumes` are the existing file systems it mounts. The cluster's
     Kubernetes provider comes through `opts.provider`, and what the pods must wait for
@@ -27,7 +28,7 @@ class WorkloadArgs:
     namespace: str
     image: str
     placement: Placement
-    job_config: pulumi.Input[str]
+    job_config: pulumi.Input[str] | None = None  # MESHSTACK_JOB_CONFIG, for meshstack's own programs
     account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     volumes: Sequence[VolumeMount] = ()
 

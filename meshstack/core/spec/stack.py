@@ -11,8 +11,10 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from meshstack.core import sizing
 from meshstack.core.capacity import Demand, admissible_nodes, demand, queue_of
 from meshstack.core.catalog import Catalog, known_clouds
+from meshstack.core.engines import vllm
 from meshstack.core.network import NetworkSpec
 from meshstack.core.observability import AlertSpec
+from meshstack.core.programs import maxtext
 from meshstack.core.spec.base import SpecModel, catalog_from, field_error
 from meshstack.core.spec.cluster import ClusterSpec, NodePool
 from meshstack.core.spec.workload import InferenceWorkload, StorageRef, TrainingWorkload, Workload
@@ -21,6 +23,7 @@ from meshstack.core.storage import StorageSpec
 from meshstack.core.validation import check_unique
 
 REQUIRED_TAGS = ("team", "project", "cost-center")
+SERVER_WEIGHTS_SHARE = 0.8  # of the memory a server takes, at most this for weights: the rest is KV cache
 GCP_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 GCP_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
@@ -142,6 +145,7 @@ class StackSpec(SpecModel):
         for i, workload in enumerate(self.workloads):
             at = f"workloads[{i}]"
             self._check_placement(at, workload)
+            self._check_program(at, workload, catalog)
             self._check_storage(at, workload)
             demands.append(demand(workload, self.pool_of(workload), catalog))
             self._check_capacity(at, workload, demands[-1])
@@ -192,6 +196,11 @@ class StackSpec(SpecModel):
         accelerator = catalog.accelerators[need.pool.accelerator]
         if not need.devices_per_pod or not accelerator.memory_gib:
             return
+        if isinstance(workload, InferenceWorkload) and workload.engine != "meshstack":
+            self._check_server_memory(at, workload, need, accelerator.memory_gib)
+            return
+        if isinstance(workload, TrainingWorkload) and workload.custom and not workload.model_given:
+            return  # a program meshstack does not know, with no model shape: nothing to size
         cfg = workload.model
         model = sizing.of_model(cfg)
         usable = accelerator.memory_gib * sizing.USABLE_MEMORY
@@ -234,6 +243,66 @@ class StackSpec(SpecModel):
                 f"device(s); a {name} holds {accelerator.memory_gib:g} GiB ({usable:.0f} usable)",
             )
 
+    @staticmethod
+    def _check_server_memory(at: str, workload: InferenceWorkload, need: Demand, memory_gib: float) -> None:
+        """vLLM or a custom server: its weights, split over the replica's devices, must leave room
+        for a KV cache in the share of memory the server takes."""
+        if workload.weights_gib is not None:
+            weights, source = workload.weights_gib, "weights_gib"
+        elif workload.model_given:
+            weights, source = sizing.weights_bytes(sizing.of_model(workload.model), "bf16") / sizing.GIB, "model"
+        else:
+            return
+        share = workload.vllm.gpu_memory_utilization if workload.engine == "vllm" else sizing.USABLE_MEMORY
+        per_device = weights / need.devices_per_pod
+        usable = memory_gib * share
+        if per_device > usable * SERVER_WEIGHTS_SHARE:
+            raise field_error(
+                f"{at}.devices_per_replica",
+                f"{weights:.1f} GiB of weights ({source}) over {need.devices_per_pod} {need.pool.accelerator} is "
+                f"{per_device:.1f} GiB each, more than {SERVER_WEIGHTS_SHARE:.0%} of the {usable:.0f} GiB the "
+                "server may use, leaving too little for its KV cache: use more devices per replica or quantize",
+            )
+
+    def _check_program(self, at: str, workload: TrainingWorkload | InferenceWorkload, catalog: Catalog) -> None:
+        """What MaxText and vLLM need of the pool they run on."""
+        pool = self.pool_of(workload)
+        vendor = catalog.accelerators[pool.accelerator].vendor
+        per_node = pool.accelerators_per_node or 0
+        if isinstance(workload, TrainingWorkload):
+            if workload.custom or workload.program != "maxtext":
+                return
+            if vendor not in maxtext.HARDWARE:
+                raise field_error(f"{at}.program", f"MaxText runs on GPUs, TPUs and CPUs, not on {pool.accelerator}")
+            if pool.topology is not None:
+                within, across = math.prod(int(d) for d in pool.topology.split("x")), pool.slices
+            else:
+                within, across = max(self.devices_per_process(workload) if per_node else 1, 1), workload.processes
+            try:
+                maxtext.split_mesh(workload.mesh, within, across)
+            except ValueError as exc:
+                raise field_error(f"{at}.mesh", str(exc)) from None
+            return
+        if workload.engine != "vllm":
+            return
+        if vendor not in ("nvidia", "google-tpu"):
+            raise field_error(
+                f"{at}.node_pool", f"vLLM's images serve on NVIDIA GPUs and TPUs, not on {pool.accelerator}"
+            )
+        if vendor not in vllm.facts().images and workload.image is None:
+            raise field_error(
+                f"{at}.image",
+                f"vLLM {vllm.facts().source['tag']} publishes no image for {pool.accelerator} pools: give image "
+                "(one with vLLM's TPU build, the vllm-tpu package)",
+            )
+        devices = workload.devices_per_replica if workload.devices_per_replica is not None else min(per_node, 1)
+        if devices < 1 or per_node % devices:
+            raise field_error(
+                f"{at}.devices_per_replica",
+                f"vLLM's tensor-parallel size {devices} must divide the {per_node} accelerators of a node of "
+                f"pool '{pool.name}'",
+            )
+
     def _check_accelerator_budget(self, demands: list[Demand]) -> None:
         """Every workload at full size at once must fit the budget's accelerator cap."""
         cap = self.budget.max_accelerators
@@ -270,7 +339,7 @@ class StackSpec(SpecModel):
             return
         if per_node and devices > per_node:
             raise field_error(f"{at}.devices_per_process", f"pool '{pool.name}' nodes have {per_node} accelerators")
-        if workload.mesh.size != workload.processes * devices:
+        if not workload.custom and workload.mesh.size != workload.processes * devices:
             raise field_error(
                 f"{at}.mesh",
                 f"data x fsdp x tensor = {workload.mesh.size} must equal processes x devices_per_process = "
@@ -300,7 +369,7 @@ class StackSpec(SpecModel):
                 f"pool '{pool.name}' is {pool.slices} x {pool.topology} slice(s) with {hosts} hosts: "
                 f"run {hosts} processes, one per host",
             )
-        if workload.mesh.size != chips * pool.slices:
+        if not workload.custom and workload.mesh.size != chips * pool.slices:
             raise field_error(
                 f"{at}.mesh",
                 f"data x fsdp x tensor = {workload.mesh.size} must equal the slices' chips: "
@@ -312,6 +381,8 @@ class StackSpec(SpecModel):
         refs = {"checkpoints": workload.checkpoints}
         if isinstance(workload, TrainingWorkload):
             refs["data"] = workload.data
+        else:
+            refs["weights"] = workload.weights
         for field, ref in refs.items():
             if ref is not None and ref.bucket not in buckets:
                 raise field_error(
@@ -320,6 +391,17 @@ class StackSpec(SpecModel):
                 )
         if isinstance(workload, InferenceWorkload) and workload.from_training is not None:
             training = [w.name for w in self.workloads if isinstance(w, TrainingWorkload)]
+            ours = [
+                w.name
+                for w in self.workloads
+                if isinstance(w, TrainingWorkload) and not w.custom and w.program == "meshstack"
+            ]
+            if workload.from_training in training and workload.from_training not in ours:
+                raise field_error(
+                    f"{at}.from_training",
+                    f"'{workload.from_training}' is not meshstack's trainer: meshstack's server reads only its "
+                    "checkpoints (serve another program's model with engine vllm or custom)",
+                )
             if workload.from_training not in training:
                 raise field_error(
                     f"{at}.from_training",
@@ -349,14 +431,23 @@ class StackSpec(SpecModel):
             return workload.devices_per_process
         return self.pool_of(workload).accelerators_per_node or 1
 
+    def storage_refs(self, workload: TrainingWorkload | InferenceWorkload) -> list[StorageRef]:
+        """The bucket prefixes a workload reads or writes: what its identity may reach."""
+        if isinstance(workload, TrainingWorkload):
+            return [r for r in (workload.data, workload.checkpoints) if r is not None]
+        if workload.engine == "meshstack":
+            return [self.checkpoints_of(workload)]
+        return [workload.weights] if workload.weights is not None else []
+
     def checkpoints_of(self, workload: InferenceWorkload) -> StorageRef:
+        """The checkpoints meshstack's server loads: its own, or its training workload's."""
         if workload.checkpoints is not None:
             return workload.checkpoints
-        return next(
-            w.checkpoints
-            for w in self.workloads
-            if isinstance(w, TrainingWorkload) and w.name == workload.from_training
+        trained = next(
+            w for w in self.workloads if isinstance(w, TrainingWorkload) and w.name == workload.from_training
         )
+        assert trained.checkpoints is not None, "validated: meshstack's trainer has checkpoints"
+        return trained.checkpoints
 
     def resource_tags(self, tag_style: str = "tags") -> dict[str, str]:
         """The tags (or labels) every taggable resource carries: the user's, plus where it came from."""

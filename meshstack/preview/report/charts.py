@@ -80,10 +80,9 @@ def topology(spec: StackSpec, path: Path) -> Path:
     for i, workload in enumerate(spec.workloads):
         if isinstance(workload, TrainingWorkload):
             label = f"training {workload.name}\n{workload.processes} processes"
-            reads = [("bucket", workload.data.bucket), ("bucket", workload.checkpoints.bucket)]
         else:
             label = f"inference {workload.name}\n{workload.min_replicas}-{workload.max_replicas} replicas"
-            reads = [("bucket", spec.checkpoints_of(workload).bucket)]
+        reads = [("bucket", ref.bucket) for ref in spec.storage_refs(workload)]
         reads += [m.source for m in workload.mounts]
         at = _box(ax, 0.2, top - 1.3 * (i + 1), 2.4, 1.0, label, COLORS["workload"])
         _arrow(ax, at, pool_at[(workload.cluster, workload.node_pool)], "runs on")

@@ -1,23 +1,8 @@
-"""The local target: a stack's workloads as processes on this machine, with the same environment contract.
-
-Each JAX process gets JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
-JAX_PROCESS_ID exactly as a pod would; bucket URIs become file:// directories
-under a work directory, and nothing else changes. When a process dies the whole
-group is stopped and started again, as JobSet does, and the program resumes
-from its latest checkpoint.
-"""
+"""meshstack's own trainer as local processes: restarted as a group, as JobSet does, until it is done."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import queue
-import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,106 +12,18 @@ from typing import Any, TextIO
 from meshstack.core.contract import (
     COORDINATOR,
     EXIT_PREEMPTED,
-    JOB_CONFIG_ENV,
     NUM_PROCESSES,
     PROCESS_ID,
     RESTART_ATTEMPT_ENV,
+    TRAINER_COMMAND,
     JobConfig,
     MeshConfig,
-    ServeJobConfig,
     shape_problem,
 )
-from meshstack.core.errors import MeshstackError
-from meshstack.core.spec import InferenceWorkload, StackSpec, StorageRef, TrainingWorkload
-from workloads.jax.data import ensure_corpus
-from workloads.jax.storage import file_uri
+from meshstack.core.spec import StackSpec, TrainingWorkload
+from workloads.local.processes import LocalRunError, ProcessGroup, bucket_uri, free_port, process_env, python_module
 
-STOP_GRACE_S = 10.0
 MAX_LOCAL_DEVICES = 4  # CPU devices one local process may simulate (XLA host device count)
-
-
-class LocalRunError(MeshstackError):
-    """A local workload failed; the message says which and where its logs are."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def bucket_uri(root: Path, ref: StorageRef) -> str:
-    return file_uri(root / "buckets" / ref.bucket / ref.prefix.strip("/"))
-
-
-class ProcessGroup:
-    """Processes started together and stopped together; process 0's JSON lines are events."""
-
-    def __init__(self, module: str, envs: list[dict[str, str]], log_dir: Path, tag: str) -> None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self.procs: list[subprocess.Popen[str]] = []
-        self.logs: list[Path] = []
-        self._files: list[TextIO] = []
-        for i, env in enumerate(envs):
-            log = log_dir / f"{tag}-{i}.log"
-            err = log.open("a")
-            self._files.append(err)
-            self.logs.append(log)
-            self.procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", module],
-                    env=env,
-                    text=True,
-                    stderr=err,
-                    stdout=subprocess.PIPE if i == 0 else err,
-                    start_new_session=True,
-                )
-            )
-        threading.Thread(target=self._read, args=(self.procs[0],), daemon=True).start()
-
-    def _read(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            with contextlib.suppress(json.JSONDecodeError):
-                self.events.put(json.loads(line))
-        self.events.put(None)
-
-    def returncodes(self) -> list[int | None]:
-        return [p.poll() for p in self.procs]
-
-    def kill(self, index: int) -> None:
-        self.procs[index].kill()
-
-    def stop(self) -> None:
-        """SIGTERM, a grace period, then SIGKILL: nothing is left running."""
-        for p in self.procs:
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for p in self.procs:
-            try:
-                p.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-        for f in self._files:
-            f.close()
-
-
-def process_env(config_json: str, devices: int, extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {
-        **os.environ,
-        JOB_CONFIG_ENV: config_json,
-        "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-        "PYTHONUNBUFFERED": "1",
-        **(extra or {}),
-    }
-
-
 MAX_PREEMPTIONS = 100  # restarts after a preemption do not count against max_restarts, but they end
 
 
@@ -219,7 +116,7 @@ def train(
             )
             for i in range(processes)
         ]
-        group = ProcessGroup("workloads.jax.train", envs, log_dir, job.name)
+        group = ProcessGroup(python_module(TRAINER_COMMAND), envs, log_dir, job.name)
 
         def record(event: dict[str, Any], group: ProcessGroup = group, attempt: int = attempt) -> None:
             result.events.append(event)
@@ -247,36 +144,6 @@ def train(
         record({"event": "restarting", "attempt": attempt + 1, "exit_codes": codes, "preempted": preempted})
 
 
-class LocalServer:
-    """The inference server as a local process, up once it says it is serving."""
-
-    def __init__(self, job: ServeJobConfig, log_dir: Path, timeout_s: float = 180) -> None:
-        self.port = job.serve.port
-        self.model = job.name  # what OpenAI clients name in "model"
-        self.group = ProcessGroup("workloads.jax.serve", [process_env(job.model_dump_json(), 1)], log_dir, job.name)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                event = self.group.events.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                event = {"event": "timeout"}
-            if event is not None and event.get("event") == "serving":
-                return
-            if event is None or event.get("event") == "timeout":
-                self.group.stop()
-                tail = self.group.logs[0].read_text().strip().splitlines()[-1:] or ["(no output)"]
-                raise LocalRunError(
-                    f"inference server '{job.name}' did not start: {tail[0]} (log: {self.group.logs[0]})"
-                )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.group.stop()
-
-
 def local_training(
     spec: StackSpec, workload: TrainingWorkload, root: Path, max_processes: int, steps: int | None = None
 ) -> tuple[JobConfig, int, int]:
@@ -297,6 +164,7 @@ def local_training(
         raise LocalRunError(
             f"workload '{workload.name}' cannot run on {processes} local process(es): {problem[0]}: {problem[1]}"
         )
+    assert workload.data is not None and workload.checkpoints is not None, "validated: the trainer has both"
     job = JobConfig(
         name=workload.name,
         model=workload.model,
@@ -306,16 +174,6 @@ def local_training(
         checkpoint_uri=bucket_uri(root, workload.checkpoints),
     )
     return job, processes, devices
-
-
-def local_serving(spec: StackSpec, workload: InferenceWorkload, root: Path, port: int) -> ServeJobConfig:
-    serve = workload.serve.model_copy(update={"port": port})
-    return ServeJobConfig(
-        name=workload.name,
-        model=workload.model,
-        serve=serve,
-        checkpoint_uri=bucket_uri(root, spec.checkpoints_of(workload)),
-    )
 
 
 def progress(out: TextIO, name: str, steps: int) -> EventHook:
@@ -342,32 +200,3 @@ def progress(out: TextIO, name: str, steps: int) -> EventHook:
         out.flush()
 
     return show
-
-
-def run_stack(
-    spec: StackSpec, root: Path, max_processes: int, steps: int | None, port: int, out: TextIO = sys.stdout
-) -> tuple[list[TrainResult], LocalServer | None]:
-    """Train every training workload, then start the first inference service; the caller stops it."""
-    results = []
-    for workload in (w for w in spec.workloads if isinstance(w, TrainingWorkload)):
-        job, processes, devices = local_training(spec, workload, root, max_processes, steps)
-        ensure_corpus(job.data_uri)
-        log_every = max(job.train.steps // 20, 1)
-        job = job.model_copy(update={"train": job.train.model_copy(update={"log_every": log_every})})
-        results.append(
-            train(
-                job,
-                processes,
-                devices,
-                root / "logs",
-                progress(out, workload.name, job.train.steps),
-                max_restarts=workload.max_restarts,
-            )
-        )
-    server = None
-    inference = [w for w in spec.workloads if isinstance(w, InferenceWorkload)]
-    if inference:
-        server = LocalServer(local_serving(spec, inference[0], root, port), root / "logs")
-        out.write(f"{inference[0].name}: serving on {server.url} (OpenAI API: /v1/completions, /v1/chat/completions)\n")
-        out.flush()
-    return results, server
