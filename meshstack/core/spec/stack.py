@@ -23,6 +23,7 @@ from meshstack.core.storage import StorageSpec
 from meshstack.core.validation import check_unique
 
 REQUIRED_TAGS = ("team", "project", "cost-center")
+VLLM_IMAGE_KEYS = {"nvidia": "gpu", "google-tpu": "tpu"}  # which of vLLM's images serves on which accelerator
 SERVER_WEIGHTS_SHARE = 0.8  # of the memory a server takes, at most this for weights: the rest is KV cache
 GCP_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 GCP_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
@@ -289,7 +290,7 @@ class StackSpec(SpecModel):
             raise field_error(
                 f"{at}.node_pool", f"vLLM's images serve on NVIDIA GPUs and TPUs, not on {pool.accelerator}"
             )
-        if vendor not in vllm.facts().images and workload.image is None:
+        if VLLM_IMAGE_KEYS[vendor] not in vllm.facts().images and workload.image is None:
             raise field_error(
                 f"{at}.image",
                 f"vLLM {vllm.facts().source['tag']} publishes no image for {pool.accelerator} pools: give image "
