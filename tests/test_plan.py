@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from meshstack.core.sizing import PRESETS
 from meshstack.core.stack_file import PROJECT_ROOT
@@ -147,3 +148,29 @@ def test_bad_arguments_exit_64_with_one_line(args: list[str], message: str) -> N
     done = meshstack("plan", *args)
     assert done.returncode == 64, (done.returncode, done.stderr)
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_70b_serving_stack_is_emitted_as_vllm_at_tensor_parallel_and_previews_clean(tmp_path: Path) -> None:
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "Pulumi.yaml").write_text((PROJECT_ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "stacks" / "__main__.py").write_text((PROJECT_ROOT / "stacks" / "__main__.py").read_text())
+    args = ("--project", str(tmp_path))
+    done = meshstack(
+        *args,
+        *("plan", "--preset", "llama-2-70b", "--mode", "serve", "--requests-per-s", "5", "--cloud", "aws"),
+        *("--emit-stack", "chat70b", "--option", "4", "--image", IMAGE, "--deployer-cidr", "10.8.0.0/16"),
+        *("--tag", "team=research", "--tag", "cost-center=42"),
+    )
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load((tmp_path / "stacks" / "Pulumi.chat70b.yaml").read_text())["config"]
+    [service] = config["meshstack:workloads"]
+    assert service["engine"] == "vllm" and service["devices_per_replica"] == 8, "g6e.48xlarge: 8 x L40S"
+    assert service["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/vllm/vllm-openai:v0.34.0"
+    preview = meshstack(*args, "preview", "--stack", "chat70b", "--json")
+    assert preview.returncode == 0, preview.stderr
+    report = json.loads(preview.stdout)
+    assert report["policy"]["violations"] == []
+    deployment = next(r for r in report["resources"] if r["type"] == "kubernetes:apps/v1:Deployment")
+    args_ = deployment["inputs"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args_[args_.index("--tensor-parallel-size") + 1] == str(service["devices_per_replica"])

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from meshstack.core.catalog import Catalog, load_catalog
+from meshstack.core.engines import vllm
 from meshstack.core.errors import SpecError, UsageError
 from meshstack.core.kubernetes import SUPPORTED_VERSIONS
 from meshstack.core.spec import StackSpec
@@ -194,22 +195,10 @@ def stack_config(name: str, request: PlanRequest, option: Option, access: Access
                 for mesh in meshes
             ]
         else:
-            replicas = int(option.layout["replicas"])
-            serve = {"max_batch_size": int(option.layout["batch"]), "max_new_tokens": request.output_tokens}
-            candidates = [
-                {
-                    **base,
-                    "kind": "inference",
-                    "image": image,
-                    "checkpoints": {"bucket": "checkpoints", "prefix": name},
-                    "devices_per_replica": 1,
-                    "min_replicas": 1,
-                    "max_replicas": replicas,
-                    "serve": serve,
-                }
-            ]
+            candidates = [{**base, **_serving(name, request, option, image)}]
         for workload in candidates:
-            spent = devices if request.mode == "train" else int(option.layout["replicas"])
+            layout = option.layout
+            spent = devices if request.mode == "train" else int(layout["replicas"]) * int(layout["devices_per_replica"])
             config = _config(name, request, option, nodes, workload, access, spent)
             try:
                 return config, spec_from_config(name, config)
@@ -217,6 +206,46 @@ def stack_config(name: str, request: PlanRequest, option: Option, access: Access
                 problems.append(str(exc))
     reason = problems[-1] if problems else "no mesh over its devices divides the model"
     raise EmitError(f"meshstack's own workload cannot run {option.label}: {reason}")
+
+
+# What the planner's int8 (weight-only, one scale per output channel) is called in vLLM v0.34.0.
+VLLM_QUANTIZATION = {"int8": "int8_per_channel_weight_only"}
+
+
+def mirrored(image: str, upstream: str) -> str:
+    """`upstream` in the registry `image` comes from: where a stack whose pack pins registries pulls it."""
+    first = image.split("/", 1)[0]
+    return f"{first}/{upstream}" if "." in first or ":" in first else upstream
+
+
+def _serving(name: str, request: PlanRequest, option: Option, image: str) -> dict[str, Any]:
+    """meshstack's server where one device holds a replica; vLLM (tensor parallel over the replica's
+    devices) where the model needs several, as for a 70B model: meshstack's server serves only its own
+    checkpoints, and a model that large is one a team brings."""
+    replicas, devices = int(option.layout["replicas"]), int(option.layout["devices_per_replica"])
+    scale = {"devices_per_replica": devices, "min_replicas": 1, "max_replicas": replicas}
+    if devices == 1:
+        serve: dict[str, Any] = {"max_batch_size": int(option.layout["batch"]), "max_new_tokens": request.output_tokens}
+        if request.quantization:
+            serve["quantization"] = request.quantization
+        return {
+            "kind": "inference",
+            "image": image,
+            "checkpoints": {"bucket": "checkpoints", "prefix": name},
+            **scale,
+            "serve": serve,
+        }
+    settings: dict[str, Any] = {"max_num_seqs": int(option.layout["batch"])}
+    if request.quantization:
+        settings["quantization"] = VLLM_QUANTIZATION[request.quantization]
+    return {
+        "kind": "inference",
+        "engine": "vllm",
+        "image": mirrored(image, vllm.facts().images["gpu"]),
+        "weights": {"bucket": "checkpoints", "prefix": f"models/{name}"},
+        **scale,
+        "vllm": settings,
+    }
 
 
 def write_stack(project: Project, name: str, config: dict[str, Any], header: str) -> Path:
