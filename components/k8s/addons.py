@@ -47,6 +47,22 @@ def autoscaler_values(kubernetes_version: str, extra: Mapping[str, Any]) -> dict
 TOLERATE_ALL = [{"operator": "Exists"}]
 
 
+def _value(values: Mapping[str, Any], path: str, default: Any) -> Any:
+    node: Any = values
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def custom_resource_groups(key: str, values: Mapping[str, Any]) -> list[str]:
+    """The API groups of the custom resources chart `key` renders with these values (charts.yaml's
+    `renders_crs`: the value that turns each on, and its default in the pinned chart)."""
+    renders: Mapping[str, Mapping[str, Any]] = CHARTS[key].get("renders_crs", {})
+    return sorted(g for g, switch in renders.items() if _value(values, switch["value"], switch["default"]))
+
+
 @dataclass(frozen=True)
 class AddonNeeds:
     """What the stack's workloads and storage ask of a cluster beyond its node pools."""
@@ -108,10 +124,11 @@ def releases_of(args: ClusterAddonsArgs) -> dict[str, dict[str, Any]]:
     if args.device_plugins and "nvidia" in vendors:
         out["nvidia-device-plugin"] = _on_accelerators(vendors["nvidia"])
     if args.device_plugins and "aws-neuron" in vendors:
-        # neuron-monitor with its PodMonitor: NeuronCore utilisation for the dashboards and alerts.
+        # neuron-monitor with its PodMonitor (where a Prometheus Operator reads it): NeuronCore
+        # utilisation for the dashboards and alerts.
         out["neuron-device-plugin"] = {
             "npd": {"enabled": False},
-            "monitor": {"enabled": True, "prometheusPodMonitor": {"enabled": True}},
+            "monitor": {"enabled": True, "prometheusPodMonitor": {"enabled": args.prometheus_operator}},
             **_on_accelerators(vendors["aws-neuron"]),
         }
     efa_accelerators = [p.accelerator_name for p in pools if p.efa]
@@ -167,7 +184,7 @@ class ClusterAddons(pulumi.ComponentResource):
         self._name = name
         self._opts = pulumi.ResourceOptions(parent=self)
         pools, needs = args.node_pools, args.needs
-        releases = {key: self._release(key, values) for key, values in releases_of(args).items()}
+        releases = self._releases(releases_of(args))
         self.jobset = releases["jobset"]
         after_kueue = pulumi.ResourceOptions(parent=self, depends_on=[releases["kueue"]])
         for body in queue_objects(needs.queues, pools):
@@ -198,7 +215,32 @@ class ClusterAddons(pulumi.ComponentResource):
             )
         self.register_outputs({})
 
-    def _release(self, key: str, values: Mapping[str, Any]) -> k8s.helm.v3.Release:
+    def _releases(self, planned: Mapping[str, Mapping[str, Any]]) -> dict[str, k8s.helm.v3.Release]:
+        """Every planned release, each after the releases that install the CRDs of the custom resources
+        it renders (charts.yaml's installs_crds and renders_crs)."""
+        installer = {group: key for key in planned for group in CHARTS[key].get("installs_crds", [])}
+        releases: dict[str, k8s.helm.v3.Release] = {}
+
+        def declare(key: str) -> k8s.helm.v3.Release:
+            if key not in releases:
+                after = []
+                for group in custom_resource_groups(key, planned[key]):
+                    if group not in installer:
+                        raise ValueError(
+                            f"the {key} chart renders {group} objects, but no release of this cluster installs "
+                            "their CRDs: turn them off in its values or install the chart that brings them"
+                        )
+                    after.append(declare(installer[group]))
+                releases[key] = self._release(key, planned[key], after)
+            return releases[key]
+
+        for key in planned:
+            declare(key)
+        return releases
+
+    def _release(
+        self, key: str, values: Mapping[str, Any], after: Sequence[pulumi.Resource] = ()
+    ) -> k8s.helm.v3.Release:
         chart = CHARTS[key]
         return k8s.helm.v3.Release(
             f"{self._name}-{key}",
@@ -210,7 +252,7 @@ class ClusterAddons(pulumi.ComponentResource):
             create_namespace=True,
             atomic=True,
             values=values,
-            opts=self._opts,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)) if after else self._opts,
         )
 
 
