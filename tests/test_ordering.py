@@ -101,3 +101,23 @@ def test_the_neuron_chart_and_its_pod_monitor_wait_for_the_prometheus_operator(p
     assert custom_resource_groups("neuron-device-plugin", neuron.inputs["values"]) == ["monitoring.coreos.com"]
     operator = one(result, RELEASE, "dev-dev-addons-kube-prometheus-stack")
     assert operator.urn in graph.waits_for(neuron.urn)
+
+
+def test_workload_identity_members_wait_for_the_cluster_that_creates_the_pool(preview: Previewer) -> None:
+    """PROJECT.svc.id.goog exists once the project's first Workload Identity cluster does: an IAM member
+    naming it before that fails with "Identity Pool does not exist" (review P0-3)."""
+    result = preview("prod-gcp")
+    graph = Graph(result.resources)
+    cluster = one(result, "gcp:container/cluster:Cluster", "prod-gcp-tpu")
+    members = [
+        r
+        for r in result.custom_resources
+        if r.type in ("gcp:serviceaccount/iAMMember:IAMMember", "gcp:projects/iAMMember:IAMMember")
+        and ".svc.id.goog" in str(r.inputs.get("member"))
+    ]
+    names = {r.name for r in members}
+    assert names >= {"prod-gcp-tpu-id-wl-pretrain", "prod-gcp-tpu-id-wl-chat", "prod-gcp-tpu-keda-metrics"}
+    for member in members:
+        assert cluster.urn in graph.waits_for(member.urn), f"{member.name} names the pool before the cluster exists"
+        # From the cluster's own output, so it names the pool the cluster reports.
+        assert cluster.urn in member.dependencies
