@@ -121,3 +121,24 @@ def test_workload_identity_members_wait_for_the_cluster_that_creates_the_pool(pr
         assert cluster.urn in graph.waits_for(member.urn), f"{member.name} names the pool before the cluster exists"
         # From the cluster's own output, so it names the pool the cluster reports.
         assert cluster.urn in member.dependencies
+
+
+@pytest.mark.parametrize("stack", ("dev", "prod-aws"))
+def test_eks_objects_wait_for_the_deployers_access_and_cluster_dns(preview: Previewer, stack: str) -> None:
+    """Everything sent through the cluster's Kubernetes provider waits for the access policy that lets
+    the deployer in (without it the API answers 401/403), and every Helm release for CoreDNS (the
+    autoscaler, for one, resolves AWS endpoints and would crash-loop inside Helm's atomic wait)."""
+    result = preview(stack)
+    graph = Graph(result.resources)
+    [cluster] = of_type(result, "aws:eks/cluster:Cluster")
+    provider = one(result, "pulumi:providers:kubernetes", f"{cluster.name}-k8s")
+    deployer = one(result, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", f"{cluster.name}-deployer")
+    coredns = one(result, "aws:eks/addon:Addon", f"{cluster.name}-coredns")
+    through_provider = [r for r in result.custom_resources if provider_urn(r.provider) == provider.urn]
+    assert len(through_provider) > 20
+    for resource in through_provider:
+        assert deployer.urn in graph.waits_for(resource.urn), (
+            f"{resource.name} may be sent before the deployer's access"
+        )
+    for release in of_type(result, RELEASE):
+        assert coredns.urn in graph.waits_for(release.urn), f"{release.name} may install before CoreDNS"

@@ -17,6 +17,7 @@ from meshstack.core.nodes import LABEL_ACCELERATOR, NodePoolArgs
 from meshstack.core.observability import AlertSpec
 from meshstack.core.yaml_text import load_yaml
 from workloads.k8s.objects import CustomObject
+from workloads.k8s.workload_base import waits_for
 
 CHARTS: dict[str, dict[str, Any]] = load_yaml(Path(__file__).with_name("charts.yaml").read_text())
 AUTOSCALER_ACCOUNT = "cluster-autoscaler"
@@ -182,18 +183,21 @@ class ClusterAddons(pulumi.ComponentResource):
         """The cluster's Kubernetes provider comes through `opts.provider`; every release uses it."""
         super().__init__("meshstack:k8s:ClusterAddons", name, None, opts)
         self._name = name
-        self._opts = pulumi.ResourceOptions(parent=self)
+        # What the component was told to wait for (node groups, identities, a firewall), handed to each
+        # child explicitly: Pulumi does not pass a component's depends_on down.
+        self._waits = waits_for(opts)
+        self._opts = pulumi.ResourceOptions(parent=self, depends_on=self._waits)
         pools, needs = args.node_pools, args.needs
         releases = self._releases(releases_of(args))
         self.jobset = releases["jobset"]
-        after_kueue = pulumi.ResourceOptions(parent=self, depends_on=[releases["kueue"]])
+        after_kueue = pulumi.ResourceOptions(parent=self, depends_on=[*self._waits, releases["kueue"]])
         for body in queue_objects(needs.queues, pools):
             meta = body["metadata"]
             suffix = f"-{meta['namespace']}" if "namespace" in meta else ""
             CustomObject(f"{name}-{body['kind'].lower()}-{meta['name']}{suffix}", body, after_kueue)
         vendors: set[str] = {p.accelerator.vendor for p in pools}
         monitoring = [releases["kube-prometheus-stack"]] if "kube-prometheus-stack" in releases else []
-        after_monitoring = pulumi.ResourceOptions(parent=self, depends_on=monitoring)
+        after_monitoring = pulumi.ResourceOptions(parent=self, depends_on=[*self._waits, *monitoring])
         rules = rules_object(needs.alerts, vendors, needs.training_pools, args.prometheus_operator)
         CustomObject(f"{name}-alerts", rules, after_monitoring)
         if args.prometheus_operator:
@@ -252,7 +256,7 @@ class ClusterAddons(pulumi.ComponentResource):
             create_namespace=True,
             atomic=True,
             values=values,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)) if after else self._opts,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._waits, *after]),
         )
 
 
