@@ -257,6 +257,24 @@ def test_every_manifest_validates_against_the_cluster_version(preview: Previewer
             pytest.fail(f"{manifest['kind']} {manifest['metadata']['name']}: {exc.message} at {list(exc.path)}")
 
 
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_a_changed_training_job_is_replaced_not_updated(preview: Previewer, stack: str) -> None:
+    """JobSet and Job specs are immutable (JobSet's webhook: ValidateImmutableField on replicatedJobs;
+    failurePolicy, network, successPolicy `self == oldSelf`; a Job's pod template): an update of the
+    image or config is refused with "field is immutable". The engine replaces instead, deleting the
+    old object first since the new one takes its name. Kueue's own flip of spec.suspend stays ignored."""
+    for job in of_type(preview(stack), JOBSET):
+        assert job.replace_on_changes == ["spec"] and job.delete_before_replace is True
+        assert job.ignore_changes == ["spec.suspend"]
+
+
+def test_the_indexed_job_is_replaced_not_updated(project_copy: MakeProject) -> None:
+    config = stack_config("dev")
+    config["meshstack:workloads"][0]["use_jobset"] = False
+    job = one(preview_stack("dev", find_project(project_copy("dev", config))), "kubernetes:batch/v1:Job", "dev-tiny")
+    assert job.replace_on_changes == ["spec"] and job.delete_before_replace is True
+
+
 def test_indexed_job_fallback_without_jobset(project_copy: Callable[[str, dict[str, Any]], Path]) -> None:
     config = stack_config("dev")
     config["meshstack:workloads"][0]["use_jobset"] = False
