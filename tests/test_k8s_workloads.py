@@ -12,10 +12,14 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from components.k8s.addons import CHARTS
+from meshstack.core.catalog import load_catalog
 from meshstack.core.contract import EXIT_CONTRACT, EXIT_PREEMPTED, EXIT_STALLED, EXIT_UNTRUSTED, ModelConfig
+from meshstack.core.nodes import node_labels
 from meshstack.core.stack_file import find_project
 from meshstack.preview.manifests import kubernetes_objects
 from meshstack.preview.plan import Preview, preview_stack
+from meshstack.program.pools import stack_pools
 from tests.conftest import SHIPPED_STACKS, of_type, one, scannable, stack_config
 
 Previewer = Callable[[str], Preview]
@@ -240,6 +244,23 @@ def test_cluster_installs_the_add_ons_its_pools_and_storage_need(preview: Previe
     provider = one(preview("dev"), "pulumi:providers:kubernetes", "dev-dev-k8s")
     for release in of_type(preview("dev"), "kubernetes:helm.sh/v3:Release"):
         assert release.provider.startswith(provider.urn)
+
+
+def test_the_efa_device_plugin_runs_on_the_efa_pools_alone(preview: Previewer) -> None:
+    """The EFA chart at v0.5.6 reads no `affinity` (review P2-7): its node affinity is one term per
+    supportedInstanceLabels key, `key In values`. Every value given is one the chart reads, and the
+    terms it renders select the EFA pool's nodes and not the L40S serving pool's."""
+    result = preview("prod-aws")
+    values = one(result, "kubernetes:helm.sh/v3:Release", "prod-aws-train-addons-efa-device-plugin").inputs["values"]
+    assert set(values) <= set(CHARTS["efa-device-plugin"]["values_read"])
+    selector = values["supportedInstanceLabels"]
+
+    def scheduled(labels: dict[str, str]) -> bool:
+        return any(labels.get(key) in selector["values"] for key in selector["keys"])
+
+    pools = {p.name: node_labels(p) for p in stack_pools(result.spec, load_catalog(cloud="aws")).values()}
+    assert scheduled(pools["h100"]) and not scheduled(pools["serve"]) and not scheduled(pools["system"])
+    assert values["tolerations"] == [{"operator": "Exists"}], "the h100 pool is tainted for training"
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)

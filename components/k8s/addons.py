@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 from components.k8s.monitoring import PROMETHEUS_VALUES, dashboard_config_map, rules_object
 from components.k8s.queues import QueueNeeds, queue_objects
 from meshstack.core.kubernetes import AUTOSCALER_IMAGES
-from meshstack.core.nodes import LABEL_ACCELERATOR, NodePoolArgs
+from meshstack.core.nodes import LABEL_ACCELERATOR, LABEL_POOL, NodePoolArgs
 from meshstack.core.observability import AlertSpec
 from meshstack.core.yaml_text import load_yaml
 from workloads.k8s.objects import CustomObject
@@ -132,9 +132,15 @@ def releases_of(args: ClusterAddonsArgs) -> dict[str, dict[str, Any]]:
             "monitor": {"enabled": True, "prometheusPodMonitor": {"enabled": args.prometheus_operator}},
             **_on_accelerators(vendors["aws-neuron"]),
         }
-    efa_accelerators = [p.accelerator_name for p in pools if p.efa]
-    if args.device_plugins and efa_accelerators:
-        out["efa-device-plugin"] = _on_accelerators(efa_accelerators)
+    efa_pools = sorted(p.name for p in pools if p.efa)
+    if args.device_plugins and efa_pools:
+        # The chart reads no `affinity`: its node affinity is `key In values` per supportedInstanceLabels
+        # key (charts.yaml's values_read). Selected by pool, so an EFA-capable pool that did not ask
+        # for EFA gets no plugin.
+        out["efa-device-plugin"] = {
+            "tolerations": TOLERATE_ALL,
+            "supportedInstanceLabels": {"keys": [LABEL_POOL], "values": efa_pools},
+        }
     if args.autoscaler_values is not None:
         out["cluster-autoscaler"] = dict(args.autoscaler_values)
     if args.metrics_server:
