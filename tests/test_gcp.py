@@ -138,6 +138,20 @@ def test_gke_cluster_is_private_with_workload_identity_and_kms(preview: Previewe
     assert agent["member"].endswith("@container-engine-robot.iam.gserviceaccount.com")
 
 
+def test_the_node_service_account_has_gkes_least_privilege_node_role(preview: Previewer) -> None:
+    """GKE's node service account guide: "At a minimum, these node service accounts must have the
+    Kubernetes Engine Default Node Service Account (roles/container.defaultNodeServiceAccount) role";
+    without it the console flags the cluster and the autoscaler's metrics are not written (review P2-9).
+    Image pulls from Artifact Registry are a separate role."""
+    result = preview("prod-gcp")
+    nodes = one(result, "gcp:serviceaccount/account:Account", "prod-gcp-tpu-id-nodes").outputs["member"]
+    roles = {
+        r.inputs["role"] for r in of_type(result, "gcp:projects/iAMMember:IAMMember") if r.inputs["member"] == nodes
+    }
+    assert {"roles/container.defaultNodeServiceAccount", "roles/artifactregistry.reader"} <= roles
+    assert not any(r in roles for r in ("roles/editor", "roles/owner", "roles/container.admin"))
+
+
 def test_tpu_slices_get_a_node_pool_each_with_compact_placement(preview: Previewer) -> None:
     result = preview("prod-gcp")
     slices = [r for r in of_type(result, "gcp:container/nodePool:NodePool") if "-v5p-s" in r.name]
