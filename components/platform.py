@@ -62,10 +62,15 @@ class Platform:
 
 def addon_needs(spec: StackSpec, cluster: str) -> AddonNeeds:
     """The file-system drivers the stack's storage needs, the namespaces of the cluster's workloads,
-    its Kueue queues (each open to the namespaces of the jobs sent to it) and whether any
-    inference service needs KEDA."""
+    its Kueue queues and whether any inference service needs KEDA.
+
+    Each queue is open to (and has a LocalQueue in) the namespaces of the jobs the stack sends to it.
+    A queue no job of the stack names (one kept for jobs people submit, such as prod-aws'
+    `experiments`) is open to every workload namespace of the cluster: a queue without a LocalQueue
+    could take no job at all."""
     declared = next(c for c in spec.clusters if c.name == cluster)
     workloads = [w for w in spec.workloads if w.cluster == cluster]
+    namespaces = tuple(sorted({w.namespace for w in workloads}))
     queued: dict[str, set[str]] = {}
     for w in workloads:
         queue = queue_of(declared, w) if isinstance(w, TrainingWorkload) else None
@@ -75,7 +80,7 @@ def addon_needs(spec: StackSpec, cluster: str) -> AddonNeeds:
         QueueArgs(
             q.name,
             {p.name: declared.quota_nodes(q, p) for p in declared.node_pools},
-            tuple(sorted(queued.get(q.name, ()))),
+            tuple(sorted(queued.get(q.name) or namespaces)),
             q.cohort,
         )
         for q in declared.queue_specs
@@ -83,7 +88,7 @@ def addon_needs(spec: StackSpec, cluster: str) -> AddonNeeds:
     return AddonNeeds(
         lustre=bool(spec.storage.lustre),
         efs=bool(spec.storage.efs),
-        namespaces=tuple(sorted({w.namespace for w in workloads})),
+        namespaces=namespaces,
         queues=QueueNeeds(queues, dict(declared.priorities)),
         scaled_services=any(isinstance(w, InferenceWorkload) for w in workloads),
         alerts=spec.alerts,

@@ -4,6 +4,8 @@ workloads run; an oversubscribed stack shows which one waits and why."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,25 @@ def test_the_running_cost_counts_the_nodes_the_simulated_pods_take(
         scaling = inputs.get("scalingConfig") or {}
         low = int(scaling.get("minSize", (inputs.get("autoscaling") or {}).get("minNodeCount", 0)))
         assert declared[name] == max(low, nodes), name
+
+
+def test_a_queue_no_shipped_job_uses_takes_jobs_from_the_workload_namespaces(preview: Callable[[str], Preview]) -> None:
+    """prod-aws's `experiments` queue has no job in the stack: it exists for jobs people submit. It gets a
+    LocalQueue in each of the cluster's workload namespaces, so a JobSet sent to it in `ml` (here a copy
+    of pretrain, with pretrain gone so the cohort's quota is idle) is admitted and placed."""
+    result = preview("prod-aws")
+    pretrain = next(r for r in result.resources if r.type.endswith(":JobSet") and r.name == "prod-aws-pretrain")
+    body = copy.deepcopy(pretrain.inputs)
+    body["metadata"]["name"] = "adhoc"
+    body["metadata"]["labels"].update(
+        {"kueue.x-k8s.io/queue-name": "experiments", "kueue.x-k8s.io/priority-class": "experiment"}
+    )
+    adhoc = dataclasses.replace(pretrain, urn=pretrain.urn.replace("prod-aws-pretrain", "adhoc"), name="adhoc")
+    adhoc.inputs = body
+    resources = [r for r in result.resources if r is not pretrain] + [adhoc]
+    model = ClusterModel(resources, load_catalog(cloud="aws"))
+    outcome = next(o for o in model.run() if o.workload == "adhoc")
+    assert outcome.admitted and outcome.placed, outcome.reason
 
 
 def oversubscribed(project_copy: MakeProject, pretrain: bool = True) -> Preview:

@@ -138,6 +138,20 @@ def test_gke_cluster_is_private_with_workload_identity_and_kms(preview: Previewe
     assert agent["member"].endswith("@container-engine-robot.iam.gserviceaccount.com")
 
 
+def test_the_node_service_account_has_gkes_least_privilege_node_role(preview: Previewer) -> None:
+    """GKE's node service account guide: "At a minimum, these node service accounts must have the
+    Kubernetes Engine Default Node Service Account (roles/container.defaultNodeServiceAccount) role";
+    without it the console flags the cluster and the autoscaler's metrics are not written (review P2-9).
+    Image pulls from Artifact Registry are a separate role."""
+    result = preview("prod-gcp")
+    nodes = one(result, "gcp:serviceaccount/account:Account", "prod-gcp-tpu-id-nodes").outputs["member"]
+    roles = {
+        r.inputs["role"] for r in of_type(result, "gcp:projects/iAMMember:IAMMember") if r.inputs["member"] == nodes
+    }
+    assert {"roles/container.defaultNodeServiceAccount", "roles/artifactregistry.reader"} <= roles
+    assert not any(r in roles for r in ("roles/editor", "roles/owner", "roles/container.admin"))
+
+
 def test_tpu_slices_get_a_node_pool_each_with_compact_placement(preview: Previewer) -> None:
     result = preview("prod-gcp")
     slices = [r for r in of_type(result, "gcp:container/nodePool:NodePool") if "-v5p-s" in r.name]
@@ -396,17 +410,27 @@ def test_filestore_is_mounted_through_its_csi_driver(project_copy: MakeProject) 
 
 def test_the_control_plane_reaches_the_add_ons_webhooks(preview: Previewer) -> None:
     """A private GKE control plane reaches nodes on 443 and 10250 only; JobSet's, Kueue's and KEDA's
-    webhooks (9443) and KEDA's metrics API (6443) need their own rule, from the control plane alone."""
+    webhooks (9443), KEDA's metrics API (6443) and Kueue's visibility API (8082) need their own rule,
+    from the control plane alone."""
     result = preview("prod-gcp")
     cluster = one(result, "gcp:container/cluster:Cluster", "prod-gcp-tpu")
     rule = one(result, "gcp:compute/firewall:Firewall", "prod-gcp-tpu-webhooks").inputs
     assert rule["sourceRanges"] == [cluster.inputs["privateClusterConfig"]["masterIpv4CidrBlock"]]
-    assert rule["allows"] == [{"protocol": "tcp", "ports": ["6443", "9443"]}]
+    assert rule["allows"] == [{"protocol": "tcp", "ports": ["6443", "8082", "9443"]}]
     assert rule["direction"] == "INGRESS"
     nodes = one(result, "gcp:serviceaccount/account:Account", "prod-gcp-tpu-id-nodes")
     assert rule["targetServiceAccounts"] == [nodes.outputs["email"]]
     addons = one(result, "meshstack:k8s:ClusterAddons", "prod-gcp-tpu-addons")
     assert rule_urn(result, "prod-gcp-tpu-webhooks") in addons.dependencies, "in place before any webhook is called"
+
+
+def test_the_control_plane_reaches_kueues_visibility_api(preview: Previewer) -> None:
+    """Kueue 0.12.3 always installs the APIService v1beta1.visibility.kueue.x-k8s.io, served on the
+    manager's port 8082 (charts.yaml cites the chart's templates): closed, the APIService is never
+    Available and deleting a namespace hangs on discovery (review P1-3)."""
+    rule = one(preview("prod-gcp"), "gcp:compute/firewall:Firewall", "prod-gcp-tpu-webhooks").inputs
+    [allowed] = rule["allows"]
+    assert "8082" in allowed["ports"]
 
 
 def rule_urn(result: Any, name: str) -> str:

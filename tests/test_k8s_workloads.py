@@ -12,10 +12,14 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from components.k8s.addons import CHARTS
+from meshstack.core.catalog import load_catalog
 from meshstack.core.contract import EXIT_CONTRACT, EXIT_PREEMPTED, EXIT_STALLED, EXIT_UNTRUSTED, ModelConfig
+from meshstack.core.nodes import node_labels
 from meshstack.core.stack_file import find_project
 from meshstack.preview.manifests import kubernetes_objects
 from meshstack.preview.plan import Preview, preview_stack
+from meshstack.program.pools import stack_pools
 from tests.conftest import SHIPPED_STACKS, of_type, one, scannable, stack_config
 
 Previewer = Callable[[str], Preview]
@@ -244,6 +248,23 @@ def test_cluster_installs_the_add_ons_its_pools_and_storage_need(preview: Previe
         assert release.provider.startswith(provider.urn)
 
 
+def test_the_efa_device_plugin_runs_on_the_efa_pools_alone(preview: Previewer) -> None:
+    """The EFA chart at v0.5.6 reads no `affinity` (review P2-7): its node affinity is one term per
+    supportedInstanceLabels key, `key In values`. Every value given is one the chart reads, and the
+    terms it renders select the EFA pool's nodes and not the L40S serving pool's."""
+    result = preview("prod-aws")
+    values = one(result, "kubernetes:helm.sh/v3:Release", "prod-aws-train-addons-efa-device-plugin").inputs["values"]
+    assert set(values) <= set(CHARTS["efa-device-plugin"]["values_read"])
+    selector = values["supportedInstanceLabels"]
+
+    def scheduled(labels: dict[str, str]) -> bool:
+        return any(labels.get(key) in selector["values"] for key in selector["keys"])
+
+    pools = {p.name: node_labels(p) for p in stack_pools(result.spec, load_catalog(cloud="aws")).values()}
+    assert scheduled(pools["h100"]) and not scheduled(pools["serve"]) and not scheduled(pools["system"])
+    assert values["tolerations"] == [{"operator": "Exists"}], "the h100 pool is tainted for training"
+
+
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_every_manifest_validates_against_the_cluster_version(preview: Previewer, stack: str) -> None:
     result = preview(stack)
@@ -257,6 +278,24 @@ def test_every_manifest_validates_against_the_cluster_version(preview: Previewer
             kubernetes_validate.validate(manifest, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{manifest['kind']} {manifest['metadata']['name']}: {exc.message} at {list(exc.path)}")
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_a_changed_training_job_is_replaced_not_updated(preview: Previewer, stack: str) -> None:
+    """JobSet and Job specs are immutable (JobSet's webhook: ValidateImmutableField on replicatedJobs;
+    failurePolicy, network, successPolicy `self == oldSelf`; a Job's pod template): an update of the
+    image or config is refused with "field is immutable". The engine replaces instead, deleting the
+    old object first since the new one takes its name. Kueue's own flip of spec.suspend stays ignored."""
+    for job in of_type(preview(stack), JOBSET):
+        assert job.replace_on_changes == ["spec"] and job.delete_before_replace is True
+        assert job.ignore_changes == ["spec.suspend"]
+
+
+def test_the_indexed_job_is_replaced_not_updated(project_copy: MakeProject) -> None:
+    config = stack_config("dev")
+    config["meshstack:workloads"][0]["use_jobset"] = False
+    job = one(preview_stack("dev", find_project(project_copy("dev", config))), "kubernetes:batch/v1:Job", "dev-tiny")
+    assert job.replace_on_changes == ["spec"] and job.delete_before_replace is True
 
 
 def test_indexed_job_fallback_without_jobset(project_copy: Callable[[str, dict[str, Any]], Path]) -> None:

@@ -152,6 +152,7 @@ class EksCluster(pulumi.ComponentResource):
         admins = {f"{name}-admin-{i}": arn for i, arn in enumerate(args.admin_principal_arns)}
         if deployer not in admins.values():
             admins[f"{name}-deployer"] = deployer
+        deployer_access: list[pulumi.Resource] = []
         for entry_name, principal in admins.items():
             entry = aws.eks.AccessEntry(
                 entry_name,
@@ -161,7 +162,7 @@ class EksCluster(pulumi.ComponentResource):
                 tags=named(tags, entry_name),
                 opts=child,
             )
-            aws.eks.AccessPolicyAssociation(
+            association = aws.eks.AccessPolicyAssociation(
                 entry_name,
                 cluster_name=cluster.name,
                 principal_arn=principal,
@@ -169,6 +170,8 @@ class EksCluster(pulumi.ComponentResource):
                 access_scope={"type": "cluster"},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
             )
+            if principal == deployer:
+                deployer_access.append(association)
 
         for i, cidr in enumerate(args.deployer_cidrs):
             aws.vpc.SecurityGroupIngressRule(
@@ -199,8 +202,10 @@ class EksCluster(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=network_addons),
             )
-        for addon in SCHEDULED_ADDONS:
-            self._addon(name, addon, cluster, tags, list(self.node_groups.values()))
+        scheduled = {
+            addon: self._addon(name, addon, cluster, tags, list(self.node_groups.values()))
+            for addon in SCHEDULED_ADDONS
+        }
 
         issuer = cluster.identities.apply(lambda ids: ids[0]["oidcs"][0]["issuer"])
         self.oidc_provider_arn = iam.add_oidc_provider(issuer)
@@ -210,11 +215,13 @@ class EksCluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority).apply(
             lambda a: kubeconfig(a[0], a[1], a[2]["data"], region)
         )
+        # Whatever goes through the provider waits for the nodes and for the deployer's own access
+        # policy: before it is associated, the API server refuses the deployer.
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_groups.values())),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.node_groups.values(), *deployer_access]),
         )
         # The cluster-autoscaler resizes the node groups (discovered by the tags EKS puts on their
         # Auto Scaling groups) under its own Pod Identity role.
@@ -232,10 +239,14 @@ class EksCluster(pulumi.ComponentResource):
             args.kubernetes_version,
             {"cloudProvider": "aws", "awsRegion": region, "autoDiscovery": {"clusterName": name}},
         )
+        # The releases wait for cluster DNS: the autoscaler (and any chart that calls an AWS or
+        # in-cluster endpoint at start) would crash-loop inside Helm's atomic wait without it.
         self.addons = ClusterAddons(
             f"{name}-addons",
             ClusterAddonsArgs(args.node_pools, args.addons, autoscaler_values=values),
-            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[autoscaler_identity]),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=self.provider, depends_on=[autoscaler_identity, scheduled["coredns"]]
+            ),
         )
         self.register_outputs(
             {

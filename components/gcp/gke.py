@@ -21,7 +21,7 @@ from meshstack.core.types import WORKLOAD_NODES
 
 KEDA_PRINCIPAL = (
     "principal://iam.googleapis.com/projects/{number}/locations/global/workloadIdentityPools/"
-    "{project}.svc.id.goog/subject/ns/keda/sa/keda-operator"
+    "{pool}/subject/ns/keda/sa/keda-operator"
 )
 EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 
@@ -52,6 +52,14 @@ def kubeconfig(name: str, endpoint: str, ca_data: str) -> str:
             ],
         }
     )
+
+
+def _workload_pool(config: Any) -> str:
+    """The pool of a cluster's workload_identity_config (a typed output, or a dict where mocked)."""
+    pool = config.get("workload_pool") if isinstance(config, dict) else getattr(config, "workload_pool", None)
+    if not pool:
+        raise ValueError("the cluster reports no Workload Identity pool")
+    return str(pool)
 
 
 def slice_pool_names(cluster: str, pool: NodePoolArgs) -> list[str]:
@@ -129,6 +137,7 @@ class GkeCluster(pulumi.ComponentResource):
     provider: k8s.Provider
     addons: ClusterAddons
     identity: ClusterIdentity
+    workload_pool: pulumi.Output[str]
 
     def __init__(
         self,
@@ -214,6 +223,8 @@ class GkeCluster(pulumi.ComponentResource):
         )
         self.cluster_name = cluster.name
         self.endpoint = cluster.endpoint
+        # The cluster creates the project's Workload Identity pool: whatever names it is built from this.
+        self.workload_pool = cluster.workload_identity_config.apply(_workload_pool)
         pools = [
             self._node_pool(resource, pool, cluster, project, region, zone)
             for pool in args.node_pools
@@ -237,7 +248,9 @@ class GkeCluster(pulumi.ComponentResource):
                     f"{name}-keda-metrics",
                     project=project,
                     role="roles/monitoring.viewer",
-                    member=number.apply(lambda n: KEDA_PRINCIPAL.format(number=n, project=project)),
+                    member=pulumi.Output.all(number, self.workload_pool).apply(
+                        lambda a: KEDA_PRINCIPAL.format(number=a[0], pool=a[1])
+                    ),
                     opts=child,
                 )
             )

@@ -12,7 +12,12 @@ import pulumi
 import pulumi_gcp as gcp
 
 # What GKE nodes need: write logs and metrics, read images. Never the default compute account.
+# roles/container.defaultNodeServiceAccount is GKE's least-privilege node role ("At a minimum, these
+# node service accounts must have" it: GKE "Configure node service accounts", read 2026-12-07); it
+# holds the autoscaler's metrics writer, which the roles below lack. Those stay as they were (its
+# permission list was not compared with theirs). Image pulls from Artifact Registry are not in it.
 NODE_ROLES = (
+    "roles/container.defaultNodeServiceAccount",
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
     "roles/monitoring.viewer",
@@ -66,11 +71,20 @@ class ClusterIdentity(pulumi.ComponentResource):
         self.register_outputs({"node_email": self.node_email})
 
     def workload_account(
-        self, name: str, namespace: str, service_account: str, buckets: Sequence[pulumi.Input[str]], read_only: bool
+        self,
+        name: str,
+        namespace: str,
+        service_account: str,
+        buckets: Sequence[pulumi.Input[str]],
+        read_only: bool,
+        workload_pool: pulumi.Output[str],
     ) -> dict[str, pulumi.Output[str]]:
         """A Google service account only `namespace/service_account` can act as, with object access on `buckets`.
 
-        Returns the Kubernetes service account annotation that binds the two.
+        `workload_pool` is the cluster's `workload_identity_config.workload_pool` output: the pool
+        (PROJECT.svc.id.goog) exists once the project's first Workload Identity cluster does, so a
+        member naming it is created after the cluster. Returns the Kubernetes service account
+        annotation that binds the two.
         """
         account = gcp.serviceaccount.Account(
             f"{self._name}-wl-{name}",
@@ -84,7 +98,7 @@ class ClusterIdentity(pulumi.ComponentResource):
             f"{self._name}-wl-{name}",
             service_account_id=account.name,
             role="roles/iam.workloadIdentityUser",
-            member=f"serviceAccount:{self._project}.svc.id.goog[{namespace}/{service_account}]",
+            member=workload_pool.apply(lambda pool: f"serviceAccount:{pool}[{namespace}/{service_account}]"),
             opts=self._child,
         )
         role = "roles/storage.objectViewer" if read_only else "roles/storage.objectUser"

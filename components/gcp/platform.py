@@ -78,7 +78,7 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
             name: str, namespace: str, account: str, buckets: Sequence[str], read_only: bool, gke: GkeCluster = gke
         ) -> Mapping[str, pulumi.Input[str]]:
             return gke.identity.workload_account(
-                name, namespace, account, [storage.buckets[b] for b in buckets], read_only
+                name, namespace, account, [storage.buckets[b] for b in buckets], read_only, gke.workload_pool
             )
 
         clusters[cluster.name] = ClusterHandle(

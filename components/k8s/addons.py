@@ -13,10 +13,11 @@ import pulumi_kubernetes as k8s
 from components.k8s.monitoring import PROMETHEUS_VALUES, dashboard_config_map, rules_object
 from components.k8s.queues import QueueNeeds, queue_objects
 from meshstack.core.kubernetes import AUTOSCALER_IMAGES
-from meshstack.core.nodes import LABEL_ACCELERATOR, NodePoolArgs
+from meshstack.core.nodes import LABEL_ACCELERATOR, LABEL_POOL, NodePoolArgs
 from meshstack.core.observability import AlertSpec
 from meshstack.core.yaml_text import load_yaml
 from workloads.k8s.objects import CustomObject
+from workloads.k8s.workload_base import waits_for
 
 CHARTS: dict[str, dict[str, Any]] = load_yaml(Path(__file__).with_name("charts.yaml").read_text())
 AUTOSCALER_ACCOUNT = "cluster-autoscaler"
@@ -45,6 +46,22 @@ def autoscaler_values(kubernetes_version: str, extra: Mapping[str, Any]) -> dict
 
 
 TOLERATE_ALL = [{"operator": "Exists"}]
+
+
+def _value(values: Mapping[str, Any], path: str, default: Any) -> Any:
+    node: Any = values
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def custom_resource_groups(key: str, values: Mapping[str, Any]) -> list[str]:
+    """The API groups of the custom resources chart `key` renders with these values (charts.yaml's
+    `renders_crs`: the value that turns each on, and its default in the pinned chart)."""
+    renders: Mapping[str, Mapping[str, Any]] = CHARTS[key].get("renders_crs", {})
+    return sorted(g for g, switch in renders.items() if _value(values, switch["value"], switch["default"]))
 
 
 @dataclass(frozen=True)
@@ -108,15 +125,22 @@ def releases_of(args: ClusterAddonsArgs) -> dict[str, dict[str, Any]]:
     if args.device_plugins and "nvidia" in vendors:
         out["nvidia-device-plugin"] = _on_accelerators(vendors["nvidia"])
     if args.device_plugins and "aws-neuron" in vendors:
-        # neuron-monitor with its PodMonitor: NeuronCore utilisation for the dashboards and alerts.
+        # neuron-monitor with its PodMonitor (where a Prometheus Operator reads it): NeuronCore
+        # utilisation for the dashboards and alerts.
         out["neuron-device-plugin"] = {
             "npd": {"enabled": False},
-            "monitor": {"enabled": True, "prometheusPodMonitor": {"enabled": True}},
+            "monitor": {"enabled": True, "prometheusPodMonitor": {"enabled": args.prometheus_operator}},
             **_on_accelerators(vendors["aws-neuron"]),
         }
-    efa_accelerators = [p.accelerator_name for p in pools if p.efa]
-    if args.device_plugins and efa_accelerators:
-        out["efa-device-plugin"] = _on_accelerators(efa_accelerators)
+    efa_pools = sorted(p.name for p in pools if p.efa)
+    if args.device_plugins and efa_pools:
+        # The chart reads no `affinity`: its node affinity is `key In values` per supportedInstanceLabels
+        # key (charts.yaml's values_read). Selected by pool, so an EFA-capable pool that did not ask
+        # for EFA gets no plugin.
+        out["efa-device-plugin"] = {
+            "tolerations": TOLERATE_ALL,
+            "supportedInstanceLabels": {"keys": [LABEL_POOL], "values": efa_pools},
+        }
     if args.autoscaler_values is not None:
         out["cluster-autoscaler"] = dict(args.autoscaler_values)
     if args.metrics_server:
@@ -165,18 +189,21 @@ class ClusterAddons(pulumi.ComponentResource):
         """The cluster's Kubernetes provider comes through `opts.provider`; every release uses it."""
         super().__init__("meshstack:k8s:ClusterAddons", name, None, opts)
         self._name = name
-        self._opts = pulumi.ResourceOptions(parent=self)
+        # What the component was told to wait for (node groups, identities, a firewall), handed to each
+        # child explicitly: Pulumi does not pass a component's depends_on down.
+        self._waits = waits_for(opts)
+        self._opts = pulumi.ResourceOptions(parent=self, depends_on=self._waits)
         pools, needs = args.node_pools, args.needs
-        releases = {key: self._release(key, values) for key, values in releases_of(args).items()}
+        releases = self._releases(releases_of(args))
         self.jobset = releases["jobset"]
-        after_kueue = pulumi.ResourceOptions(parent=self, depends_on=[releases["kueue"]])
+        after_kueue = pulumi.ResourceOptions(parent=self, depends_on=[*self._waits, releases["kueue"]])
         for body in queue_objects(needs.queues, pools):
             meta = body["metadata"]
             suffix = f"-{meta['namespace']}" if "namespace" in meta else ""
             CustomObject(f"{name}-{body['kind'].lower()}-{meta['name']}{suffix}", body, after_kueue)
         vendors: set[str] = {p.accelerator.vendor for p in pools}
         monitoring = [releases["kube-prometheus-stack"]] if "kube-prometheus-stack" in releases else []
-        after_monitoring = pulumi.ResourceOptions(parent=self, depends_on=monitoring)
+        after_monitoring = pulumi.ResourceOptions(parent=self, depends_on=[*self._waits, *monitoring])
         rules = rules_object(needs.alerts, vendors, needs.training_pools, args.prometheus_operator)
         CustomObject(f"{name}-alerts", rules, after_monitoring)
         if args.prometheus_operator:
@@ -198,7 +225,32 @@ class ClusterAddons(pulumi.ComponentResource):
             )
         self.register_outputs({})
 
-    def _release(self, key: str, values: Mapping[str, Any]) -> k8s.helm.v3.Release:
+    def _releases(self, planned: Mapping[str, Mapping[str, Any]]) -> dict[str, k8s.helm.v3.Release]:
+        """Every planned release, each after the releases that install the CRDs of the custom resources
+        it renders (charts.yaml's installs_crds and renders_crs)."""
+        installer = {group: key for key in planned for group in CHARTS[key].get("installs_crds", [])}
+        releases: dict[str, k8s.helm.v3.Release] = {}
+
+        def declare(key: str) -> k8s.helm.v3.Release:
+            if key not in releases:
+                after = []
+                for group in custom_resource_groups(key, planned[key]):
+                    if group not in installer:
+                        raise ValueError(
+                            f"the {key} chart renders {group} objects, but no release of this cluster installs "
+                            "their CRDs: turn them off in its values or install the chart that brings them"
+                        )
+                    after.append(declare(installer[group]))
+                releases[key] = self._release(key, planned[key], after)
+            return releases[key]
+
+        for key in planned:
+            declare(key)
+        return releases
+
+    def _release(
+        self, key: str, values: Mapping[str, Any], after: Sequence[pulumi.Resource] = ()
+    ) -> k8s.helm.v3.Release:
         chart = CHARTS[key]
         return k8s.helm.v3.Release(
             f"{self._name}-{key}",
@@ -210,7 +262,7 @@ class ClusterAddons(pulumi.ComponentResource):
             create_namespace=True,
             atomic=True,
             values=values,
-            opts=self._opts,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._waits, *after]),
         )
 
 

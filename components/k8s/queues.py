@@ -76,7 +76,8 @@ def cluster_queue(queue: QueueArgs, pools: Sequence[NodePoolArgs]) -> dict[str, 
                 ],
             }
         )
-    # Only the namespaces whose jobs use the queue may send to it; an unused queue takes any LocalQueue.
+    # Only the queue's namespaces (where its LocalQueues are) may send to it; a queue with none (a
+    # cluster without workloads) takes any LocalQueue someone creates.
     selector: dict[str, Any] = {}
     if queue.namespaces:
         selector["matchExpressions"] = [

@@ -46,6 +46,10 @@ class Resource:
     dependencies: list[str]
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
+    # The resource options the engine reads to plan an update (what a change replaces, in what order).
+    replace_on_changes: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
 
     def view(self) -> ResourceView:
         """Custom resources as the engine reports them after a plan (outputs); components by their inputs."""
@@ -114,6 +118,9 @@ class RecordingMonitor(MockMonitor):
                 dependencies=sorted(set(request.dependencies)),
                 inputs=plain(inputs),
                 outputs=plain(state),
+                replace_on_changes=list(request.replaceOnChanges),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                ignore_changes=list(request.ignoreChanges),
             )
         )
         return resource_pb2.RegisterResourceResponse(urn=urn, id=cast(str, resource_id), object=answer)

@@ -221,10 +221,15 @@ class TrainingJob(pulumi.ComponentResource):
         }
         queued = queue_labels(args)
         # Kueue flips `suspend` once it admits the job; a later `up` must not suspend it again.
+        # A JobSet's or Job's spec is immutable: a change (image, config, restarts) replaces the job,
+        # the old one deleted first (same name), its pods saving on SIGTERM; the new one resumes
+        # from the latest checkpoint.
         after = pulumi.ResourceOptions(
             parent=self,
             depends_on=[base.account, *waits_for(opts)],
             ignore_changes=["spec.suspend"] if args.queue else None,
+            replace_on_changes=["spec"],
+            delete_before_replace=True,
         )
         suspend = {"suspend": True} if args.queue else {}
         if args.use_jobset:
