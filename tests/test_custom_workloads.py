@@ -439,3 +439,31 @@ def serving(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
 def test_bad_workloads_are_refused_naming_the_field(config: dict[str, Any], path: str, text: str) -> None:
     field, message = problem(config)
     assert field == path and text in message, (field, message)
+
+
+def test_maxtext_on_tpu_multislice_splits_the_mesh_over_ici_and_dcn(project_copy: MakeProject) -> None:
+    config = stack_config("prod-gcp")
+    pretrain, chat = config["meshstack:workloads"][0], config["meshstack:workloads"][1]
+    pretrain.update(program="maxtext", maxtext={"model_name": "llama2-7b"})
+    del chat["from_training"]
+    chat["checkpoints"] = {"bucket": "checkpoints", "prefix": "chat"}
+    result = preview_stack("prod-gcp", find_project(project_copy("prod-gcp", config)))
+    [container] = pod_of(one(result, JOBSET, "prod-gcp-pretrain").inputs)["containers"]
+    keys = dict(arg.split("=", 1) for arg in container["command"][len(maxtext.facts().command) :])
+    # two v5p 4x4x4 slices: fsdp 64 over a slice's ICI, data 2 between the slices over DCN
+    assert keys["hardware"] == "tpu" and "attention" not in keys
+    assert (keys["ici_fsdp_parallelism"], keys["ici_data_parallelism"]) == ("64", "1")
+    assert (keys["dcn_data_parallelism"], keys["dcn_fsdp_parallelism"]) == ("2", "1")
+    env = env_of(container)
+    assert env["MEGASCALE_NUM_SLICES"] == "2" and "JAX_COORDINATOR_IP" not in env
+    validate_objects(result)
+
+
+def test_a_mesh_maxtext_cannot_lay_out_is_refused() -> None:
+    config = stack_config("prod-aws")
+    config["meshstack:workloads"][0].update(program="maxtext", image=IMAGE, mesh={"data": 2, "tensor": 16})
+    del config["meshstack:workloads"][1]["from_training"]
+    config["meshstack:workloads"][1]["checkpoints"] = {"bucket": "checkpoints", "prefix": "chat"}
+    field, message = problem(config)
+    assert field == "workloads[0].mesh", (field, message)
+    assert message == "mesh.tensor 16 does not divide the 8 devices a host or slice holds"
