@@ -22,8 +22,9 @@ from meshstack.core.spec import InferenceWorkload, StackSpec, TrainingWorkload
 from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.volumes import FileSystemRef
 
-# (workload, namespace, service account, bucket names, read only) -> the service account's annotations
-Grant = Callable[[str, str, str, Sequence[str], bool], Mapping[str, pulumi.Input[str]]]
+# (workload, namespace, service account, (bucket name, prefix) scopes, read only) -> the service
+# account's annotations: an identity that may use the objects under those prefixes and nothing else.
+Grant = Callable[[str, str, str, Sequence[tuple[str, str]], bool], Mapping[str, pulumi.Input[str]]]
 
 
 @dataclass(frozen=True)

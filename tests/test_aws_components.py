@@ -312,7 +312,11 @@ def test_service_account_role_is_scoped_to_one_account_and_its_buckets() -> None
         iam = ClusterIam("t-iam", ClusterIamArgs("us-east-1", {"team": "t", "project": "p", "cost-center": "1"}))
         iam.add_oidc_provider("https://oidc.eks.us-east-1.amazonaws.com/id/ABC")
         iam.service_account_role(
-            "trainer", "ml", "trainer", ["arn:aws:s3:::data-bucket"], ["arn:aws:kms:us-east-1:123456789012:key/k"]
+            "trainer",
+            "ml",
+            "trainer",
+            [("arn:aws:s3:::data-bucket", "tokens"), ("arn:aws:s3:::ckpt-bucket", "")],
+            ["arn:aws:kms:us-east-1:123456789012:key/k"],
         )
 
     records = run_program(program, "meshstack", "test", {}, "us-east-1")
@@ -328,8 +332,16 @@ def test_service_account_role_is_scoped_to_one_account_and_its_buckets() -> None
     resources = [res for s in policy["Statement"] for res in s["Resource"]]
     assert set(resources) == {
         "arn:aws:s3:::data-bucket",
-        "arn:aws:s3:::data-bucket/*",
+        "arn:aws:s3:::data-bucket/tokens",
+        "arn:aws:s3:::data-bucket/tokens/*",
+        "arn:aws:s3:::ckpt-bucket",
+        "arn:aws:s3:::ckpt-bucket/*",
         "arn:aws:kms:us-east-1:123456789012:key/k",
+    }, "objects under the workload's prefix only; a ref with no prefix is the whole bucket"
+    listing = {s["Resource"][0]: s.get("Condition") for s in policy["Statement"] if s["Sid"].startswith("List")}
+    assert listing == {
+        "arn:aws:s3:::data-bucket": {"StringLike": {"s3:prefix": ["tokens", "tokens/*"]}},
+        "arn:aws:s3:::ckpt-bucket": None,
     }
     actions = [a for s in policy["Statement"] for a in s["Action"]]
     assert "*" not in actions and all(a.startswith(("s3:", "kms:")) for a in actions)

@@ -293,6 +293,8 @@ def test_a_vllm_service_scales_on_vllms_own_metrics(served: Preview) -> None:
     statements = json.loads(role)["Statement"]
     objects = next(s for s in statements if s["Sid"] == "ObjectAccess")
     assert objects["Action"] == ["s3:GetObject"], "the server only reads its weights"
+    arn = one(served, "aws:s3/bucket:Bucket", "prod-aws-storage-checkpoints").outputs["arn"]
+    assert objects["Resource"] == [f"{arn}/models/llama-3.1-8b", f"{arn}/models/llama-3.1-8b/*"], "that prefix only"
     assert [v.rule_id for v in served.violations if v.level == "mandatory"] == []
 
 

@@ -243,6 +243,18 @@ def test_buckets_and_workload_identity(preview: Previewer) -> None:
         for b in ("datasets", "checkpoints")
     }
     assert {g["bucket"] for g in grants} == buckets and {g["role"] for g in grants} == {"roles/storage.objectUser"}
+    names = {
+        one(result, "gcp:storage/bucket:Bucket", f"prod-gcp-storage-{b}").outputs["name"]: b
+        for b in ("datasets", "checkpoints")
+    }
+    expressions = {names[g["bucket"]]: g["condition"]["expression"] for g in grants}
+    prefixes = {"datasets": "tokens", "checkpoints": "pretrain"}
+    for short, expression in expressions.items():
+        bucket = next(n for n, b in names.items() if b == short)
+        assert expression == (
+            'resource.type == "storage.googleapis.com/Bucket" || '
+            f'resource.name.startsWith("projects/_/buckets/{bucket}/objects/{prefixes[short]}/")'
+        ), "objects under the workload's prefix only"
     chat = one(result, "gcp:serviceaccount/account:Account", "prod-gcp-tpu-id-wl-chat").outputs
     chat_roles = {
         r.inputs["role"]

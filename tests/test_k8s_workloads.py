@@ -198,9 +198,23 @@ def test_workloads_reach_s3_through_irsa_roles_scoped_to_their_buckets(preview: 
     buckets = {
         one(result, "aws:s3/bucket:Bucket", f"prod-aws-storage-{b}").outputs["arn"] for b in ("datasets", "checkpoints")
     }
-    assert set(policy["Statement"][0]["Resource"]) == buckets
+    listed = {s["Resource"][0] for s in policy["Statement"] if s["Sid"].startswith("List")}
+    assert listed == buckets
+    objects = next(s for s in policy["Statement"] if s["Sid"] == "ObjectAccess")["Resource"]
+    arn = {
+        b: one(result, "aws:s3/bucket:Bucket", f"prod-aws-storage-{b}").outputs["arn"]
+        for b in ("datasets", "checkpoints")
+    }
+    assert set(objects) == {
+        f"{arn['datasets']}/tokens",
+        f"{arn['datasets']}/tokens/*",
+        f"{arn['checkpoints']}/pretrain",
+        f"{arn['checkpoints']}/pretrain/*",
+    }, "only under the prefixes the workload names"
     chat = json.loads(one(result, "aws:iam/rolePolicy:RolePolicy", "prod-aws-train-iam-sa-chat").inputs["policy"])
-    assert chat["Statement"][1]["Action"] == ["s3:GetObject"], "serving only reads checkpoints"
+    chat_objects = next(s for s in chat["Statement"] if s["Sid"] == "ObjectAccess")
+    assert chat_objects["Action"] == ["s3:GetObject"], "serving only reads checkpoints"
+    assert chat_objects["Resource"] == [f"{arn['checkpoints']}/pretrain", f"{arn['checkpoints']}/pretrain/*"]
 
 
 def test_inference_service_objects(preview: Previewer) -> None:

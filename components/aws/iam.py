@@ -81,24 +81,39 @@ def web_identity_policy(provider_arn: str, issuer_url: str, namespace: str, serv
     )
 
 
-def bucket_access_policy(bucket_arns: Sequence[str], kms_key_arns: Sequence[str], read_only: bool = False) -> str:
-    """Read (and unless read_only, write) and list the named buckets and use their keys; nothing else."""
-    statements: list[dict[str, object]] = [
-        {
-            "Sid": "ListBuckets",
+def object_arns(bucket_arn: str, prefix: str) -> list[str]:
+    """The objects under a prefix (and the key the prefix itself names, which clients HEAD as a folder)."""
+    prefix = prefix.strip("/")
+    return [f"{bucket_arn}/{prefix}", f"{bucket_arn}/{prefix}/*"] if prefix else [f"{bucket_arn}/*"]
+
+
+def bucket_access_policy(
+    scopes: Sequence[tuple[str, str]], kms_key_arns: Sequence[str], read_only: bool = False
+) -> str:
+    """Read (and unless read_only, write) and list the objects under each (bucket ARN, prefix) and use
+    the buckets' keys; nothing else. An empty prefix is the whole bucket."""
+    statements: list[dict[str, object]] = []
+    for i, (arn, prefix) in enumerate(scopes):
+        prefix = prefix.strip("/")
+        listing: dict[str, object] = {
+            "Sid": f"List{i}",
             "Effect": "Allow",
             "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-            "Resource": list(bucket_arns),
-        },
+            "Resource": [arn],
+        }
+        if prefix:
+            listing["Condition"] = {"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}}
+        statements.append(listing)
+    statements.append(
         {
             "Sid": "ObjectAccess",
             "Effect": "Allow",
             "Action": ["s3:GetObject"]
             if read_only
             else ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-            "Resource": [f"{arn}/*" for arn in bucket_arns],
-        },
-    ]
+            "Resource": [a for arn, prefix in scopes for a in object_arns(arn, prefix)],
+        }
+    )
     if kms_key_arns:
         statements.append(
             {
@@ -225,11 +240,12 @@ class ClusterIam(pulumi.ComponentResource):
         name: str,
         namespace: str,
         service_account: str,
-        bucket_arns: Sequence[pulumi.Input[str]],
+        scopes: Sequence[tuple[pulumi.Input[str], str]],
         kms_key_arns: Sequence[pulumi.Input[str]] = (),
         read_only: bool = False,
     ) -> aws.iam.Role:
-        """A role only `namespace/service_account` can assume, allowed only on the named buckets."""
+        """A role only `namespace/service_account` can assume, allowed only under the (bucket ARN, prefix)
+        scopes it is given."""
         if self._oidc is None or self._issuer is None:
             raise RuntimeError("add_oidc_provider must run before service_account_role")
         child = pulumi.ResourceOptions(parent=self)
@@ -242,8 +258,9 @@ class ClusterIam(pulumi.ComponentResource):
             tags=named(self._tags, f"{self._name}-sa-{name}"),
             opts=child,
         )
-        policy = pulumi.Output.all(pulumi.Output.all(*bucket_arns), pulumi.Output.all(*kms_key_arns)).apply(
-            lambda a: bucket_access_policy(a[0], a[1], read_only)
-        )
+        prefixes = [prefix for _, prefix in scopes]
+        policy = pulumi.Output.all(
+            pulumi.Output.all(*(arn for arn, _ in scopes)), pulumi.Output.all(*kms_key_arns)
+        ).apply(lambda a: bucket_access_policy(list(zip(a[0], prefixes, strict=True)), a[1], read_only))
         aws.iam.RolePolicy(f"{self._name}-sa-{name}", role=role.id, policy=policy, opts=child)
         return role

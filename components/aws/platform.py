@@ -62,13 +62,18 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
         )
 
         def grant(
-            name: str, namespace: str, account: str, buckets: Sequence[str], read_only: bool, eks: EksCluster = eks
+            name: str,
+            namespace: str,
+            account: str,
+            scopes: Sequence[tuple[str, str]],
+            read_only: bool,
+            eks: EksCluster = eks,
         ) -> Mapping[str, pulumi.Input[str]]:
             role = eks.iam.service_account_role(
                 name,
                 namespace,
                 account,
-                [storage.buckets[b].arn for b in buckets],
+                [(storage.buckets[bucket].arn, prefix) for bucket, prefix in scopes],
                 [storage.kms_key_arn],
                 read_only=read_only,
             )

@@ -39,6 +39,22 @@ def account_id(name: str) -> str:
     return f"{clean[:23].rstrip('-')}-{digest}"
 
 
+def prefix_condition(bucket: str, prefix: str) -> dict[str, str] | None:
+    """An IAM condition limiting object access to one prefix (the bucket's uniform access allows it).
+
+    Listing is checked against the bucket itself, not an object, and GCS cannot limit it to a prefix:
+    the condition lets the bucket through, so the identity lists every name in the bucket and reads
+    or writes only under its prefix."""
+    prefix = prefix.strip("/")
+    if not prefix:
+        return None
+    objects = f"projects/_/buckets/{bucket}/objects/{prefix}/"
+    return {
+        "title": f"only {prefix}/"[:100],
+        "expression": f'resource.type == "storage.googleapis.com/Bucket" || resource.name.startsWith("{objects}")',
+    }
+
+
 @dataclass(frozen=True)
 class ClusterIdentityArgs:
     project: str
@@ -75,11 +91,12 @@ class ClusterIdentity(pulumi.ComponentResource):
         name: str,
         namespace: str,
         service_account: str,
-        buckets: Sequence[pulumi.Input[str]],
+        scopes: Sequence[tuple[pulumi.Input[str], str]],
         read_only: bool,
         workload_pool: pulumi.Output[str],
     ) -> dict[str, pulumi.Output[str]]:
-        """A Google service account only `namespace/service_account` can act as, with object access on `buckets`.
+        """A Google service account only `namespace/service_account` can act as, with object access under
+        each (bucket, prefix) scope (prefix_condition).
 
         `workload_pool` is the cluster's `workload_identity_config.workload_pool` output: the pool
         (PROJECT.svc.id.goog) exists once the project's first Workload Identity cluster does, so a
@@ -102,8 +119,13 @@ class ClusterIdentity(pulumi.ComponentResource):
             opts=self._child,
         )
         role = "roles/storage.objectViewer" if read_only else "roles/storage.objectUser"
-        for i, bucket in enumerate(buckets):
+        for i, (bucket, prefix) in enumerate(scopes):
             gcp.storage.BucketIAMMember(
-                f"{self._name}-wl-{name}-{i}", bucket=bucket, role=role, member=account.member, opts=self._child
+                f"{self._name}-wl-{name}-{i}",
+                bucket=bucket,
+                role=role,
+                member=account.member,
+                condition=pulumi.Output.from_input(bucket).apply(lambda b, p=prefix: prefix_condition(b, p)),
+                opts=self._child,
             )
         return {ANNOTATION: account.email}

@@ -75,11 +75,15 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
         )
 
         def grant(
-            name: str, namespace: str, account: str, buckets: Sequence[str], read_only: bool, gke: GkeCluster = gke
+            name: str,
+            namespace: str,
+            account: str,
+            scopes: Sequence[tuple[str, str]],
+            read_only: bool,
+            gke: GkeCluster = gke,
         ) -> Mapping[str, pulumi.Input[str]]:
-            return gke.identity.workload_account(
-                name, namespace, account, [storage.buckets[b] for b in buckets], read_only, gke.workload_pool
-            )
+            buckets = [(storage.buckets[bucket], prefix) for bucket, prefix in scopes]
+            return gke.identity.workload_account(name, namespace, account, buckets, read_only, gke.workload_pool)
 
         clusters[cluster.name] = ClusterHandle(
             provider=gke.provider,

@@ -58,7 +58,7 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
             workload.name,
             workload.namespace,
             workload.name,
-            sorted({r.bucket for r in refs}),
+            sorted({(r.bucket, r.prefix.strip("/")) for r in refs}),
             isinstance(workload, InferenceWorkload),
         )
         opts = pulumi.ResourceOptions(provider=cluster.provider, depends_on=[cluster.addons])

@@ -36,8 +36,10 @@ SERVER_FIELDS = ("command", "args", "port", "health_path", "metrics_path", "in_f
 class StorageRef(SpecModel):
     """A prefix in one of the stack's buckets; the workload's role may read and write only there."""
 
-    bucket: str
-    prefix: str = Field(default="", pattern=r"^[A-Za-z0-9/_.-]*$")
+    bucket: str = Field(description="One of the stack's storage.buckets[].name.")
+    prefix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9/_.-]*$", description="The folder inside it; empty for the whole bucket."
+    )
 
 
 class Mount(SpecModel):
