@@ -469,3 +469,24 @@ def test_a_mesh_maxtext_cannot_lay_out_is_refused() -> None:
     field, message = problem(config)
     assert field == "workloads[0].mesh", (field, message)
     assert message == "mesh.tensor 16 does not divide the 8 devices a host or slice holds"
+
+
+def test_a_hub_model_gets_its_token_and_the_callers_token(project_copy: MakeProject) -> None:
+    def hub(service: dict[str, Any]) -> None:
+        del service["weights"]
+        service.update(hf_model="meta-llama/Llama-3.1-8B-Instruct", hf_token_secret="hf-token", token_secret="llm-key")
+
+    result = preview_stack("prod-aws", find_project(project_copy("prod-aws", serving(hub))))
+    deployment = one(result, "kubernetes:apps/v1:Deployment", "prod-aws-llama").inputs
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "meta-llama/Llama-3.1-8B-Instruct" and "--load-format" not in container["args"]
+    env = env_of(container)
+    assert env["HF_TOKEN"] == {"secretKeyRef": {"name": "hf-token", "key": "token"}}
+    assert env["VLLM_API_KEY"] == {"secretKeyRef": {"name": "llm-key", "key": "token"}}
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 2 * (16 / 0.1 + 300), "the Hub is slower"
+    assert not [r for r in of_type(result, "aws:iam/role:Role") if r.name.endswith("-sa-llama")], (
+        "a server that reads no bucket gets no cloud identity"
+    )
+    account = one(result, "kubernetes:core/v1:ServiceAccount", "prod-aws-llama").inputs["metadata"]
+    assert account["annotations"] == {}

@@ -144,3 +144,19 @@ def test_a_command_that_is_not_there_is_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         "meshstack: training workload 'mine' could not start no-such-program-here: No such file or directory"
     )
+
+
+@pytest.mark.parametrize(
+    ("workload", "line"),
+    [
+        ({"command": []}, "workloads[0].command: must be a non-empty list of non-empty strings"),
+        ({"env": {"RANK": "3"}}, "workloads[0].env.RANK: RANK is part of meshstack's environment contract"),
+        ({"metrics_port": 1234}, "workloads[0].metrics_port: 1234 is also coordinator_port"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_runs(tmp_path: Path, workload: dict[str, Any], line: str) -> None:
+    root = project(tmp_path / "proj", "raise SystemExit('must not run')", workload)
+    done = run(root)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"meshstack: Pulumi.lab.yaml: {line}") and done.stderr.count("\n") == 1
+    assert not (root / ".meshstack").exists(), "nothing was started or written"

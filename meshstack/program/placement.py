@@ -54,12 +54,17 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
         where = placement(spec, workload, pools[(workload.cluster, workload.node_pool)])
         name = f"{spec.name}-{workload.name}"
         refs = spec.storage_refs(workload)
-        annotations = cluster.grant(
-            workload.name,
-            workload.namespace,
-            workload.name,
-            sorted({(r.bucket, r.prefix.strip("/")) for r in refs}),
-            isinstance(workload, InferenceWorkload),
+        # A workload that reads no bucket (a server on a Hub model) gets no cloud identity at all.
+        annotations = (
+            cluster.grant(
+                workload.name,
+                workload.namespace,
+                workload.name,
+                sorted({(r.bucket, r.prefix.strip("/")) for r in refs}),
+                isinstance(workload, InferenceWorkload),
+            )
+            if refs
+            else {}
         )
         opts = pulumi.ResourceOptions(provider=cluster.provider, depends_on=[cluster.addons])
         # The WorkloadArgs fields both components share.
