@@ -152,6 +152,43 @@ def test_the_node_service_account_has_gkes_least_privilege_node_role(preview: Pr
     assert not any(r in roles for r in ("roles/editor", "roles/owner", "roles/container.admin"))
 
 
+def documented_monitoring_components() -> set[str]:
+    """The values pulumi_gcp's docstring allows in a cluster's monitoring_config.enable_components."""
+    from pulumi_gcp.container._inputs import ClusterMonitoringConfigArgs
+
+    doc = ClusterMonitoringConfigArgs.enable_components.__doc__ or ""
+    return set(re.findall(r"`([A-Z_]+)`", doc.split("Supported values include:")[1].split(".")[0]))
+
+
+def test_gke_rules_have_the_series_they_read(preview: Previewer) -> None:
+    """On GKE the rules run in Managed Prometheus (review P2-1). GKE's own kube state metrics packages
+    (on by default on new clusters, off once enable_components is set without them) cover workloads,
+    storage and JobSets, not nodes; the node alert reads kube_node_status_condition and kube_node_labels,
+    so a kube-state-metrics with the node collector is installed and scraped through a PodMonitoring."""
+    result = preview("prod-gcp")
+    config = one(result, "gcp:container/cluster:Cluster", "prod-gcp-tpu").inputs["monitoringConfig"]
+    components = set(config["enableComponents"])
+    assert components <= documented_monitoring_components()
+    assert {"SYSTEM_COMPONENTS", "POD", "DEPLOYMENT", "STATEFULSET", "DAEMONSET", "HPA", "STORAGE", "JOBSET"} <= (
+        components
+    )
+    assert config["managedPrometheus"] == {"enabled": True}
+    rules = one(result, "kubernetes:monitoring.googleapis.com/v1:ClusterRules", "prod-gcp-tpu-addons-alerts").inputs
+    node_alert = next(r for g in rules["spec"]["groups"] for r in g["rules"] if r["alert"] == "TrainingNodeNotReady")
+    assert "kube_node_status_condition" in node_alert["expr"] and "label_meshstack_io_node_pool" in node_alert["expr"]
+    ksm = one(result, "kubernetes:helm.sh/v3:Release", "prod-gcp-tpu-addons-kube-state-metrics").inputs
+    assert "nodes" in ksm["values"]["collectors"]
+    assert ksm["values"]["metricLabelsAllowlist"] == ["nodes=[meshstack.io/node-pool]"]
+    scrape = one(
+        result, "kubernetes:monitoring.googleapis.com/v1:PodMonitoring", "prod-gcp-tpu-addons-kube-state-metrics"
+    ).inputs
+    assert scrape["metadata"]["namespace"] == ksm["namespace"]
+    # The chart's pods and port (prometheus-community kube-state-metrics 6.4.1: templates/_helpers.tpl
+    # app.kubernetes.io/name, templates/deployment.yaml containerPort name http).
+    assert scrape["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "kube-state-metrics"}}
+    assert [e["port"] for e in scrape["spec"]["endpoints"]] == ["http"]
+
+
 def test_tpu_slices_get_a_node_pool_each_with_compact_placement(preview: Previewer) -> None:
     result = preview("prod-gcp")
     slices = [r for r in of_type(result, "gcp:container/nodePool:NodePool") if "-v5p-s" in r.name]
@@ -374,7 +411,8 @@ def test_gke_gets_jobset_kueue_and_keda_but_brings_its_own_device_plugins_autosc
     preview: Previewer,
 ) -> None:
     releases = {r.inputs["name"] for r in of_type(preview("prod-gcp"), "kubernetes:helm.sh/v3:Release")}
-    assert releases == {"jobset", "kueue", "keda"}
+    # kube-state-metrics with the node collector only: GKE's managed packages have no node state.
+    assert releases == {"jobset", "kueue", "keda", "kube-state-metrics"}
 
 
 def test_firewall_rule_config_allows_listed_ports() -> None:
