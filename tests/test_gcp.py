@@ -210,6 +210,19 @@ def test_tpu_slices_get_a_node_pool_each_with_compact_placement(preview: Preview
     assert "placementPolicy" not in serve, "a single-host slice needs no placement policy"
 
 
+def test_prod_gcp_serves_on_one_v6e_chip_a_replica(preview: Previewer) -> None:
+    """The stack sizes the chat model (fp32 weights and cache) for one 32 GiB v6e chip: its pool is
+    1x1 (ct6e-standard-1t) and each replica asks for one chip, where a 2x4 pool gave each 8 (P2-12)."""
+    result = preview("prod-gcp")
+    serve = one(result, "gcp:container/nodePool:NodePool", "prod-gcp-tpu-serve").inputs["nodeConfig"]
+    assert serve["machineType"] == "ct6e-standard-1t"
+    deployment = one(result, "kubernetes:apps/v1:Deployment", "prod-gcp-chat").inputs
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["limits"]["google.com/tpu"] in (1, "1")
+    selector = deployment["spec"]["template"]["spec"]["nodeSelector"]
+    assert selector["cloud.google.com/gke-tpu-topology"] == "1x1"
+
+
 def test_gpu_pools_install_drivers(project_copy: MakeProject) -> None:
     config = stack_config("prod-gcp")
     config["meshstack:clusters"][0]["node_pools"].append(
@@ -345,7 +358,7 @@ def test_preview_prices_the_slices(preview: Previewer) -> None:
     )
     assert slice0.running_hourly_usd == pytest.approx(16 * per_host), "the training job takes every host of a slice"
     serve = next(i for i in cost.items if i.name == "prod-gcp-tpu-serve")
-    assert serve.hourly_usd == pytest.approx(8 * 2.70 + 200 * 0.10 / 730)
+    assert serve.hourly_usd == pytest.approx(1 * 2.70 + 200 * 0.10 / 730)
     assert cost.region == "us-east5"
 
 
@@ -395,16 +408,16 @@ def test_insecure_gcp_resources_fail_with_exactly_the_expected_violations() -> N
 def test_public_control_plane_copy_of_prod_gcp_fails(project_copy: MakeProject) -> None:
     config = stack_config("prod-gcp")
     config["meshstack:clusters"][0]["public_access_cidrs"] = ["0.0.0.0/0"]
-    # The workloads fit the cap (128 + 2 x 8 = 144); the pools could grow past it (160).
+    # The workloads fit the cap (128 + 2 x 1 = 130); the pools could grow past it (128 + 4 x 1 = 132).
     config["meshstack:workloads"][1]["max_replicas"] = 2
-    config["meshstack:budget"]["max_accelerators"] = 150
+    config["meshstack:budget"]["max_accelerators"] = 130
     result = preview_stack("prod-gcp", find_project(project_copy("prod-gcp", config)))
     assert {(v.policy, v.level) for v in result.violations} == {
         ("gke-private-cluster", "mandatory"),
         ("accelerator-cap", "mandatory"),
     }
     cap = next(v for v in result.violations if v.policy == "accelerator-cap")
-    assert "can scale to 160 accelerators" in cap.message
+    assert "can scale to 132 accelerators" in cap.message
 
 
 def test_gke_gets_jobset_kueue_and_keda_but_brings_its_own_device_plugins_autoscaler_and_prometheus(
