@@ -411,7 +411,7 @@ def test_the_autoscaler_resizes_only_this_clusters_groups_under_its_pod_identity
     values = release["values"]
     assert values["autoDiscovery"] == {"clusterName": "prod-aws-train"} and values["awsRegion"] == "us-east-1"
     assert values["rbac"]["serviceAccount"]["name"] == "cluster-autoscaler"
-    assert values["image"]["tag"].startswith("v1.33."), "the autoscaler's minor matches the cluster's"
+    assert values["image"]["tag"].startswith("v1.35."), "the autoscaler's minor matches the cluster's"
 
 
 def test_a_kubernetes_version_without_a_pinned_autoscaler_is_refused_by_name() -> None:
