@@ -76,7 +76,7 @@ def generated_config(clusters: int = 8, pools: int = 8) -> dict[str, Any]:
             "nat_gateways": "per-az",
         },
         "meshstack:clusters": [
-            {"name": f"c{i}", "kubernetes_version": "1.33", "node_pools": [pool(j) for j in range(pools)]}
+            {"name": f"c{i}", "kubernetes_version": "1.35", "node_pools": [pool(j) for j in range(pools)]}
             for i in range(clusters)
         ],
         "meshstack:storage": {

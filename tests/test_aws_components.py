@@ -102,6 +102,20 @@ def test_eks_logging_access_entries_and_addons(preview: Previewer) -> None:
     assert node_groups <= set(coredns.dependencies), "coredns must wait for nodes to schedule on"
 
 
+def test_a_capacity_block_pool_updates_inside_its_block(preview: Previewer) -> None:
+    """EKS's default node update launches new nodes before it drains old ones (it raises the group's
+    max and desired size first), which a capacity block with every instance in use cannot give: the
+    update would wait on instances that never launch. MINIMAL terminates the old nodes first (EKS API
+    NodegroupUpdateConfig: "useful in scenarios where you are constrained to resources ... such as
+    GPUs"), all at once, so a training job on the pool restarts once, not once per node."""
+    result = preview("prod-aws")
+    block = one(result, "aws:eks/nodeGroup:NodeGroup", "prod-aws-train-h100").inputs
+    assert block["capacityType"] == "CAPACITY_BLOCK"
+    assert block["updateConfig"] == {"maxUnavailablePercentage": 100, "updateStrategy": "MINIMAL"}
+    on_demand = one(result, "aws:eks/nodeGroup:NodeGroup", "prod-aws-train-serve").inputs
+    assert on_demand["updateConfig"] == {"maxUnavailable": 1}
+
+
 def test_kubernetes_provider_uses_the_clusters_kubeconfig(preview: Previewer) -> None:
     result = preview("dev")
     provider = one(result, "pulumi:providers:kubernetes", "dev-dev-k8s")
@@ -409,7 +423,7 @@ def test_the_autoscaler_resizes_only_this_clusters_groups_under_its_pod_identity
     values = release["values"]
     assert values["autoDiscovery"] == {"clusterName": "prod-aws-train"} and values["awsRegion"] == "us-east-1"
     assert values["rbac"]["serviceAccount"]["name"] == "cluster-autoscaler"
-    assert values["image"]["tag"].startswith("v1.33."), "the autoscaler's minor matches the cluster's"
+    assert values["image"]["tag"].startswith("v1.35."), "the autoscaler's minor matches the cluster's"
 
 
 def test_a_kubernetes_version_without_a_pinned_autoscaler_is_refused_by_name() -> None:

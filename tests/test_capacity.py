@@ -158,5 +158,6 @@ def test_a_kubernetes_version_meshstack_pins_nothing_for_is_refused(
     config["meshstack:clusters"][0]["kubernetes_version"] = "1.29"
     message = refused(project_copy, capsys, "dev", config)
     assert message == (
-        "clusters[0].kubernetes_version: Kubernetes 1.29 is not supported: use one of 1.31, 1.32, 1.33, 1.34"
+        "clusters[0].kubernetes_version: Kubernetes 1.29 is not supported: use one of 1.31, 1.32, 1.33, 1.34, 1.35, "
+        "1.36"
     )

@@ -254,7 +254,7 @@ def test_a_region_with_its_own_prices_is_priced_at_them(preview: Previewer) -> N
     cost = preview("prod-gcp").cost
     assert cost.region == "us-east5"
     serve = next(i for i in cost.items if i.name == "prod-gcp-tpu-serve")
-    assert serve.hourly_usd == pytest.approx(8 * 2.70 + 200 * 0.10 / 730)
+    assert serve.hourly_usd == pytest.approx(1 * 2.70 + 200 * 0.10 / 730)
     assert "tpu-v6e: the catalog has no us-east5 price" not in " ".join(cost.assumptions)
     assert "n2-standard-8: the catalog has no us-east5 price; priced at us-central1's list price" in cost.assumptions
     assert cost.price_source.startswith("Cloud Billing catalog via skypilot-catalog")

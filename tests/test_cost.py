@@ -28,7 +28,7 @@ def small_stack() -> dict[str, Any]:
         "meshstack:clusters": [
             {
                 "name": "c",
-                "kubernetes_version": "1.33",
+                "kubernetes_version": "1.35",
                 "node_pools": [
                     {
                         "name": "gpu",

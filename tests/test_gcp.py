@@ -152,6 +152,43 @@ def test_the_node_service_account_has_gkes_least_privilege_node_role(preview: Pr
     assert not any(r in roles for r in ("roles/editor", "roles/owner", "roles/container.admin"))
 
 
+def documented_monitoring_components() -> set[str]:
+    """The values pulumi_gcp's docstring allows in a cluster's monitoring_config.enable_components."""
+    from pulumi_gcp.container._inputs import ClusterMonitoringConfigArgs
+
+    doc = ClusterMonitoringConfigArgs.enable_components.__doc__ or ""
+    return set(re.findall(r"`([A-Z_]+)`", doc.split("Supported values include:")[1].split(".")[0]))
+
+
+def test_gke_rules_have_the_series_they_read(preview: Previewer) -> None:
+    """On GKE the rules run in Managed Prometheus (review P2-1). GKE's own kube state metrics packages
+    (on by default on new clusters, off once enable_components is set without them) cover workloads,
+    storage and JobSets, not nodes; the node alert reads kube_node_status_condition and kube_node_labels,
+    so a kube-state-metrics with the node collector is installed and scraped through a PodMonitoring."""
+    result = preview("prod-gcp")
+    config = one(result, "gcp:container/cluster:Cluster", "prod-gcp-tpu").inputs["monitoringConfig"]
+    components = set(config["enableComponents"])
+    assert components <= documented_monitoring_components()
+    assert {"SYSTEM_COMPONENTS", "POD", "DEPLOYMENT", "STATEFULSET", "DAEMONSET", "HPA", "STORAGE", "JOBSET"} <= (
+        components
+    )
+    assert config["managedPrometheus"] == {"enabled": True}
+    rules = one(result, "kubernetes:monitoring.googleapis.com/v1:ClusterRules", "prod-gcp-tpu-addons-alerts").inputs
+    node_alert = next(r for g in rules["spec"]["groups"] for r in g["rules"] if r["alert"] == "TrainingNodeNotReady")
+    assert "kube_node_status_condition" in node_alert["expr"] and "label_meshstack_io_node_pool" in node_alert["expr"]
+    ksm = one(result, "kubernetes:helm.sh/v3:Release", "prod-gcp-tpu-addons-kube-state-metrics").inputs
+    assert "nodes" in ksm["values"]["collectors"]
+    assert ksm["values"]["metricLabelsAllowlist"] == ["nodes=[meshstack.io/node-pool]"]
+    scrape = one(
+        result, "kubernetes:monitoring.googleapis.com/v1:PodMonitoring", "prod-gcp-tpu-addons-kube-state-metrics"
+    ).inputs
+    assert scrape["metadata"]["namespace"] == ksm["namespace"]
+    # The chart's pods and port (prometheus-community kube-state-metrics 6.4.1: templates/_helpers.tpl
+    # app.kubernetes.io/name, templates/deployment.yaml containerPort name http).
+    assert scrape["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "kube-state-metrics"}}
+    assert [e["port"] for e in scrape["spec"]["endpoints"]] == ["http"]
+
+
 def test_tpu_slices_get_a_node_pool_each_with_compact_placement(preview: Previewer) -> None:
     result = preview("prod-gcp")
     slices = [r for r in of_type(result, "gcp:container/nodePool:NodePool") if "-v5p-s" in r.name]
@@ -171,6 +208,19 @@ def test_tpu_slices_get_a_node_pool_each_with_compact_placement(preview: Preview
         assert config["serviceAccount"].startswith("prod-gcp-tpu-id-nodes@")
     serve = one(result, "gcp:container/nodePool:NodePool", "prod-gcp-tpu-serve").inputs
     assert "placementPolicy" not in serve, "a single-host slice needs no placement policy"
+
+
+def test_prod_gcp_serves_on_one_v6e_chip_a_replica(preview: Previewer) -> None:
+    """The stack sizes the chat model (fp32 weights and cache) for one 32 GiB v6e chip: its pool is
+    1x1 (ct6e-standard-1t) and each replica asks for one chip, where a 2x4 pool gave each 8 (P2-12)."""
+    result = preview("prod-gcp")
+    serve = one(result, "gcp:container/nodePool:NodePool", "prod-gcp-tpu-serve").inputs["nodeConfig"]
+    assert serve["machineType"] == "ct6e-standard-1t"
+    deployment = one(result, "kubernetes:apps/v1:Deployment", "prod-gcp-chat").inputs
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["limits"]["google.com/tpu"] in (1, "1")
+    selector = deployment["spec"]["template"]["spec"]["nodeSelector"]
+    assert selector["cloud.google.com/gke-tpu-topology"] == "1x1"
 
 
 def test_gpu_pools_install_drivers(project_copy: MakeProject) -> None:
@@ -320,7 +370,7 @@ def test_preview_prices_the_slices(preview: Previewer) -> None:
     )
     assert slice0.running_hourly_usd == pytest.approx(16 * per_host), "the training job takes every host of a slice"
     serve = next(i for i in cost.items if i.name == "prod-gcp-tpu-serve")
-    assert serve.hourly_usd == pytest.approx(8 * 2.70 + 200 * 0.10 / 730)
+    assert serve.hourly_usd == pytest.approx(1 * 2.70 + 200 * 0.10 / 730)
     assert cost.region == "us-east5"
 
 
@@ -370,23 +420,24 @@ def test_insecure_gcp_resources_fail_with_exactly_the_expected_violations() -> N
 def test_public_control_plane_copy_of_prod_gcp_fails(project_copy: MakeProject) -> None:
     config = stack_config("prod-gcp")
     config["meshstack:clusters"][0]["public_access_cidrs"] = ["0.0.0.0/0"]
-    # The workloads fit the cap (128 + 2 x 8 = 144); the pools could grow past it (160).
+    # The workloads fit the cap (128 + 2 x 1 = 130); the pools could grow past it (128 + 4 x 1 = 132).
     config["meshstack:workloads"][1]["max_replicas"] = 2
-    config["meshstack:budget"]["max_accelerators"] = 150
+    config["meshstack:budget"]["max_accelerators"] = 130
     result = preview_stack("prod-gcp", find_project(project_copy("prod-gcp", config)))
     assert {(v.policy, v.level) for v in result.violations} == {
         ("gke-private-cluster", "mandatory"),
         ("accelerator-cap", "mandatory"),
     }
     cap = next(v for v in result.violations if v.policy == "accelerator-cap")
-    assert "can scale to 160 accelerators" in cap.message
+    assert "can scale to 132 accelerators" in cap.message
 
 
 def test_gke_gets_jobset_kueue_and_keda_but_brings_its_own_device_plugins_autoscaler_and_prometheus(
     preview: Previewer,
 ) -> None:
     releases = {r.inputs["name"] for r in of_type(preview("prod-gcp"), "kubernetes:helm.sh/v3:Release")}
-    assert releases == {"jobset", "kueue", "keda"}
+    # kube-state-metrics with the node collector only: GKE's managed packages have no node state.
+    assert releases == {"jobset", "kueue", "keda", "kube-state-metrics"}
 
 
 def test_firewall_rule_config_allows_listed_ports() -> None:

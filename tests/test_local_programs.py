@@ -22,7 +22,7 @@ STACK = {
     "meshstack:clusters": [
         {
             "name": "lab",
-            "kubernetes_version": "1.33",
+            "kubernetes_version": "1.35",
             "public_access_cidrs": ["203.0.113.0/24"],
             "node_pools": [
                 {"name": "cpu", "accelerator": "cpu", "instance_type": "m7i.xlarge", "min_nodes": 0, "max_nodes": 2}

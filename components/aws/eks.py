@@ -22,6 +22,7 @@ from components.k8s.addons import (
     autoscaler_values,
 )
 from components.tags import named
+from meshstack.core.kubernetes import SupportType
 from meshstack.core.nodes import NodePoolArgs
 
 # Add-ons that must be there before nodes join, and those that need nodes to schedule on.
@@ -82,6 +83,9 @@ class EksClusterArgs:
     deployer_cidrs: Sequence[str] = ()
     deployer: Deployer | None = None  # who runs the program; looked up when not given
     admin_principal_arns: Sequence[str] = ()
+    # At the end of the version's standard support: STANDARD lets EKS upgrade the control plane,
+    # EXTENDED keeps the version (at the extended-support price) until its extended support ends.
+    support_type: SupportType = "STANDARD"
     log_types: Sequence[LogType] = ("api", "audit", "authenticator", "controllerManager", "scheduler")
     addons: AddonNeeds = field(default_factory=AddonNeeds)
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -141,7 +145,7 @@ class EksCluster(pulumi.ComponentResource):
             enabled_cluster_log_types=list(args.log_types),
             access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": False},
             bootstrap_self_managed_addons=False,
-            upgrade_policy={"support_type": "STANDARD"},
+            upgrade_policy={"support_type": args.support_type},
             tags=named(tags, name),
             opts=child,
         )

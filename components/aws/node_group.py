@@ -85,6 +85,16 @@ class NodeGroupArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
+def update_config(pool: NodePoolArgs) -> dict[str, Any]:
+    """How EKS replaces the pool's nodes when its launch template or AMI changes. By default it
+    launches new nodes before it drains old ones, which a capacity block or a targeted reservation
+    whose every instance runs cannot give; MINIMAL terminates first (EKS API NodegroupUpdateConfig),
+    and all at once, so a training job spread over the pool restarts once, not once per node."""
+    if pool.market in ("capacity-block", "reservation"):
+        return {"max_unavailable_percentage": 100, "update_strategy": "MINIMAL"}
+    return {"max_unavailable": 1}
+
+
 class NodeGroup(pulumi.ComponentResource):
     """A managed node group whose nodes require IMDSv2, encrypt their disks and, when asked,
     carry one EFA interface per network card inside a cluster placement group.
@@ -171,7 +181,7 @@ class NodeGroup(pulumi.ComponentResource):
             ami_type=AMI_TYPES[accelerator.vendor],
             capacity_type=CAPACITY_TYPES[pool.market],
             scaling_config={"min_size": pool.min_nodes, "max_size": pool.max_nodes, "desired_size": pool.desired_nodes},
-            update_config={"max_unavailable": 1},
+            update_config=update_config(pool),
             launch_template={"id": launch_template.id, "version": launch_template.latest_version.apply(str)},
             labels=node_labels(pool),
             taints=[{**t, "effect": TAINT_EFFECTS[t["effect"]]} for t in node_taints(pool)],

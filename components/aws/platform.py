@@ -47,6 +47,7 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
             EksClusterArgs(
                 region=spec.region,
                 kubernetes_version=cluster.kubernetes_version,
+                support_type=cluster.support_type,
                 node_pools=[pools[(cluster.name, p.name)] for p in cluster.node_pools],
                 subnet_ids=network.private_subnet_ids,
                 node_security_group_id=network.node_security_group_id,

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from meshstack.core.kubernetes import in_extended_support, support_date, support_of
 from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, PricingContext, mapping
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import EKS_NODE_GROUP
@@ -62,10 +63,7 @@ def price(r: ResourceView, ctx: PricingContext) -> Priced | None:
         disk = _root_volume_gib(props, ctx) * prices.ebs_gp3_per_gib_month / HOURS_PER_MONTH * ctx.storage_factor
         return ctx.pool(r, pool_shape(r), disk)
     if r.type == "aws:eks/cluster:Cluster":
-        extended = mapping(props, "upgradePolicy").get("supportType") == "EXTENDED"
-        rate = prices.eks_extended_support_per_hour if extended else prices.eks_control_plane_per_hour
-        label = "EKS control plane" + (" (extended support)" if extended else "")
-        return Priced.flat(label, rate * ctx.services_factor)
+        return _control_plane(props, prices, ctx)
     if r.type == "aws:ec2/natGateway:NatGateway":
         ctx.assume("NAT gateways: hourly charge only; data processed is not estimated")
         return Priced.flat("NAT gateway", prices.nat_gateway_per_hour * ctx.services_factor)
@@ -91,6 +89,31 @@ def price(r: ResourceView, ctx: PricingContext) -> Priced | None:
         )
         return Priced.flat(f"{'S3' if s3 else 'EFS'} {gib:g} GiB", gib * per_gib / HOURS_PER_MONTH * ctx.storage_factor)
     return None
+
+
+def _control_plane(props: Mapping[str, Any], prices: Services, ctx: PricingContext) -> Priced:
+    """EKS bills the extended-support rate once the cluster's version is past its standard support (as
+    of support_date()) and the cluster kept it (EXTENDED); before that, or under STANDARD, the standard
+    rate. The estimate says when a version's standard support ends, and what then happens."""
+    version = str(props.get("version") or "")
+    extended = mapping(props, "upgradePolicy").get("supportType") == "EXTENDED"
+    on = support_date()
+    support = support_of("aws", version)
+    billed_extended = extended and in_extended_support("aws", version, on)
+    if support is not None and not billed_extended:
+        if extended:
+            ctx.assume(
+                f"EKS {version} leaves standard support on {support.end_of_standard}: with support_type EXTENDED "
+                f"its control plane then costs ${prices.eks_extended_support_per_hour:.2f}/hour"
+            )
+        else:
+            ctx.assume(
+                f"EKS {version} leaves standard support on {support.end_of_standard}: with support_type STANDARD "
+                "EKS then upgrades the control plane to the next version on its own"
+            )
+    rate = prices.eks_extended_support_per_hour if billed_extended else prices.eks_control_plane_per_hour
+    label = "EKS control plane" + (" (extended support)" if billed_extended else "")
+    return Priced.flat(label, rate * ctx.services_factor)
 
 
 def _root_volume_gib(props: Mapping[str, Any], ctx: PricingContext) -> float:

@@ -24,6 +24,10 @@ KEDA_PRINCIPAL = (
     "{pool}/subject/ns/keda/sa/keda-operator"
 )
 EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
+# GKE's kube state metrics packages: Pods, Deployments, StatefulSets, DaemonSets, HPAs, PVs and PVCs,
+# and JobSets (GKE 1.32.1-gke.1357001 and later), GKE "Collect and view kube state metrics" (read
+# 2026-12-07); the values pulumi_gcp's ClusterMonitoringConfig.enable_components documents.
+KUBE_STATE_PACKAGES = ("STORAGE", "HPA", "POD", "DAEMONSET", "DEPLOYMENT", "STATEFULSET", "JOBSET")
 
 
 def kubeconfig(name: str, endpoint: str, ca_data: str) -> str:
@@ -202,9 +206,15 @@ class GkeCluster(pulumi.ComponentResource):
             database_encryption={"state": "ENCRYPTED", "key_name": key.id},
             enable_shielded_nodes=True,
             logging_config={"enable_components": ["SYSTEM_COMPONENTS", "WORKLOADS"]},
-            # DCGM: GKE's own GPU telemetry (with the GPU driver it installs), in Managed Prometheus.
+            # GKE's kube state metrics packages (on by default on a new cluster, off once this list
+            # leaves them out), and DCGM: GKE's own GPU telemetry (with the GPU driver it installs),
+            # all in Managed Prometheus. Node state is not among them: ClusterAddons installs it.
             monitoring_config={
-                "enable_components": ["SYSTEM_COMPONENTS", *(["DCGM"] if "nvidia" in vendors else [])],
+                "enable_components": [
+                    "SYSTEM_COMPONENTS",
+                    *KUBE_STATE_PACKAGES,
+                    *(["DCGM"] if "nvidia" in vendors else []),
+                ],
                 "managed_prometheus": {"enabled": True},
             },
             addons_config={

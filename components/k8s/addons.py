@@ -10,7 +10,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s.monitoring import PROMETHEUS_VALUES, dashboard_config_map, rules_object
+from components.k8s.monitoring import (
+    NODE_STATE_VALUES,
+    PROMETHEUS_VALUES,
+    dashboard_config_map,
+    node_state_scrape,
+    rules_object,
+)
 from components.k8s.queues import QueueNeeds, queue_objects
 from meshstack.core.kubernetes import AUTOSCALER_IMAGES
 from meshstack.core.nodes import LABEL_ACCELERATOR, LABEL_POOL, NodePoolArgs
@@ -150,6 +156,9 @@ def releases_of(args: ClusterAddonsArgs) -> dict[str, dict[str, Any]]:
         if "nvidia" in vendors:
             # GPU telemetry (GKE has its own: the cluster's DCGM monitoring component).
             out["dcgm-exporter"] = _on_accelerators(vendors["nvidia"])
+    else:
+        # The cloud's Prometheus (GKE's) has no node state, which the node alerts read.
+        out["kube-state-metrics"] = NODE_STATE_VALUES
     out["jobset"] = {}
     out["kueue"] = {}
     if needs.scaled_services:
@@ -206,6 +215,12 @@ class ClusterAddons(pulumi.ComponentResource):
         after_monitoring = pulumi.ResourceOptions(parent=self, depends_on=[*self._waits, *monitoring])
         rules = rules_object(needs.alerts, vendors, needs.training_pools, args.prometheus_operator)
         CustomObject(f"{name}-alerts", rules, after_monitoring)
+        if "kube-state-metrics" in releases:
+            CustomObject(
+                f"{name}-kube-state-metrics",
+                node_state_scrape(CHARTS["kube-state-metrics"]["namespace"]),
+                pulumi.ResourceOptions(parent=self, depends_on=[*self._waits, releases["kube-state-metrics"]]),
+            )
         if args.prometheus_operator:
             k8s.core.v1.ConfigMap(
                 f"{name}-dashboard", **_object_args(dashboard_config_map(vendors)), opts=after_monitoring

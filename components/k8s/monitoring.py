@@ -29,13 +29,14 @@ GROUP = "meshstack"
 # kube-prometheus-stack: Prometheus finding every PodMonitor, ServiceMonitor and PrometheusRule in the
 # cluster (the chart's defaults select only its own), Alertmanager, Grafana loading dashboards from
 # ConfigMaps in any namespace, and kube-state-metrics exposing the node-pool label for the alerts.
+NODE_POOL_LABELS = ["nodes=[meshstack.io/node-pool]"]  # kube-state-metrics: kube_node_labels carries the pool
 PROMETHEUS_VALUES: dict[str, Any] = {
     "alertmanager": {"enabled": True},
     "grafana": {
         "enabled": True,
         "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "searchNamespace": "ALL"}},
     },
-    "kube-state-metrics": {"metricLabelsAllowlist": ["nodes=[meshstack.io/node-pool]"]},
+    "kube-state-metrics": {"metricLabelsAllowlist": NODE_POOL_LABELS},
     "prometheus": {
         "prometheusSpec": {
             "podMonitorSelectorNilUsesHelmValues": False,
@@ -123,4 +124,23 @@ def dashboard_config_map(vendors: set[str]) -> dict[str, Any]:
         "kind": "ConfigMap",
         "metadata": {"name": "meshstack-dashboard", "namespace": NAMESPACE, "labels": {DASHBOARD_LABEL: "1"}},
         "data": {"meshstack.json": json.dumps(body, indent=1, sort_keys=True)},
+    }
+
+
+# Where the cloud's Prometheus has no node state (GKE's managed kube state metrics cover no nodes): a
+# kube-state-metrics with the node collector alone, and Managed Prometheus' scrape of it.
+NODE_STATE_VALUES: dict[str, Any] = {"collectors": ["nodes"], "metricLabelsAllowlist": NODE_POOL_LABELS}
+
+
+def node_state_scrape(namespace: str) -> dict[str, Any]:
+    """GMP's PodMonitoring of the kube-state-metrics chart's pods, on the chart's `http` port
+    (prometheus-community kube-state-metrics 6.4.1: templates/_helpers.tpl, templates/deployment.yaml)."""
+    return {
+        "apiVersion": "monitoring.googleapis.com/v1",
+        "kind": "PodMonitoring",
+        "metadata": {"name": "kube-state-metrics", "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "kube-state-metrics"}},
+            "endpoints": [{"port": "http", "interval": "30s"}],
+        },
     }

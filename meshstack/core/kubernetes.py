@@ -1,14 +1,119 @@
-"""The Kubernetes minor versions meshstack supports, and what is pinned per version.
+"""The Kubernetes minor versions meshstack supports, what is pinned per version, and how long each cloud
+supports each one.
 
-Validation refuses a cluster version missing here, so no add-on meets a version it was not
-pinned for halfway through a deployment.
+Validation refuses a cluster version missing here, so no add-on meets a version it was not pinned
+for halfway through a deployment, and a version whose support has ended on the cluster's cloud (as
+of `support_date()`), since the cloud then upgrades the control plane on its own and the program
+would try to put it back.
 """
 
 from __future__ import annotations
 
+import datetime
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from meshstack.core.yaml_text import load_yaml
 
-AUTOSCALER_IMAGES: dict[str, str] = load_yaml(Path(__file__).with_name("kubernetes_versions.yaml").read_text())
-SUPPORTED_VERSIONS = tuple(AUTOSCALER_IMAGES)
+SupportType = Literal["STANDARD", "EXTENDED"]
+TODAY_ENV = "MESHSTACK_TODAY"  # an ISO date to validate and price as of, instead of today
+
+
+@dataclass(frozen=True)
+class Support:
+    """One version's support on one cloud; `end_of_extended` None where the cloud offers no extended support."""
+
+    released: datetime.date
+    end_of_standard: datetime.date
+    end_of_extended: datetime.date | None = None
+
+
+@dataclass(frozen=True)
+class KubernetesVersion:
+    autoscaler: str
+    support: dict[str, Support]  # by cloud (aws, gcp)
+
+
+def _load() -> dict[str, KubernetesVersion]:
+    data: dict[str, dict[str, Any]] = load_yaml(Path(__file__).with_name("kubernetes_versions.yaml").read_text())
+    return {
+        version: KubernetesVersion(
+            str(entry["autoscaler"]),
+            {cloud: Support(**dates) for cloud, dates in entry.items() if cloud != "autoscaler"},
+        )
+        for version, entry in data.items()
+    }
+
+
+VERSIONS = _load()
+AUTOSCALER_IMAGES: dict[str, str] = {version: v.autoscaler for version, v in VERSIONS.items()}
+SUPPORTED_VERSIONS = tuple(VERSIONS)
+
+
+def support_date() -> datetime.date:
+    """The day support is judged on: MESHSTACK_TODAY (an ISO date) where set, else today (UTC)."""
+    pinned = os.environ.get(TODAY_ENV)
+    if pinned:
+        return datetime.date.fromisoformat(pinned)
+    return datetime.datetime.now(datetime.UTC).date()
+
+
+def support_of(cloud: str, version: str) -> Support | None:
+    known = VERSIONS.get(version)
+    return known.support.get(cloud) if known is not None else None
+
+
+def support_problem(cloud: str, version: str, support_type: SupportType, on: datetime.date) -> tuple[str, str] | None:
+    """(the spec field to change, why) when `version` cannot be deployed on `cloud` under
+    `support_type` on day `on`; None when it can."""
+    support = support_of(cloud, version)
+    if support is None:
+        return None  # an unknown version is refused by name elsewhere
+    if support_type == "EXTENDED" and support.end_of_extended is None:
+        return "support_type", f"{cloud.upper()} offers no extended support through meshstack: use STANDARD"
+    problem = _version_problem(cloud, version, support, support_type, on)
+    return ("kubernetes_version", problem) if problem else None
+
+
+def _version_problem(
+    cloud: str, version: str, support: Support, support_type: SupportType, on: datetime.date
+) -> str | None:
+    current = ", ".join(v for v in SUPPORTED_VERSIONS if in_standard_support(cloud, v, on)) or "none"
+    if on < support.released:
+        return f"Kubernetes {version} is not released on {cloud.upper()} until {support.released}"
+    if support_type == "STANDARD" and on >= support.end_of_standard:
+        extended = (
+            f", or set support_type EXTENDED (until {support.end_of_extended}, at the extended-support price)"
+            if support.end_of_extended is not None and on < support.end_of_extended
+            else ""
+        )
+        return (
+            f"Kubernetes {version}'s standard support on {cloud.upper()} ended {support.end_of_standard} (the cloud "
+            f"then upgrades the control plane on its own): use one of {current}{extended}"
+        )
+    if support_type == "EXTENDED" and support.end_of_extended is not None and on >= support.end_of_extended:
+        ended = support.end_of_extended
+        return f"Kubernetes {version}'s extended support on {cloud.upper()} ended {ended}: use one of {current}"
+    return None
+
+
+def in_standard_support(cloud: str, version: str, on: datetime.date) -> bool:
+    support = support_of(cloud, version)
+    return support is not None and support.released <= on < support.end_of_standard
+
+
+def in_extended_support(cloud: str, version: str, on: datetime.date) -> bool:
+    """Past standard support, where an EXTENDED cluster pays the extended-support price."""
+    support = support_of(cloud, version)
+    return support is not None and on >= support.end_of_standard
+
+
+def default_version(cloud: str, on: datetime.date) -> str:
+    """For a new stack: the newest version but one in standard support on the cloud (the newest has the
+    least field time behind it), else the newest known."""
+    current = [v for v in SUPPORTED_VERSIONS if in_standard_support(cloud, v, on)]
+    if len(current) >= 2:
+        return current[-2]
+    return current[-1] if current else SUPPORTED_VERSIONS[-1]

@@ -20,7 +20,7 @@ import yaml
 from meshstack.core.catalog import Catalog, load_catalog
 from meshstack.core.engines import vllm
 from meshstack.core.errors import SpecError, UsageError
-from meshstack.core.kubernetes import SUPPORTED_VERSIONS
+from meshstack.core.kubernetes import default_version, support_date
 from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import Project, spec_from_config
 from meshstack.planner.search import Option, PlanRequest
@@ -153,7 +153,7 @@ def _config(
         "meshstack:clusters": [
             {
                 "name": name,
-                "kubernetes_version": SUPPORTED_VERSIONS[-2],
+                "kubernetes_version": default_version(option.cloud, support_date()),
                 "deployer_cidrs": list(access.deployer_cidrs),
                 "public_access_cidrs": list(access.public_access_cidrs),
                 "node_pools": [_system_pool(catalog), _pool(option, nodes)],

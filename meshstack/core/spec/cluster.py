@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from meshstack.core.catalog import Catalog, InstanceType
-from meshstack.core.kubernetes import SUPPORTED_VERSIONS
+from meshstack.core.kubernetes import SUPPORTED_VERSIONS, SupportType
 from meshstack.core.spec.base import (
     DNS_LABEL,
     SpecModel,
@@ -288,7 +288,8 @@ class MaintenanceExclusion(SpecModel):
 
 class MaintenanceSpec(SpecModel):
     """When GKE may upgrade the control plane and nodes (an upgrade recreates a TPU slice, killing the
-    job on it). EKS upgrades nothing on its own: its node groups change only when the stack changes."""
+    job on it). EKS has no windows: its node groups change only when the stack changes, and its control
+    plane only at the end of the version's support (see ClusterSpec.support_type)."""
 
     days: list[Weekday] = Field(default_factory=lambda: list[Weekday](["SA", "SU"]), min_length=1)
     start_utc: str = Field(default="02:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, UTC.")
@@ -346,7 +347,17 @@ class QueueSpec(SpecModel):
 
 class ClusterSpec(SpecModel):
     name: str = Field(pattern=DNS_LABEL)
-    kubernetes_version: str = Field(pattern=r"^1\.\d{2}$", description="EKS minor version, e.g. '1.33'.")
+    kubernetes_version: str = Field(
+        pattern=r"^1\.\d{2}$",
+        description="The minor version, e.g. '1.35': one meshstack pins add-ons for, still supported on the cloud.",
+    )
+    support_type: SupportType = Field(
+        default="STANDARD",
+        description="EKS: what happens when the version's standard support ends. STANDARD: EKS upgrades the "
+        "control plane to the next version on its own, so validation refuses a version past it. EXTENDED: the "
+        "version stays until its extended support ends, at the extended-support price (priced by the estimate). "
+        "GKE: STANDARD only (its clusters follow the REGULAR release channel).",
+    )
     node_pools: list[NodePool] = Field(min_length=1)
     public_access_cidrs: list[str] = Field(
         default_factory=list,
@@ -372,7 +383,7 @@ class ClusterSpec(SpecModel):
     maintenance: MaintenanceSpec | None = Field(
         default=None,
         description="GKE: when upgrades may run, and exclusions that keep them off running jobs; a weekend "
-        "window (Saturday and Sunday, 02:00-08:00 UTC) when omitted. EKS upgrades nothing on its own.",
+        "window (Saturday and Sunday, 02:00-08:00 UTC) when omitted. EKS takes no window.",
     )
 
     @field_validator("kubernetes_version")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -12,6 +13,7 @@ from meshstack.core import sizing
 from meshstack.core.capacity import Demand, admissible_nodes, demand, queue_of
 from meshstack.core.catalog import Catalog, known_clouds
 from meshstack.core.engines import vllm
+from meshstack.core.kubernetes import support_date, support_problem
 from meshstack.core.network import NetworkSpec
 from meshstack.core.observability import AlertSpec
 from meshstack.core.programs import maxtext
@@ -116,6 +118,20 @@ class StackSpec(SpecModel):
         for kind in type(self.storage).model_fields:
             if getattr(self.storage, kind) and kind not in facts.storage:
                 raise field_error(f"storage.{kind}", f"{kind} is not offered on {self.cloud.upper()}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_kubernetes_support(self, info: ValidationInfo) -> StackSpec:
+        """A version still supported on the cloud on the day of validation (or of the context's
+        `today`, or MESHSTACK_TODAY), under the cluster's support type."""
+        context: Any = info.context
+        today = context.get("today") if isinstance(context, dict) else None
+        on = today if isinstance(today, datetime.date) else support_date()
+        for i, cluster in enumerate(self.clusters):
+            problem = support_problem(self.cloud, cluster.kubernetes_version, cluster.support_type, on)
+            if problem is not None:
+                field, why = problem
+                raise field_error(f"clusters[{i}].{field}", f"{why} (as of {on})")
         return self
 
     @model_validator(mode="after")
