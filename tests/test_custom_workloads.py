@@ -490,3 +490,17 @@ def test_a_hub_model_gets_its_token_and_the_callers_token(project_copy: MakeProj
     )
     account = one(result, "kubernetes:core/v1:ServiceAccount", "prod-aws-llama").inputs["metadata"]
     assert account["annotations"] == {}
+
+
+def test_the_stack_creates_the_token_secret_its_service_names(preview: Callable[[str], Preview]) -> None:
+    result = preview("prod-aws")
+    password = one(result, "random:index/randomPassword:RandomPassword", "prod-aws-chat-token")
+    assert password.inputs["length"] == 48 and password.inputs["special"] is False
+    secret = one(result, "kubernetes:core/v1:Secret", "prod-aws-chat-token")
+    assert (secret.inputs["metadata"]["name"], secret.inputs["metadata"]["namespace"]) == ("chat-token", "ml")
+    assert secret.inputs["type"] == "Opaque" and set(secret.inputs["stringData"]) == {"token"}
+    deployment = one(result, "kubernetes:apps/v1:Deployment", "prod-aws-chat")
+    assert secret.urn in deployment.dependencies, "the pod's secretKeyRef exists before the pod"
+    env = env_of(deployment.inputs["spec"]["template"]["spec"]["containers"][0])
+    assert env["MESHSTACK_SERVE_TOKEN"] == {"secretKeyRef": {"name": "chat-token", "key": "token"}}
+    assert result.violations == []

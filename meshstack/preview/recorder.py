@@ -69,6 +69,8 @@ class Resource:
 def plain(value: Any) -> Any:
     """Inputs as JSON: resource references become their URNs, unknowns a marker."""
     if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return plain(value.get("value"))  # a secret is its value, as the engine shows it to policies
         return {k: plain(v) for k, v in value.items() if k != rpc._special_sig_key}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]

@@ -49,6 +49,7 @@ def grace_seconds(workload: TrainingWorkload, devices: int, peak: float | None) 
 def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs], platform: Platform) -> None:
     """Each workload gets an identity allowed on exactly the buckets it names, then its Kubernetes component."""
     storage = platform.storage
+    tokens: dict[str, pulumi.Output[str]] = {}
     for workload in spec.workloads:
         cluster = platform.clusters[workload.cluster]
         where = placement(spec, workload, pools[(workload.cluster, workload.node_pool)])
@@ -115,7 +116,7 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
             serving = ServingContext(
                 workload, where, _uri(storage, refs[0]) if refs else None, workload.from_training is not None
             )
-            InferenceService(
+            service = InferenceService(
                 name,
                 InferenceServiceArgs(
                     **shared,
@@ -127,10 +128,16 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
                     metrics=cluster.metrics,
                     client_namespaces=workload.clients.namespaces,
                     client_labels=workload.clients.pod_labels,
+                    token_secret=workload.token_secret,
                     drain_seconds=workload.serve.drain_timeout_s,
                 ),
                 opts,
             )
+            if service.token is not None:
+                tokens[workload.name] = service.token
+    if tokens:
+        # what callers send as `Authorization: Bearer`: `pulumi stack output --show-secrets service_tokens`
+        pulumi.export("service_tokens", tokens)
 
 
 def default_target(workload: InferenceWorkload) -> int:

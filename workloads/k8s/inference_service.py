@@ -10,6 +10,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.objects import CustomObject
@@ -21,7 +22,8 @@ STARTUP_PERIOD_S = 10
 # What pulumi-kubernetes reads on a Deployment or Service to skip, or bound, its readiness await.
 SKIP_AWAIT = "pulumi.com/skipAwait"
 AWAIT_TIMEOUT = "pulumi.com/timeoutSeconds"
-AWAIT_MARGIN_S = 600  # beyond the startup budget, for the image pull and the node to come up
+AWAIT_MARGIN_S = 600
+TOKEN_LENGTH = 48  # beyond the startup budget, for the image pull and the node to come up
 
 
 def probe(path: str, period: int, failures: int, timeout: int = 1) -> dict[str, Any]:
@@ -67,6 +69,7 @@ class InferenceServiceArgs(WorkloadArgs):
     metrics: MetricsBackend = field(default_factory=MetricsBackend.operator)
     client_namespaces: Sequence[str] = ()
     client_labels: Mapping[str, str] = field(default_factory=dict)
+    token_secret: str | None = None  # the Secret (key "token") the server's callers must present
     drain_seconds: float = 25  # how long the server drains after SIGTERM
 
 
@@ -181,6 +184,11 @@ class InferenceService(pulumi.ComponentResource):
         if server.args:
             container["args"] = server.args
         scaled = bool(server.in_flight_metrics)
+        self.token: pulumi.Output[str] | None = None
+        after = child
+        if args.token_secret is not None:
+            secret = self._token(name, args, meta, child)
+            after = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[secret]))
         self.deployment = k8s.apps.v1.Deployment(
             name,
             metadata=awaited_meta,
@@ -202,7 +210,7 @@ class InferenceService(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=child,
+            opts=after,
         )
         k8s.core.v1.Service(
             name,
@@ -221,7 +229,25 @@ class InferenceService(pulumi.ComponentResource):
             self._autoscale(name, args, meta, labels, child)
         k8s.networking.v1.NetworkPolicy(name, **network_policy(args, meta, labels), opts=child)
         k8s.policy.v1.PodDisruptionBudget(name, metadata=meta, spec=disruption_budget(args, labels), opts=child)
-        self.register_outputs({"service": f"{args.name}.{args.namespace}.svc.cluster.local"})
+        self.register_outputs({"service": f"{args.name}.{args.namespace}.svc.cluster.local", "token": self.token})
+
+    def _token(
+        self, name: str, args: InferenceServiceArgs, meta: dict[str, Any], child: pulumi.ResourceOptions
+    ) -> k8s.core.v1.Secret:
+        """The callers' bearer token: a random value the stack keeps as a secret (`pulumi stack output
+        --show-secrets`), in the Secret the server reads it from. Created by the stack, so the first
+        `up` has it before the server starts; it changes only when the resource is replaced."""
+        password = random.RandomPassword(
+            f"{name}-token", length=TOKEN_LENGTH, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.token = pulumi.Output.secret(password.result)
+        return k8s.core.v1.Secret(
+            f"{name}-token",
+            metadata={**meta, "name": args.token_secret},
+            type="Opaque",
+            string_data={"token": password.result},
+            opts=child,
+        )
 
     def _autoscale(
         self,
