@@ -3,6 +3,7 @@ Workload Identity and allowed only on its buckets."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -125,7 +126,7 @@ class ClusterIdentity(pulumi.ComponentResource):
                 bucket=bucket,
                 role=role,
                 member=account.member,
-                condition=pulumi.Output.from_input(bucket).apply(lambda b, p=prefix: prefix_condition(b, p)),
+                condition=pulumi.Output.from_input(bucket).apply(functools.partial(prefix_condition, prefix=prefix)),
                 opts=self._child,
             )
         return {ANNOTATION: account.email}
