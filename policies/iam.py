@@ -18,11 +18,16 @@ from policies.rule import as_list, text
 # Unrelated actions and ARNs from different services, partitions, regions and accounts: a pattern that
 # matches all of them matches everything.
 ACTION_PROBES = ("iam:PassRole", "s3:GetObject", "ec2:RunInstances", "kms:Decrypt", "sts:AssumeRole")
-RESOURCE_PROBES = (
-    "arn:aws:iam::123456789012:role/any",
-    "arn:aws:s3:::any-bucket/any/key",
-    "arn:aws-cn:ec2:cn-north-1:210987654321:instance/i-0123456789abcdef0",
-    "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/any",
+# A stack lives in one partition, so `arn:aws:*` is everything to it: a pattern covers every resource when it
+# matches every probe of some partition.
+RESOURCE_PROBES = tuple(
+    (
+        f"arn:{partition}:iam::123456789012:role/any",
+        f"arn:{partition}:s3:::any-bucket/any/key",
+        f"arn:{partition}:ec2:{region}:210987654321:instance/i-0123456789abcdef0",
+        f"arn:{partition}:kms:{region}:111122223333:key/any",
+    )
+    for partition, region in (("aws", "us-east-1"), ("aws-cn", "cn-north-1"), ("aws-us-gov", "us-gov-west-1"))
 )
 PRINCIPAL_PROBES = ("arn:aws:iam::123456789012:root", "arn:aws:iam::210987654321:role/any", "123456789012")
 # Condition keys that tie a statement to named accounts, organisations, networks or sources: with one of
@@ -77,7 +82,8 @@ def every_action(statement: Mapping[str, Any]) -> bool:
 
 def every_resource(statement: Mapping[str, Any]) -> bool:
     """Resource covers every ARN, or NotResource grants everything but a few."""
-    return statement.get("NotResource") is not None or covers_all(statement.get("Resource"), RESOURCE_PROBES)
+    resources = statement.get("Resource")
+    return statement.get("NotResource") is not None or any(covers_all(resources, p) for p in RESOURCE_PROBES)
 
 
 def principals(statement: Mapping[str, Any]) -> list[Any]:
