@@ -55,11 +55,22 @@ ATTACHMENTS = {
     "aws:iam/groupPolicyAttachment:GroupPolicyAttachment": (("group", "group"),),
     "aws:iam/policyAttachment:PolicyAttachment": (("roles", "role"), ("users", "user"), ("groups", "group")),
 }
-# Exclusive attachments hold a principal's whole list of managed policies.
+# Exclusive attachments hold a principal's whole list of managed policies; IAM Identity Center attaches
+# managed policies to a permission set, which every user assigned it then holds.
 EXCLUSIVE_ATTACHMENTS = {
-    "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive": ("roleName", "role"),
-    "aws:iam/userPolicyAttachmentsExclusive:UserPolicyAttachmentsExclusive": ("userName", "user"),
-    "aws:iam/groupPolicyAttachmentsExclusive:GroupPolicyAttachmentsExclusive": ("groupName", "group"),
+    "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive": ("roleName", "role", "policyArns"),
+    "aws:iam/userPolicyAttachmentsExclusive:UserPolicyAttachmentsExclusive": ("userName", "user", "policyArns"),
+    "aws:iam/groupPolicyAttachmentsExclusive:GroupPolicyAttachmentsExclusive": ("groupName", "group", "policyArns"),
+    "aws:ssoadmin/managedPolicyAttachment:ManagedPolicyAttachment": (
+        "permissionSetArn",
+        "permission set",
+        "managedPolicyArn",
+    ),
+    "aws:ssoadmin/managedPolicyAttachmentsExclusive:ManagedPolicyAttachmentsExclusive": (
+        "permissionSetArn",
+        "permission set",
+        "managedPolicyArns",
+    ),
 }
 
 
@@ -68,8 +79,8 @@ def _grants(resource: ResourceView) -> list[tuple[str, Any]]:
     if resource.type == ROLE:
         return [(f"role '{resource.name}'", a) for a in as_list(props.get("managedPolicyArns"))]
     if resource.type in EXCLUSIVE_ATTACHMENTS:
-        key, kind = EXCLUSIVE_ATTACHMENTS[resource.type]
-        return [(f"{kind} '{text(props.get(key))}'", a) for a in as_list(props.get("policyArns"))]
+        key, kind, arns = EXCLUSIVE_ATTACHMENTS[resource.type]
+        return [(f"{kind} '{text(props.get(key))}'", a) for a in as_list(props.get(arns))]
     return [
         (f"{kind} '{text(principal)}'", props.get("policyArn"))
         for key, kind in ATTACHMENTS.get(resource.type, ())

@@ -12,6 +12,8 @@ from policies.values import Unknown
 
 KMS_KEY = "aws:kms/key:Key"
 REPOSITORY = "aws:ecr/repository:Repository"
+# A creation template makes the repositories that pull-through caches and replication create on push.
+CREATION_TEMPLATE = "aws:ecr/repositoryCreationTemplate:RepositoryCreationTemplate"
 REGISTRY_SCANNING = "aws:ecr/registryScanningConfiguration:RegistryScanningConfiguration"
 IMMUTABLE = ("IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION")
 SCANNING_FREQUENCIES = ("SCAN_ON_PUSH", "CONTINUOUS_SCAN")
@@ -35,7 +37,8 @@ def kms_rotation(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[
 def ecr_immutable(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     mutability = text(resource.props.get("imageTagMutability") or "MUTABLE")
     if mutability not in IMMUTABLE:
-        yield f"repository '{resource.name}' lets a tag be pushed again (image_tag_mutability {mutability})"
+        what = "repository creation template" if resource.type == CREATION_TEMPLATE else "repository"
+        yield f"{what} '{resource.name}' lets a tag be pushed again (image_tag_mutability {mutability})"
 
 
 def _registry_scans(config: ResourceView, repository: str) -> bool:
@@ -84,7 +87,7 @@ RULES = [
         description="ECR repositories keep image tags immutable, so a tag always names the image it was pushed as.",
         severity="medium",
         enforcement="mandatory",
-        resource_types=(REPOSITORY,),
+        resource_types=(REPOSITORY, CREATION_TEMPLATE),
         check=ecr_immutable,
         remediation="Set image_tag_mutability='IMMUTABLE' (or IMMUTABLE_WITH_EXCLUSION for a moving tag you name).",
     ),

@@ -24,6 +24,7 @@ FIREWALL_POLICY_RULES = (
     "gcp:compute/firewallPolicyRule:FirewallPolicyRule",
     "gcp:compute/networkFirewallPolicyRule:NetworkFirewallPolicyRule",
     "gcp:compute/regionNetworkFirewallPolicyRule:RegionNetworkFirewallPolicyRule",
+    "gcp:compute/organizationSecurityPolicyRule:OrganizationSecurityPolicyRule",
 )
 
 
@@ -133,6 +134,7 @@ def _opened(resource: ResourceView) -> tuple[list[str], list[tuple[Any, list[Any
         if is_true(props.get("disabled")):
             return [], [], False
         match = as_map(props.get("match"))
+        match = as_map(match.get("config")) if "config" in match else match  # an organisation policy's rule
         ranges = as_list(match.get("srcIpRanges"))
         admitted = [(get(c, "ipProtocol"), as_list(get(c, "ports"))) for c in as_list(match.get("layer4Configs"))]
         admitted = admitted or [("all", [])]

@@ -39,10 +39,15 @@ KIND_GROUPS: dict[str, tuple[str, ...]] = {
     "Job": ("batch",),
     "CronJob": ("batch",),
 }
-# Every pulumi-kubernetes type that declares a whole object with a pod template; a JobSet is a CustomResource
-# of its apiVersion.
+# Every pulumi-kubernetes type that declares whole objects with a pod template (the kind, and its *List of
+# `items`); a JobSet is a CustomResource of its apiVersion.
 OBJECT_TYPES = (
-    *(f"kubernetes:{group}/*:{kind}" for kind, groups in KIND_GROUPS.items() for group in groups),
+    *(
+        f"kubernetes:{group}/*:{kind}{suffix}"
+        for kind, groups in KIND_GROUPS.items()
+        for group in groups
+        for suffix in ("", "List")
+    ),
     "kubernetes:jobset.x-k8s.io/*:JobSet",
 )
 # ...and with the *Patch kinds. A patch changes only what it names, so it is judged on what it sets (a
@@ -57,8 +62,9 @@ ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]+):(\d{12}):")
 
 
 def kind_of(resource: ResourceView) -> str:
-    """The kind, a *Patch kind as the kind it patches."""
-    return resource.type.rsplit(":", 1)[-1].removesuffix("Patch")
+    """The kind, a *Patch kind as the kind it patches and a *List as the kind of its items."""
+    kind = resource.type.rsplit(":", 1)[-1]
+    return kind.removesuffix("Patch").removesuffix("List") if kind not in TEMPLATE_PATHS else kind
 
 
 def is_workload(resource: ResourceView) -> bool:
@@ -73,6 +79,10 @@ def is_object(resource: ResourceView) -> bool:
 def pod_templates(resource: ResourceView) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
     """(where, template metadata, pod spec) for each pod template the resource holds."""
     kind = kind_of(resource)
+    if resource.type.endswith("List") and kind in TEMPLATE_PATHS:
+        objects = [(f"items[{i}] {kind}", item) for i, item in enumerate(as_list(resource.props.get("items")))]
+    else:
+        objects = [(kind, resource.props)]
     if kind == "JobSet":
         templates = [
             (f"replicatedJobs[{i}]", get(job, "template", "spec", "template"))
@@ -80,7 +90,7 @@ def pod_templates(resource: ResourceView) -> list[tuple[str, Mapping[str, Any], 
         ]
     elif kind in TEMPLATE_PATHS:
         path = TEMPLATE_PATHS[kind]
-        templates = [(kind, get(resource.props, *path) if path else resource.props)]
+        templates = [(where, get(body, *path) if path else body) for where, body in objects]
     else:
         templates = []
     return [
