@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from policies.rule import as_list, as_map, get, text
+from policies.rule import as_list, as_map, get, integer, text
 
 Level = Literal["privileged", "baseline", "restricted"]
 LEVELS: tuple[Level, ...] = ("privileged", "baseline", "restricted")
@@ -70,6 +70,12 @@ class Breach:
         return f"{self.control} ({self.detail})"
 
 
+def _port(value: object) -> str:
+    """A port as written: the wire carries numbers as doubles (8080.0), a program may send anything."""
+    number = integer(value)
+    return str(number) if number is not None else text(value)
+
+
 def containers(
     pod: Mapping[str, Any], keys: tuple[str, ...] = CONTAINER_KEYS
 ) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -109,7 +115,7 @@ def _baseline(pod: Mapping[str, Any], annotations: Mapping[str, Any]) -> Iterato
         for port in as_list(c.get("ports")):
             host = get(port, "hostPort")
             if host not in (None, 0):
-                yield Breach("Host Ports", f"{where}: hostPort {text(host)}")
+                yield Breach("Host Ports", f"{where}: hostPort {_port(host)}")
         if ctx.get("procMount") not in (None, "Default"):
             yield Breach("/proc Mount Type", f"{where}: procMount {ctx.get('procMount')}")
     for volume in as_list(pod.get("volumes")):

@@ -61,6 +61,12 @@ PLACEHOLDERS = ("account", "region", "project")
 ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]+):(\d{12}):")
 
 
+def _port(value: object) -> str:
+    """A port as written: the wire carries numbers as doubles (8080.0), a program may send anything."""
+    number = integer(value)
+    return str(number) if number is not None else text(value)
+
+
 def kind_of(resource: ResourceView) -> str:
     """The kind, a *Patch kind as the kind it patches and a *List as the kind of its items."""
     kind = resource.type.rsplit(":", 1)[-1]
@@ -283,7 +289,7 @@ def no_host_port(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[
         for port in as_list(c.get("ports")):
             host = get(port, "hostPort")
             if host not in (None, 0) and integer(host) not in allowed:
-                yield f"{where} binds port {text(host)} on the node (hostPort)"
+                yield f"{where} binds port {_port(host)} on the node (hostPort)"
 
 
 def resource_limits(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
