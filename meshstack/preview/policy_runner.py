@@ -62,7 +62,7 @@ class Violation:
     def remediation(self) -> str:
         return RULES_BY_NAME[self.policy].remediation if self.policy in RULES_BY_NAME else ""
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, str | bool]:
         return {
             "id": self.rule_id,
             "policy": self.policy,
