@@ -163,8 +163,9 @@ def run_as_non_root(resource: ResourceView, config: Mapping[str, Any]) -> Iterab
         pod_context = as_map(pod.get("securityContext"))
         context = as_map(c.get("securityContext"))
         non_root = get(context, "runAsNonRoot", default=get(pod_context, "runAsNonRoot"))
-        user = get(context, "runAsUser", default=get(pod_context, "runAsUser"))
-        if non_root is not True or user in (0, 0.0):
+        user = integer(get(context, "runAsUser", default=get(pod_context, "runAsUser")))
+        # A non-zero runAsUser overrides the image's USER: the container runs as that uid whatever the image says.
+        if user == 0 or non_root is False or (non_root is not True and not (user is not None and user > 0)):
             yield f"{where} may run as root (set runAsNonRoot: true and a non-zero runAsUser)"
 
 
