@@ -93,6 +93,24 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
         written = write_manifests(preview.resources, writable_folder(Path(args.manifests), "--manifests"))
         print(f"wrote {len(written)} Kubernetes manifest(s) under {args.manifests}", file=sys.stderr)
+    if args.tf_plan:
+        from meshstack.core.workspace import writable_folder
+        from meshstack.preview.tfplan import write_plan
+
+        target = Path(args.tf_plan)
+        if target.is_dir():
+            raise UsageError(f"--tf-plan {_shown(args.tf_plan)}: is a folder; name the plan file to write")
+        writable_folder(target.parent, "--tf-plan")
+        try:
+            export = write_plan(preview.resources, target)
+        except OSError as exc:
+            raise UsageError(f"--tf-plan {_shown(args.tf_plan)}: cannot write there ({exc.strerror})") from None
+        note = f"wrote {export.written} resource(s) as a Terraform plan to {args.tf_plan}"
+        if export.kubernetes:
+            note += f"; {export.kubernetes} Kubernetes object(s) are left to --manifests"
+        if export.untyped:
+            note += f"; no Terraform type known for {', '.join(export.untyped)}"
+        print(note, file=sys.stderr)
     if args.json:
         print(json.dumps(preview.to_json(), indent=2, sort_keys=True))
     elif args.markdown:
@@ -259,6 +277,12 @@ def parser() -> argparse.ArgumentParser:
         "--manifests",
         metavar="DIR",
         help="also write every Kubernetes object as YAML, one file per object and a folder per cluster",
+    )
+    p.add_argument(
+        "--tf-plan",
+        metavar="FILE",
+        help="also write the AWS and Google Cloud resources as Terraform plan JSON (`terraform show -json`), "
+        "for checkov, trivy, KICS or conftest; Kubernetes objects are left to --manifests",
     )
     p.set_defaults(func=cmd_preview)
 

@@ -28,7 +28,7 @@ from meshstack.core.observability import SERVING_PANELS, TRAINING_PANELS
 from meshstack.core.stack_file import Project, find_project
 from meshstack.core.workspace import claim, clear
 from meshstack.preview.plan import Preview, preview_stack
-from meshstack.preview.render import energy_line, markdown, usd
+from meshstack.preview.render import energy_line, markdown, policy_line, usd
 from meshstack.preview.report import charts
 from meshstack.preview.report.page import Answer, render
 from workloads.local import LocalServer, TrainResult, free_port, run_stack
@@ -79,8 +79,7 @@ def _summary(preview: Preview, out: TextIO) -> None:
         f"{usd(cost.running_hourly_usd)}/hour ({usd(cost.peak_hourly_usd)}/hour at max size)\n"
         f"  energy: {energy_line(cost.energy)}\n"
     )
-    mandatory = len(preview.mandatory_violations)
-    out.write(f"  policy: {mandatory} mandatory, {len(preview.violations) - mandatory} advisory violation(s)\n")
+    out.write(f"  policy: {policy_line(preview)}\n")
 
 
 def ask(server: LocalServer, prompts: tuple[str, ...], max_new_tokens: int) -> list[Answer]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from pulumi_policy import (
@@ -16,10 +16,12 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from meshstack.core.resources import ResourceView
-from policies.rule import ResourceCheck, Rule, StackCheck
+from policies.rule import Finding, ResourceCheck, Rule, StackCheck, Undecided
 from policies.rules import ALL_RULES
+from policies.values import resolve
 
 PACK_NAME = "meshstack"
 PACK_VERSION = "0.1.0"
@@ -30,14 +32,36 @@ def _report(rule: Rule, report: ReportViolation, message: str, urn: str | None =
     report(f"[{rule.id}] {message}\nRemediation: {rule.remediation}", urn)
 
 
+def undecided_error(notes: Sequence[Undecided]) -> UnknownValueError:
+    """What pulumi-policy reports as the rule's one advisory "can't run policy ... during preview: <message>",
+    here after every decided violation was reported at the rule's own level."""
+    error = UnknownValueError(UNKNOWN_STRING_VALUE, [])
+    shown = "; ".join(n.message for n in notes[:5]) + (f"; and {len(notes) - 5} more" if len(notes) > 5 else "")
+    error.message = f"undecided until the values are known: {shown}".replace("\n", " ")
+    return error
+
+
+def _report_all(rule: Rule, report: ReportViolation, results: Iterable[str | Finding | Undecided]) -> None:
+    """Violations at the rule's level as they come; what could not be decided, together at the end."""
+    undecided: list[Undecided] = []
+    for result in results:
+        if isinstance(result, Undecided):
+            undecided.append(result)
+        elif isinstance(result, Finding):
+            _report(rule, report, result.message, result.urn or None)
+        else:
+            _report(rule, report, str(result))
+    if undecided:
+        raise undecided_error(undecided)
+
+
 def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
         if not rule.applies_to(args.resource_type):
             return
-        view = ResourceView(args.urn, args.resource_type, args.name, "", args.props)
+        view = ResourceView(args.urn, args.resource_type, args.name, "", resolve(args.props))
         check = cast(ResourceCheck, rule.check)
-        for message in check(view, rule.settings(args.get_config())):
-            _report(rule, report, str(message))
+        _report_all(rule, report, check(view, rule.settings(args.get_config())))
 
     return ResourceValidationPolicy(
         name=rule.name, description=_description(rule), validate=validate, **_metadata(rule)
@@ -51,12 +75,18 @@ def _description(rule: Rule) -> str:
 def _stack_policy(rule: Rule) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
         views = [
-            ResourceView(r.urn, r.resource_type, r.name, r.parent.urn if r.parent else "", r.props)
+            ResourceView(
+                r.urn,
+                r.resource_type,
+                r.name,
+                r.parent.urn if r.parent else "",
+                resolve(r.props),
+                tuple(d.urn for d in r.dependencies),
+            )
             for r in args.resources
         ]
         check = cast(StackCheck, rule.check)
-        for finding in check(views, rule.settings(args.get_config())):
-            _report(rule, report, finding.message, finding.urn or None)
+        _report_all(rule, report, check(views, rule.settings(args.get_config())))
 
     return StackValidationPolicy(name=rule.name, description=_description(rule), validate=validate, **_metadata(rule))
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from policies.rule import as_list, get
+from policies.rule import as_list, as_map, get, integer, text
 
 Level = Literal["privileged", "baseline", "restricted"]
 LEVELS: tuple[Level, ...] = ("privileged", "baseline", "restricted")
@@ -70,6 +70,12 @@ class Breach:
         return f"{self.control} ({self.detail})"
 
 
+def _port(value: object) -> str:
+    """A port as written: the wire carries numbers as doubles (8080.0), a program may send anything."""
+    number = integer(value)
+    return str(number) if number is not None else text(value)
+
+
 def containers(
     pod: Mapping[str, Any], keys: tuple[str, ...] = CONTAINER_KEYS
 ) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -87,9 +93,9 @@ def _containers(pod: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]
 
 def _contexts(pod: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """The pod's security context, then every container's."""
-    yield "pod", get(pod, "securityContext") or {}
+    yield "pod", as_map(get(pod, "securityContext"))
     for where, c in _containers(pod):
-        yield where, get(c, "securityContext") or {}
+        yield where, as_map(get(c, "securityContext"))
 
 
 def _baseline(pod: Mapping[str, Any], annotations: Mapping[str, Any]) -> Iterator[Breach]:
@@ -100,16 +106,16 @@ def _baseline(pod: Mapping[str, Any], annotations: Mapping[str, Any]) -> Iterato
         if pod.get(key) is True:
             yield Breach("Host Namespaces", f"{key}: true")
     for where, c in _containers(pod):
-        ctx = get(c, "securityContext") or {}
+        ctx = as_map(get(c, "securityContext"))
         if ctx.get("privileged") is True:
             yield Breach("Privileged Containers", f"{where}: privileged: true")
-        added = sorted({str(a) for a in as_list(get(ctx, "capabilities", "add"))} - BASELINE_CAPABILITIES)
+        added = sorted({text(a) for a in as_list(get(ctx, "capabilities", "add"))} - BASELINE_CAPABILITIES)
         if added:
             yield Breach("Capabilities", f"{where} adds {', '.join(added)}")
         for port in as_list(c.get("ports")):
             host = get(port, "hostPort")
             if host not in (None, 0):
-                yield Breach("Host Ports", f"{where}: hostPort {int(host)}")
+                yield Breach("Host Ports", f"{where}: hostPort {_port(host)}")
         if ctx.get("procMount") not in (None, "Default"):
             yield Breach("/proc Mount Type", f"{where}: procMount {ctx.get('procMount')}")
     for volume in as_list(pod.get("volumes")):
@@ -119,7 +125,7 @@ def _baseline(pod: Mapping[str, Any], annotations: Mapping[str, Any]) -> Iterato
         apparmor = get(ctx, "appArmorProfile", "type")
         if apparmor not in (None, "RuntimeDefault", "Localhost"):
             yield Breach("AppArmor", f"{where}: appArmorProfile {apparmor}")
-        selinux = get(ctx, "seLinuxOptions") or {}
+        selinux = as_map(get(ctx, "seLinuxOptions"))
         if str(selinux.get("type") or "") not in SELINUX_TYPES:
             yield Breach("SELinux", f"{where}: seLinuxOptions.type {selinux.get('type')}")
         if selinux.get("user") or selinux.get("role"):
@@ -132,7 +138,7 @@ def _baseline(pod: Mapping[str, Any], annotations: Mapping[str, Any]) -> Iterato
         ):
             yield Breach("AppArmor", f"annotation {key}: {value}")
     for sysctl in as_list(get(pod, "securityContext", "sysctls")):
-        if get(sysctl, "name") not in SAFE_SYSCTLS:
+        if text(get(sysctl, "name")) not in SAFE_SYSCTLS:
             yield Breach("Sysctls", f"sysctl {get(sysctl, 'name')}")
 
 
@@ -143,7 +149,7 @@ def _restricted(pod: Mapping[str, Any]) -> Iterator[Breach]:
         sources = sorted(k for k in volume if k != "name")
         if any(s not in RESTRICTED_VOLUME_SOURCES for s in sources):
             yield Breach("Volume Types", f"volume {volume.get('name')}: {', '.join(sources)}")
-    pod_ctx = get(pod, "securityContext") or {}
+    pod_ctx = as_map(get(pod, "securityContext"))
     pod_non_root = pod_ctx.get("runAsNonRoot")
     pod_seccomp = get(pod_ctx, "seccompProfile", "type")
     if pod_non_root is False:
@@ -151,7 +157,7 @@ def _restricted(pod: Mapping[str, Any]) -> Iterator[Breach]:
     if pod_ctx.get("runAsUser") == 0:
         yield Breach("Running as Non-root user", "pod: runAsUser: 0")
     for where, c in _containers(pod):
-        ctx = get(c, "securityContext") or {}
+        ctx = as_map(get(c, "securityContext"))
         if ctx.get("allowPrivilegeEscalation") is not False:
             yield Breach("Privilege Escalation", f"{where}: allowPrivilegeEscalation is not false")
         non_root = ctx.get("runAsNonRoot")
@@ -164,9 +170,9 @@ def _restricted(pod: Mapping[str, Any]) -> Iterator[Breach]:
             seccomp is None and pod_seccomp in ("RuntimeDefault", "Localhost")
         ):
             yield Breach("Seccomp", f"{where}: seccompProfile is not RuntimeDefault or Localhost")
-        if "ALL" not in {str(d) for d in as_list(get(ctx, "capabilities", "drop"))}:
+        if "ALL" not in {text(d) for d in as_list(get(ctx, "capabilities", "drop"))}:
             yield Breach("Capabilities", f"{where} does not drop ALL")
-        added = sorted({str(a) for a in as_list(get(ctx, "capabilities", "add"))} - RESTRICTED_CAPABILITIES)
+        added = sorted({text(a) for a in as_list(get(ctx, "capabilities", "add"))} - RESTRICTED_CAPABILITIES)
         if added:
             yield Breach("Capabilities", f"{where} adds {', '.join(added)} (restricted allows NET_BIND_SERVICE only)")
 
@@ -175,12 +181,12 @@ def breaches(pod: Mapping[str, Any], level: Level, annotations: Mapping[str, Any
     """Every control of `level` (restricted includes baseline) that this pod spec fails."""
     if level == "privileged":
         return []
-    found = list(_baseline(pod, annotations or {}))
+    found = list(_baseline(pod, as_map(annotations)))
     if level == "restricted":
         found += [b for b in _restricted(pod) if b not in found]
     return found
 
 
 def namespace_level(labels: Mapping[str, Any] | None, default: Level) -> Level:
-    value = str((labels or {}).get(ENFORCE_LABEL, default))
+    value = text(as_map(labels).get(ENFORCE_LABEL, default))
     return value if value in LEVELS else default

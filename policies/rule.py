@@ -5,12 +5,14 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from meshstack.core.resources import ResourceView
+from policies.values import Unknown
 
 Severity = Literal["low", "medium", "high", "critical"]
 Enforcement = Literal["advisory", "mandatory", "disabled"]
@@ -24,8 +26,17 @@ class Finding:
     urn: str = ""
 
 
-ResourceCheck = Callable[[ResourceView, Mapping[str, Any]], Iterable[str]]
-StackCheck = Callable[[Sequence[ResourceView], Mapping[str, Any]], Iterable[Finding]]
+@dataclass(frozen=True)
+class Undecided:
+    """What a rule could not judge because a value it needs is unknown until the resource exists
+    (`pulumi preview` of a new stack): reported apart from the violations, never as one."""
+
+    message: str
+    urn: str = ""
+
+
+ResourceCheck = Callable[[ResourceView, Mapping[str, Any]], Iterable["str | Undecided"]]
+StackCheck = Callable[[Sequence[ResourceView], Mapping[str, Any]], Iterable["Finding | Undecided"]]
 
 
 RULE_ID = re.compile(r"^MS-(AWS|GCP|K8S|COST)-\d{3}$")
@@ -66,11 +77,14 @@ class Rule:
         return {**defaults, **(config or {})}
 
 
-# Helpers for reading resource properties, which arrive as plain data or as the
-# policy SDK's read-only proxies (Mapping and Sequence, never dict and list).
+# Helpers for reading resource properties. They arrive as plain data of any shape a program may
+# send (a list where a map is expected, a string where a number is, null anywhere), with Unknown in
+# place of what the engine does not know yet: every reader here answers something for every shape.
 
 
 def as_list(value: Any) -> list[Any]:
+    """A list for any value: none for null, the value itself for a scalar or a map given where a list
+    is expected (the engine accepts both for a block of one)."""
     if value is None:
         return []
     if isinstance(value, str | bytes) or not isinstance(value, Sequence):
@@ -78,23 +92,93 @@ def as_list(value: Any) -> list[Any]:
     return list(value)
 
 
+def as_map(value: Any) -> Mapping[str, Any]:
+    """A map, or an empty one for anything else; a one-element list of a map (a block of one written as
+    a list, as Terraform writes MaxItems=1 blocks) is that map."""
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, list | tuple) and len(value) == 1 and isinstance(value[0], Mapping):
+        return value[0]
+    return {}
+
+
 def get(mapping: Any, *path: str, default: Any = None) -> Any:
+    """The value at path, or default where the path does not exist; an Unknown on the way is the answer
+    (what lies below it is unknown too)."""
     current = mapping
     for key in path:
-        if not isinstance(current, Mapping) or key not in current:
+        if isinstance(current, Unknown):
+            return current
+        current = as_map(current) if not isinstance(current, Mapping) else current
+        if key not in current:
             return default
         current = current[key]
     return current
 
 
-def policy_statements(document: Any) -> list[Mapping[str, Any]]:
-    """The statements of an IAM policy document given as JSON text or as data."""
+def number(value: Any) -> float | None:
+    """A finite number for a number or a numeric string; None for anything else (bools included)."""
+    if isinstance(value, bool) or value is None or isinstance(value, Unknown):
+        return None
+    try:
+        result = float(value) if isinstance(value, int | float | str) else None
+    except (ValueError, OverflowError):
+        return None
+    return result if result is not None and math.isfinite(result) else None
+
+
+def integer(value: Any) -> int | None:
+    """An integral number for an int, an integral float or a numeric string; None otherwise."""
+    result = number(value)
+    return int(result) if result is not None and result.is_integer() else None
+
+
+def text(value: Any) -> str:
+    """A string for a message or a comparison; null is the empty string."""
+    return "" if value is None else str(value)
+
+
+def is_true(value: Any) -> bool:
+    """True as a bool or as the string the providers also accept ("true")."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def is_false(value: Any) -> bool:
+    return value is False or (isinstance(value, str) and value.lower() == "false")
+
+
+def string_map(value: Any) -> dict[str, Any]:
+    """Tags or labels as a map, whichever way they were given: a map, or a list of {key, value} entries
+    (an Auto Scaling group's tags, a launch template's tag specifications)."""
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    out: dict[str, Any] = {}
+    for entry in as_list(value):
+        key = get(entry, "key", default=get(entry, "Key"))
+        if isinstance(key, str):
+            out[key] = get(entry, "value", default=get(entry, "Value"))
+    return out
+
+
+def policy_document(document: Any) -> Mapping[str, Any] | Unknown | None:
+    """An IAM policy document given as JSON text or as data; None where it is neither."""
+    if isinstance(document, Unknown):
+        return document
     if isinstance(document, str):
         try:
             document = json.loads(document)
-        except json.JSONDecodeError:
-            return []
-    return [s for s in as_list(get(document, "Statement")) if isinstance(s, Mapping)]
+        except (json.JSONDecodeError, RecursionError):
+            return None
+    return document if isinstance(document, Mapping) else None
+
+
+def policy_statements(document: Any) -> list[Mapping[str, Any]]:
+    """The statements of an IAM policy document given as JSON text or as data (one statement may be
+    given bare, not in a list)."""
+    parsed = policy_document(document)
+    if not isinstance(parsed, Mapping):
+        return []
+    return [s for s in as_list(get(parsed, "Statement")) if isinstance(s, Mapping)]
 
 
 OPEN_CIDRS = ("0.0.0.0/0", "::/0")
@@ -102,7 +186,9 @@ OPEN_CIDRS = ("0.0.0.0/0", "::/0")
 
 def is_open(cidr: Any) -> bool:
     """The whole internet, however it is written (0.0.0.0/0, ::/0, 0.0.0.0/1 is not)."""
+    if not isinstance(cidr, str):
+        return False
     try:
-        return ipaddress.ip_network(str(cidr), strict=False).prefixlen == 0
+        return ipaddress.ip_network(cidr.strip(), strict=False).prefixlen == 0
     except ValueError:
         return False

@@ -44,6 +44,14 @@ def test_meshstack_commands_parse_and_every_stack_is_covered(name: str) -> None:
         assert sorted(job["strategy"]["matrix"]["stack"]) == sorted(SHIPPED_STACKS)
 
 
+def test_the_checkov_step_is_optional_and_off_by_default() -> None:
+    """checkov runs on the exported plan only where the repository variable asks for it."""
+    [step] = [s for s in steps(workflow("pull-request.yml")) if "checkov" in str(s.get("run", ""))]
+    assert "vars.MESHSTACK_CHECKOV" in step["if"]
+    assert "--tf-plan plan.json" in step["run"] and "--framework terraform_plan" in step["run"]
+    assert "--soft-fail" in step["env"]["SOFT_FAIL"]
+
+
 def test_pull_requests_post_the_markdown_comment_with_a_baseline() -> None:
     text = (WORKFLOWS / "pull-request.yml").read_text()
     assert "--markdown --baseline" in text

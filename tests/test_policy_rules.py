@@ -20,7 +20,10 @@ def view(typ: str, props: dict[str, Any], name: str = "r") -> ResourceView:
 
 
 def check(rule: str, resource: ResourceView, **config: Any) -> list[str]:
+    """A resource rule on the resource; a stack rule on a stack of that one resource."""
     r = RULES_BY_NAME[rule]
+    if r.kind == "stack":
+        return [f.message for f in r.check([resource], r.settings(config))]  # type: ignore[arg-type,list-item,union-attr]
     return list(r.check(resource, r.settings(config)))  # type: ignore[arg-type]
 
 

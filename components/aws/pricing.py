@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from meshstack.core.kubernetes import in_extended_support, support_date, support_of
-from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, PricingContext, mapping
+from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, PricingContext, count, mapping, quantity
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import EKS_NODE_GROUP
 
@@ -37,10 +37,6 @@ class Services(BaseModel):
     lustre_per_gib_month: dict[str, float]
 
 
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
 def pool_shape(pool: ResourceView) -> PoolShape:
     props = pool.props
     scaling = mapping(props, "scalingConfig")
@@ -48,9 +44,9 @@ def pool_shape(pool: ResourceView) -> PoolShape:
     capacity = str(props.get("capacityType") or "ON_DEMAND")
     return PoolShape(
         str(types[0]) if isinstance(types, Sequence) and not isinstance(types, str) and types else "?",
-        _int(scaling.get("minSize")),
-        int(scaling.get("desiredSize", 0) or 0),
-        _int(scaling.get("maxSize")),
+        count(scaling.get("minSize")),
+        count(scaling.get("desiredSize")) or 0,
+        count(scaling.get("maxSize")),
         MARKETS.get(capacity, capacity.lower()),
     )
 
@@ -68,7 +64,8 @@ def price(r: ResourceView, ctx: PricingContext) -> Priced | None:
         ctx.assume("NAT gateways: hourly charge only; data processed is not estimated")
         return Priced.flat("NAT gateway", prices.nat_gateway_per_hour * ctx.services_factor)
     if r.type == "aws:ec2/vpcEndpoint:VpcEndpoint" and props.get("vpcEndpointType") == "Interface":
-        zones = len(props.get("subnetIds") or [])
+        subnets = props.get("subnetIds")
+        zones = len(subnets) if isinstance(subnets, list) else 0
         ctx.assume("interface endpoints: hourly per AZ only; data processed is not estimated")
         return Priced.flat(
             f"interface endpoint in {zones} AZs",
@@ -121,15 +118,20 @@ def _root_volume_gib(props: Mapping[str, Any], ctx: PricingContext) -> float:
     template = ctx.by_id(mapping(props, "launchTemplate").get("id"))
     if template is None:
         return 0.0
-    return sum(float(mapping(m, "ebs").get("volumeSize", 0)) for m in template.props.get("blockDeviceMappings") or [])
+    mappings = template.props.get("blockDeviceMappings")
+    return sum(
+        quantity(mapping(m, "ebs").get("volumeSize"))
+        for m in (mappings if isinstance(mappings, list) else [])
+        if isinstance(m, Mapping)
+    )
 
 
 def _lustre(props: Mapping[str, Any], prices: Services, ctx: PricingContext) -> Priced:
     deployment = str(props.get("deploymentType", "SCRATCH_2"))
-    throughput = props.get("perUnitStorageThroughput")
-    key = f"{deployment}-{int(throughput)}" if throughput else deployment
+    throughput = count(props.get("perUnitStorageThroughput"))
+    key = f"{deployment}-{throughput}" if throughput else deployment
     per_gib = prices.lustre_per_gib_month.get(key)
-    gib = float(props.get("storageCapacity", 0))
+    gib = quantity(props.get("storageCapacity"))
     if per_gib is None:
         ctx.assume(f"FSx for Lustre {key}: no price in catalog, priced at 0")
         per_gib = 0.0

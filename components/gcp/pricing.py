@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, PricingContext, mapping
+from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, PricingContext, count, mapping, quantity
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import GKE_NODE_POOL
 
@@ -32,28 +32,33 @@ class Services(BaseModel):
 
 
 def pool_shape(pool: ResourceView) -> PoolShape:
-    """GKE counts nodes per zone; the shape counts them over all of the pool's zones."""
+    """GKE counts nodes per zone (`maxNodeCount`), or over the pool (`totalMaxNodeCount`); the shape counts
+    them over all of the pool's zones."""
     props = pool.props
     config, scaling = mapping(props, "nodeConfig"), mapping(props, "autoscaling")
     locations = props.get("nodeLocations")
-    zones = max(len(locations), 1) if isinstance(locations, Sequence) else 1
-    per_zone = int(props.get("initialNodeCount", props.get("nodeCount", 0)) or 0)
+    zones = max(len(locations), 1) if isinstance(locations, Sequence) and not isinstance(locations, str) else 1
+    initial = props.get("initialNodeCount")
+    per_zone = count(initial if initial is not None else props.get("nodeCount")) or 0
     # Without autoscaling a GKE pool stays at its node count.
-    maximum, minimum = int(scaling.get("maxNodeCount", per_zone)), int(scaling.get("minNodeCount", per_zone))
+    per_zone_max, per_zone_min = count(scaling.get("maxNodeCount")), count(scaling.get("minNodeCount"))
+    total_max, total_min = count(scaling.get("totalMaxNodeCount")), count(scaling.get("totalMinNodeCount"))
+    maximum = total_max if total_max is not None else (per_zone if per_zone_max is None else per_zone_max) * zones
+    minimum = total_min if total_min is not None else (per_zone if per_zone_min is None else per_zone_min) * zones
     if config.get("spot") is True:
         market = "spot"
     elif config.get("reservationAffinity"):
         market = "reservation"
     else:
         market = "on-demand"
-    return PoolShape(str(config.get("machineType", "?")), minimum * zones, per_zone * zones, maximum * zones, market)
+    return PoolShape(str(config.get("machineType", "?")), minimum, per_zone * zones, maximum, market)
 
 
 def price(r: ResourceView, ctx: PricingContext) -> Priced | None:
     prices: Services = ctx.services(Services)
     props = r.props
     if r.type == GKE_NODE_POOL:
-        gib = float(mapping(props, "nodeConfig").get("diskSizeGb", 0))
+        gib = quantity(mapping(props, "nodeConfig").get("diskSizeGb"))
         return ctx.pool(r, pool_shape(r), gib * prices.pd_balanced_per_gib_month / HOURS_PER_MONTH * ctx.storage_factor)
     if r.type == "gcp:container/cluster:Cluster":
         return Priced.flat("GKE control plane", prices.gke_control_plane_per_hour * ctx.services_factor)
@@ -68,7 +73,7 @@ def price(r: ResourceView, ctx: PricingContext) -> Priced | None:
             f"GCS {gib:g} GiB", gib * prices.gcs_standard_per_gib_month / HOURS_PER_MONTH * ctx.storage_factor
         )
     if r.type == "gcp:filestore/instance:Instance":
-        gib = float(mapping(props, "fileShares").get("capacityGb", 0))
+        gib = quantity(mapping(props, "fileShares").get("capacityGb"))
         tier = str(props.get("tier", ""))
         rate = prices.filestore_per_gib_month.get(tier)
         if rate is None:

@@ -7,6 +7,7 @@ itself is the same for every cloud and hands each module a `PricingContext`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -137,6 +138,26 @@ def node_hourly(
 def mapping(props: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = props.get(key)
     return value if isinstance(value, Mapping) else {}
+
+
+def quantity(value: Any, default: float = 0.0) -> float:
+    """A size or count as a finite float: a number or numeric string; default for anything else (a list,
+    null, a bool, a value the engine does not know yet). The policy pack prices any plan it is given."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return default
+    try:
+        result = float(value)
+    except (ValueError, OverflowError):
+        return default
+    return result if math.isfinite(result) else default
+
+
+def count(value: Any) -> int | None:
+    """A whole count (node counts), None where there is none."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    result = quantity(value, math.nan)
+    return None if math.isnan(result) else int(result)
 
 
 def check_services(catalog: Catalog, model: type[Any]) -> Any:

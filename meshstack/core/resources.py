@@ -9,10 +9,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ResourceView:
-    """Identity, parent and properties: what the policy engine hands a stack policy."""
+    """Identity, parent and properties: what the policy engine hands a stack policy. `dependencies` are the
+    URNs it depends on, which tie a sub-resource to its parent where the id that names it is still unknown."""
 
     urn: str
     type: str
     name: str
     parent: str
     props: Mapping[str, Any]
+    dependencies: tuple[str, ...] = ()

@@ -10,6 +10,7 @@ from meshstack.core.catalog import load_catalog
 from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import Project, find_project, read_stack_config, spec_from_config
 from meshstack.cost import CostChange, CostReport, diff, estimate, handed_over
+from meshstack.preview.policy_levels import PolicySettings, policy_settings
 from meshstack.preview.policy_runner import Violation, evaluate, load_policy_config, policy_config_path
 from meshstack.preview.recorder import Resource, run_project
 from meshstack.preview.runs import TrainingRun, training_runs
@@ -23,6 +24,7 @@ class Preview:
     cost: CostReport
     violations: list[Violation]
     runs: list[TrainingRun] = field(default_factory=list)
+    policy: PolicySettings = field(default_factory=lambda: policy_settings({}, ""))
     baseline: Preview | None = None
     cost_changes: list[CostChange] = field(default_factory=list)
 
@@ -32,13 +34,21 @@ class Preview:
 
     @property
     def mandatory_violations(self) -> list[Violation]:
-        return [v for v in self.violations if v.level == "mandatory"]
+        return [v for v in self.violations if v.level == "mandatory" and not v.undecided]
+
+    @property
+    def undecided(self) -> list[Violation]:
+        return [v for v in self.violations if v.undecided]
+
+    @property
+    def advisory_violations(self) -> list[Violation]:
+        return [v for v in self.violations if v.level != "mandatory" and not v.undecided]
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "stack": self.stack,
             "resources": [r.to_json() for r in self.resources],
-            "policy": {"violations": [v.to_json() for v in self.violations]},
+            "policy": {"violations": [v.to_json() for v in self.violations], **self.policy.to_json()},
             "cost": self.cost.to_json(),
             "training_runs": [r.to_json() for r in self.runs],
         }
@@ -66,14 +76,24 @@ def preview_stack(stack: str, project: Project | None = None, config_file: Path 
     else:
         config, source = read_stack_config(project, stack, config_file), str(config_file)
     spec = spec_from_config(stack, config, source)
-    policy_config = load_policy_config(policy_config_path(project, stack))
+    config_path = policy_config_path(project, stack)
+    policy_config = load_policy_config(config_path)
+    source = config_path.relative_to(project.root).as_posix() if config_path.exists() else ""
     resources = sorted(run_project(project, stack, config, spec.region, spec), key=lambda r: r.urn)
     catalog = load_catalog(cloud=spec.cloud)
     cost = estimate((r.view() for r in resources), catalog)
     with handed_over(cost):
         violations = evaluate(resources, policy_config)
     runs = training_runs(spec, catalog)
-    return Preview(stack=stack, spec=spec, resources=resources, cost=cost, violations=violations, runs=runs)
+    return Preview(
+        stack=stack,
+        spec=spec,
+        resources=resources,
+        cost=cost,
+        violations=violations,
+        runs=runs,
+        policy=policy_settings(policy_config, source),
+    )
 
 
 def with_baseline(current: Preview, baseline: Preview) -> Preview:

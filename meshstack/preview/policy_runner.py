@@ -42,20 +42,27 @@ SEVERITIES = {
 LEVEL_VALUES = {"advisory": proto.ADVISORY, "mandatory": proto.MANDATORY, "disabled": proto.DISABLED}
 
 
+UNDECIDED_PREFIX = "can't run policy"
+
+
 @dataclass(frozen=True)
 class Violation:
+    """A diagnostic of the pack. `undecided` marks what pulumi-policy reports as "can't run policy ... during
+    preview": values the rule needed were unknown, so it is no violation and no pass either."""
+
     rule_id: str
     policy: str
     level: str
     severity: str
     urn: str
     message: str
+    undecided: bool = False
 
     @property
     def remediation(self) -> str:
         return RULES_BY_NAME[self.policy].remediation if self.policy in RULES_BY_NAME else ""
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, str | bool]:
         return {
             "id": self.rule_id,
             "policy": self.policy,
@@ -64,6 +71,7 @@ class Violation:
             "urn": self.urn,
             "message": self.message,
             "remediation": self.remediation,
+            "undecided": self.undecided,
         }
 
 
@@ -131,9 +139,19 @@ def _configure_request(config: Mapping[str, Any]) -> proto.ConfigureAnalyzerRequ
 def _violation(d: proto.AnalyzeDiagnostic) -> Violation:
     """The SDK sends the policy's description, a newline, then what `report` was given: `[ID] message`
     and the remediation. The id is the policy's own; the message is the rest."""
-    reported = d.message.split("\n", 1)[1] if "\n" in d.message else d.message
     rule = RULES_BY_NAME.get(d.policyName)
     rule_id = rule.id if rule else ""
+    if d.message.startswith(UNDECIDED_PREFIX):
+        return Violation(
+            rule_id=rule_id,
+            policy=d.policyName,
+            level=LEVELS.get(d.enforcementLevel, "advisory"),
+            severity=SEVERITIES.get(d.severity, ""),
+            urn=d.urn,
+            message=d.message.split("during preview: ", 1)[-1],
+            undecided=True,
+        )
+    reported = d.message.split("\n", 1)[1] if "\n" in d.message else d.message
     return Violation(
         rule_id=rule_id,
         policy=d.policyName,

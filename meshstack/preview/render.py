@@ -49,11 +49,33 @@ def tree(preview: Preview) -> str:
             f"Change against {preview.baseline.stack}: {usd(cost.hourly_usd - base.hourly_usd, True)}/hour, "
             f"{usd(cost.monthly_usd - base.monthly_usd, True)}/month"
         )
-    mandatory = len(preview.mandatory_violations)
-    lines.append(f"Policy: {mandatory} mandatory, {len(preview.violations) - mandatory} advisory violation(s)")
+    lines.append(f"Policy: {policy_line(preview)}")
+    lines += [f"  config: {line}" for line in preview.policy.lines()]
     for v in preview.violations:
-        lines.append(f"  [{v.level}] {v.rule_id} {v.policy}: {v.message}")
+        lines.append(f"  [{'undecided' if v.undecided else v.level}] {v.rule_id} {v.policy}: {v.message}")
     return "\n".join(lines)
+
+
+def policy_line(preview: Preview) -> str:
+    """The verdict's counts, what stayed undecided, and what the stack's config turned off or lowered."""
+    if preview.policy.nothing_ran:
+        return f"not checked: every rule is disabled by {preview.policy.source}"
+    line = f"{len(preview.mandatory_violations)} mandatory, {len(preview.advisory_violations)} advisory violation(s)"
+    if preview.undecided:
+        line += f", {len(preview.undecided)} rule(s) undecided until values are known"
+    summary = preview.policy.summary()
+    return f"{line}; {summary}" if summary else line
+
+
+def verdict(preview: Preview) -> str:
+    """The pull-request comment's headline: never "passes" where no rule ran, and never without saying
+    which rules the config turned off."""
+    if preview.mandatory_violations:
+        return "❌ blocked by policy"
+    if preview.policy.nothing_ran:
+        return f"⚠️ not checked: every rule is disabled by {preview.policy.source}"
+    summary = preview.policy.summary()
+    return f"✅ passes policy ({summary})" if summary else "✅ passes policy"
 
 
 def _kwh(energy: Energy, kwh: float) -> str:
@@ -79,10 +101,8 @@ def markdown(preview: Preview) -> str:
     """The pull-request comment: what will be created, what it costs and what it breaks."""
     cost = preview.cost
     out = [comment_marker(preview.stack), f"## meshstack preview: `{preview.stack}`", ""]
-    mandatory = preview.mandatory_violations
-    verdict = "❌ blocked by policy" if mandatory else "✅ passes policy"
     out += [
-        f"**{verdict}** · {len(preview.custom_resources)} resources to create · "
+        f"**{verdict(preview)}** · {len(preview.custom_resources)} resources to create · "
         f"{usd(cost.hourly_usd)}/hour · {usd(cost.monthly_usd)}/month",
         "",
     ]
@@ -155,6 +175,10 @@ def markdown(preview: Preview) -> str:
     out.append("")
 
     out += ["### Policy", ""]
+    if preview.policy.lines():
+        out += [f"Rule levels set by `{preview.policy.source}`:", ""]
+        out += [f"- {line}" for line in preview.policy.lines()]
+        out.append("")
     if not preview.violations:
         out.append("No violations.")
     else:
@@ -165,7 +189,8 @@ def markdown(preview: Preview) -> str:
         for v in preview.violations:
             resource = v.urn.rsplit("::", 1)[-1] if v.urn else "(stack)"
             rule = f"`{v.rule_id}` `{v.policy}`"
-            out.append(f"| {v.level} | {v.severity} | {rule} | {resource} | {v.message} | {v.remediation} |")
+            level = "undecided" if v.undecided else v.level
+            out.append(f"| {level} | {v.severity} | {rule} | {resource} | {v.message} | {v.remediation} |")
     out.append("")
 
     out += ["### Resources", "", "| type | count |", "| --- | ---: |"]

@@ -1,8 +1,29 @@
 """The rules, grouped by what they protect. Each module exports RULES."""
 
 from policies.rule import Rule
-from policies.rules import aws_security, cost, gcp_security, kubernetes
+from policies.rules import (
+    aws_exposure,
+    aws_iam,
+    aws_security,
+    aws_supply,
+    cost,
+    gcp_access,
+    gcp_security,
+    kubernetes,
+    kubernetes_network,
+)
 
-ALL_RULES: list[Rule] = [*aws_security.RULES, *gcp_security.RULES, *kubernetes.RULES, *cost.RULES]
+MODULES = (
+    aws_security,
+    aws_iam,
+    aws_exposure,
+    aws_supply,
+    gcp_security,
+    gcp_access,
+    kubernetes,
+    kubernetes_network,
+    cost,
+)
+ALL_RULES: list[Rule] = sorted((rule for module in MODULES for rule in module.RULES), key=lambda r: r.id)
 
-__all__ = ["ALL_RULES"]
+__all__ = ["ALL_RULES", "MODULES"]

@@ -9,11 +9,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from meshstack.core.catalog import Catalog, CatalogError, known_clouds, load_catalog
-from meshstack.core.pricing import PoolShape
+from meshstack.core.pricing import PoolShape, count, quantity
 from meshstack.core.resources import ResourceView
-from meshstack.core.types import GOVERNANCE
+from meshstack.core.types import GKE_NODE_POOL, GOVERNANCE
 from meshstack.cost import plan_estimate, pool_shape, pool_types
-from policies.rule import Finding, Rule, as_list, get
+from policies.rule import Finding, Rule, as_list, as_map, get, number, string_map, text
 
 
 def budget(resources: Sequence[ResourceView]) -> Mapping[str, Any]:
@@ -24,7 +24,7 @@ def budget(resources: Sequence[ResourceView]) -> Mapping[str, Any]:
 def catalog_of(resources: Sequence[ResourceView]) -> Catalog:
     """The catalog of the stack's cloud: the budget says which, else the resources' provider does."""
     cloud = budget(resources).get("cloud")
-    if cloud is None:
+    if not isinstance(cloud, str) or cloud not in known_clouds():
         packages = {r.type.split(":", 1)[0] for r in resources}
         cloud = next((c for c in known_clouds() if c in packages), "aws")
     return load_catalog(cloud=cloud)
@@ -40,7 +40,7 @@ def _limit(config: Mapping[str, Any], key: str, resources: Sequence[ResourceView
     value = config.get(key)
     if value is None:
         value = budget(resources).get(key)
-    return None if value is None else float(value)
+    return number(value)
 
 
 def accelerator_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
@@ -88,12 +88,36 @@ def energy_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> 
         )
 
 
+ASG = "aws:autoscaling/group:Group"
+GKE_CLUSTER = "gcp:container/cluster:Cluster"
+# Groups of nodes that are no meshstack pool type but scale all the same: Auto Scaling groups, and the
+# node pools a GKE cluster declares inline.
+SCALING_TYPES = (*pool_types(), ASG, GKE_CLUSTER)
+
+
+def max_sizes(resource: ResourceView) -> list[tuple[str, int | None]]:
+    """(what, how many nodes it may grow to) for each group of nodes the resource declares."""
+    if resource.type in pool_types():
+        return [(f"node group '{resource.name}'", pool_shape(resource).max_nodes)]
+    if resource.type == ASG:
+        return [(f"Auto Scaling group '{resource.name}'", count(resource.props.get("maxSize")))]
+    pools = [p for p in as_list(resource.props.get("nodePools")) if isinstance(p, Mapping)]
+    return [
+        (
+            f"cluster '{resource.name}' node pool '{text(p.get('name'))}'",
+            pool_shape(ResourceView("", GKE_NODE_POOL, "", "", p)).max_nodes,
+        )
+        for p in pools
+    ]
+
+
 def node_group_max_size(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
-    size = pool_shape(resource).max_nodes
-    if size is None:
-        yield f"node group '{resource.name}' has no max size"
-    elif size > int(config["max_nodes"]):
-        yield f"node group '{resource.name}' can grow to {size} nodes, over the limit of {config['max_nodes']}"
+    limit = count(config["max_nodes"])
+    for what, size in max_sizes(resource):
+        if size is None:
+            yield f"{what} has no max size"
+        elif limit is not None and size > limit:
+            yield f"{what} can grow to {size} nodes, over the limit of {limit}"
 
 
 def dev_spot_or_zero(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
@@ -106,9 +130,9 @@ def dev_spot_or_zero(resources: Sequence[ResourceView], config: Mapping[str, Any
 
 
 def job_deadline(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
-    spec = resource.props.get("spec") or {}
+    spec = as_map(resource.props.get("spec"))
     if resource.type.endswith(":JobSet"):
-        jobs = [get(job, "template", "spec") or {} for job in as_list(spec.get("replicatedJobs"))]
+        jobs = [as_map(get(job, "template", "spec")) for job in as_list(spec.get("replicatedJobs"))]
     else:
         jobs = [spec]
     if any(job.get("activeDeadlineSeconds") is None for job in jobs):
@@ -141,25 +165,30 @@ NESTED_TAGS = {"gcp:container/nodePool:NodePool": ("nodeConfig", "resourceLabels
 
 def required_tags(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     if resource.type in NESTED_TAGS:
-        tags = get(resource.props, *NESTED_TAGS[resource.type]) or {}
+        tags = string_map(get(resource.props, *NESTED_TAGS[resource.type]))
     else:
         prop = tag_property(resource.type)
         if prop is None:
             return
-        tags = resource.props.get(prop) or {}
-    missing = [t for t in config["required"] if not tags.get(t)]
+        # A map, or (an Auto Scaling group's) a list of {key, value, propagateAtLaunch}.
+        tags = string_map(resource.props.get(prop))
+    missing = [str(t) for t in config["required"] if not tags.get(t)]
     if missing:
         yield f"'{resource.name}' lacks the cost-allocation tags {', '.join(missing)}"
 
 
 def storage_size_cap(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     if resource.type == "aws:fsx/lustreFileSystem:LustreFileSystem":
-        size = float(resource.props.get("storageCapacity", 0))
+        size = quantity(resource.props.get("storageCapacity"))
         if size > config["max_lustre_gib"]:
             yield f"FSx for Lustre '{resource.name}' is {size:g} GiB, over the cap of {config['max_lustre_gib']} GiB"
+    elif resource.type == "aws:ebs/volume:Volume":
+        size = quantity(resource.props.get("size"))
+        if size > config["max_volume_gib"]:
+            yield f"'{resource.name}' is a {size:g} GiB volume, over the cap of {config['max_volume_gib']} GiB"
     else:
         for mapping in as_list(resource.props.get("blockDeviceMappings")):
-            size = float(get(mapping, "ebs", "volumeSize", default=0))
+            size = quantity(get(mapping, "ebs", "volumeSize"))
             if size > config["max_volume_gib"]:
                 yield f"'{resource.name}' has a {size:g} GiB volume, over the cap of {config['max_volume_gib']} GiB"
 
@@ -172,6 +201,7 @@ RULES = [
         severity="high",
         enforcement="mandatory",
         kind="stack",
+        resource_types=(GOVERNANCE, *pool_types()),
         check=accelerator_cap,
         config={"max_accelerators": {"type": "number", "description": "Overrides meshstack:budget.max_accelerators."}},
         remediation="Lower the node pools' max_nodes, or raise meshstack:budget.max_accelerators with sign-off.",
@@ -183,6 +213,7 @@ RULES = [
         severity="high",
         enforcement="mandatory",
         kind="stack",
+        resource_types=(GOVERNANCE, *pool_types()),
         check=cost_cap,
         config={"max_hourly_usd": {"type": "number"}, "max_monthly_usd": {"type": "number"}},
         remediation="Run fewer or smaller workloads (or fewer max replicas), use spot or smaller instance types, "
@@ -191,10 +222,11 @@ RULES = [
     Rule(
         id="MS-COST-003",
         name="node-group-max-size",
-        description="Node groups have a bounded max size.",
+        description="Node groups (EKS node groups, Auto Scaling groups, GKE pools, separate or inline, counted per "
+        "zone or in total) have a bounded max size.",
         severity="medium",
         enforcement="mandatory",
-        resource_types=pool_types(),
+        resource_types=SCALING_TYPES,
         check=node_group_max_size,
         config={"max_nodes": {"type": "integer", "default": 64}},
         remediation="Set the pool's max_nodes at or under this rule's max_nodes.",
@@ -206,6 +238,7 @@ RULES = [
         severity="medium",
         enforcement="mandatory",
         kind="stack",
+        resource_types=(GOVERNANCE, *pool_types()),
         check=dev_spot_or_zero,
         config={"environments": {"type": "array", "items": {"type": "string"}, "default": ["dev"]}},
         remediation="Set market: spot or min_nodes: 0 on the pool.",
@@ -239,7 +272,11 @@ RULES = [
         description="File systems and volumes stay under their size caps.",
         severity="medium",
         enforcement="advisory",
-        resource_types=("aws:fsx/lustreFileSystem:LustreFileSystem", "aws:ec2/launchTemplate:LaunchTemplate"),
+        resource_types=(
+            "aws:fsx/lustreFileSystem:LustreFileSystem",
+            "aws:ec2/launchTemplate:LaunchTemplate",
+            "aws:ebs/volume:Volume",
+        ),
         check=storage_size_cap,
         config={
             "max_lustre_gib": {"type": "number", "default": 100800},
@@ -254,6 +291,7 @@ RULES = [
         severity="medium",
         enforcement="mandatory",
         kind="stack",
+        resource_types=(GOVERNANCE, *pool_types()),
         check=energy_cap,
         config={"max_monthly_kwh": {"type": "number", "description": "Overrides meshstack:budget.max_monthly_kwh."}},
         remediation="Run fewer or smaller workloads, pick a more efficient accelerator, or raise "

@@ -1,4 +1,5 @@
-"""Security rules for pods, wherever a pod template hides: Pods, Deployments, Jobs, JobSets."""
+"""Security rules for pods, wherever a pod template hides: Pods, PodTemplates, every controller (current and
+older API groups), their *Patch kinds, CronJobs and JobSets."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from typing import Any
 
 from meshstack.core.resources import ResourceView
 from policies.pod_security import CONTAINER_KEYS, breaches, containers, namespace_level
-from policies.rule import Finding, Rule, as_list, get, matches_type
+from policies.rule import Finding, Rule, Undecided, as_list, as_map, get, integer, matches_type, text
+from policies.values import Unknown
 
-# Where each kind keeps its pod template (metadata and spec); a Pod is its own template.
+# Where each kind keeps its pod template (metadata and spec); a Pod is its own template. The provider's
+# *Patch kinds (server-side apply patches) carry the same template at the same path.
 TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": (),
+    "PodTemplate": ("template",),
+    "ReplicationController": ("spec", "template"),
     "Deployment": ("spec", "template"),
     "StatefulSet": ("spec", "template"),
     "DaemonSet": ("spec", "template"),
@@ -21,38 +26,69 @@ TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "Job": ("spec", "template"),
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
 }
-# The type tokens pulumi-kubernetes gives these kinds; a JobSet is a CustomResource of its apiVersion.
-WORKLOAD_TYPES = (
-    "kubernetes:core/v1:Pod",
-    "kubernetes:apps/v1:Deployment",
-    "kubernetes:apps/v1:StatefulSet",
-    "kubernetes:apps/v1:DaemonSet",
-    "kubernetes:apps/v1:ReplicaSet",
-    "kubernetes:batch/v1:Job",
-    "kubernetes:batch/v1:CronJob",
+# The API groups each kind has been served from, current and older (apps/v1beta1, extensions/v1beta1,
+# batch/v1beta1 and v2alpha1): a program may still declare those, and the provider registers them.
+KIND_GROUPS: dict[str, tuple[str, ...]] = {
+    "Pod": ("core",),
+    "PodTemplate": ("core",),
+    "ReplicationController": ("core",),
+    "Deployment": ("apps", "extensions"),
+    "StatefulSet": ("apps",),
+    "DaemonSet": ("apps", "extensions"),
+    "ReplicaSet": ("apps", "extensions"),
+    "Job": ("batch",),
+    "CronJob": ("batch",),
+}
+# Every pulumi-kubernetes type that declares whole objects with a pod template (the kind, and its *List of
+# `items`); a JobSet is a CustomResource of its apiVersion.
+OBJECT_TYPES = (
+    *(
+        f"kubernetes:{group}/*:{kind}{suffix}"
+        for kind, groups in KIND_GROUPS.items()
+        for group in groups
+        for suffix in ("", "List")
+    ),
     "kubernetes:jobset.x-k8s.io/*:JobSet",
 )
+# ...and with the *Patch kinds. A patch changes only what it names, so it is judged on what it sets (a
+# privileged container, a host namespace) and never on what it leaves out (runAsNonRoot, limits).
+WORKLOAD_TYPES = (
+    *OBJECT_TYPES,
+    *(f"kubernetes:{group}/*:{kind}Patch" for kind, groups in KIND_GROUPS.items() for group in groups),
+)
 NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
-INTERNAL_LB_ANNOTATIONS = {
-    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
-    "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
-    "networking.gke.io/load-balancer-type": "Internal",
-}
 PLACEHOLDERS = ("account", "region", "project")
 ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]+):(\d{12}):")
 
 
+def _port(value: object) -> str:
+    """A port as written: the wire carries numbers as doubles (8080.0), a program may send anything."""
+    number = integer(value)
+    return str(number) if number is not None else text(value)
+
+
 def kind_of(resource: ResourceView) -> str:
-    return resource.type.rsplit(":", 1)[-1]
+    """The kind, a *Patch kind as the kind it patches and a *List as the kind of its items."""
+    kind = resource.type.rsplit(":", 1)[-1]
+    return kind.removesuffix("Patch").removesuffix("List") if kind not in TEMPLATE_PATHS else kind
 
 
 def is_workload(resource: ResourceView) -> bool:
     return matches_type(resource.type, WORKLOAD_TYPES)
 
 
+def is_object(resource: ResourceView) -> bool:
+    """A whole workload object, not a patch of one."""
+    return matches_type(resource.type, OBJECT_TYPES)
+
+
 def pod_templates(resource: ResourceView) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
     """(where, template metadata, pod spec) for each pod template the resource holds."""
     kind = kind_of(resource)
+    if resource.type.endswith("List") and kind in TEMPLATE_PATHS:
+        objects = [(f"items[{i}] {kind}", item) for i, item in enumerate(as_list(resource.props.get("items")))]
+    else:
+        objects = [(kind, resource.props)]
     if kind == "JobSet":
         templates = [
             (f"replicatedJobs[{i}]", get(job, "template", "spec", "template"))
@@ -60,11 +96,11 @@ def pod_templates(resource: ResourceView) -> list[tuple[str, Mapping[str, Any], 
         ]
     elif kind in TEMPLATE_PATHS:
         path = TEMPLATE_PATHS[kind]
-        templates = [(kind, get(resource.props, *path) if path else resource.props)]
+        templates = [(where, get(body, *path) if path else body) for where, body in objects]
     else:
         templates = []
     return [
-        (where, get(t, "metadata") or {}, spec)
+        (where, as_map(get(t, "metadata")), spec)
         for where, t in templates
         if isinstance(t, Mapping) and isinstance(spec := get(t, "spec"), Mapping)
     ]
@@ -81,26 +117,26 @@ def each_container(
     """(where, for messages; its pod spec; the container) for every container of every pod template."""
     for where, pod in pod_specs(resource):
         for _, c in containers(pod, keys):
-            yield f"{resource.name} ({where}, container {c.get('name')})", pod, c
+            yield f"{resource.name} ({where}, container {text(c.get('name'))})", pod, c
 
 
 def namespace_of(resource: ResourceView) -> str:
-    return str(get(resource.props, "metadata", "namespace") or "default")
+    return text(get(resource.props, "metadata", "namespace") or "default")
 
 
 def pod_security(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
     """Each pod template against the level its namespace enforces, as admission would judge the pods."""
     default = str(config["default_level"])
     levels = {
-        str(get(r.props, "metadata", "name")): namespace_level(get(r.props, "metadata", "labels"), default)  # type: ignore[arg-type]
+        text(get(r.props, "metadata", "name")): namespace_level(as_map(get(r.props, "metadata", "labels")), default)  # type: ignore[arg-type]
         for r in resources
         if r.type == NAMESPACE_TYPE
     }
-    for resource in (r for r in resources if is_workload(r)):
+    for resource in (r for r in resources if is_object(r)):
         namespace = namespace_of(resource)
         level = levels.get(namespace, default)
         for where, metadata, pod in pod_templates(resource):
-            found = breaches(pod, level, get(metadata, "annotations") or {})  # type: ignore[arg-type]
+            found = breaches(pod, level, as_map(get(metadata, "annotations")))  # type: ignore[arg-type]
             if found:
                 yield Finding(
                     f"{resource.name} ({where}) would be rejected by namespace '{namespace}' "
@@ -124,11 +160,12 @@ def no_host_namespaces(resource: ResourceView, config: Mapping[str, Any]) -> Ite
 
 def run_as_non_root(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     for where, pod, c in each_container(resource):
-        pod_context = pod.get("securityContext") or {}
-        context = c.get("securityContext") or {}
+        pod_context = as_map(pod.get("securityContext"))
+        context = as_map(c.get("securityContext"))
         non_root = get(context, "runAsNonRoot", default=get(pod_context, "runAsNonRoot"))
-        user = get(context, "runAsUser", default=get(pod_context, "runAsUser"))
-        if non_root is not True or user in (0, 0.0):
+        user = integer(get(context, "runAsUser", default=get(pod_context, "runAsUser")))
+        # A non-zero runAsUser overrides the image's USER: the container runs as that uid whatever the image says.
+        if user == 0 or non_root is False or (non_root is not True and not (user is not None and user > 0)):
             yield f"{where} may run as root (set runAsNonRoot: true and a non-zero runAsUser)"
 
 
@@ -141,7 +178,7 @@ def no_privilege_escalation(resource: ResourceView, config: Mapping[str, Any]) -
 def capabilities_allowed(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     allowed = {str(c) for c in config["allowed_capabilities"]}
     for where, _, c in each_container(resource):
-        added = {str(cap) for cap in as_list(get(c, "securityContext", "capabilities", "add"))}
+        added = {text(cap) for cap in as_list(get(c, "securityContext", "capabilities", "add"))}
         extra = sorted(added - allowed)
         if extra:
             yield f"{where} adds capabilities {', '.join(extra)}"
@@ -165,12 +202,19 @@ def stack_identity(resources: Sequence[ResourceView]) -> dict[str, str]:
     """The AWS account and region (from the stack's own ARNs) and the GCP project its resources live in."""
     identity: dict[str, str] = {}
     for r in resources:
-        arn = ARN.match(str(r.props.get("arn") or ""))
+        value = r.props.get("arn")
+        arn = ARN.match(value) if isinstance(value, str) else None  # an unknown ARN (preview) tells nothing
         if arn and "account" not in identity:
             identity["region"], identity["account"] = arn.group(1), arn.group(2)
-        if r.type.startswith("gcp:") and r.props.get("project") and "project" not in identity:
-            identity["project"] = str(r.props["project"])
+        project = r.props.get("project")
+        if r.type.startswith("gcp:") and isinstance(project, str) and project and "project" not in identity:
+            identity["project"] = project
     return identity
+
+
+def unfilled(allowed: Sequence[str], identity: Mapping[str, str]) -> list[str]:
+    """Allow-list entries that need a placeholder this stack's known values cannot fill."""
+    return [e for e in allowed if any(f"{{{key}}}" in e and key not in identity for key in PLACEHOLDERS)]
 
 
 def registry_patterns(allowed: Sequence[str], identity: Mapping[str, str]) -> list[str]:
@@ -186,21 +230,41 @@ def registry_patterns(allowed: Sequence[str], identity: Mapping[str, str]) -> li
     return patterns
 
 
-def images_allowed(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
-    patterns = registry_patterns([str(p) for p in config["allowed_registries"]], stack_identity(resources))
+def _could_fill(entry: str, repository: str) -> bool:
+    """Whether an entry with unfilled placeholders could admit the repository once they are known."""
+    return fnmatch.fnmatchcase(repository, re.sub(r"\{(account|region|project)\}", "*", entry))
+
+
+def images_allowed(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding | Undecided]:
+    """Decided image by image: while the stack's ARNs are unknown (`pulumi preview` of a new stack) an image
+    that only an {account} entry could admit is undecided; every other image is judged as usual."""
+    allowed = [str(p) for p in config["allowed_registries"]]
+    identity = stack_identity(resources)
+    patterns = registry_patterns(allowed, identity)
+    pending = [
+        e for e in unfilled(allowed, identity) if any(isinstance(r.props.get("arn"), Unknown) for r in resources)
+    ]
     for resource in (r for r in resources if is_workload(r)):
         for where, _, c in each_container(resource):
-            image = str(c.get("image", ""))
+            image = text(c.get("image"))
+            if isinstance(c.get("image"), Unknown):
+                yield Undecided(f"{where}: its image is unknown", resource.urn)
+                continue
             repository, _, digest = image_reference(image)
             if not any(fnmatch.fnmatchcase(repository, p) for p in patterns):
-                yield Finding(f"{where} pulls {repository}, which no allowed registry entry admits", resource.urn)
+                if any(_could_fill(e, repository) for e in pending):
+                    yield Undecided(f"{where} pulls {repository}: the stack's account is unknown", resource.urn)
+                else:
+                    yield Finding(f"{where} pulls {repository}, which no allowed registry entry admits", resource.urn)
             if config["require_digest"] and not digest:
                 yield Finding(f"{where} image '{image}' is not pinned by digest", resource.urn)
 
 
 def image_tag_pinned(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     for where, _, c in each_container(resource):
-        image = str(c.get("image", ""))
+        if isinstance(c.get("image"), Unknown):
+            continue
+        image = text(c.get("image"))
         _, tag, digest = image_reference(image)
         if not digest and tag in ("", "latest"):
             yield f"{where} image '{image}' has no fixed tag (none, or :latest): the next pull may run other code"
@@ -216,35 +280,25 @@ def no_host_path(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[
     for where, pod in pod_specs(resource):
         for volume in as_list(pod.get("volumes")):
             path = get(volume, "hostPath", "path")
-            if get(volume, "hostPath") is not None and not _path_allowed(str(path or ""), allowed):
+            if get(volume, "hostPath") is not None and not _path_allowed(text(path), allowed):
                 yield f"{resource.name} ({where}) mounts the node's {path} (volume {get(volume, 'name')})"
 
 
 def no_host_port(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
-    allowed = {int(p) for p in config["allowed_host_ports"]}
+    allowed = {integer(p) for p in config["allowed_host_ports"]} - {None}
     for where, _, c in each_container(resource):
         for port in as_list(c.get("ports")):
             host = get(port, "hostPort")
-            if host not in (None, 0) and int(host) not in allowed:
-                yield f"{where} binds port {int(host)} on the node (hostPort)"
+            if host not in (None, 0) and integer(host) not in allowed:
+                yield f"{where} binds port {_port(host)} on the node (hostPort)"
 
 
 def resource_limits(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     for where, _, c in each_container(resource, keys=("containers",)):
-        limits = get(c, "resources", "limits") or {}
-        missing = [k for k in config["required_limits"] if k not in limits]
+        limits = as_map(get(c, "resources", "limits"))
+        missing = [str(k) for k in config["required_limits"] if k not in limits]
         if missing:
             yield f"{where} sets no limit for {', '.join(missing)}"
-
-
-def load_balancer_internal(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
-    if get(resource.props, "spec", "type") != "LoadBalancer":
-        return
-    annotations = get(resource.props, "metadata", "annotations") or {}
-    internal = any(annotations.get(k) == v for k, v in INTERNAL_LB_ANNOTATIONS.items())
-    name = get(resource.props, "metadata", "name", default=resource.name)
-    if not internal and name not in config["allowed_public_services"]:
-        yield f"service '{name}' is an internet-facing load balancer"
 
 
 STRING_LIST = {"type": "array", "items": {"type": "string"}}
@@ -258,6 +312,7 @@ RULES = [
         severity="critical",
         enforcement="mandatory",
         kind="stack",
+        resource_types=(*OBJECT_TYPES, NAMESPACE_TYPE),
         check=pod_security,
         config={
             "default_level": {
@@ -296,7 +351,7 @@ RULES = [
         description="Containers run as a non-root user.",
         severity="high",
         enforcement="mandatory",
-        resource_types=WORKLOAD_TYPES,
+        resource_types=OBJECT_TYPES,
         check=run_as_non_root,
         remediation="Set securityContext.runAsNonRoot: true and runAsUser to a non-zero uid.",
     ),
@@ -306,7 +361,7 @@ RULES = [
         description="Containers cannot gain more privileges than they start with.",
         severity="high",
         enforcement="mandatory",
-        resource_types=WORKLOAD_TYPES,
+        resource_types=OBJECT_TYPES,
         check=no_privilege_escalation,
         remediation="Set securityContext.allowPrivilegeEscalation: false on every container.",
     ),
@@ -330,6 +385,7 @@ RULES = [
         severity="high",
         enforcement="mandatory",
         kind="stack",
+        resource_types=WORKLOAD_TYPES,
         check=images_allowed,
         config={
             "allowed_registries": {
@@ -370,7 +426,7 @@ RULES = [
         description="Containers set resource limits.",
         severity="medium",
         enforcement="advisory",
-        resource_types=WORKLOAD_TYPES,
+        resource_types=OBJECT_TYPES,
         check=resource_limits,
         config={"required_limits": {**STRING_LIST, "default": ["cpu", "memory"]}},
         remediation="Set resources.limits for cpu and memory (and the accelerator you request).",
@@ -404,17 +460,5 @@ RULES = [
         check=no_host_port,
         config={"allowed_host_ports": {"type": "array", "items": {"type": "integer"}, "default": []}},
         remediation="Expose the port through a Service; list it in allowed_host_ports only for node agents.",
-    ),
-    Rule(
-        id="MS-K8S-012",
-        name="service-load-balancer-internal",
-        description="Services of type LoadBalancer are internal unless allowed.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=("kubernetes:core/v1:Service",),
-        check=load_balancer_internal,
-        config={"allowed_public_services": {**STRING_LIST, "default": []}},
-        remediation="Annotate service.beta.kubernetes.io/aws-load-balancer-scheme: internal (GKE: "
-        "networking.gke.io/load-balancer-type: Internal), or list the service in allowed_public_services.",
     ),
 ]

@@ -54,7 +54,13 @@ def render(
 ) -> str:
     cost, violations = preview.cost, preview.violations
     mandatory = len(preview.mandatory_violations)
-    verdict = f'<span class="{"bad" if mandatory else "ok"}">{"blocked" if mandatory else "passes"}</span>'
+    if mandatory:
+        verdict = '<span class="bad">blocked</span>'
+    elif preview.policy.nothing_ran:
+        verdict = f'<span class="bad">not checked: every rule is disabled by {escape(preview.policy.source)}</span>'
+    else:
+        summary = preview.policy.summary()
+        verdict = '<span class="ok">passes</span>' + (f" ({escape(summary)})" if summary else "")
     cards = "".join(
         [
             _card("resources-count", str(len(preview.custom_resources)), "resources to create"),
@@ -117,6 +123,7 @@ finished in {elapsed_s:.0f} s</p>
 <p class="sub">Prices: {escape(cost.price_source)}, {escape(cost.price_date)}.
 {escape(" ".join(a[0].upper() + a[1:] + "." for a in cost.assumptions))}</p>
 <h2>Policy</h2>
+{"".join(f'<p class="sub">{escape(line)}</p>' for line in preview.policy.lines())}
 <table><tr><th>level</th><th>policy</th><th>problem</th><th>what to change</th></tr>{violation_rows}</table>
 <h2>Training</h2>{_image(pictures["training"], "training panels")}
 <h2>Serving</h2>{_image(pictures["serving"], "serving panels")}

@@ -1,0 +1,118 @@
+"""What an AWS stack opens to the internet or to anyone: public S3 grants, internet-facing load balancers,
+SSH to node groups from anywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from meshstack.core.resources import ResourceView
+from policies.iam import open_to_anyone
+from policies.rule import Rule, Undecided, as_list, as_map, get, is_true, policy_document, policy_statements, text
+from policies.values import Unknown
+
+BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+ACL_TYPES = ("aws:s3/bucketAcl:BucketAcl", "aws:s3/bucketAclV2:BucketAclV2")
+OBJECT_TYPES = (
+    "aws:s3/bucketObject:BucketObject",
+    "aws:s3/bucketObjectv2:BucketObjectv2",
+    "aws:s3/objectCopy:ObjectCopy",
+)
+PUBLIC_CANNED_ACLS = frozenset({"public-read", "public-read-write", "authenticated-read"})
+PUBLIC_GRANTEES = (
+    "http://acs.amazonaws.com/groups/global/AllUsers",
+    "http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
+)
+LOAD_BALANCER_TYPES = (
+    "aws:lb/loadBalancer:LoadBalancer",
+    "aws:alb/loadBalancer:LoadBalancer",
+    "aws:elb/loadBalancer:LoadBalancer",
+)
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+
+
+def _grantees(resource: ResourceView) -> list[Any]:
+    """The grantee URIs of a bucket's inline grants or an ACL's access control policy."""
+    props = resource.props
+    inline = [get(g, "uri") for g in as_list(props.get("grants"))]
+    policy = [get(g, "grantee", "uri") for g in as_list(get(props, "accessControlPolicy", "grants"))]
+    return [*inline, *policy]
+
+
+def s3_no_public_grants(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
+    """A bucket policy statement that allows anyone, a public canned ACL, or a grant to all (authenticated)
+    users: each opens the bucket or object to the world unless a public access block ignores it."""
+    props = resource.props
+    acl = props.get("acl")
+    if isinstance(acl, str) and acl in PUBLIC_CANNED_ACLS:
+        yield f"'{resource.name}' has the public canned ACL '{acl}'"
+    public = sorted({str(u).rsplit("/", 1)[-1] for u in _grantees(resource) if u in PUBLIC_GRANTEES})
+    if public:
+        yield f"'{resource.name}' grants access to {', '.join(public)}"
+    if resource.type in (BUCKET_POLICY, *BUCKET_TYPES):
+        document = props.get("policy")
+        if isinstance(policy_document(document), Unknown):
+            yield Undecided(f"'{resource.name}': its bucket policy is unknown")
+        elif any(open_to_anyone(s) for s in policy_statements(document)):
+            yield f"'{resource.name}' has a bucket policy statement that allows any principal ('*')"
+
+
+def load_balancer_internal(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
+    internal = resource.props.get("internal")
+    name = text(resource.props.get("name")) or resource.name
+    if isinstance(internal, Unknown):
+        yield Undecided(f"load balancer '{name}': whether it is internal is unknown")
+    elif not is_true(internal) and name not in config["allowed_public_load_balancers"]:
+        yield f"load balancer '{name}' is internet-facing (internal is not true)"
+
+
+def node_group_ssh_restricted(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
+    """A managed node group with an SSH key and no source security groups opens port 22 to 0.0.0.0/0."""
+    remote = as_map(resource.props.get("remoteAccess"))
+    if get(remote, "ec2SshKey") and not as_list(get(remote, "sourceSecurityGroupIds")):
+        yield f"node group '{resource.name}' admits SSH from anywhere (remote access without source security groups)"
+
+
+RULES = [
+    Rule(
+        id="MS-AWS-013",
+        name="s3-no-public-grants",
+        description="No bucket policy allows any principal, and no bucket or object ACL grants public access.",
+        severity="critical",
+        enforcement="mandatory",
+        resource_types=(*BUCKET_TYPES, BUCKET_POLICY, *ACL_TYPES, *OBJECT_TYPES),
+        check=s3_no_public_grants,
+        remediation="Name the principals in the bucket policy (or add a condition on aws:SourceVpce or "
+        "aws:PrincipalOrgID), and use the 'private' ACL with BucketOwnerEnforced object ownership.",
+    ),
+    Rule(
+        id="MS-AWS-018",
+        name="eks-node-group-ssh-restricted",
+        description="EKS managed node groups with remote access name the security groups SSH may come from.",
+        severity="high",
+        enforcement="mandatory",
+        resource_types=(NODE_GROUP,),
+        check=node_group_ssh_restricted,
+        remediation="Set remote_access.source_security_group_ids to a bastion's group, or drop remote_access and "
+        "reach nodes through SSM Session Manager.",
+    ),
+    Rule(
+        id="MS-AWS-019",
+        name="load-balancer-internal",
+        description="Elastic load balancers (ALB, NLB, classic) are internal unless allowed.",
+        severity="high",
+        enforcement="mandatory",
+        resource_types=LOAD_BALANCER_TYPES,
+        check=load_balancer_internal,
+        config={
+            "allowed_public_load_balancers": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "Names of load balancers that may face the internet.",
+            }
+        },
+        remediation="Set internal=True, or list the load balancer in allowed_public_load_balancers.",
+    ),
+]
