@@ -156,7 +156,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.emit_stack is None:
         return EXIT_OK
     if not args.image:
-        raise PlanArgumentError("--emit-stack needs --image, the container image of meshstack's trainer and server (its Dockerfile)")
+        raise PlanArgumentError("--emit-stack needs --image, the image of meshstack's trainer and server (Dockerfile)")
     tags = dict(tag.partition("=")[::2] for tag in args.tag)
     if not 1 <= args.option <= len(result.options):
         raise EmitError(f"--option {args.option}: the plan has {len(result.options)} option(s)")
