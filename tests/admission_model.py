@@ -7,6 +7,11 @@ EKS the cluster-autoscaler's node-template tags on each Auto Scaling group; on G
 plus the labels and taints GKE adds), the Kueue objects, and the workloads' pods — so a job that
 this model cannot run is one a real cluster would leave Pending.
 
+It also follows a node fault through what the cluster would do (`node_fault`): the failed node is
+drained or deleted, which marks the job's pod DisruptionTarget; the Job's podFailurePolicy and the
+JobSet's failurePolicy, as rendered, decide whether the restart counts against maxRestarts; repair
+replaces the node, and the restarted pods are placed again with the same checkpoint location.
+
 Simplified on purpose: one resource group per ClusterQueue (as meshstack renders them), cohort
 borrowing of unused nominal quota, first-fit packing, no preemption.
 """
@@ -74,6 +79,19 @@ class Workload:
 
 
 @dataclass
+class NodeFault:
+    """What a node fault under a running job came to."""
+
+    job_failure_message: str  # the Job's status message after its podFailurePolicy matched
+    jobset_rule: str | None  # the JobSet failurePolicy rule that matched (None: JobSet's default)
+    action: str
+    restarts_counted: int  # restarts spent of maxRestarts
+    replaced_nodes: int  # nodes repair added for the restarted pods
+    placed: bool  # every restarted pod found a node
+    checkpoint_uris: tuple[set[str], set[str]]  # MESHSTACK_CHECKPOINT_URI before and after
+
+
+@dataclass
 class Outcome:
     workload: str
     admitted: bool
@@ -133,6 +151,8 @@ class ClusterModel:
                 if body is not None:
                     self.objects[self._cluster_of_provider(r.provider)].append(body)
         self.workloads = [w for cluster, bodies in self.objects.items() for w in self._workloads(cluster, bodies)]
+        # the nodes each workload's pods hold: (pool, node, requests) per pod
+        self.held: dict[str, list[tuple[NodePool, dict[str, float], dict[str, float]]]] = {}
 
     def _cluster_component(self, urn: str) -> str:
         resource = self._by_urn.get(urn)
@@ -311,6 +331,45 @@ class ClusterModel:
             )
         return total
 
+    # -- node faults --------------------------------------------------------------------------------
+
+    def body(self, workload: Workload) -> dict[str, Any]:
+        return next(
+            b
+            for b in self.objects[workload.cluster]
+            if b["kind"] == workload.kind and b["metadata"]["name"] == workload.name
+        )
+
+    def node_fault(self, name: str, restarts_before: int = 0) -> NodeFault:
+        """One node under the running JobSet `name` fails a health check (or stops): repair drains and
+        replaces it. Eviction through the API, the taint manager's NoExecute eviction and the pod
+        garbage collector's cleanup of a deleted node all set the pod condition DisruptionTarget=True
+        (Kubernetes "Pod disruption conditions"); the rest follows the rendered policies."""
+        workload = next(w for w in self.workloads if w.name == name)
+        body = self.body(workload)
+        assert body["kind"] == "JobSet", f"{name} is a {body['kind']}, not a JobSet"
+        job = body["spec"]["replicatedJobs"][0]["template"]["spec"]
+        before = _checkpoint_uris(body)
+        pod = f"{workload.namespace}/{name}-{body['spec']['replicatedJobs'][0]['name']}-0-0"
+        index, action = _pod_failure_rule(job.get("podFailurePolicy") or {"rules": []}, "DisruptionTarget")
+        assert action == "FailJob", f"a drained pod of {name} does not fail its Job at once: {action}"
+        message = f"Pod {pod} has condition DisruptionTarget matching FailJob rule at index {index}"
+        policy = body["spec"].get("failurePolicy") or {}
+        rule, jobset_action = _jobset_rule(policy, "PodFailurePolicy", message)
+        counted = restarts_before + (0 if jobset_action == "RestartJobSetAndIgnoreMaxRestarts" else 1)
+        # The whole group restarts: every pod of the job leaves its node, the failed node is replaced.
+        held = self.held.pop(name)
+        for _pool, node, requests in held:
+            for r, amount in requests.items():
+                node[r] += amount
+        failed_pool, failed_node, _ = held[0]
+        failed_pool.nodes.remove(failed_node)
+        sizes = {id(p): len(p.nodes) for p in self.pools}
+        pending = self.place(workload) if jobset_action != "FailJobSet" else "the JobSet failed"
+        added = sum(len(p.nodes) - sizes[id(p)] for p in self.pools)
+        after = _checkpoint_uris(body)
+        return NodeFault(message, rule, jobset_action, counted, added, pending is None, (before, after))
+
     # -- the node scaler ---------------------------------------------------------------------------
 
     def place(self, workload: Workload) -> str | None:
@@ -333,28 +392,36 @@ class ClusterModel:
                     return f"no free slice left for job {i} of {workload.name}"
                 pool.taken_by = f"{workload.name}/{i}"
                 for _ in range(pods.count):
-                    self._add_pod(pool, pods.requests)
+                    self._hold(workload, pool, pods.requests)
                 continue
             for _ in range(pods.count):
-                if not any(self._add_pod(p, pods.requests) for p in candidates):
+                if not any(self._hold(workload, p, pods.requests) for p in candidates):
                     limits = ", ".join(f"{p.name} at its max of {p.max_nodes}" for p in candidates)
                     return f"a pod stays Pending: every pool it fits is full ({limits})"
         return None
 
+    def _hold(self, workload: Workload, pool: NodePool, requests: Mapping[str, float]) -> bool:
+        """Adds one pod of the workload to the pool, remembering the node it took."""
+        node = self._add_pod(pool, requests)
+        if node is None:
+            return False
+        self.held.setdefault(workload.name, []).append((pool, node, dict(requests)))
+        return True
+
     @staticmethod
-    def _add_pod(pool: NodePool, requests: Mapping[str, float]) -> bool:
+    def _add_pod(pool: NodePool, requests: Mapping[str, float]) -> dict[str, float] | None:
         def fits(free: Mapping[str, float]) -> bool:
             return all(free.get(r, 0.0) + 1e-9 >= amount for r, amount in requests.items())
 
         node = next((n for n in pool.nodes if fits(n)), None)
         if node is None:
             if len(pool.nodes) >= pool.max_nodes:
-                return False
+                return None
             node = dict(pool.capacity)
             pool.nodes.append(node)
         for r, amount in requests.items():
             node[r] -= amount
-        return True
+        return node
 
     def run(self) -> list[Outcome]:
         """Queued jobs by priority (declaration order among equals) through Kueue, then every admitted job
@@ -373,3 +440,33 @@ class ClusterModel:
 
     def nodes_by_pool(self) -> dict[str, int]:
         return {p.name: len(p.nodes) for p in self.pools}
+
+
+def _pod_failure_rule(policy: Mapping[str, Any], condition: str) -> tuple[int, str]:
+    """The Job controller's first podFailurePolicy rule matching a pod with this condition True."""
+    for i, rule in enumerate(policy["rules"]):
+        for wanted in rule.get("onPodConditions", []):
+            if wanted["type"] == condition and wanted.get("status", "True") == "True":
+                return i, str(rule["action"])
+    return -1, "Count"
+
+
+def _jobset_rule(policy: Mapping[str, Any], reason: str, message: str) -> tuple[str | None, str]:
+    """The first JobSet failurePolicy rule whose reasons and message patterns match the failed Job;
+    none matching: RestartJobSet, which counts against maxRestarts."""
+    for rule in policy.get("rules", []):
+        reasons = rule.get("onJobFailureReasons") or [reason]
+        patterns = rule.get("onJobFailureMessagePatterns") or [""]
+        if reason in reasons and any(re.search(p, message) for p in patterns):
+            return rule.get("name"), str(rule["action"])
+    return None, "RestartJobSet"
+
+
+def _checkpoint_uris(jobset: Mapping[str, Any]) -> set[str]:
+    return {
+        str(env["value"])
+        for job in jobset["spec"]["replicatedJobs"]
+        for container in job["template"]["spec"]["template"]["spec"]["containers"]
+        for env in container.get("env", [])
+        if env["name"] == "MESHSTACK_CHECKPOINT_URI" and "value" in env
+    }

@@ -130,3 +130,23 @@ def test_replicas_beyond_the_pools_max_stay_pending(project_copy: MakeProject) -
     assert chat.admitted and not chat.placed
     assert chat.reason == "a pod stays Pending: every pool it fits is full (dev-dev-system at its max of 1)"
     assert outcomes["tiny"].placed
+
+
+def test_a_failed_gpu_node_is_replaced_and_the_job_resumes_without_spending_a_restart(
+    preview: Callable[[str], Preview],
+) -> None:
+    """A GPU of prod-aws's pretrain fails its health check: repair drains its node (DisruptionTarget on
+    the pod), the Job fails at once on podFailurePolicy rule 0, the JobSet's `preempted` rule restarts the
+    group without counting, a new node takes the failed one's place and the restarted pods read the same
+    checkpoint location (the trainer resumes from its newest step there: tests/test_preemption.py). Three
+    faults in a row still leave every one of max_restarts."""
+    model, outcomes = simulate(preview("prod-aws"))
+    assert outcomes["pretrain"].placed
+    for _ in range(3):
+        fault = model.node_fault("pretrain")
+        assert fault.job_failure_message.endswith("matching FailJob rule at index 0")
+        assert (fault.jobset_rule, fault.action) == ("preempted", "RestartJobSetAndIgnoreMaxRestarts")
+        assert fault.restarts_counted == 0
+        assert fault.replaced_nodes == 1 and fault.placed
+        before, after = fault.checkpoint_uris
+        assert before and before == after

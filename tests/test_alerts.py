@@ -155,6 +155,74 @@ CASES = [
         ["3m", "35m"],
     ),
     case(
+        "NodePoolLosingNodes",
+        # three h100 nodes go NotReady one after another (each replaced by repair); a system node's loss
+        # is no training pool's count. Six hours after the third, the pool has recovered.
+        [
+            series("kube_node_status_condition", "1x10 0x5 _x400", node="gpu-1", condition="Ready", status="true"),
+            series("kube_node_status_condition", "1x30 0x5 _x400", node="gpu-2", condition="Ready", status="true"),
+            series("kube_node_status_condition", "1x50 0x5 _x400", node="gpu-3", condition="Ready", status="true"),
+            series("kube_node_labels", "1x15 _x400", node="gpu-1", label_meshstack_io_node_pool="h100"),
+            series("kube_node_labels", "1x35 _x400", node="gpu-2", label_meshstack_io_node_pool="h100"),
+            series("kube_node_labels", "1x55 _x400", node="gpu-3", label_meshstack_io_node_pool="h100"),
+            series("kube_node_status_condition", "0x60", node="cpu-1", condition="Ready", status="true"),
+            series("kube_node_labels", "1x60", node="cpu-1", label_meshstack_io_node_pool="system"),
+        ],
+        "52m",
+        [
+            alert(
+                "NodePoolLosingNodes",
+                "warning",
+                "Pool h100 lost 3 nodes in the last 6 h: repair keeps replacing them",
+                label_meshstack_io_node_pool="h100",
+            )
+        ],
+        ["40m", "7h"],
+    ),
+    case(
+        "GpuHealthCheckFailed",
+        # the node monitoring agent's DCGM check fails on gpu-1 for 10 minutes (then it is replaced);
+        # an XID error on gpu-2 raises it too
+        [
+            series(
+                "kube_node_status_condition",
+                "0x10 1x10 stale",
+                node="gpu-1",
+                condition="AcceleratedHardwareReady",
+                status="false",
+            ),
+            series("DCGM_FI_DEV_XID_ERRORS", "0x30 79x5 0x5", Hostname="gpu-2", gpu="3"),
+        ],
+        "15m",
+        [
+            alert(
+                "GpuHealthCheckFailed",
+                "critical",
+                "A GPU node failed its health check (DCGM diagnostics or an XID error): it is drained and "
+                "replaced, and its job resumes from its last checkpoint",
+                node="gpu-1",
+                condition="AcceleratedHardwareReady",
+                status="false",
+            )
+        ],
+        ["5m", "25m", "39m"],
+    ),
+    case(
+        "GpuHealthCheckFailed",
+        [series("DCGM_FI_DEV_XID_ERRORS", "0x30 79x5 0x5", Hostname="gpu-2", gpu="3")],
+        "32m",
+        [
+            alert(
+                "GpuHealthCheckFailed",
+                "critical",
+                "A GPU node failed its health check (DCGM diagnostics or an XID error): it is drained and "
+                "replaced, and its job resumes from its last checkpoint",
+                Hostname="gpu-2",
+            )
+        ],
+        ["20m", "39m"],
+    ),
+    case(
         "AcceleratorsIdleNvidia",
         [
             series("DCGM_FI_DEV_GPU_UTIL", "90x10 2x40 90x10", Hostname="gpu-1", gpu="0"),
@@ -212,7 +280,7 @@ def rules_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_rules_parse(rules_file: Path) -> None:
     done = subprocess.run([promtool(), "check", "rules", str(rules_file)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 10 rules found" in done.stdout
+    assert "SUCCESS: 12 rules found" in done.stdout
 
 
 def test_every_alert_fires_on_its_series_and_resolves(rules_file: Path) -> None:
@@ -244,3 +312,19 @@ def test_thresholds_come_from_the_spec(rules_file: Path) -> None:
     tests.write_text(yaml.safe_dump({"rule_files": [path.name], "evaluation_interval": "1m", "tests": [stalled]}))
     done = subprocess.run([promtool(), "test", "rules", str(tests)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_dashboards_show_node_repair() -> None:
+    """Both clouds' dashboards draw the same sections: node health and repair on every cluster, each GPU's
+    XID errors where a pool carries NVIDIA GPUs."""
+    import json
+
+    from components.gcp.dashboard import dashboard_json
+    from components.k8s.monitoring import dashboard_config_map
+
+    grafana = json.loads(dashboard_config_map({"nvidia"})["data"]["meshstack.json"])
+    titles = [p["title"] for p in grafana["panels"]]
+    assert "Node health and repair" in titles and "Nodes lost in the last hour by pool" in titles
+    assert "GPU XID errors" in titles
+    tiles = [t["widget"]["title"] for t in json.loads(dashboard_json("x", {"google-tpu"}))["mosaicLayout"]["tiles"]]
+    assert "Node health and repair" in tiles and "GPU XID errors (xid)" not in tiles

@@ -80,7 +80,14 @@ def test_eks_logging_access_entries_and_addons(preview: Previewer) -> None:
     assert association.inputs["principalArn"] == "arn:aws:iam::123456789012:role/platform-admin"
     assert association.inputs["policyArn"].endswith(":cluster-access-policy/AmazonEKSClusterAdminPolicy")
     addons = {r.inputs["addonName"]: r for r in of_type(result, "aws:eks/addon:Addon")}
-    assert set(addons) == {"vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent", "aws-ebs-csi-driver"}
+    assert set(addons) == {
+        "vpc-cni",
+        "kube-proxy",
+        "coredns",
+        "eks-pod-identity-agent",
+        "aws-ebs-csi-driver",
+        "eks-node-monitoring-agent",
+    }
     # The add-ons that call AWS do so on their own Pod Identity roles, not the nodes'.
     for addon, (account, policy) in {
         "vpc-cni": ("aws-node", "AmazonEKS_CNI_Policy"),
@@ -100,6 +107,21 @@ def test_eks_logging_access_entries_and_addons(preview: Previewer) -> None:
     coredns = one(result, "aws:eks/addon:Addon", "prod-aws-train-coredns")
     node_groups = {r.urn for r in of_type(result, "aws:eks/nodeGroup:NodeGroup")}
     assert node_groups <= set(coredns.dependencies), "coredns must wait for nodes to schedule on"
+
+
+def test_accelerator_pools_repair_their_nodes(preview: Previewer) -> None:
+    """The node monitoring agent turns a failed GPU (XID errors, DCGM diagnostics) into a node condition
+    and, once nodes exist to run it, auto repair on the accelerator pools drains and replaces the node;
+    a CPU pool is left to the autoscaler."""
+    result = preview("prod-aws")
+    agent = one(result, "aws:eks/addon:Addon", "prod-aws-train-eks-node-monitoring-agent")
+    assert agent.inputs.get("podIdentityAssociations") is None, "the agent calls no AWS API"
+    groups = of_type(result, "aws:eks/nodeGroup:NodeGroup")
+    assert {g.urn for g in groups} <= set(agent.dependencies), "a DaemonSet add-on waits for nodes"
+    for group in groups:
+        accelerated = group.inputs["amiType"] != "AL2023_x86_64_STANDARD"
+        assert (group.inputs.get("nodeRepairConfig") or {}).get("enabled", False) is accelerated, group.name
+    assert any(g.inputs.get("nodeRepairConfig") for g in groups)
 
 
 def test_a_capacity_block_pool_updates_inside_its_block(preview: Previewer) -> None:

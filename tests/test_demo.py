@@ -72,7 +72,7 @@ def test_demo_runs_every_step_and_exits_0(demo: tuple[subprocess.CompletedProces
         "== 4. Write the report",
     ):
         assert heading in out
-    assert "97 resources; cost idle $0.31/hour, as declared $0.31/hour" in out and "policy: 0 mandatory" in out
+    assert "98 resources; cost idle $0.31/hour, as declared $0.31/hour" in out and "policy: 0 mandatory" in out
     assert "running its workloads $1.01/hour" in out
     assert "tiny: 2 processes, 2 devices (cpu)" in out and "tiny: step 40/40  loss" in out
     assert out.count("-> ") == 4 and " tokens in " in out and ", first " in out

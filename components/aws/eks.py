@@ -29,7 +29,10 @@ from meshstack.core.nodes import NodePoolArgs
 NETWORK_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 # The VPC CNI enforces Kubernetes NetworkPolicy only when asked (its network policy agent).
 ADDON_CONFIGURATION = {"vpc-cni": {"enableNetworkPolicy": "true"}}
-SCHEDULED_ADDONS = ("coredns", "aws-ebs-csi-driver")
+# eks-node-monitoring-agent: a DaemonSet on every node that turns kernel, network, storage and accelerator
+# faults (NVIDIA XID errors and DCGM diagnostics, Neuron errors) into node conditions, which the node
+# groups' auto repair acts on. It needs no AWS permissions.
+SCHEDULED_ADDONS = ("coredns", "aws-ebs-csi-driver", "eks-node-monitoring-agent")
 ADMIN_POLICY = "arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
 

@@ -44,6 +44,71 @@ class Network(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshstack:aws:Network", name, None, opts)
+        spec, tags = args.network, args.tags
+        child = pulumi.ResourceOptions(parent=self)
+        vpc_id: pulumi.Input[str]
+        private: list[pulumi.Input[str]]
+        public: list[pulumi.Input[str]]
+        if spec.vpc_id is not None and spec.subnet_ids is not None:
+            # An existing VPC: its subnets, routes, NAT and endpoints are the account's; only the node
+            # security group, which is meshstack's own, is created in it.
+            vpc_id, private, public = spec.vpc_id, list(spec.subnet_ids), []
+        else:
+            created = self._create(name, args)
+            vpc_id, private, public = created[0], list(created[1]), list(created[2])
+        nodes = aws.ec2.SecurityGroup(
+            f"{name}-nodes",
+            vpc_id=vpc_id,
+            description="meshstack nodes: all traffic between members (EFA, NCCL), egress to anywhere",
+            tags=named(tags, f"{name}-nodes"),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-nodes-self-in",
+            security_group_id=nodes.id,
+            referenced_security_group_id=nodes.id,
+            ip_protocol="-1",
+            description="all protocols from other nodes (EFA requires this)",
+            tags=named(tags, f"{name}-nodes-self-in"),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-nodes-self-out",
+            security_group_id=nodes.id,
+            referenced_security_group_id=nodes.id,
+            ip_protocol="-1",
+            description="all protocols to other nodes (EFA requires this)",
+            tags=named(tags, f"{name}-nodes-self-out"),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-nodes-egress",
+            security_group_id=nodes.id,
+            cidr_ipv4="0.0.0.0/0",
+            ip_protocol="-1",
+            description="egress through NAT for images and APIs",
+            tags=named(tags, f"{name}-nodes-egress"),
+            opts=child,
+        )
+
+        self.vpc_id = pulumi.Output.from_input(vpc_id)
+        self.private_subnet_ids = [pulumi.Output.from_input(s) for s in private]
+        self.zone_subnets = dict(zip(spec.zones or (), self.private_subnet_ids, strict=False))
+        self.public_subnet_ids = [pulumi.Output.from_input(s) for s in public]
+        self.node_security_group_id = nodes.id
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "private_subnet_ids": self.private_subnet_ids,
+                "public_subnet_ids": self.public_subnet_ids,
+                "node_security_group_id": self.node_security_group_id,
+            }
+        )
+
+    def _create(
+        self, name: str, args: NetworkArgs
+    ) -> tuple[pulumi.Output[str], list[pulumi.Output[str]], list[pulumi.Output[str]]]:
+        """The VPC, its public and private subnets per AZ, NAT, routes and endpoints: (vpc, private, public)."""
         spec, region, tags = args.network, args.region, args.tags
         child = pulumi.ResourceOptions(parent=self)
         private_cidrs, public_cidrs = spec.subnets()
@@ -173,51 +238,4 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
 
-        nodes = aws.ec2.SecurityGroup(
-            f"{name}-nodes",
-            vpc_id=vpc.id,
-            description="meshstack nodes: all traffic between members (EFA, NCCL), egress to anywhere",
-            tags=named(tags, f"{name}-nodes"),
-            opts=child,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-nodes-self-in",
-            security_group_id=nodes.id,
-            referenced_security_group_id=nodes.id,
-            ip_protocol="-1",
-            description="all protocols from other nodes (EFA requires this)",
-            tags=named(tags, f"{name}-nodes-self-in"),
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-nodes-self-out",
-            security_group_id=nodes.id,
-            referenced_security_group_id=nodes.id,
-            ip_protocol="-1",
-            description="all protocols to other nodes (EFA requires this)",
-            tags=named(tags, f"{name}-nodes-self-out"),
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-nodes-egress",
-            security_group_id=nodes.id,
-            cidr_ipv4="0.0.0.0/0",
-            ip_protocol="-1",
-            description="egress through NAT for images and APIs",
-            tags=named(tags, f"{name}-nodes-egress"),
-            opts=child,
-        )
-
-        self.vpc_id = vpc.id
-        self.private_subnet_ids = [s.id for s in private_subnets]
-        self.zone_subnets = {zone: s.id for zone, s in zip(spec.zones or (), private_subnets, strict=False)}
-        self.public_subnet_ids = [s.id for s in public_subnets]
-        self.node_security_group_id = nodes.id
-        self.register_outputs(
-            {
-                "vpc_id": self.vpc_id,
-                "private_subnet_ids": self.private_subnet_ids,
-                "public_subnet_ids": self.public_subnet_ids,
-                "node_security_group_id": self.node_security_group_id,
-            }
-        )
+        return vpc.id, [s.id for s in private_subnets], [s.id for s in public_subnets]

@@ -95,6 +95,18 @@ def update_config(pool: NodePoolArgs) -> dict[str, Any]:
     return {"max_unavailable": 1}
 
 
+def node_repair_config(pool: NodePoolArgs) -> dict[str, Any] | None:
+    """Node auto repair on accelerator pools: a node whose GPU or Neuron device fails (the node
+    monitoring agent sets AcceleratedHardwareReady=False from XID errors and DCGM diagnostics) or that
+    stays NotReady is drained, which marks its pods DisruptionTarget, and replaced (EKS User Guide,
+    "Detect node health issues and enable automatic node repair"). A broken accelerator otherwise
+    keeps its node in service, billing and failing every job scheduled onto it. CPU pools are left to
+    the autoscaler: their faults show as NotReady, and a replaced CPU node saves no training time."""
+    if pool.accelerator.vendor == "none":
+        return None
+    return {"enabled": True}
+
+
 class NodeGroup(pulumi.ComponentResource):
     """A managed node group whose nodes require IMDSv2, encrypt their disks and, when asked,
     carry one EFA interface per network card inside a cluster placement group.
@@ -182,6 +194,7 @@ class NodeGroup(pulumi.ComponentResource):
             capacity_type=CAPACITY_TYPES[pool.market],
             scaling_config={"min_size": pool.min_nodes, "max_size": pool.max_nodes, "desired_size": pool.desired_nodes},
             update_config=update_config(pool),
+            node_repair_config=node_repair_config(pool),
             launch_template={"id": launch_template.id, "version": launch_template.latest_version.apply(str)},
             labels=node_labels(pool),
             taints=[{**t, "effect": TAINT_EFFECTS[t["effect"]]} for t in node_taints(pool)],

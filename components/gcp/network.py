@@ -38,6 +38,15 @@ class Network(pulumi.ComponentResource):
     ) -> None:
         super().__init__("meshstack:gcp:Network", name, None, opts)
         spec, project, region = args.network, args.project, args.region
+        if spec.network is not None and spec.subnetwork is not None:
+            # An existing network: its subnetwork (with the 'pods' and 'services' secondary ranges), NAT
+            # and firewall rules are the project's, named by their self links; nothing is created.
+            self.network_id = pulumi.Output.from_input(f"projects/{project}/global/networks/{spec.network}")
+            self.subnetwork_id = pulumi.Output.from_input(
+                f"projects/{project}/regions/{region}/subnetworks/{spec.subnetwork}"
+            )
+            self.register_outputs({"network_id": self.network_id, "subnetwork_id": self.subnetwork_id})
+            return
         child = pulumi.ResourceOptions(parent=self)
         nodes_cidr = spec.subnets()[0][0]
         pods_cidr, services_cidr, _ = spec.gke_ranges()

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from meshstack.core.observability import (
+    GPU_HEALTH_PANEL,
+    NODE_HEALTH_PANELS,
     SERVING_PANELS,
     TRAINING_PANELS,
     AlertSpec,
@@ -113,6 +115,8 @@ def dashboard_sections(vendors: set[str]) -> list[tuple[str, Sequence[Panel]]]:
     chosen = accelerator_panels(vendors)
     if chosen:
         sections.append(("Accelerators", chosen))
+    health = (*NODE_HEALTH_PANELS, *([GPU_HEALTH_PANEL] if "nvidia" in vendors else []))
+    sections.append(("Node health and repair", health))
     return sections
 
 

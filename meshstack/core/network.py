@@ -10,6 +10,11 @@ from pydantic import Field, field_validator, model_validator
 from meshstack.core.validation import SpecModel, check_cidr, field_error, parse_cidr
 
 ZONE_ID = r"^[a-z]{2,5}\d-az\d{1,2}$"
+VPC_ID = r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$"
+SUBNET_ID = r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$"
+GCP_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+# What a stack that builds its own network sets; on an existing one they describe nothing meshstack makes.
+BUILT_NETWORK_FIELDS = ("vpc_cidr", "private_subnet_cidrs", "public_subnet_cidrs", "nat_gateways")
 
 
 class NetworkSpec(SpecModel):
@@ -34,6 +39,87 @@ class NetworkSpec(SpecModel):
         default=None, description="Google Cloud: services' secondary range (172.20.0.0/20)."
     )
     master_cidr: str | None = Field(default=None, description="Google Cloud: the control plane's /28 (172.21.0.0/28).")
+
+    vpc_id: str | None = Field(
+        default=None,
+        description="AWS: an existing VPC (vpc-...) to run in instead of creating one; needs subnet_ids and zones.",
+    )
+    subnet_ids: list[str] | None = Field(
+        default=None,
+        description="AWS, with vpc_id: the existing private subnets the nodes go in, one per zone in the order "
+        "of `zones` (subnet_ids[i] lies in zones[i]).",
+    )
+    network: str | None = Field(
+        default=None, description="Google Cloud: an existing VPC network's name to run in; needs subnetwork."
+    )
+    subnetwork: str | None = Field(
+        default=None,
+        description="Google Cloud, with network: the existing subnetwork's name in the stack's region, with "
+        "secondary ranges named 'pods' and 'services'.",
+    )
+
+    @property
+    def existing(self) -> bool:
+        """The stack runs in a network it does not create (AWS vpc_id or Google Cloud network)."""
+        return self.vpc_id is not None or self.network is not None
+
+    @field_validator("vpc_id")
+    @classmethod
+    def _check_vpc_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(VPC_ID, value):
+            raise field_error("", f"'{value}' is not a VPC id such as vpc-0123456789abcdef0")
+        return value
+
+    @field_validator("subnet_ids")
+    @classmethod
+    def _check_subnet_ids(cls, value: list[str] | None) -> list[str] | None:
+        for i, subnet in enumerate(value or []):
+            if not re.match(SUBNET_ID, subnet):
+                raise field_error(f"[{i}]", f"'{subnet}' is not a subnet id such as subnet-0123456789abcdef0")
+        if value is not None and len(set(value)) != len(value):
+            raise field_error("", "names a subnet twice")
+        return value
+
+    @field_validator("network", "subnetwork")
+    @classmethod
+    def _check_gcp_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(GCP_NAME, value):
+            raise field_error("", f"'{value}' is not a Google Cloud resource name (lower-case letters, digits, -)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_existing(self) -> NetworkSpec:
+        """An existing network is named whole (the VPC with its subnets in known zones), and nothing that
+        only describes a network meshstack would build is set beside it."""
+        if (self.vpc_id is None) != (self.subnet_ids is None):
+            field = "subnet_ids" if self.vpc_id is not None else "vpc_id"
+            raise field_error(field, "vpc_id and subnet_ids go together: name the VPC and its private subnets")
+        if (self.network is None) != (self.subnetwork is None):
+            field = "subnetwork" if self.network is not None else "network"
+            raise field_error(field, "network and subnetwork go together: name the network and its subnetwork")
+        if self.vpc_id is not None and self.network is not None:
+            raise field_error("network", "name an AWS vpc_id or a Google Cloud network, not both")
+        if self.existing:
+            for name in BUILT_NETWORK_FIELDS:
+                if name in self.model_fields_set:
+                    raise field_error(name, "describes a network meshstack creates; the existing one is used as it is")
+        if self.subnet_ids is not None:
+            if self.zones is None:
+                raise field_error("zones", "with subnet_ids, list each subnet's zone id (use1-az4), in the same order")
+            if len(self.zones) != len(self.subnet_ids):
+                raise field_error(
+                    "subnet_ids", f"has {len(self.subnet_ids)} subnets for {len(self.zones)} zones: one per zone"
+                )
+            if "availability_zones" not in self.model_fields_set:
+                self.availability_zones = len(self.subnet_ids)
+            elif len(self.subnet_ids) != self.availability_zones:
+                raise field_error(
+                    "availability_zones",
+                    f"is {self.availability_zones} but subnet_ids has {len(self.subnet_ids)}: one subnet per AZ",
+                )
+            if len(self.subnet_ids) < 2:
+                raise field_error("subnet_ids", "EKS needs subnets in at least two availability zones")
+        return self
 
     @field_validator("vpc_cidr", "pods_cidr", "services_cidr", "master_cidr")
     @classmethod
@@ -80,6 +166,8 @@ class NetworkSpec(SpecModel):
 
     @model_validator(mode="after")
     def _check_layout(self) -> NetworkSpec:
+        if self.existing:
+            return self
         if self.zones is not None and len(self.zones) != self.availability_zones:
             raise field_error(
                 "zones", f"has {len(self.zones)} zone ids but availability_zones is {self.availability_zones}"

@@ -53,6 +53,10 @@ TPU_DUTY_CYCLE = "kubernetes_io:node_accelerator_duty_cycle"  # percent
 NODE_READY = "kube_node_status_condition"
 NODE_LABELS = "kube_node_labels"
 POOL_LABEL = "label_meshstack_io_node_pool"
+# The condition the EKS node monitoring agent sets from its accelerator checks (NVIDIA XID errors and
+# DCGM diagnostics, Neuron errors); node auto repair replaces a node that reports it False.
+ACCELERATOR_HEALTH = "AcceleratedHardwareReady"
+DCGM_XID_ERRORS = "DCGM_FI_DEV_XID_ERRORS"  # the last XID error a GPU raised (0: none)
 
 
 class AlertSpec(SpecModel):
@@ -74,6 +78,13 @@ class AlertSpec(SpecModel):
         default=10, gt=0, description="Requests waiting, and more each minute, for this long."
     )
     node_not_ready_minutes: float = Field(default=5, gt=0, description="A training pool's node NotReady this long.")
+    node_losses: int = Field(
+        default=3,
+        ge=1,
+        description="Nodes of one pool gone NotReady (so repaired or replaced) within node_loss_hours: "
+        "a pool that keeps losing nodes (a bad host batch, AMI or zone) costs restarts that repair alone hides.",
+    )
+    node_loss_hours: float = Field(default=6, gt=0, description="The window node_losses counts over.")
 
 
 Severity = Literal["critical", "warning"]
@@ -96,6 +107,16 @@ class Alert:
             "labels": {"severity": self.severity},
             "annotations": {"summary": self.summary},
         }
+
+
+def _lost_nodes(hours: float) -> str:
+    """Each node of a pool that was NotReady at any time in the window: a node repair replaced (or
+    is replacing), with its pool label from the node's labels (kept for the window after it is gone)."""
+    window = _duration(hours * 60)
+    return (
+        f'(min_over_time({NODE_READY}{{condition="Ready",status="true"}}[{window}]) == 0) '
+        f"* on (node) group_left ({POOL_LABEL}) max_over_time({NODE_LABELS}[{window}])"
+    )
 
 
 def _duration(minutes: float) -> str:
@@ -163,7 +184,27 @@ def alerts(spec: AlertSpec, accelerators: set[str], training_pools: list[str]) -
             "critical",
             "Node {{ $labels.node }} of pool {{ $labels." + POOL_LABEL + " }} is NotReady",
         ),
+        Alert(
+            "NodePoolLosingNodes",
+            f"count by ({POOL_LABEL}) ({_lost_nodes(spec.node_loss_hours)}) >= {spec.node_losses}",
+            0,
+            "warning",
+            "Pool {{ $labels." + POOL_LABEL + " }} lost {{ $value }} nodes in the last "
+            f"{spec.node_loss_hours:g} h: repair keeps replacing them",
+        ),
     ]
+    if "nvidia" in accelerators:
+        out.append(
+            Alert(
+                "GpuHealthCheckFailed",
+                f'{NODE_READY}{{condition="{ACCELERATOR_HEALTH}",status="false"}} == 1 '
+                f"or max by (Hostname) ({DCGM_XID_ERRORS}) > 0",
+                0,
+                "critical",
+                "A GPU node failed its health check (DCGM diagnostics or an XID error): "
+                "it is drained and replaced, and its job resumes from its last checkpoint",
+            )
+        )
     for vendor in sorted(accelerators & set(UTILISATION_PANELS)):
         out.append(
             Alert(
@@ -231,6 +272,26 @@ SERVING_PANELS = (
     ),
     Panel("Tokens per second", f"sum by (namespace) ({SERVE_TOKENS_PER_SECOND})", "tokens/s", "tokens_per_s"),
 )
+
+
+# Node repair as it happens: nodes NotReady (being repaired), nodes failing the accelerator health
+# check (EKS's node monitoring agent), and GPUs raising XID errors (the DCGM exporter).
+NODE_HEALTH_PANELS = (
+    Panel(
+        "Nodes NotReady by pool",
+        f'sum by ({POOL_LABEL}) (({NODE_READY}{{condition="Ready",status="true"}} == bool 0) '
+        f"* on (node) group_left ({POOL_LABEL}) {NODE_LABELS})",
+        "nodes",
+    ),
+    Panel(
+        "Nodes failing accelerator health checks",
+        f'sum by ({POOL_LABEL}) ({NODE_READY}{{condition="{ACCELERATOR_HEALTH}",status="false"}} '
+        f"* on (node) group_left ({POOL_LABEL}) {NODE_LABELS})",
+        "nodes",
+    ),
+    Panel("Nodes lost in the last hour by pool", f"count by ({POOL_LABEL}) ({_lost_nodes(1)})", "nodes"),
+)
+GPU_HEALTH_PANEL = Panel("GPU XID errors", f"max by (Hostname) ({DCGM_XID_ERRORS})", "xid")
 
 
 def accelerator_panels(accelerators: set[str]) -> tuple[Panel, ...]:

@@ -115,6 +115,10 @@ class StackSpec(SpecModel):
                     f"{self.cloud.upper()} does not upgrade a cluster's nodes on its own: node groups change only "
                     "when the stack does, so there is no window to set",
                 )
+        others = {"aws": ("network", "subnetwork"), "gcp": ("vpc_id", "subnet_ids")}.get(self.cloud, ())
+        for name in others:
+            if getattr(self.network, name) is not None:
+                raise field_error(f"network.{name}", f"names a network of another cloud, not {self.cloud.upper()}'s")
         for kind in type(self.storage).model_fields:
             if getattr(self.storage, kind) and kind not in facts.storage:
                 raise field_error(f"storage.{kind}", f"{kind} is not offered on {self.cloud.upper()}")
