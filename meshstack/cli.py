@@ -180,8 +180,31 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
+# What a terminal, an IDE's stop button, `timeout`, systemd or a CI runner sends to stop a command.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_on_signals() -> None:
+    """Every stop signal ends a long-running command the way Ctrl-C does: KeyboardInterrupt, whose
+    `finally` blocks stop the processes it started, then exit 130.
+
+    SIGINT is set here too: Python turns it into KeyboardInterrupt only when it was not ignored at
+    start, and a command started in the background by a script (`meshstack run --local &`), as many
+    supervisors do, inherits it ignored: a SIGINT to meshstack then did nothing at all. A signal that
+    comes while the first one's stop is under way is let go: raising again would cut the stop short
+    and leave the children behind (they die with meshstack all the same: workloads/local/processes.py).
+    """
+    stopping = False
+
+    def interrupt(signum: int, frame: object) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        raise KeyboardInterrupt
+
+    for number in STOP_SIGNALS:
+        signal.signal(number, interrupt)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -194,7 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = load_stack(args.stack, _project(args))
     if not spec.workloads:
         raise MeshstackError(f"stack {args.stack} declares no workloads (meshstack:workloads)")
-    signal.signal(signal.SIGTERM, _interrupt)
+    _stop_on_signals()
     workdir = claim(Path(args.workdir or Path(".meshstack") / args.stack), "--workdir")
     _, server = run_stack(spec, workdir, args.processes, args.steps, args.port)
     if server is None:
@@ -210,7 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from meshstack.demo import run_demo
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    _stop_on_signals()
     run_demo(Path(args.out), args.stack, args.steps, args.processes, project=_project(args))
     return 0
 

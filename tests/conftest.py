@@ -80,3 +80,24 @@ def scannable(resources: list[Resource]) -> list[dict[str, Any]]:
                     {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job["template"]["spec"]}
                 )
     return out
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small model trained for 60 steps, for the serving tests (every module serves the same one)."""
+    from meshstack.core.contract import JobConfig
+    from workloads.jax.data import ensure_corpus
+    from workloads.jax.train import run
+
+    root = tmp_path_factory.mktemp("serve")
+    data, ckpt = (root / "data").as_uri(), (root / "ckpt").as_uri()
+    ensure_corpus(data)
+    run(
+        JobConfig(
+            name="t",
+            data_uri=data,
+            checkpoint_uri=ckpt,
+            train={"steps": 60, "global_batch": 8, "checkpoint_every": 60, "log_every": 60},
+        )
+    )
+    return ckpt

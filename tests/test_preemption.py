@@ -8,6 +8,7 @@ import os
 import signal
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meshstack.core import observability as names
 from meshstack.core.contract import EXIT_PREEMPTED, EXIT_STALLED
+from tests.neighbours import cpu_burner
 from tests.training_runs import EVERY, STEPS, job, losses, quiet
 from workloads.local import ProcessGroup, TrainResult, free_port, train
+from workloads.local import training as local_training
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +33,44 @@ def reference(root: Path) -> TrainResult:
     return train(job(root, "reference"), processes=2, devices_per_process=1, log_dir=root / "logs", on_event=quiet)
 
 
+@pytest.fixture
+def busy() -> Iterator[None]:
+    """A neighbour burning a core for the whole test: drains come to busy nodes."""
+    with cpu_burner():
+        yield
+
+
+def assert_lost_no_step(result: TrainResult, reference: TrainResult, preempted: int) -> None:
+    restored = [e["step"] for e in result.events if e.get("event") == "restored"]
+    assert restored == [preempted], "resumed from the step saved on SIGTERM: no step lost"
+    resumed = result.events[result.events.index({"event": "restored", "step": restored[0]}) :]
+    assert next(e["step"] for e in resumed if e.get("event") == "step") == restored[0] + 1
+    theirs, ours = losses(reference), losses(result)
+    assert sorted(ours) == list(range(1, STEPS + 1))
+    for step in range(1, STEPS + 1):
+        assert ours[step] == pytest.approx(theirs[step], abs=2e-4), f"the loss curve continues at step {step}"
+
+
 @pytest.mark.slow
 def test_sigterm_on_one_host_saves_on_every_host_and_the_restart_loses_no_step(
-    root: Path, reference: TrainResult
+    root: Path, reference: TrainResult, busy: None
 ) -> None:
-    """A drain reaches one pod: process 1 is signalled at step 2 of a job that checkpoints only at its
-    end. The signal lands a few steps after the event that sent it (the test reads the events from a
-    pipe while the processes run on), so the job keeps its one checkpoint at the last step: whatever
-    step they agree on, the save on SIGTERM is off the schedule. JAX hears of the signal within a
-    second; the steps left leave it several."""
+    """A drain reaches one pod of a busy node: process 1 is signalled at step 2 of a job that
+    checkpoints only at its end. The signal lands a few steps after the event that sent it (the test
+    reads the events from a pipe while the processes run on), so the job keeps its one checkpoint at
+    the last step: whatever step they agree on, the save on SIGTERM is off the schedule. JAX hears of
+    the signal within a second; the steps left leave it several. Once they have agreed, every host
+    is signalled again, as the local group's stop and a kubelet's resend do while they still save
+    and shut down: that changes nothing."""
     exit_codes: list[list[int | None]] = []
 
     def drain_host_1(event: dict[str, Any], group: ProcessGroup, attempt: int) -> None:
         if attempt == 0 and event.get("event") == "step" and event["step"] == 2:
             group.procs[1].send_signal(signal.SIGTERM)
+        if attempt == 0 and event.get("event") == "preempted":
+            for proc in group.procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
         if event.get("event") == "restarting":
             exit_codes.append(event["exit_codes"])
 
@@ -60,14 +87,59 @@ def test_sigterm_on_one_host_saves_on_every_host_and_the_restart_loses_no_step(
     # process 1 was.
     assert exit_codes == [[EXIT_PREEMPTED, EXIT_PREEMPTED]], "both processes saved and left with 143"
     assert (result.preemptions, result.restarts) == (1, 0), "a preemption is not a failure"
-    restored = [e["step"] for e in result.events if e.get("event") == "restored"]
-    assert restored == [preempted["step"]], "resumed from the step saved on SIGTERM: no step lost"
-    resumed = result.events[result.events.index({"event": "restored", "step": restored[0]}) :]
-    assert next(e["step"] for e in resumed if e.get("event") == "step") == restored[0] + 1
-    theirs, ours = losses(reference), losses(result)
-    assert sorted(ours) == list(range(1, STEPS + 1))
-    for step in range(1, STEPS + 1):
-        assert ours[step] == pytest.approx(theirs[step], abs=2e-4), f"the loss curve continues at step {step}"
+    assert_lost_no_step(result, reference, preempted["step"])
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (its SigCgt mask in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+@pytest.mark.slow
+def test_sigterm_during_start_up_is_kept_until_every_host_can_save(
+    root: Path, reference: TrainResult, busy: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pod drained while it starts (imports jax, reads its job, joins the others, compiles) is the
+    normal case on a busy node. Process 1 is signalled the moment it catches SIGTERM at all, long before
+    JAX's preemption service listens: the signal must neither kill it (-15, a failure) nor be lost (the
+    job running on past its drain); every host saves the first step and leaves with 143."""
+    signalled: list[float] = []
+
+    class DrainedAtStart(ProcessGroup):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            if signalled:
+                return
+            began, proc = time.monotonic(), self.procs[1]
+            while not catches_sigterm(proc.pid):
+                assert proc.poll() is None and time.monotonic() - began < 120, "the trainer never caught SIGTERM"
+                time.sleep(0.002)
+            proc.send_signal(signal.SIGTERM)
+            signalled.append(time.monotonic() - began)
+
+    monkeypatch.setattr(local_training, "ProcessGroup", DrainedAtStart)
+    exit_codes: list[list[int | None]] = []
+
+    def codes(event: dict[str, Any], group: ProcessGroup, attempt: int) -> None:
+        if event.get("event") == "restarting":
+            exit_codes.append(event["exit_codes"])
+
+    result = train(
+        job(root, "drained-at-start", checkpoint_every=STEPS),
+        processes=2,
+        devices_per_process=1,
+        log_dir=root / "logs",
+        on_event=codes,
+    )
+    assert signalled, "process 1 was signalled while it started"
+    preempted = [e["step"] for e in result.events if e.get("event") == "preempted"]
+    assert preempted == [1], f"the first step every host reached was saved (signalled {signalled[0]:.2f} s in)"
+    assert exit_codes == [[EXIT_PREEMPTED, EXIT_PREEMPTED]], "both processes saved and left with 143"
+    assert (result.preemptions, result.restarts) == (1, 0)
+    assert_lost_no_step(result, reference, 1)
 
 
 @pytest.mark.slow

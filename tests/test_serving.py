@@ -24,36 +24,19 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from meshstack.core.contract import SERVE_TOKEN_ENV, JobConfig, ModelConfig, ServeJobConfig
+from meshstack.core.contract import SERVE_TOKEN_ENV, ModelConfig, ServeJobConfig
 from meshstack.core.observability import SERVE_IN_FLIGHT, SERVE_KV_USAGE, SERVE_PREFIX_HIT_RATIO, SERVE_TTFT
 from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.demo import MetricsSampler
 from workloads.jax import tokenizer
-from workloads.jax.data import ensure_corpus, held_out_text
+from workloads.jax.data import held_out_text
 from workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, Request, Sampling
 from workloads.jax.model import forward, init_params
 from workloads.jax.quantize import perplexity, quantize_int8, weight_bytes
 from workloads.jax.serve import Running, chat_prompt, load_params, start
-from workloads.jax.train import run
 from workloads.local import LocalRunError, LocalServer, free_port
 
 MODEL = "chat"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("serve")
-    data, ckpt = (root / "data").as_uri(), (root / "ckpt").as_uri()
-    ensure_corpus(data)
-    run(
-        JobConfig(
-            name="t",
-            data_uri=data,
-            checkpoint_uri=ckpt,
-            train={"steps": 60, "global_batch": 8, "checkpoint_every": 60, "log_every": 60},
-        )
-    )
-    return ckpt
 
 
 def serve_job(checkpoint: str, **serve: Any) -> ServeJobConfig:

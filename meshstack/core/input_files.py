@@ -21,7 +21,16 @@ from meshstack.core.errors import SpecError
 MAX_BYTES = 4 * 2**20
 MAX_DEPTH = 64
 MAX_NODES = 200_000  # after expanding aliases
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls but tab and line ends, DEL, and the C1 controls but NEL: YAML refuses them all, and in
+# a JSON file they can only be damage.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")
+# Unicode's noncharacters (U+FDD0..U+FDEF and the last two code points of every plane): valid UTF-8,
+# but "never for interchange"; YAML refuses U+FFFE and U+FFFF and the others are no better.
+NONCHARACTER = re.compile(
+    "[\ufdd0-\ufdef\ufffe\uffff"
+    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(1, 17))
+    + "]"
+)
 
 
 class InputFileError(SpecError):
@@ -50,9 +59,15 @@ def read_text(path: Path) -> str:
         raise InputFileError(path, f"is not UTF-8 text (byte 0x{data[exc.start]:02x})", line) from None
     bad = CONTROL.search(text)
     if bad is not None:
-        line = text.count("\n", 0, bad.start()) + 1
-        raise InputFileError(path, f"holds the control character U+{ord(bad.group()):04X}", line)
+        raise InputFileError(path, f"holds the control character U+{ord(bad.group()):04X}", _line(text, bad.start()))
+    bad = NONCHARACTER.search(text)
+    if bad is not None:
+        raise InputFileError(path, f"holds the noncharacter U+{ord(bad.group()):04X}", _line(text, bad.start()))
     return text
+
+
+def _line(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -63,10 +78,12 @@ class _StrictLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
-            if isinstance(key, list | dict):
+            try:
+                hash(key)
+            except TypeError:  # a list, a mapping or a set (`? !!set {a}`) as a key
                 raise yaml.constructor.ConstructorError(
                     None, None, "a mapping key must be a plain value", key_node.start_mark
-                )
+                ) from None
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key '{key}' (first at line {seen[key]})", key_node.start_mark
@@ -81,6 +98,23 @@ class _StrictLoader(yaml.SafeLoader):
                 None, None, f"'{node.value}' is not a finite number", node.start_mark
             )
         return value
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML picks a constructor by the scalar's shape or its tag and then trusts it: 2024-13-45
+        reaches datetime, `!!timestamp x` a regex that did not match, `!!bool x` a missing key, a
+        5,000-digit integer int()'s limit. Whatever a constructor raises is a refusal at that node."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+            value = node.value if isinstance(node, yaml.ScalarNode) else ""
+            shown = value if len(value) <= 40 else f"{value[:40]}..."
+            kind = node.tag.rsplit(":", 1)[-1]
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise yaml.constructor.ConstructorError(
+                None, None, f"'{shown}' is not a valid {kind} ({reason})", node.start_mark
+            ) from None
 
 
 _StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
@@ -114,11 +148,15 @@ def _check_shape(path: Path, root: yaml.Node | None) -> None:
 def load_yaml_file(path: Path) -> Any:
     """A user's YAML file as plain data."""
     text = read_text(path)
-    loader = _StrictLoader(text)
+    loader: _StrictLoader | None = None
     try:
+        loader = _StrictLoader(text)  # its reader checks every character here, before any parsing
         root = loader.get_single_node()
         _check_shape(path, root)
         return None if root is None else loader.construct_document(root)
+    except yaml.reader.ReaderError as exc:
+        # read_text refuses what YAML's reader does; should their lists ever differ, still one line.
+        raise InputFileError(path, f"not valid YAML: {exc.reason}", _line(text, exc.position)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(str(exc.problem or exc.context or "not valid YAML").split())
@@ -128,7 +166,8 @@ def load_yaml_file(path: Path) -> Any:
     except RecursionError:
         raise InputFileError(path, f"nests deeper than {MAX_DEPTH} levels") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

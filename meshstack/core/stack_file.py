@@ -69,6 +69,9 @@ def read_stack_config(project: Project, stack: str, path: Path | None = None) ->
     config = data.get("config", {}) if isinstance(data, dict) else None
     if not isinstance(config, dict):
         raise SpecError([("config", "must be a mapping of config keys")], path.name)
+    for key in config:
+        if not isinstance(key, str):  # YAML reads `1:` or `null:` as a number or nothing
+            raise SpecError([("config", f"the key {key!r} is not a name such as aws:region")], path.name)
     return config
 
 

@@ -143,11 +143,14 @@ def damage(uri: str, step: int) -> str | None:
     manifest = f"{root.rstrip('/')}/{MANIFESTS}/{step}.json"
     if not fs.exists(manifest):
         return "it has no checksum manifest (its save did not finish)"
-    with fs.open(manifest, "r") as f:
-        try:
-            expected = parse_json(f.read(), Path(manifest))
-        except InputFileError as exc:
-            return f"its checksum manifest is not valid: {exc}"
+    with fs.open(manifest, "rb") as f:
+        raw = f.read()
+    try:
+        expected = parse_json(raw.decode("utf-8"), Path(manifest))
+    except UnicodeDecodeError:
+        return "its checksum manifest is not valid: it is not UTF-8 text"
+    except InputFileError as exc:
+        return f"its checksum manifest is not valid: {exc}"
     if not isinstance(expected, dict):
         return "its checksum manifest is not a mapping of files to checksums"
     found = _digests(uri, step)
@@ -174,6 +177,10 @@ def quarantine(uri: str, step: int) -> None:
         fs.mv(manifest, f"{base}/damaged-{step}-{n}.sha256.json")
 
 
+# The restored trees that hold numbers, and what it means when one is not finite.
+TREES = (("params", "its parameters are not all finite"), ("opt_state", "its optimizer state is not all finite"))
+
+
 def finite(tree: Any) -> bool:
     return bool(jax.tree.reduce(lambda ok, leaf: ok & jnp.all(jnp.isfinite(leaf)), tree, jnp.bool_(True)))
 
@@ -185,20 +192,25 @@ def restore_latest_good(
     opt_state: Any | None,
     skipped: Callable[[int, str], None],
 ) -> tuple[int, dict[str, Any]] | None:
-    """The newest step that matches its manifest and holds finite parameters, restored; None when there
-    are no checkpoints; CheckpointError when there are some and none can be trusted."""
+    """The newest step that matches its manifest and whose every restored tree is finite (the
+    parameters, and the optimizer state where it is restored: a diverged run's NaN moments pass any
+    checksum, and the step after resuming from them is NaN too), restored; None when there are no
+    checkpoints; CheckpointError when there are some and none can be trusted."""
     steps = sorted(mngr.all_steps(), reverse=True)
     reasons = []
     for step in steps:
-        problem = damage(uri, step)
+        try:
+            problem = damage(uri, step)
+        except OSError as exc:  # a file that vanished or cannot be opened while it was hashed
+            problem = f"it cannot be read ({exc.strerror or type(exc).__name__})"
         restored: dict[str, Any] | None = None
         if problem is None:
             try:
                 restored = restore(mngr, step, params, opt_state)
             except Exception as exc:  # orbax raises many kinds on unreadable data
                 problem = f"it cannot be read ({type(exc).__name__})"
-        if restored is not None and not finite(restored["params"]):
-            problem = "its parameters are not all finite"
+        if restored is not None:
+            problem = next((why for name, why in TREES if name in restored and not finite(restored[name])), None)
         if problem is None and restored is not None:
             return step, restored
         reasons.append(f"step {step}: {problem}")

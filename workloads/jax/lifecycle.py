@@ -24,23 +24,38 @@ from types import FrameType
 import jax
 
 from meshstack.core.contract import EXIT_STALLED
+from workloads.jax import sigterm
 from workloads.jax.events import write_event
 
 
 class Preemption:
     """Whether to save and stop now. Several processes use JAX's preemption service: its coordination
     service catches SIGTERM on any of them and has all of them agree on the step to stop at. A
-    single process has no coordination service: SIGTERM sets a flag here instead."""
+    single process has no coordination service: SIGTERM sets a flag here instead.
+
+    Until jax.distributed is initialised, JAX's service does not listen: a SIGTERM then is caught
+    here (or, earlier still, by workloads/jax/sigterm.py) and handed to the service by `joined()`."""
 
     def __init__(self) -> None:
         self._requested = threading.Event()
         self._previous = signal.signal(signal.SIGTERM, self._on_signal)
+        if sigterm.received():
+            self._requested.set()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._requested.set()
 
+    def joined(self) -> None:
+        """Call right after jax.distributed is initialised. Its preemption service has taken SIGTERM
+        over from here on; one that came before is sent again, to the service, so every process still
+        agrees on a step, saves it and leaves with 143 (rather than this one alone, with nothing saved)."""
+        if jax.process_count() > 1 and self._requested.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)
+
     def close(self) -> None:
-        """Hand SIGTERM back to whoever had it (a test runner calling the trainer in process)."""
+        """Hand SIGTERM back to whoever had it: a test runner calling the trainer in process, or, in the
+        trainer's own process, sigterm.hold()'s recorder, so a signal during the exit that follows (the
+        local group stops what is left with SIGTERM) cannot turn a 143 into a death by signal."""
         signal.signal(signal.SIGTERM, self._previous)
 
     def agreed(self, step: int) -> bool:

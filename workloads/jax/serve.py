@@ -35,8 +35,9 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 from starlette.requests import Request as HttpRequest
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from meshstack.core.contract import JOB_CONFIG_ENV, SERVE_TOKEN_ENV, ServeConfig, ServeJobConfig
@@ -57,8 +58,10 @@ from meshstack.core.observability import (
 from workloads.jax import checkpoint, tokenizer
 from workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, Output, Request, Sampling
 from workloads.jax.events import write_event
+from workloads.jax.http_guard import Limits, bounded
 from workloads.jax.model import init_params
 from workloads.jax.quantize import quantize_int8
+from workloads.jax.serve_flow import ClientGoneError, TrackedStream, answer_or_gone
 from workloads.jax.serve_startup import StartupServer
 
 MAX_JSON_DEPTH = 16
@@ -232,8 +235,14 @@ class State:
     mailbox: Mailbox | None = None
 
 
+def body_limit(cfg: ServeConfig) -> int:
+    """The largest request body: a prompt of max_prompt_bytes, JSON-escaped, and the other fields. The
+    connection refuses a larger Content-Length before reading it (workloads/jax/http_guard.py)."""
+    return 4 * cfg.max_prompt_bytes + 16384
+
+
 def _json_body(raw: bytes, cfg: ServeConfig) -> dict[str, Any]:
-    limit = 4 * cfg.max_prompt_bytes + 16384
+    limit = body_limit(cfg)
     if len(raw) > limit:
         raise ApiError(413, f"the body is {len(raw)} bytes; the limit is {limit}", code="request_too_large")
     if json_nesting(raw) > MAX_JSON_DEPTH:
@@ -331,7 +340,10 @@ async def _generate(state: State, prompt: list[int], sampling: Sampling) -> tupl
 
 def make_app(state: State) -> Starlette:
     async def guarded(http: HttpRequest, handler: Callable[[HttpRequest], Any], api: bool = True) -> Response:
+        """Every request counts in `active` until its last byte: here for an answer in one piece
+        (whatever happens to it), by the stream itself for a stream (workloads/jax/serve_flow.py)."""
         state.active += 1
+        response: Response | None = None
         try:
             if api and state.token is not None and http.headers.get("authorization") != f"Bearer {state.token}":
                 raise ApiError(
@@ -339,13 +351,18 @@ def make_app(state: State) -> Starlette:
                 )
             if api and state.draining:
                 raise ApiError(503, "the server is shutting down", code="shutting_down")
-            response: Response = await handler(http)
+            response = await handler(http)
         except ApiError as exc:
             headers = {"Retry-After": "1"} if exc.status == 429 else None
             response = exc.response(headers)
+        except (ClientDisconnect, ClientGoneError):
+            # Gone while its body was read or its answer made: nobody to answer (499, nginx's count).
+            response = Response(status_code=499)
+        finally:
+            if not isinstance(response, TrackedStream):
+                state.active -= 1
+        assert response is not None, "set by the handler or an error"
         state.metrics.requests.labels(code=str(response.status_code)).inc()
-        if not isinstance(response, StreamingResponse):
-            state.active -= 1
         return response
 
     async def completions(http: HttpRequest) -> Response:
@@ -376,17 +393,20 @@ def make_app(state: State) -> Starlette:
         created = int(time.time())
         if body.stream:
             usage = bool((body.stream_options or {}).get("include_usage"))
-            return StreamingResponse(
-                _stream(state, http, request, outputs, ident, created, chat, usage),
+
+            def closed() -> None:
+                request.cancelled.set()  # a no-op once finished; frees the row of one that was not
+                state.active -= 1
+
+            return TrackedStream(
+                _stream(state, request, outputs, ident, created, chat, usage),
+                on_close=closed,
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache"},
             )
-        text, last = "", None
         try:
-            while last is None or last.finish_reason is None:
-                last = await outputs.get()
-                text += last.text
-        except asyncio.CancelledError:
+            text, last = await answer_or_gone(outputs, http.receive)
+        except BaseException:  # the client left (ClientGoneError), or the server is stopping
             request.cancelled.set()
             raise
         choice: dict[str, Any] = {"index": 0, "finish_reason": last.finish_reason}
@@ -445,7 +465,6 @@ def make_app(state: State) -> Starlette:
 
 async def _stream(
     state: State,
-    http: HttpRequest,
     request: Request,
     outputs: asyncio.Queue[Output],
     ident: str,
@@ -454,7 +473,7 @@ async def _stream(
     usage: bool,
 ) -> AsyncIterator[bytes]:
     """Server-sent events in OpenAI's chunk format, then `data: [DONE]`. A client gone mid-stream
-    cancels the request: the engine frees its row at its next step."""
+    cancels the request (TrackedStream's on_close): the engine frees its row at its next step."""
     kind = "chat.completion.chunk" if chat else "text_completion"
 
     def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
@@ -471,29 +490,24 @@ async def _stream(
             choice = {"index": 0, "text": delta or "", "logprobs": None, "finish_reason": finish}
         return event([choice])
 
-    try:
-        if chat:
-            yield chunk(None, None, role=True)
-        while True:
-            out = await outputs.get()
-            # Under load several tokens are ready at once: one event carries them all.
-            while out.finish_reason is None and not outputs.empty():
-                following = outputs.get_nowait()
-                out = Output(out.text + following.text, *dataclasses.astuple(following)[1:])
-            if out.finish_reason is None:
-                yield chunk(out.text, None)
-                continue
-            if out.text:
-                yield chunk(out.text, None)
-            yield chunk(None, out.finish_reason)
-            if usage:
-                yield event([], usage=_usage(out))
-            yield b"data: [DONE]\n\n"
-            return
-    finally:
-        if not request.cancelled.is_set():
-            request.cancelled.set()  # a no-op once finished; frees the row of one that was not
-        state.active -= 1
+    if chat:
+        yield chunk(None, None, role=True)
+    while True:
+        out = await outputs.get()
+        # Under load several tokens are ready at once: one event carries them all.
+        while out.finish_reason is None and not outputs.empty():
+            following = outputs.get_nowait()
+            out = Output(out.text + following.text, *dataclasses.astuple(following)[1:])
+        if out.finish_reason is None:
+            yield chunk(out.text, None)
+            continue
+        if out.text:
+            yield chunk(out.text, None)
+        yield chunk(None, out.finish_reason)
+        if usage:
+            yield event([], usage=_usage(out))
+        yield b"data: [DONE]\n\n"
+        return
 
 
 # --- start-up, drain, main -----------------------------------------------------------------------
@@ -615,7 +629,8 @@ def build(job: ServeJobConfig, host: str | None = None) -> tuple[Server, State]:
         log_level="warning",
         access_log=False,
         lifespan="off",
-        timeout_keep_alive=int(job.serve.read_timeout_s),
+        timeout_keep_alive=max(int(job.serve.read_timeout_s), 1),
+        http=bounded(Limits(job.serve.read_timeout_s, body_limit(job.serve))),
         backlog=256,
         timeout_graceful_shutdown=int(job.serve.drain_timeout_s),
     )

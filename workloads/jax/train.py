@@ -10,6 +10,13 @@ SIGTERM on any process saves the step in progress on all of them and exits 143.
 
 from __future__ import annotations
 
+from workloads.jax import sigterm
+
+if __name__ == "__main__":
+    # First, before jax and the job are loaded (seconds on a busy node): a drain that comes now must
+    # not kill the process outright (workloads/jax/sigterm.py).
+    sigterm.hold()
+
 import math
 import os
 import sys
@@ -166,6 +173,7 @@ def run(cfg: JobConfig) -> int:
 
 def _run(cfg: JobConfig, preemption: Preemption, watchdog: Watchdog) -> int:
     topology = distributed.initialize()
+    preemption.joined()
     trainer = Trainer(cfg, topology)
     train = cfg.train
     metrics = TrainMetrics(
@@ -316,4 +324,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sigterm.ignore()  # the exit code is decided: a SIGTERM from here on must not become the process's death
+    sys.exit(code)

@@ -4,6 +4,7 @@ environment a pod would have."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import queue
@@ -24,6 +25,7 @@ from meshstack.core.spec import StorageRef
 from workloads.jax.storage import file_uri
 
 STOP_GRACE_S = 10.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class LocalRunError(MeshstackError):
@@ -40,8 +42,30 @@ def bucket_uri(root: Path, ref: StorageRef) -> str:
     return file_uri(root / "buckets" / ref.bucket / ref.prefix.strip("/"))
 
 
+def die_with_parent() -> Callable[[], None] | None:
+    """What a child runs between fork and exec so that it dies with this process, however this one
+    ends (SIGKILL included, when no handler of ours runs): Linux's PR_SET_PDEATHSIG. The children sit
+    in sessions of their own (a Ctrl-C to the terminal reaches meshstack, which stops them in order),
+    so nothing else would ever stop them: an orphaned server keeps its port for ever.
+
+    The kernel sends the signal when the *thread* that started the child ends: start groups from the
+    main thread, or from one that outlives them. Elsewhere than Linux there is nothing to set (None)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    parent = os.getpid()
+
+    def guard() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the guard was set: nobody will signal
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return guard
+
+
 class ProcessGroup:
-    """Processes started together and stopped together.
+    """Processes started together and stopped together, and never outliving the process that started
+    them (die_with_parent).
 
     By default process 0's JSON lines are events (meshstack's own programs); with `stream`, every
     process's output goes there line by line behind its index, as a program of the user's own
@@ -68,8 +92,8 @@ class ProcessGroup:
             self._files.append(err)
             self.logs.append(log)
             piped = stream is not None or i == 0
-            self.procs.append(
-                subprocess.Popen(
+            try:
+                proc = subprocess.Popen(
                     [expand(arg, env) for arg in argv],
                     env=env,
                     cwd=cwd,
@@ -78,8 +102,12 @@ class ProcessGroup:
                     stderr=subprocess.STDOUT if stream is not None else err,
                     stdout=subprocess.PIPE if piped else err,
                     start_new_session=True,
+                    preexec_fn=die_with_parent(),  # between fork and exec: one system call, no lock taken
                 )
-            )
+            except BaseException:
+                self.stop()  # those already started would otherwise be nobody's
+                raise
+            self.procs.append(proc)
             if stream is not None:
                 reader = threading.Thread(target=self._relay, args=(i, err, stream), daemon=True)
                 reader.start()
