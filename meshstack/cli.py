@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 import time
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from meshstack.core.catalog import known_clouds
 from meshstack.core.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -117,7 +119,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     pools = sum(len(c.node_pools) for c in spec.clusters)
     if args.json:
         summary = {"clusters": len(spec.clusters), "node_pools": pools, "workloads": len(spec.workloads)}
-        print(json.dumps({"stack": args.stack, "valid": True, "cloud": spec.cloud, **summary}, indent=2))
+        where = {"cloud": spec.cloud, "region": spec.region}
+        print(json.dumps({"stack": args.stack, "valid": True, **where, **summary}, indent=2))
         return EXIT_OK
     counts = f"{len(spec.clusters)} cluster(s), {pools} node pool(s), {len(spec.workloads)} workload(s)"
     print(f"{args.stack}: valid ({counts})")
@@ -152,6 +155,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
     )
     path = write_stack(_project(args), args.emit_stack, config, header)
     print(f"wrote {path}: {option.label} as {nodes} accelerator node(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from meshstack.scaffold import STACK, init_project
+
+    folder = Path(args.dir)
+    written = init_project(folder, args.cloud)
+    print(f"created a meshstack project on {args.cloud.upper()} in {folder}: {', '.join(map(str, written))}")
+    go = "" if folder.resolve() == Path.cwd().resolve() else f"cd {shlex.quote(str(folder))} && "
+    print(f"next: {go}meshstack validate -s {STACK} && meshstack preview -s {STACK}")
+    return EXIT_OK
+
+
+def cmd_stacks(args: argparse.Namespace) -> int:
+    from meshstack.core.stack_file import stack_entries
+
+    entries = stack_entries(_project(args))
+    if args.json:
+        # One line, so a workflow step can hand it on as an output (a job matrix's include list).
+        print(json.dumps([e.to_json() for e in entries]))
+        return EXIT_OK
+    for e in entries:
+        print(f"{e.stack}\t{e.cloud or '?'}\t{e.region or '?'}\t{e.file}")
     return EXIT_OK
 
 
@@ -262,6 +289,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_preview)
 
+    p = sub.add_parser("init", help="start a project: Pulumi.yaml, the program, a stack, a policy config, CI")
+    p.add_argument("dir", nargs="?", default=".", help="a new or empty folder (default: the working directory)")
+    p.add_argument("--cloud", choices=known_clouds(), default="aws", help="the first stack's cloud (default aws)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("stacks", help="list the project's stacks with the cloud and region each file names")
+    p.add_argument("--json", action="store_true", help='one line: [{"stack", "file", "cloud", "region"}]')
+    p.set_defaults(func=cmd_stacks)
+
     p = sub.add_parser("validate", help="check a stack file against the spec (exit 2: invalid)")
     _stack_option(p)
     p.add_argument("--json", action="store_true", help="the result, or every problem with its field, as JSON")
@@ -301,7 +337,7 @@ def parser() -> argparse.ArgumentParser:
 # Commands that run for seconds and exit. They import the providers and build the plan: millions of
 # allocations and few cycles, so the cyclic collector only costs time (a quarter of a preview) and
 # reference counting frees what it can. The long-running commands (run, demo) keep it on.
-SHORT_LIVED = ("preview", "validate", "schema", "plan")
+SHORT_LIVED = ("preview", "validate", "schema", "plan", "stacks", "init")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

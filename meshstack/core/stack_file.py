@@ -72,6 +72,36 @@ def read_stack_config(project: Project, stack: str, path: Path | None = None) ->
     return config
 
 
+@dataclass(frozen=True)
+class StackEntry:
+    """A stack as its file names it, read without validating the spec: what CI needs to choose a runner's
+    credentials and region before the preview reports whatever else the file gets wrong."""
+
+    stack: str
+    file: str
+    cloud: str | None
+    region: str | None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"stack": self.stack, "file": self.file, "cloud": self.cloud, "region": self.region}
+
+
+def stack_entries(project: Project) -> list[StackEntry]:
+    entries = []
+    for stack in project.stacks():
+        path = project.stack_file(stack)
+        relative = str(path.relative_to(project.root)) if path.is_relative_to(project.root) else str(path)
+        try:
+            config = read_stack_config(project, stack)
+            cloud = cloud_of(config)
+        except SpecError:
+            entries.append(StackEntry(stack, relative, None, None))
+            continue
+        region = config.get(load_catalog(cloud=cloud).facts.config_keys["region"])
+        entries.append(StackEntry(stack, relative, cloud, region if isinstance(region, str) else None))
+    return entries
+
+
 def cloud_of(config: dict[str, Any], source: str = "") -> str:
     """The cloud whose provider keys the stack sets (gcp:project, aws:region...); AWS when none does."""
     namespaces = {key.partition(":")[0] for key in config}
