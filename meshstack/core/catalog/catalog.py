@@ -46,7 +46,11 @@ class CloudFacts(_Model):
     """
 
     config_keys: dict[str, str] = Field(description="spec field -> the provider config key it comes from")
-    region_pattern: str
+    regions: list[str] = Field(
+        min_length=1,
+        description="The cloud's regions a stack may name; an override file adds one the list lacks (a list "
+        "replaces the shipped one whole, so repeat it with the new region).",
+    )
     region_example: str
     project_pattern: str | None = Field(default=None, description="Set where the cloud needs a project id.")
     zone_required: bool = False
@@ -209,6 +213,7 @@ class Catalog(_Model):
         return self.energy.grid_gco2e_per_kwh.get(region)
 
     def model_post_init(self, _context: Any) -> None:
+        self._check_regions()
         for name, itype in self.instance_types.items():
             if itype.accelerator not in self.accelerators:
                 raise CatalogError(
@@ -222,6 +227,20 @@ class Catalog(_Model):
                         f"catalog tpus.{name}.topologies.{topology}.machine_type: '{shape.machine_type}' "
                         "is not one of the catalog's instance types"
                     )
+
+    def _check_regions(self) -> None:
+        """Every region the catalog prices, places or gives a grid figure for is one of its regions."""
+        known = set(self.facts.regions)
+        named: dict[str, set[str]] = {
+            "regional_prices": set(self.regional_prices),
+            "energy.grid_gco2e_per_kwh": set(self.energy.grid_gco2e_per_kwh),
+        }
+        for name, offering in [*self.instance_types.items(), *self.tpus.items()]:
+            named[f"{name}.zones"] = set(offering.zones or {})
+        for where, regions in named.items():
+            unknown = sorted(regions - known)
+            if unknown:
+                raise CatalogError(f"catalog {where}: {', '.join(unknown)} not in facts.regions")
 
     def offering(self, instance_type: str) -> InstanceType | TpuGeneration:
         """Where the type's zones and spot discount are kept: a TPU host's are its generation's."""

@@ -94,9 +94,11 @@ class StackSpec(SpecModel):
         """The cloud's catalog says what a region, project and zone look like and what storage it offers."""
         facts = catalog_from(info, self.cloud).facts
         keys = facts.config_keys
-        if not re.match(facts.region_pattern, self.region):
+        if self.region not in facts.regions:
             raise field_error(
-                "region", f"'{self.region}' is not a {self.cloud.upper()} region such as {facts.region_example}"
+                "region",
+                f"'{self.region}' is not one of the catalog's {self.cloud.upper()} regions "
+                f"({', '.join(facts.regions)}); a catalog override file adds one",
             )
         if facts.project_pattern is not None and (
             self.project is None or not re.match(facts.project_pattern, self.project)
