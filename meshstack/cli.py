@@ -82,18 +82,22 @@ def _project(args: argparse.Namespace) -> Project:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
+    from meshstack.core.workspace import claim, clear
     from meshstack.preview.plan import preview_stack, resolve_baseline, with_baseline
     from meshstack.preview.render import markdown, tree
 
     project = _project(args)
+    # Refused before anything runs: an output folder meshstack does not own, a baseline that is not one.
+    manifests = claim(Path(args.manifests), "--manifests") if args.manifests else None
+    baseline = resolve_baseline(args.stack, args.baseline, project) if args.baseline else None
     preview = preview_stack(args.stack, project)
-    if args.baseline:
-        preview = with_baseline(preview, resolve_baseline(args.stack, args.baseline, project))
-    if args.manifests:
-        from meshstack.core.workspace import writable_folder
+    if baseline is not None:
+        preview = with_baseline(preview, baseline.run())
+    if manifests is not None:
         from meshstack.preview.manifests import write_manifests
 
-        written = write_manifests(preview.resources, writable_folder(Path(args.manifests), "--manifests"))
+        # Replaced whole on each write: no file of a resource the plan no longer has is left for kubectl diff.
+        written = write_manifests(preview.resources, clear(manifests, "--manifests"))
         print(f"wrote {len(written)} Kubernetes manifest(s) under {args.manifests}", file=sys.stderr)
     if args.json:
         print(json.dumps(preview.to_json(), indent=2, sort_keys=True))
@@ -340,11 +344,21 @@ def parser() -> argparse.ArgumentParser:
 SHORT_LIVED = ("preview", "validate", "schema", "plan", "stacks", "init")
 
 
+def _interrupted(*_: object) -> NoReturn:
+    """Ctrl-C in a short-lived command: one line and 130, now. Unwinding through the Pulumi SDK's event
+    loop instead would print every pending task it destroys (thousands of lines of asyncio noise), and
+    nothing such a command leaves half-done needs more than its next run: files are replaced whole."""
+    os.write(2, b"meshstack: interrupted\n")
+    os._exit(EXIT_INTERRUPTED)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     collecting = gc.isenabled()
     if args.command in SHORT_LIVED:
         gc.disable()
+        if argv is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _interrupted)
     try:
         return int(args.func(args))
     except MeshstackError as exc:
