@@ -14,9 +14,12 @@ import yaml
 from meshstack.core.stack_file import PROJECT_ROOT
 
 
-def meshstack(*args: str, cwd: Path, timeout: float = 300, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def meshstack(
+    *args: str, cwd: Path, timeout: float = 300, env_extra: dict[str, str] | None = None, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     """`meshstack ARGS` in `cwd`, importing this checkout's code and nothing of the caller's environment."""
     env = {"PYTHONPATH": str(PROJECT_ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd)}
+    env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "meshstack.cli", *args],
         cwd=cwd,

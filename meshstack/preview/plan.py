@@ -13,7 +13,7 @@ from meshstack.core.stack_file import Project, find_project, read_stack_config, 
 from meshstack.cost import CostChange, CostReport, diff, estimate, handed_over
 from meshstack.preview.policy_runner import Violation, evaluate, load_policy_config, policy_config_path
 from meshstack.preview.recorder import Resource, run_project
-from meshstack.preview.runs import TrainingRun, training_runs
+from meshstack.core.runs import TrainingRun, training_runs
 
 
 @dataclass
@@ -50,6 +50,14 @@ class Preview:
                 "monthly_usd": round(self.baseline.cost.monthly_usd, 2),
                 "delta_hourly_usd": round(self.cost.hourly_usd - self.baseline.cost.hourly_usd, 4),
                 "delta_monthly_usd": round(self.cost.monthly_usd - self.baseline.cost.monthly_usd, 2),
+                "running_hourly_usd": round(self.baseline.cost.running_hourly_usd, 4),
+                "running_monthly_usd": round(self.baseline.cost.running_monthly_usd, 2),
+                "delta_running_hourly_usd": round(
+                    self.cost.running_hourly_usd - self.baseline.cost.running_hourly_usd, 4
+                ),
+                "delta_running_monthly_usd": round(
+                    self.cost.running_monthly_usd - self.baseline.cost.running_monthly_usd, 2
+                ),
                 "changes": [c.to_json() for c in self.cost_changes],
             }
         return data

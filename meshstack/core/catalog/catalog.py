@@ -7,6 +7,7 @@ type, correct a price or apply its negotiated discount without a release.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -144,7 +145,9 @@ class InstanceType(_Model):
     memory_gib: float = Field(gt=0)
     network_gbps: float = Field(gt=0)
     efa_interfaces: int = Field(ge=0)
-    price_per_hour: float = Field(ge=0)
+    price_per_hour: float | None = Field(
+        ge=0, description="On-demand, in the catalog's base region; null where no published price is recorded."
+    )
     capacity_block_price_per_hour: float | None = Field(default=None, ge=0)
     spot: bool = Field(default=True, description="Whether the type can be had as spot capacity.")
     spot_discount: float | None = Field(default=None, ge=0, lt=1, description=SPOT_HELP)
@@ -164,11 +167,18 @@ class InstanceType(_Model):
 
 
 class RegionalPrices(_Model):
-    """One region's list prices, where they differ from the catalog's base region."""
+    """One region's prices: on-demand where they differ from the base region's list prices (the base region
+    itself records none), and spot as the snapshot recorded them (per hour, the median over the region's
+    zones). A type missing here is priced from the base region, and the estimate says so."""
 
     source: str
-    instance_types: dict[str, float] = Field(default_factory=dict)
+    instance_types: dict[str, float] = Field(default_factory=dict, description="On-demand, per hour.")
+    spot: dict[str, float] = Field(default_factory=dict, description="Spot, per hour (it moves hourly).")
     tpu_chip_hour: dict[str, float] = Field(default_factory=dict)
+    tpu_spot_chip_hour: dict[str, float] = Field(default_factory=dict)
+    notes: dict[str, str] = Field(
+        default_factory=dict, description="Per type, how its figure here was derived, where not read as is."
+    )
 
 
 class Catalog(_Model):
@@ -263,7 +273,7 @@ class Catalog(_Model):
     def instance_types_for(self, accelerator: str, per_node: int | None = None) -> list[str]:
         """Instance types carrying that accelerator (and that many per node), cheapest first."""
         matches = [
-            (itype.price_per_hour, name)
+            (math.inf if itype.price_per_hour is None else itype.price_per_hour, name)
             for name, itype in self.instance_types.items()
             if itype.accelerator == accelerator and (per_node is None or itype.accelerators == per_node)
         ]

@@ -39,6 +39,12 @@ class Budget(SpecModel):
     max_monthly_kwh: float | None = Field(
         default=None, gt=0, description="Energy while the workloads run, kWh per month at the wall."
     )
+    max_run_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="What one run of each training workload may cost end to end (its nodes for its estimated "
+        "hours), checked at validation.",
+    )
 
 
 class StackSpec(SpecModel):
@@ -154,6 +160,25 @@ class StackSpec(SpecModel):
             self._check_capacity(at, workload, demands[-1])
             self._check_memory(at, workload, demands[-1], catalog)
         self._check_accelerator_budget(demands)
+        return self
+
+    @model_validator(mode="after")
+    def _check_run_budget(self, info: ValidationInfo) -> StackSpec:
+        """A training run is paid per run: held to max_run_usd, with what it would take shown."""
+        cap = self.budget.max_run_usd
+        if cap is None:
+            return self
+        from meshstack.core.runs import training_runs
+
+        catalog = catalog_from(info, self.cloud)
+        over = [run for run in training_runs(self, catalog) if run.cost_usd > cap]
+        if over:
+            parts = "; ".join(
+                f"'{r.workload}' costs about ${r.cost_usd:,.0f} ({r.hours:,.1f} hours on {r.nodes} x {r.instance_type}, "
+                f"{r.market})"
+                for r in over
+            )
+            raise field_error("budget.max_run_usd", f"{parts}, over the budget's ${cap:,.0f} per run")
         return self
 
     @model_validator(mode="after")
