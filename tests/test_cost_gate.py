@@ -96,12 +96,16 @@ def test_a_training_run_is_priced_per_run_and_a_month_counts_it_once(project: Pa
     cost = report["cost"]
     assert cost["running_hourly_usd"] > cost["idle_hourly_usd"] + 2 * node - 0.01, "while it runs: both nodes"
     rest = 730 - run["hours"]
-    assert cost["running_monthly_usd"] == pytest.approx(cost["running_hourly_usd"] * 730 - 2 * node * rest, abs=2 * node * 0.01)
+    assert cost["running_monthly_usd"] == pytest.approx(
+        cost["running_hourly_usd"] * 730 - 2 * node * rest, abs=2 * node * 0.01
+    )
     assert cost["running_monthly_usd"] < 0.1 * cost["running_hourly_usd"] * 730, "not 730 hours of a short run"
     assert cost["energy"]["running_monthly_kwh"] < cost["energy"]["monthly_kwh"] + 2 * 10 * run["hours"]
 
     comment = meshstack("preview", "-s", "train", "--markdown", cwd=project).stdout.splitlines()
-    headline = f"running its workloads ${cost['running_hourly_usd']:,.2f}/hour · ${cost['running_monthly_usd']:,.2f}/month"
+    headline = (
+        f"running its workloads ${cost['running_hourly_usd']:,.2f}/hour · ${cost['running_monthly_usd']:,.2f}/month"
+    )
     assert headline in comment[3], "the comment's headline is the running figure"
     assert any(line.startswith("- pretrain:") and line.endswith(" per run") for line in comment)
 

@@ -62,7 +62,7 @@ def run_step(root: Path, script: str, **env: str) -> dict[str, str]:
 @pytest.mark.parametrize("name", WORKFLOWS)
 def test_every_meshstack_command_parses_and_installs_the_pinned_release(project: Path, name: str) -> None:
     text = (project / ".github" / "workflows" / name).read_text()
-    assert "pip install -e" not in text and "-r \"$PROJECT_DIR/requirements.txt\"" in text
+    assert "pip install -e" not in text and '-r "$PROJECT_DIR/requirements.txt"' in text
     assert f"meshstack=={installed_version()}" in (project / "requirements.txt").read_text()
     commands = [
         line.strip()

@@ -72,7 +72,7 @@ def test_init_writes_into_a_fresh_clone_and_the_working_directory(tmp_path: Path
     (clone / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     done = meshstack("init", cwd=clone)
     assert done.returncode == 0, done.stderr
-    assert EXPECTED <= files(clone) and "next: meshstack validate -s dev" in done.stdout
+    assert files(clone) >= EXPECTED and "next: meshstack validate -s dev" in done.stdout
 
 
 @pytest.mark.parametrize("setup", ["user-file", "file-in-the-way", "twice"])

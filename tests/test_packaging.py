@@ -81,7 +81,10 @@ def test_the_installed_wheel_validates_and_previews_a_project_elsewhere(wheel: P
 def test_the_installed_wheel_starts_a_project_that_validates(wheel: Path, tmp_path: Path) -> None:
     """`meshstack init` writes its templates from the installed package's data, not from this checkout."""
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"meshstack/templates/stacks/aws.yaml", "meshstack/templates/project/github/workflows/meshstack-up.yml"} <= names
+    assert {
+        "meshstack/templates/stacks/aws.yaml",
+        "meshstack/templates/project/github/workflows/meshstack-up.yml",
+    } <= names
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],

@@ -147,7 +147,8 @@ def node_hourly(
         if spot is not None:
             hourly = min(spot, hourly)
             assumptions.append(
-                f"{instance_type} spot in {region}: the price snapshot's median over the region's zones; it moves hourly"
+                f"{instance_type} spot in {region}: the price snapshot's median over the region's zones; "
+                "it moves hourly"
             )
         else:
             discount = catalog.spot_discount(instance_type)

@@ -133,9 +133,7 @@ def _derived_key_problem(field: str, catalog: Catalog) -> str:
     if field == "name":
         return "the stack's name is its file's (Pulumi.<stack>.yaml), not a key"
     if field == "cloud":
-        every = "; ".join(
-            f"{c}: {', '.join(load_catalog(cloud=c).facts.config_keys.values())}" for c in known_clouds()
-        )
+        every = "; ".join(f"{c}: {', '.join(load_catalog(cloud=c).facts.config_keys.values())}" for c in known_clouds())
         return f"the cloud is the one whose provider keys the stack sets ({every}), not a key"
     if field in keys:
         return f"not a stack-file key: {field} is {keys[field]}"

@@ -8,12 +8,12 @@ from typing import Any
 
 from meshstack.core.catalog import load_catalog
 from meshstack.core.errors import SpecError, UsageError
+from meshstack.core.runs import TrainingRun, training_runs
 from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import Project, find_project, read_stack_config, spec_from_config
 from meshstack.cost import CostChange, CostReport, diff, estimate, handed_over
 from meshstack.preview.policy_runner import Violation, evaluate, load_policy_config, policy_config_path
 from meshstack.preview.recorder import Resource, run_project
-from meshstack.core.runs import TrainingRun, training_runs
 
 
 @dataclass

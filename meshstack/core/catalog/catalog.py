@@ -245,8 +245,10 @@ class Catalog(_Model):
             "regional_prices": set(self.regional_prices),
             "energy.grid_gco2e_per_kwh": set(self.energy.grid_gco2e_per_kwh),
         }
-        for name, offering in [*self.instance_types.items(), *self.tpus.items()]:
-            named[f"{name}.zones"] = set(offering.zones or {})
+        for name, itype in self.instance_types.items():
+            named[f"instance_types.{name}.zones"] = set(itype.zones or {})
+        for name, generation in self.tpus.items():
+            named[f"tpus.{name}.zones"] = set(generation.zones or {})
         for where, regions in named.items():
             unknown = sorted(regions - known)
             if unknown:

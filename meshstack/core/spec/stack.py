@@ -174,7 +174,8 @@ class StackSpec(SpecModel):
         over = [run for run in training_runs(self, catalog) if run.cost_usd > cap]
         if over:
             parts = "; ".join(
-                f"'{r.workload}' costs about ${r.cost_usd:,.0f} ({r.hours:,.1f} hours on {r.nodes} x {r.instance_type}, "
+                f"'{r.workload}' costs about ${r.cost_usd:,.0f} ({r.hours:,.1f} hours on {r.nodes} x "
+                f"{r.instance_type}, "
                 f"{r.market})"
                 for r in over
             )
