@@ -132,25 +132,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from meshstack.planner.emit import Access, EmitError, stack_config, write_stack
+    from meshstack.planner.emit import EmitError, access_of, stack_config, write_stack
     from meshstack.planner.report import table, to_json
-    from meshstack.planner.request import PlanArgumentError, request_of
+    from meshstack.planner.request import budget_of, request_of
     from meshstack.planner.search import plan
 
-    result = plan(request_of(args))
+    request = request_of(args)  # every argument of the search, checked before it runs
+    access = None
+    if args.emit_stack is not None:
+        args.budget_limits = budget_of(args.budget)
+        if args.option < 1:
+            raise EmitError(f"--option {args.option}: options are numbered from 1")
+        access = access_of(args, _project(args), request.clouds, request.region)
+    elif any(getattr(args, a) for a in ("zone", "reservation_id", "environment", "image")):
+        raise EmitError("--zone, --reservation-id, --environment and --image apply to --emit-stack")
+    result = plan(request)
     if args.json:
         print(json.dumps(to_json(result), indent=2))
     else:
         print(table(result, args.top))
-    if args.emit_stack is None:
+    if access is None:
         return EXIT_OK
-    if not args.image:
-        raise PlanArgumentError("--emit-stack needs --image, the container image holding meshstack")
-    tags = dict(tag.partition("=")[::2] for tag in args.tag)
     if not 1 <= args.option <= len(result.options):
         raise EmitError(f"--option {args.option}: the plan has {len(result.options)} option(s)")
     option = result.options[args.option - 1]
-    access = Access(args.image, tags, args.gcp_project, tuple(args.deployer_cidr), tuple(args.public_access_cidr))
     config, spec = stack_config(args.emit_stack, result.request, option, access)
     nodes = sum(p.max_nodes * p.slices for c in spec.clusters for p in c.node_pools if p.accelerator != "cpu")
     header = (
