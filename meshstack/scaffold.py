@@ -20,8 +20,9 @@ from meshstack.core.workspace import MARKER, clear
 TEMPLATES = resources.files("meshstack.templates")
 STACK = "dev"
 SCHEMA_FILE = "stack.schema.json"
-# What init may find in a folder it writes into: a repository's own metadata.
-TOLERATED = (".git",)
+# What init may find in a folder it writes into: a repository's own metadata, and the virtualenv meshstack
+# was installed into (the .venv Pulumi.yaml names; the .gitignore init writes keeps it out of git).
+TOLERATED = (".git", ".venv")
 # Template path -> where it goes in the project (dot-files are kept without their dot in the package).
 PROJECT_FILES = {
     "project/Pulumi.yaml": "Pulumi.yaml",
@@ -66,7 +67,7 @@ def _refuse_foreign(folder: Path) -> bool:
     shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
     raise UsageError(
         f"init {folder}: the folder is not empty ({shown}) and not meshstack's own; init writes only into a "
-        "new or empty folder (a fresh clone or `git init` is fine), such as: meshstack init my-infra"
+        "new or empty folder (a fresh clone, `git init` or a .venv is fine), such as: meshstack init my-infra"
     )
 
 

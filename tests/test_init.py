@@ -70,6 +70,7 @@ def test_init_writes_into_a_fresh_clone_and_the_working_directory(tmp_path: Path
     clone = tmp_path / "repo"
     (clone / ".git").mkdir(parents=True)
     (clone / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (clone / ".venv" / "bin").mkdir(parents=True)  # where meshstack itself was installed
     done = meshstack("init", cwd=clone)
     assert done.returncode == 0, done.stderr
     assert files(clone) >= EXPECTED and "next: meshstack validate -s dev" in done.stdout

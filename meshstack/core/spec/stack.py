@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from meshstack.core import sizing
-from meshstack.core.capacity import Demand, admissible_nodes, demand, queue_of
+from meshstack.core import capacity  # the module, not its names: capacity reads the spec's own classes
 from meshstack.core.catalog import Catalog, known_clouds
 from meshstack.core.engines import vllm
 from meshstack.core.network import NetworkSpec
@@ -21,6 +21,9 @@ from meshstack.core.spec.workload import InferenceWorkload, StorageRef, Training
 from meshstack.core.spec.zones import check_zones
 from meshstack.core.storage import StorageSpec
 from meshstack.core.validation import check_unique
+
+if TYPE_CHECKING:
+    from meshstack.core.capacity import Demand
 
 REQUIRED_TAGS = ("team", "project", "cost-center")
 VLLM_IMAGE_KEYS = {"nvidia": "gpu", "google-tpu": "tpu"}  # which of vLLM's images serves on which accelerator
@@ -156,7 +159,7 @@ class StackSpec(SpecModel):
             self._check_placement(at, workload)
             self._check_program(at, workload, catalog)
             self._check_storage(at, workload)
-            demands.append(demand(workload, self.pool_of(workload), catalog))
+            demands.append(capacity.demand(workload, self.pool_of(workload), catalog))
             self._check_capacity(at, workload, demands[-1])
             self._check_memory(at, workload, demands[-1], catalog)
         self._check_accelerator_budget(demands)
@@ -199,7 +202,7 @@ class StackSpec(SpecModel):
         if not isinstance(workload, TrainingWorkload):
             return
         cluster = self.cluster_of(workload)
-        queue = queue_of(cluster, workload)
+        queue = capacity.queue_of(cluster, workload)
         names = ", ".join(q.name for q in cluster.queue_specs)
         if queue is None:
             problem = "name one" if workload.queue is None else f"no queue '{workload.queue}'"
@@ -210,7 +213,7 @@ class StackSpec(SpecModel):
                 f"no priority '{workload.priority}' in cluster '{cluster.name}': "
                 f"{', '.join(cluster.priorities) or 'none declared'}",
             )
-        admits = admissible_nodes(cluster, queue, pool)
+        admits = capacity.admissible_nodes(cluster, queue, pool)
         if need.nodes > admits:
             lending = f" with what its cohort '{queue.cohort}' lends" if queue.cohort else ""
             raise field_error(
@@ -452,7 +455,7 @@ class StackSpec(SpecModel):
 
     def demands(self, catalog: Catalog) -> list[Demand]:
         """What every workload needs of its pool at full size."""
-        return [demand(w, self.pool_of(w), catalog) for w in self.workloads]
+        return [capacity.demand(w, self.pool_of(w), catalog) for w in self.workloads]
 
     def devices_per_process(self, workload: TrainingWorkload) -> int:
         """The workload's own figure, else the whole node's accelerators (one process per host), else 1 on CPU."""
