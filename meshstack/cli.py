@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 import time
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from meshstack.core.catalog import known_clouds
 from meshstack.core.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -80,18 +82,22 @@ def _project(args: argparse.Namespace) -> Project:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
+    from meshstack.core.workspace import claim, clear
     from meshstack.preview.plan import preview_stack, resolve_baseline, with_baseline
     from meshstack.preview.render import markdown, tree
 
     project = _project(args)
+    # Refused before anything runs: an output folder meshstack does not own, a baseline that is not one.
+    manifests = claim(Path(args.manifests), "--manifests") if args.manifests else None
+    baseline = resolve_baseline(args.stack, args.baseline, project) if args.baseline else None
     preview = preview_stack(args.stack, project)
-    if args.baseline:
-        preview = with_baseline(preview, resolve_baseline(args.stack, args.baseline, project))
-    if args.manifests:
-        from meshstack.core.workspace import writable_folder
+    if baseline is not None:
+        preview = with_baseline(preview, baseline.run())
+    if manifests is not None:
         from meshstack.preview.manifests import write_manifests
 
-        written = write_manifests(preview.resources, writable_folder(Path(args.manifests), "--manifests"))
+        # Replaced whole on each write: no file of a resource the plan no longer has is left for kubectl diff.
+        written = write_manifests(preview.resources, clear(manifests, "--manifests"))
         print(f"wrote {len(written)} Kubernetes manifest(s) under {args.manifests}", file=sys.stderr)
     if args.tf_plan:
         from meshstack.core.workspace import writable_folder
@@ -135,7 +141,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     pools = sum(len(c.node_pools) for c in spec.clusters)
     if args.json:
         summary = {"clusters": len(spec.clusters), "node_pools": pools, "workloads": len(spec.workloads)}
-        print(json.dumps({"stack": args.stack, "valid": True, "cloud": spec.cloud, **summary}, indent=2))
+        where = {"cloud": spec.cloud, "region": spec.region}
+        print(json.dumps({"stack": args.stack, "valid": True, **where, **summary}, indent=2))
         return EXIT_OK
     counts = f"{len(spec.clusters)} cluster(s), {pools} node pool(s), {len(spec.workloads)} workload(s)"
     print(f"{args.stack}: valid ({counts})")
@@ -143,25 +150,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from meshstack.planner.emit import Access, EmitError, stack_config, write_stack
+    from meshstack.planner.emit import EmitError, access_of, stack_config, write_stack
     from meshstack.planner.report import table, to_json
-    from meshstack.planner.request import PlanArgumentError, request_of
+    from meshstack.planner.request import budget_of, request_of
     from meshstack.planner.search import plan
 
-    result = plan(request_of(args))
+    request = request_of(args)  # every argument of the search, checked before it runs
+    access = None
+    if args.emit_stack is not None:
+        args.budget_limits = budget_of(args.budget)
+        if args.option < 1:
+            raise EmitError(f"--option {args.option}: options are numbered from 1")
+        access = access_of(args, _project(args), request.clouds, request.region)
+    elif any(getattr(args, a) for a in ("zone", "reservation_id", "environment", "image")):
+        raise EmitError("--zone, --reservation-id, --environment and --image apply to --emit-stack")
+    result = plan(request)
     if args.json:
         print(json.dumps(to_json(result), indent=2))
     else:
         print(table(result, args.top))
-    if args.emit_stack is None:
+    if access is None:
         return EXIT_OK
-    if not args.image:
-        raise PlanArgumentError("--emit-stack needs --image, the image of meshstack's trainer and server (Dockerfile)")
-    tags = dict(tag.partition("=")[::2] for tag in args.tag)
     if not 1 <= args.option <= len(result.options):
         raise EmitError(f"--option {args.option}: the plan has {len(result.options)} option(s)")
     option = result.options[args.option - 1]
-    access = Access(args.image, tags, args.gcp_project, tuple(args.deployer_cidr), tuple(args.public_access_cidr))
     config, spec = stack_config(args.emit_stack, result.request, option, access)
     nodes = sum(p.max_nodes * p.slices for c in spec.clusters for p in c.node_pools if p.accelerator != "cpu")
     header = (
@@ -170,6 +182,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
     )
     path = write_stack(_project(args), args.emit_stack, config, header)
     print(f"wrote {path}: {option.label} as {nodes} accelerator node(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from meshstack.scaffold import STACK, init_project
+
+    folder = Path(args.dir)
+    written = init_project(folder, args.cloud)
+    print(f"created a meshstack project on {args.cloud.upper()} in {folder}: {', '.join(map(str, written))}")
+    go = "" if folder.resolve() == Path.cwd().resolve() else f"cd {shlex.quote(str(folder))} && "
+    print(f"next: {go}meshstack validate -s {STACK} && meshstack preview -s {STACK}")
+    return EXIT_OK
+
+
+def cmd_stacks(args: argparse.Namespace) -> int:
+    from meshstack.core.stack_file import stack_entries
+
+    entries = stack_entries(_project(args))
+    if args.json:
+        # One line, so a workflow step can hand it on as an output (a job matrix's include list).
+        print(json.dumps([e.to_json() for e in entries]))
+        return EXIT_OK
+    for e in entries:
+        print(f"{e.stack}\t{e.cloud or '?'}\t{e.region or '?'}\t{e.file}")
     return EXIT_OK
 
 
@@ -309,6 +345,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_preview)
 
+    p = sub.add_parser("init", help="start a project: Pulumi.yaml, the program, a stack, a policy config, CI")
+    p.add_argument("dir", nargs="?", default=".", help="a new or empty folder (default: the working directory)")
+    p.add_argument("--cloud", choices=known_clouds(), default="aws", help="the first stack's cloud (default aws)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("stacks", help="list the project's stacks with the cloud and region each file names")
+    p.add_argument("--json", action="store_true", help='one line: [{"stack", "file", "cloud", "region"}]')
+    p.set_defaults(func=cmd_stacks)
+
     p = sub.add_parser("validate", help="check a stack file against the spec (exit 2: invalid)")
     _stack_option(p)
     p.add_argument("--json", action="store_true", help="the result, or every problem with its field, as JSON")
@@ -348,7 +393,15 @@ def parser() -> argparse.ArgumentParser:
 # Commands that run for seconds and exit. They import the providers and build the plan: millions of
 # allocations and few cycles, so the cyclic collector only costs time (a quarter of a preview) and
 # reference counting frees what it can. The long-running commands (run, demo) keep it on.
-SHORT_LIVED = ("preview", "validate", "schema", "plan")
+SHORT_LIVED = ("preview", "validate", "schema", "plan", "stacks", "init")
+
+
+def _interrupted(*_: object) -> NoReturn:
+    """Ctrl-C in a short-lived command: one line and 130, now. Unwinding through the Pulumi SDK's event
+    loop instead would print every pending task it destroys (thousands of lines of asyncio noise), and
+    nothing such a command leaves half-done needs more than its next run: files are replaced whole."""
+    os.write(2, b"meshstack: interrupted\n")
+    os._exit(EXIT_INTERRUPTED)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -356,6 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     collecting = gc.isenabled()
     if args.command in SHORT_LIVED:
         gc.disable()
+        if argv is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _interrupted)
     try:
         return int(args.func(args))
     except MeshstackError as exc:

@@ -21,7 +21,7 @@ from typing import Any, cast
 from meshstack.core.catalog import Catalog, known_clouds, load_catalog
 from meshstack.core.pricing import HOURS_PER_MONTH, Fleet, PoolShape, Priced, check_services, node_hourly
 from meshstack.core.resources import ResourceView
-from meshstack.core.types import EXPECTED_GIB, GOVERNANCE, WORKLOAD_NODES
+from meshstack.core.types import EXPECTED_GIB, GOVERNANCE, RUNS, TRAINING_RUNS, WORKLOAD_NODES
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,26 @@ class Energy:
 
 
 @dataclass(frozen=True)
+class RunCost:
+    """A training run as the estimate counts it: its extra nodes for its hours, once a month (at most all month)."""
+
+    workload: str
+    nodes: int
+    hours: float
+    cost_usd: float
+    idle_monthly_usd: float  # what its nodes would cost for the rest of the month, which they do not run
+    idle_monthly_kwh: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "workload": self.workload,
+            "nodes": self.nodes,
+            "hours": round(self.hours, 2),
+            "cost_usd": round(self.cost_usd, 2),
+        }
+
+
+@dataclass(frozen=True)
 class CostReport:
     items: list[CostItem]
     price_date: str
@@ -99,6 +119,8 @@ class CostReport:
     energy: Energy
     assumptions: list[str] = field(default_factory=list)
     price_basis: str = ""  # whose list prices: the region's own, or the base region's where it has none
+    runs: list[RunCost] = field(default_factory=list)
+    max_run_usd: float | None = None
 
     @property
     def hourly_usd(self) -> float:
@@ -129,7 +151,9 @@ class CostReport:
 
     @property
     def running_monthly_usd(self) -> float:
-        return self.running_hourly_usd * HOURS_PER_MONTH
+        """A month of the stack's workloads: serving and idle nodes all month, each training run once (its
+        extra nodes for its hours, at most the month's), not every hour of a job that finishes in two."""
+        return self.running_hourly_usd * HOURS_PER_MONTH - sum(r.idle_monthly_usd for r in self.runs)
 
     @property
     def peak_monthly_usd(self) -> float:
@@ -151,6 +175,8 @@ class CostReport:
             "running_monthly_usd": round(self.running_monthly_usd, 2),
             "peak_hourly_usd": round(self.peak_hourly_usd, 4),
             "peak_monthly_usd": round(self.peak_monthly_usd, 2),
+            "training_runs": [r.to_json() for r in self.runs],
+            "max_run_usd": self.max_run_usd,
             "currency": "USD",
             "price_date": self.price_date,
             "price_source": self.price_source,
@@ -218,13 +244,23 @@ class _Pricer:
         watts = self.catalog.node_watts(shape.instance_type)
         if self.catalog.accelerators[itype.accelerator].board_watts_estimated:
             self.assume(f"{itype.accelerator}: board power is an estimate (its vendor publishes none)")
-        return Priced(
+        description = (
             f"{shape.desired_nodes} x {shape.instance_type} ({shape.market}{chips}), "
-            f"{running} with its workloads running, up to {peak}",
-            shape.desired_nodes * hourly,
-            peak * hourly,
-            idle * hourly,
-            running * hourly,
+            f"{running} with its workloads running, up to {peak}"
+        )
+        # A capacity block is bought up front for all its instances: paid at every level, idle included.
+        # Its nodes draw power only while they run, so the energy stays at the nodes that do.
+        paid = (
+            (peak, peak, peak, peak) if shape.market == "capacity block" else (shape.desired_nodes, peak, idle, running)
+        )
+        if shape.market == "capacity block":
+            description += f"; the block's {peak} prepaid, used or not"
+        return Priced(
+            description,
+            paid[0] * hourly,
+            paid[1] * hourly,
+            paid[2] * hourly,
+            paid[3] * hourly,
             shape.desired_nodes * watts,
             idle * watts,
             running * watts,
@@ -299,6 +335,12 @@ def estimate(resources: Iterable[ResourceView], catalog: Catalog | None = None) 
                 CostItem(r.urn, r.type, r.name, pricer.component(r), **dataclasses.asdict(priced))
             )
     items.sort(key=lambda i: (-i.hourly_usd, i.urn))
+    runs, max_run_usd = _training_runs(resources, catalog, region)
+    if runs:
+        pricer.assume(
+            "a month of running counts serving and idle nodes every hour and each training run once, its extra "
+            "nodes for its estimated hours; a run's own cost is per run"
+        )
     intensity = catalog.grid_intensity(region)
     if intensity is None:
         pricer.assume(f"no grid carbon intensity for {region} in the catalog: CO2 is not estimated")
@@ -309,7 +351,7 @@ def estimate(resources: Iterable[ResourceView], catalog: Catalog | None = None) 
     energy = Energy(
         monthly_kwh(sum(i.idle_watts for i in items)),
         monthly_kwh(sum(i.watts for i in items)),
-        monthly_kwh(sum(i.running_watts for i in items)),
+        monthly_kwh(sum(i.running_watts for i in items)) - sum(r.idle_monthly_kwh for r in runs),
         region,
         intensity,
         catalog.energy.source,
@@ -322,7 +364,37 @@ def estimate(resources: Iterable[ResourceView], catalog: Catalog | None = None) 
         price_basis=_price_basis(catalog, region),
         energy=energy,
         assumptions=sorted(pricer.assumptions),
+        runs=runs,
+        max_run_usd=max_run_usd,
     )
+
+
+def _training_runs(
+    resources: Sequence[ResourceView], catalog: Catalog, region: str
+) -> tuple[list[RunCost], float | None]:
+    """The runs the program declared, each with what its extra nodes would cost for the month's other hours."""
+    declared = next((r.props for r in resources if r.type == TRAINING_RUNS), {})
+    runs = []
+    for run in declared.get(RUNS) or []:
+        if not isinstance(run, Mapping) or str(run.get("instance_type")) not in catalog.instance_types:
+            continue
+        instance_type, nodes = str(run["instance_type"]), int(run.get("nodes") or 0)
+        hours = max(float(run.get("hours") or 0), 0.0)
+        rest = HOURS_PER_MONTH - min(hours, HOURS_PER_MONTH)
+        prepaid = bool(run.get("prepaid"))  # a capacity block: paid every hour, drawing power only while it runs
+        hourly = 0.0 if prepaid else node_hourly(catalog, instance_type, str(run.get("market", "on-demand")), region)[0]
+        runs.append(
+            RunCost(
+                str(run.get("workload")),
+                nodes,
+                hours,
+                float(run.get("cost_usd") or 0),
+                nodes * hourly * rest,
+                monthly_kwh(nodes * catalog.node_watts(instance_type)) * rest / HOURS_PER_MONTH,
+            )
+        )
+    cap = declared.get("max_run_usd")
+    return runs, None if cap is None else float(cap)
 
 
 def _price_basis(catalog: Catalog, region: str) -> str:
@@ -334,9 +406,11 @@ def _price_basis(catalog: Catalog, region: str) -> str:
 
 def _price_source(catalog: Catalog, region: str) -> str:
     regional = catalog.regional_prices.get(region)
-    if regional is not None:
-        return f"{regional.source}; services at {catalog.prices.region} rates ({catalog.prices.source})"
-    return catalog.prices.source
+    if regional is None:
+        return catalog.prices.source
+    if region == catalog.prices.region:
+        return f"{catalog.prices.source}; spot: {regional.source}"
+    return f"{regional.source}; services at {catalog.prices.region} rates ({catalog.prices.source})"
 
 
 def _stack_region(resources: Sequence[ResourceView]) -> str | None:
@@ -351,10 +425,16 @@ class CostChange:
     description: str
     before_hourly_usd: float
     after_hourly_usd: float
+    before_running_hourly_usd: float = 0.0
+    after_running_hourly_usd: float = 0.0
 
     @property
     def delta_hourly_usd(self) -> float:
         return self.after_hourly_usd - self.before_hourly_usd
+
+    @property
+    def delta_running_hourly_usd(self) -> float:
+        return self.after_running_hourly_usd - self.before_running_hourly_usd
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -364,6 +444,9 @@ class CostChange:
             "after_hourly_usd": round(self.after_hourly_usd, 4),
             "delta_hourly_usd": round(self.delta_hourly_usd, 4),
             "delta_monthly_usd": round(self.delta_hourly_usd * HOURS_PER_MONTH, 2),
+            "before_running_hourly_usd": round(self.before_running_hourly_usd, 4),
+            "after_running_hourly_usd": round(self.after_running_hourly_usd, 4),
+            "delta_running_hourly_usd": round(self.delta_running_hourly_usd, 4),
         }
 
 
@@ -381,11 +464,13 @@ def diff(before: CostReport, before_stack: str, after: CostReport, after_stack: 
     for key in old.keys() | new.keys():
         a, b = old.get(key), new.get(key)
         before_usd, after_usd = (a.hourly_usd if a else 0.0), (b.hourly_usd if b else 0.0)
+        before_run, after_run = (a.running_hourly_usd if a else 0.0), (b.running_hourly_usd if b else 0.0)
         described = b or a
         description = described.description if described is not None else ""
-        if a is None or b is None or abs(after_usd - before_usd) > 1e-9 or a.description != b.description:
-            changes.append(CostChange(key, description, before_usd, after_usd))
-    return sorted(changes, key=lambda c: (-abs(c.delta_hourly_usd), c.key))
+        moved = abs(after_usd - before_usd) > 1e-9 or abs(after_run - before_run) > 1e-9
+        if a is None or b is None or moved or a.description != b.description:
+            changes.append(CostChange(key, description, before_usd, after_usd, before_run, after_run))
+    return sorted(changes, key=lambda c: (-abs(c.delta_running_hourly_usd), -abs(c.delta_hourly_usd), c.key))
 
 
 # The estimate `meshstack preview` made of a plan, handed to the budget rule that judges the same plan.

@@ -74,9 +74,9 @@ def _summary(preview: Preview, out: TextIO) -> None:
         out.write(f"  {count:3d}  {component}\n")
     cost = preview.cost
     out.write(
-        f"  {len(preview.custom_resources)} resources; cost idle {usd(cost.idle_hourly_usd)}/hour, "
-        f"as declared {usd(cost.hourly_usd)}/hour ({usd(cost.monthly_usd)}/month), running its workloads "
-        f"{usd(cost.running_hourly_usd)}/hour ({usd(cost.peak_hourly_usd)}/hour at max size)\n"
+        f"  {len(preview.custom_resources)} resources; cost running its workloads {usd(cost.running_hourly_usd)}/hour "
+        f"({usd(cost.running_monthly_usd)}/month, each training run once), idle {usd(cost.idle_hourly_usd)}/hour, "
+        f"as declared {usd(cost.hourly_usd)}/hour, at max size {usd(cost.peak_hourly_usd)}/hour\n"
         f"  energy: {energy_line(cost.energy)}\n"
     )
     out.write(f"  policy: {policy_line(preview)}\n")

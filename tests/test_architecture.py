@@ -106,3 +106,10 @@ def test_the_budget_rule_prices_the_plan_itself_when_nothing_was_handed_over() -
     resources = [*governed("prod", max_hourly_usd=100), group("h100", "p5.48xlarge", 2, desired=2)]
     [finding] = list(cost_cap(resources, {}))
     assert "over the cap of $100.00/hour" in finding.message
+
+
+@pytest.mark.parametrize("module", ["meshstack.core.capacity", "meshstack.core.runs", "meshstack.preview.plan"])
+def test_each_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    """No import cycle hides behind the order the CLI happens to import things in."""
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -63,8 +63,13 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         "workloads[0].priority: no priority 'urgent' in cluster 'train': experiment, production",
     ),
     "reservation smaller than the job": (
-        lambda c: h100(c).update(reserved_nodes=2),
-        "workloads[0]: needs 32 h100 (4 x 8); the capacity-block of pool 'h100' holds 16 h100 (2 nodes of pool 'h100')",
+        lambda c: h100(c).update(market="reservation", reserved_nodes=2),
+        "workloads[0]: needs 32 h100 (4 x 8); the reservation of pool 'h100' holds 16 h100 (2 nodes of pool 'h100')",
+    ),
+    "capacity block bigger than its pool": (
+        lambda c: h100(c).update(reserved_nodes=8),
+        "clusters[0].node_pools[1].max_nodes: a capacity block of 8 instances is paid for whole, used or not: "
+        "set max_nodes to 8 (not 4)",
     ),
     "reserved nodes off a reservation": (
         lambda c: cluster(c)["node_pools"][2].update(reserved_nodes=2),

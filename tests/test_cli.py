@@ -96,6 +96,7 @@ def test_validate_json_reports_every_problem_with_its_field(
         "stack": "prod-gcp",
         "valid": True,
         "cloud": "gcp",
+        "region": "us-east5",
         "clusters": 1,
         "node_pools": 3,
         "workloads": 2,

@@ -257,19 +257,19 @@ def test_a_region_with_its_own_prices_is_priced_at_them(preview: Previewer) -> N
     assert serve.hourly_usd == pytest.approx(1 * 2.70 + 200 * 0.10 / 730)
     assert "tpu-v6e: the catalog has no us-east5 price" not in " ".join(cost.assumptions)
     assert "n2-standard-8: the catalog has no us-east5 price; priced at us-central1's list price" in cost.assumptions
-    assert cost.price_source.startswith("Cloud Billing catalog via skypilot-catalog")
+    assert cost.price_source.startswith("skypilot-org/skypilot-catalog catalogs/v7/gcp/vms.csv @ 017e2502")
 
 
 def test_a_region_without_prices_says_so_in_the_cli_output(project_copy: MakeProject, capsys: Any) -> None:
-    config = json.loads(json.dumps(stack_config("dev")).replace("us-east-1", "eu-west-1"))
+    config = json.loads(json.dumps(stack_config("dev")).replace("us-east-1", "ap-east-1"))
     root = project_copy("dev", config)
     assert main(["--project", str(root), "preview", "--stack", "dev"]) == 0
-    assert "(us-east-1 list prices: the catalog has no eu-west-1 prices, 2025-10-01)" in capsys.readouterr().out
+    assert "(us-east-1 list prices: the catalog has no ap-east-1 prices, 2025-10-01)" in capsys.readouterr().out
     assert main(["--project", str(root), "preview", "--stack", "dev", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["cost"]["region"] == "eu-west-1"
+    assert report["cost"]["region"] == "ap-east-1"
     assert (
-        "g6.xlarge: the catalog has no eu-west-1 price; priced at us-east-1's list price"
+        "g6.xlarge: the catalog has no ap-east-1 price; priced at us-east-1's list price"
         in report["cost"]["assumptions"]
     )
 
@@ -277,21 +277,25 @@ def test_a_region_without_prices_says_so_in_the_cli_output(project_copy: MakePro
 def test_regional_prices_in_an_override_replace_the_base_rate(tmp_path: Path) -> None:
     override = tmp_path / "eu.yaml"
     override.write_text(
-        "regional_prices:\n  eu-west-1:\n    source: our price list\n    instance_types: {p5.48xlarge: 62.5}\n"
+        "regional_prices:\n  ap-east-1:\n    source: our price list\n    instance_types: {p5.48xlarge: 62.5}\n"
     )
     catalog = load_catalog((override,))
-    assert node_hourly(catalog, "p5.48xlarge", "on-demand", "eu-west-1") == (62.5, [])
-    hourly, [note] = node_hourly(catalog, "p4d.24xlarge", "on-demand", "eu-west-1")
+    assert node_hourly(catalog, "p5.48xlarge", "on-demand", "ap-east-1") == (62.5, [])
+    hourly, [note] = node_hourly(catalog, "p4d.24xlarge", "on-demand", "ap-east-1")
     assert hourly == 21.96
-    assert note == "p4d.24xlarge: the catalog has no eu-west-1 price; priced at us-east-1's list price"
+    assert note == "p4d.24xlarge: the catalog has no ap-east-1 price; priced at us-east-1's list price"
 
 
-def test_spot_discounts_follow_the_type_and_tpu_generation() -> None:
+def test_spot_follows_the_price_snapshot_else_the_type_and_tpu_generations_discount() -> None:
+    """Spot where the snapshot records the region: the median of its zones (p5.48xlarge in us-east-1: 30.326,
+    27.6948, 20.9934, 29.3511, 25.8774 and 25.3026); elsewhere on-demand less the type's typical discount."""
     aws, gcp = load_catalog(cloud="aws"), load_catalog(cloud="gcp")
-    assert node_hourly(aws, "p5.48xlarge", "spot")[0] == pytest.approx(55.04 * 0.5)
-    assert node_hourly(aws, "g6.xlarge", "spot")[0] == pytest.approx(0.8048 * 0.35)
-    assert node_hourly(gcp, "ct6e-standard-4t", "spot")[0] == pytest.approx(4 * 2.70 * 0.24)
-    assert node_hourly(gcp, "ct5p-hightpu-4t", "spot")[0] == pytest.approx(4 * 4.20 * 0.40)
+    assert node_hourly(aws, "p5.48xlarge", "spot")[0] == pytest.approx((25.8774 + 27.6948) / 2, abs=1e-3)
+    assert node_hourly(aws, "p5.48xlarge", "spot", "ap-east-1")[0] == pytest.approx(55.04 * 0.5)
+    assert node_hourly(aws, "g6.xlarge", "spot", "ap-east-1")[0] == pytest.approx(0.8048 * 0.35)
+    assert node_hourly(gcp, "ct6e-standard-4t", "spot")[0] == pytest.approx(4 * 0.6483)
+    assert node_hourly(gcp, "ct6e-standard-4t", "spot", "us-west4")[0] == pytest.approx(4 * 2.70 * 0.24)
+    assert node_hourly(gcp, "ct5p-hightpu-4t", "spot")[0] == pytest.approx(4 * 1.68)
 
 
 def test_cloud_nat_is_charged_per_vm_with_a_cap(preview: Previewer) -> None:

@@ -52,11 +52,14 @@ def test_prod_items_add_up_to_the_reported_totals(preview: Callable[[str], Previ
     assert cost.peak_hourly_usd == pytest.approx(sum(i.peak_hourly_usd for i in cost.items))
     assert sum(cost.by_component().values()) == pytest.approx(cost.hourly_usd)
     h100 = next(i for i in cost.items if i.name == "prod-aws-train-h100")
-    assert h100.description == "0 x p5.48xlarge (capacity block), 4 with its workloads running, up to 4"
-    assert h100.hourly_usd == 0 and h100.idle_hourly_usd == 0, "the block's pool starts at 0 nodes"
-    assert h100.running_hourly_usd == pytest.approx(4 * (31.464 + 500 * 0.08 / 730)), (
-        "pretrain: 4 processes, a node each"
+    assert h100.description == (
+        "0 x p5.48xlarge (capacity block), 4 with its workloads running, up to 4; the block's 4 prepaid, used or not"
     )
+    block = 4 * (31.464 + 500 * 0.08 / 730)
+    assert (h100.idle_hourly_usd, h100.hourly_usd, h100.running_hourly_usd) == (pytest.approx(block),) * 3, (
+        "the block is paid up front for all its instances: at every level, though its pool starts at 0 nodes"
+    )
+    assert h100.idle_watts == 0 and h100.running_watts > 0, "only running nodes draw power"
     for level in ("idle_hourly_usd", "running_hourly_usd"):
         assert getattr(cost, level) == pytest.approx(sum(getattr(i, level) for i in cost.items))
     data = preview("prod-aws").to_json()["cost"]
@@ -82,7 +85,7 @@ def test_running_figure_counts_the_nodes_the_workloads_pods_need(preview: Callab
     of 4 vCPUs each take both 4-vCPU system nodes, where one idles."""
     items = {i.name: i for i in preview("dev").cost.items}
     system, gpu = items["dev-dev-system"], items["dev-dev-gpu"]
-    per_system_node = 0.2016 * 0.35 + 200 * 0.08 / 730
+    per_system_node = SYSTEM_SPOT + 200 * 0.08 / 730
     assert (system.idle_hourly_usd, system.hourly_usd) == (pytest.approx(per_system_node),) * 2
     assert system.running_hourly_usd == pytest.approx(2 * per_system_node)
     assert gpu.idle_hourly_usd == 0 and gpu.running_hourly_usd == pytest.approx(gpu.peak_hourly_usd)
@@ -90,10 +93,40 @@ def test_running_figure_counts_the_nodes_the_workloads_pods_need(preview: Callab
     assert report["idle_hourly_usd"] < report["running_hourly_usd"]
 
 
-def test_spot_is_estimated_at_the_catalogs_discount(preview: Callable[[str], Preview]) -> None:
+# m7i.xlarge spot in us-east-1: twice m7i.large's median over the region's zones in the price snapshot.
+SYSTEM_SPOT = 2 * 0.0324
+
+
+def test_spot_comes_from_the_price_snapshot_where_it_has_the_region(preview: Callable[[str], Preview]) -> None:
     system = next(i for i in preview("dev").cost.items if i.name == "dev-dev-system")
-    assert system.hourly_usd == pytest.approx(0.2016 * 0.35 + 200 * 0.08 / 730)
-    assert "m7i.xlarge spot: on-demand less 65%, a typical discount; it moves hourly" in preview("dev").cost.assumptions
+    assert system.hourly_usd == pytest.approx(SYSTEM_SPOT + 200 * 0.08 / 730)
+    assumptions = preview("dev").cost.assumptions
+    assert "m7i.xlarge spot in us-east-1: the price snapshot's median over the region's zones; it moves hourly" in (
+        assumptions
+    )
+
+
+def test_other_regions_are_priced_from_the_snapshot_and_say_where_a_price_is_missing(
+    project_copy: MakeProject,
+) -> None:
+    """us-west-2: g5.xlarge on demand at the snapshot's price; p5.4xlarge is not in it, so us-east-1's list
+    price, said; ap-east-1 is not in it at all, so spot falls back to the catalog's discount, said."""
+    config = small_stack()
+    config["aws:region"] = "us-west-2"
+    pools = config["meshstack:clusters"][0]["node_pools"]
+    pools.append({"name": "one", "accelerator": "h100", "instance_type": "p5.4xlarge", "max_nodes": 1})
+    cost = preview_stack("small", find_project(project_copy("small", config))).cost
+    assert cost.price_basis == "us-west-2 prices"
+    assert "p5.4xlarge: the catalog has no us-west-2 price; priced at us-east-1's list price" in cost.assumptions
+    assert not any(a.startswith("g5.xlarge: the catalog has no") for a in cost.assumptions)
+    catalog = load_catalog(cloud="aws")
+    assert catalog.regional_prices["us-west-2"].instance_types["p5.48xlarge"] == pytest.approx(55.04, abs=0.01)
+    assert "June 2025" in catalog.regional_prices["us-west-2"].notes["p5.48xlarge"]
+    config["aws:region"] = "ap-east-1"
+    config["meshstack:clusters"][0]["node_pools"] = [{**pools[0], "market": "spot"}]
+    far = preview_stack("small", find_project(project_copy("small", config))).cost
+    assert far.price_basis == "us-east-1 list prices: the catalog has no ap-east-1 prices"
+    assert "g5.xlarge spot: on-demand less 65%, a typical discount; it moves hourly" in far.assumptions
 
 
 def test_organisation_discounts_come_from_an_override_file(
@@ -120,15 +153,17 @@ def test_baseline_diff_resource_by_resource(
     base_file.write_text(yaml.safe_dump({"config": base}))
     assert main(["--project", str(root), "preview", "--stack", "dev", "--json", "--baseline", str(base_file)]) == 0
     baseline = json.loads(capsys.readouterr().out)["cost"]["baseline"]
-    one_node = 0.2016 * 0.35 + 200 * 0.08 / 730
+    one_node = SYSTEM_SPOT + 200 * 0.08 / 730
     assert baseline["delta_hourly_usd"] == pytest.approx(one_node, abs=1e-4)
+    assert baseline["delta_running_hourly_usd"] == 0, "the chat service's replicas took both system nodes already"
     [changed] = baseline["changes"]
     assert changed["resource"] == "NodeGroup dev-system"
     assert changed["description"] == "2 x m7i.xlarge (spot), 2 with its workloads running, up to 2"
     assert changed["delta_monthly_usd"] == pytest.approx(one_node * 730, abs=0.01)
     assert main(["--project", str(root), "preview", "--stack", "dev", "--markdown", "--baseline", str(base_file)]) == 0
     comment = capsys.readouterr().out
-    assert "| **difference** | **+$0.09** | **+$67.51** |" in comment
+    assert "| **difference**, running | **+$0.00** | **+$0.00** |" in comment
+    assert "running its workloads $1.26/hour · $315.06/month (+$0.00/month)" in comment.splitlines()[3]
     assert "| energy per month | idle | as declared | running its workloads |" in comment
     assert "| kgCO2e (us-east-1, 379.1 g/kWh) |" in comment
     assert "| NodeGroup dev-system | 2 x m7i.xlarge (spot), 2 with its workloads running, up to 2 |" in comment
@@ -154,7 +189,9 @@ def test_energy_at_the_three_levels_from_the_catalogs_power_figures(preview: Cal
     assert catalog.node_watts("g6.xlarge") == pytest.approx(gpu_watts)
     energy = preview("dev").cost.energy
     assert energy.idle_monthly_kwh == pytest.approx(system_watts * 730 / 1000)
-    assert energy.running_monthly_kwh == pytest.approx(2 * (system_watts + gpu_watts) * 730 / 1000)
+    [run] = preview("dev").runs
+    # The chat service keeps both system nodes busy all month; training takes both GPU nodes for its run only.
+    assert energy.running_monthly_kwh == pytest.approx((2 * system_watts * 730 + 2 * gpu_watts * run.hours) / 1000)
     assert (energy.region, energy.grid_gco2e_per_kwh) == ("us-east-1", 379.1)
     assert energy.kg_co2e(1000) == pytest.approx(379.1)
     data = preview("dev").to_json()["cost"]["energy"]

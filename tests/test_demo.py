@@ -72,8 +72,8 @@ def test_demo_runs_every_step_and_exits_0(demo: tuple[subprocess.CompletedProces
         "== 4. Write the report",
     ):
         assert heading in out
-    assert "98 resources; cost idle $0.31/hour, as declared $0.31/hour" in out and "policy: 0 mandatory" in out
-    assert "running its workloads $1.01/hour" in out
+    assert "98 resources; cost running its workloads $1.26/hour ($315.06/month, each training run once)" in out
+    assert "idle $0.30/hour, as declared $0.30/hour" in out and "policy: 0 mandatory" in out
     assert "tiny: 2 processes, 2 devices (cpu)" in out and "tiny: step 40/40  loss" in out
     assert out.count("-> ") == 4 and " tokens in " in out and ", first " in out
     assert "nothing is left running" in out
@@ -85,15 +85,15 @@ def test_demo_writes_every_artifact(demo: tuple[subprocess.CompletedProcess[str]
     _, out = demo
     preview = json.loads((out / "preview.json").read_text())
     assert preview["stack"] == "dev" and preview["policy"]["violations"] == []
-    assert preview["cost"]["hourly_usd"] == pytest.approx(0.3068, abs=1e-3)
+    assert preview["cost"]["hourly_usd"] == pytest.approx(0.3010, abs=1e-3)
     assert (out / "preview.md").read_text().startswith("<!-- meshstack-preview:dev -->\n## meshstack preview: `dev`")
     for picture in ("topology.png", "cost.png", "training.png", "serving.png"):
         data = (out / picture).read_bytes()
         assert data.startswith(PNG) and len(data) > 10_000, picture
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 4, "the page is self-contained"
-    assert 'id="cost-total">$0.31/hour<' in page and 'id="violations-count">0<' in page
-    assert 'id="cost-running">$1.01/hour<' in page, "the GPU pool idles at 0 but training takes 2 nodes"
+    assert 'id="cost-total">$0.30/hour<' in page and 'id="violations-count">0<' in page
+    assert 'id="cost-running">$1.26/hour<' in page, "the GPU pool idles at 0 but training takes 2 nodes"
     assert 'id="energy-running">' in page and "kgCO2e" in page
 
 
@@ -139,7 +139,7 @@ def test_report_loads_in_a_browser_without_errors(
     assert any("boom" in line for line in console), "the console check sees errors when there are some"
     dom, console = browse(chromium, demo[1] / "report.html", tmp_path / "profile-b")
     assert console == []
-    assert 'id="cost-total">$0.31/hour</div>' in dom
+    assert 'id="cost-total">$0.30/hour</div>' in dom
     assert 'id="violations-count">0</div>' in dom
     assert dom.count("<img") == 4
 

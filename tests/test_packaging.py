@@ -75,3 +75,31 @@ def test_the_installed_wheel_validates_and_previews_a_project_elsewhere(wheel: P
     )
     assert done.returncode == 0, done.stderr
     assert '"stack": "prod-gcp"' in done.stdout
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_starts_a_project_that_validates(wheel: Path, tmp_path: Path) -> None:
+    """`meshstack init` writes its templates from the installed package's data, not from this checkout."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {
+        "meshstack/templates/stacks/aws.yaml",
+        "meshstack/templates/project/github/workflows/meshstack-up.yml",
+    } <= names
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        timeout=600,
+    )
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    for args in (["init", "infra", "--cloud", "gcp"], ["--project", "infra", "validate", "-s", "dev"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "meshstack.cli", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr

@@ -38,7 +38,7 @@ def insecure_prod(project_copy: MakeProject) -> Preview:
     cluster = config["meshstack:clusters"][0]
     cluster["public_access_cidrs"] = ["0.0.0.0/0"]
     cluster["log_types"] = ["api"]
-    cluster["node_pools"][1]["max_nodes"] = 100
+    cluster["node_pools"][1].update(max_nodes=100, reserved_nodes=100)  # a capacity block is used whole
     config["meshstack:budget"] = {"max_accelerators": 36, "max_hourly_usd": 50, "max_monthly_usd": 200000}
     return preview_stack("prod-aws", find_project(project_copy("prod-aws", config)))
 

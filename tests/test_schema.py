@@ -57,8 +57,9 @@ def edit_pool(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
         (edit_pool("max_nodes", "4"), "'4' is not of type 'integer'"),
         (lambda c: c.pop("aws:region"), "is not valid under any of the given schemas"),
         (
+            # Keys of two clouds: the validator refuses the stack, and no cloud's branch of the schema holds it.
             lambda c: c.update({"gcp:project": "p", "gcp:region": "us-east5", "gcp:zone": "us-east5-a"}),
-            "is valid under",
+            "is not valid under any of the given schemas",
         ),
         (lambda c: c.update({"meshstack:workload": []}), "'meshstack:workload' is not valid under any"),
         (lambda c: c.pop("meshstack:environment"), "'meshstack:environment' is a required property"),

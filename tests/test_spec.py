@@ -196,8 +196,8 @@ def test_unknown_meshstack_key_is_rejected_and_other_namespaces_ignored() -> Non
     config["aws:profile"] = "someone"
     config["meshstack:budgets"] = {}
     [(path, message)] = problems_of(config)
-    assert path == "budgets"
-    assert "budget" in message
+    assert path == "meshstack:budgets"
+    assert "meshstack:budget," in message and "meshstack:region" not in message
 
 
 def test_all_problems_are_reported_on_one_line() -> None:

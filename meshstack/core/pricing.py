@@ -91,24 +91,46 @@ class PricingContext(Protocol):
 
 
 def list_price(catalog: Catalog, instance_type: str, region: str | None = None) -> tuple[float, list[str]]:
-    """One node's on-demand list price (a TPU host with its chips) in `region` (the catalog's base region
-    when None), and what the figure rests on: a region the catalog has no price for is priced at the base
-    region's rate, and says so."""
+    """One node's on-demand price (a TPU host with its chips) in `region` (the catalog's base region when
+    None), and what the figure rests on: a type the catalog has no price for in that region is priced at
+    the base region's rate, one with no price at all at 0, and either says so."""
     itype = catalog.instance_types[instance_type]
     tpu = catalog.tpus.get(itype.accelerator)
     base = catalog.prices.region
-    regional = catalog.regional_prices.get(region) if region and region != base else None
+    region = region or base
+    regional = catalog.regional_prices.get(region) if region != base else None
     own_price = regional.instance_types.get(instance_type) if regional is not None else None
     chip_price = regional.tpu_chip_hour.get(itype.accelerator) if regional is not None and tpu is not None else None
-    hourly = itype.price_per_hour if own_price is None else own_price
+    assumptions = []
+    if own_price is not None:
+        hourly = own_price
+    elif itype.price_per_hour is not None:
+        hourly = itype.price_per_hour
+    else:
+        hourly = 0.0
+        assumptions.append(f"{instance_type}: the catalog records no price; priced at 0 (set one in an override)")
     if tpu is not None:
         hourly += itype.accelerators * (tpu.price_per_chip_hour if chip_price is None else chip_price)
-    assumptions = []
     priced_here = own_price is not None if tpu is None else chip_price is not None
-    if region and region != base and not priced_here:
+    if region != base and not priced_here and itype.price_per_hour is not None:
         what = itype.accelerator if tpu is not None else instance_type
         assumptions.append(f"{what}: the catalog has no {region} price; priced at {base}'s list price")
+    note = regional.notes.get(instance_type) if regional is not None else None
+    if note:
+        assumptions.append(f"{instance_type} in {region}: {note}")
     return hourly, assumptions
+
+
+def spot_price(catalog: Catalog, instance_type: str, region: str) -> float | None:
+    """The snapshot's spot price of one node in `region` (a TPU host's chips at their spot rate), if recorded."""
+    regional = catalog.regional_prices.get(region)
+    if regional is None:
+        return None
+    itype = catalog.instance_types[instance_type]
+    if itype.accelerator in catalog.tpus:
+        chip = regional.tpu_spot_chip_hour.get(itype.accelerator)
+        return None if chip is None else itype.accelerators * chip
+    return regional.spot.get(instance_type)
 
 
 def node_hourly(
@@ -119,11 +141,22 @@ def node_hourly(
     estimate all price nodes here."""
     itype = catalog.instance_types[instance_type]
     market = market.replace("-", " ")
+    region = region or catalog.prices.region
     hourly, assumptions = list_price(catalog, instance_type, region)
     if market == "spot":
-        discount = catalog.spot_discount(instance_type)
-        hourly *= 1 - discount
-        assumptions.append(f"{instance_type} spot: on-demand less {discount:.0%}, a typical discount; it moves hourly")
+        spot = spot_price(catalog, instance_type, region)
+        if spot is not None:
+            hourly = min(spot, hourly)
+            assumptions.append(
+                f"{instance_type} spot in {region}: the price snapshot's median over the region's zones; "
+                "it moves hourly"
+            )
+        else:
+            discount = catalog.spot_discount(instance_type)
+            hourly *= 1 - discount
+            assumptions.append(
+                f"{instance_type} spot: on-demand less {discount:.0%}, a typical discount; it moves hourly"
+            )
     elif market == "capacity block":
         if itype.capacity_block_price_per_hour is not None:
             hourly = itype.capacity_block_price_per_hour

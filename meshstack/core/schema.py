@@ -1,8 +1,10 @@
 """The JSON Schema of a stack file as it is written: Pulumi.<stack>.yaml with its `config:` mapping.
 
-Derived from the spec, so the schema cannot drift from what `validate` accepts: each spec field
-becomes its `meshstack:<field>` key, and each cloud's catalog adds its provider keys (aws:region,
-gcp:project...) and its accelerator and instance type names, so an editor completes them.
+Derived from the spec and from the keys the validator reads (meshstack.core.stack_file), so the schema
+cannot drift from what `validate` accepts: each spec field a stack file sets becomes its
+`meshstack:<field>` key, and each cloud's catalog adds its provider keys (aws:region, gcp:project...),
+its regions and its accelerator and instance type names, so an editor completes them. A stack sets one
+cloud's provider keys and no other cloud's, as the validator requires.
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ from typing import Any
 
 from meshstack.core.catalog import known_clouds, load_catalog
 from meshstack.core.spec import StackSpec
+from meshstack.core.stack_file import DERIVED, spec_keys
 
 SCHEMA_ID = "https://meshstack.dev/schemas/stack-file.json"
-# Filled from elsewhere than a meshstack:* key: the stack's name, its cloud, and the provider keys.
-DERIVED = ("name", "cloud", "region", "project", "zone")
 # Pulumi's own top-level keys of a stack file (secrets and ESC environments).
 PULUMI_KEYS = ("secretsprovider", "encryptedkey", "encryptionsalt", "environment")
 
@@ -22,19 +23,24 @@ PULUMI_KEYS = ("secretsprovider", "encryptedkey", "encryptionsalt", "environment
 def stack_schema() -> dict[str, Any]:
     spec = StackSpec.model_json_schema()
     fields: dict[str, Any] = spec["properties"]
-    config: dict[str, Any] = {f"meshstack:{name}": schema for name, schema in fields.items() if name not in DERIVED}
+    config: dict[str, Any] = {key: fields[key.partition(":")[2]] for key in spec_keys()}
     accelerators: set[str] = set()
     instance_types: set[str] = set()
     per_cloud = []
-    for cloud in known_clouds():
+    clouds = known_clouds()
+    for cloud in clouds:
         catalog = load_catalog(cloud=cloud)
         facts = catalog.facts
         accelerators |= set(catalog.accelerators)
         instance_types |= set(catalog.instance_types)
         for field, key in facts.config_keys.items():
             config[key] = {"type": "string", "description": fields[field].get("description", "")}
-        config[facts.config_keys["region"]]["pattern"] = facts.region_pattern
-        per_cloud.append({"required": sorted(facts.config_keys.values())})
+        config[facts.config_keys["region"]]["enum"] = list(facts.regions)
+        others = "|".join(c for c in clouds if c != cloud)
+        branch: dict[str, Any] = {"required": sorted(facts.config_keys.values())}
+        if others:
+            branch["propertyNames"] = {"not": {"pattern": f"^({others}):"}}
+        per_cloud.append(branch)
     pool = spec["$defs"]["NodePool"]["properties"]
     pool["accelerator"]["enum"] = sorted(accelerators)
     pool["instance_type"]["anyOf"][0]["enum"] = sorted(instance_types)

@@ -167,6 +167,33 @@ def training_seconds(
     return work / (devices * peak_tflops * 1e12 * mfu)
 
 
+# What a node's network delivers of its line rate to a collective (NCCL or XLA over EFA, gVNIC or plain
+# Ethernet): an assumption the planner states.
+NETWORK_EFFICIENCY = 0.7
+# Collectives per step of fully sharded data parallelism (ZeRO-3 / FSDP): all-gather the weights for the
+# forward and again for the backward pass, reduce-scatter the gradients.
+FSDP_COLLECTIVES = 3
+
+
+def interconnect_seconds_per_step(model: Transformer, nodes: int, network_gbps: float) -> float:
+    """What one training step spends moving state between nodes when the weights are sharded over all of
+    them: each node sends and receives (nodes - 1) / nodes of the bf16 weights per collective, at the
+    node's network rate times NETWORK_EFFICIENCY. Within a node (NVLink, ICI) nothing is counted."""
+    if nodes <= 1:
+        return 0.0
+    volume = FSDP_COLLECTIVES * weights_bytes(model, "bf16") * (nodes - 1) / nodes
+    return volume * 8 / (network_gbps * 1e9 * NETWORK_EFFICIENCY)
+
+
+def gradient_seconds_per_step(model: Transformer, slices: int, hosts_per_slice: int, network_gbps: float) -> float:
+    """Data parallelism across TPU slices (DCN): each slice's hosts all-reduce their share of the bf16
+    gradients with the other slices, two transfers of (slices - 1) / slices of it per step."""
+    if slices <= 1:
+        return 0.0
+    share = weights_bytes(model, "bf16") / max(hosts_per_slice, 1)
+    return 2 * share * (slices - 1) / slices * 8 / (network_gbps * 1e9 * NETWORK_EFFICIENCY)
+
+
 # A host's parallel writes to object storage, assumed for the grace period before anything is
 # measured; conservative for S3 and GCS (a single stream does about 100 MB/s, orbax writes many).
 # The trainer reports each save's measured time (`save_s`, meshstack_train_checkpoint_save_seconds)
@@ -201,6 +228,8 @@ class Decoding:
     latency_s: float
     requests_per_s: float
     per_device_gib: float
+    ttft_s: float = 0.0  # the prompt's prefill: time to first token
+    tpot_s: float = 0.0  # one decoding step of the batch: time per output token
 
 
 def serving(
@@ -215,22 +244,30 @@ def serving(
     latency_budget_s: float,
     mfu: float,
     kv_bytes: int = 2,
+    ttft_s: float | None = None,
+    tpot_s: float | None = None,
 ) -> Decoding | None:
     """The largest batch whose cache fits beside the weights and whose modeled latency stays within
-    the budget, or None when not even one request does. Weights and cache are split over `devices`
-    (tensor parallel within the replica)."""
+    the budget, with its time to first token (the prompt's prefill) and time per output token (one
+    decoding step of the batch) within their targets where given; None when not even one request does.
+    Weights and cache are split over `devices` (tensor parallel within the replica)."""
     weights = weights_bytes(model, precision)
     usable = devices * device_gib * GIB * USABLE_MEMORY
     per_request = model.kv_bytes_per_token(kv_bytes) * (prompt_tokens + output_tokens)
     most = math.floor((usable - weights) / per_request) if usable > weights else 0
     best = None
     for batch in _batches(most):
-        latency = _latency(
-            model, precision, devices, memory_gbps, peak_tflops, prompt_tokens, output_tokens, batch, mfu, per_request
+        prefill, step = _prefill_and_step(
+            model, precision, devices, memory_gbps, peak_tflops, prompt_tokens, batch, mfu, per_request
         )
-        if latency > latency_budget_s:
+        latency = prefill + output_tokens * step
+        if (
+            latency > latency_budget_s
+            or (ttft_s is not None and prefill > ttft_s)
+            or (tpot_s is not None and step > tpot_s)
+        ):
             break
-        best = Decoding(batch, latency, batch / latency, (weights + batch * per_request) / devices / GIB)
+        best = Decoding(batch, latency, batch / latency, (weights + batch * per_request) / devices / GIB, prefill, step)
     return best
 
 
@@ -244,22 +281,21 @@ def _batches(most: int) -> list[int]:
     return sizes
 
 
-def _latency(
+def _prefill_and_step(
     model: Transformer,
     precision: str,
     devices: int,
     memory_gbps: float,
     peak_tflops: float,
     prompt_tokens: int,
-    output_tokens: int,
     batch: int,
     mfu: float,
     per_request: float,
-) -> float:
+) -> tuple[float, float]:
     """Prefill is compute bound (2 N per prompt token); each decoding step reads the weights and the
     batch's cache once, or is compute bound at 2 N per token of the batch, whichever is slower."""
     compute = devices * peak_tflops * 1e12 * mfu
     prefill = 2 * model.params * prompt_tokens / compute
     read = (weights_bytes(model, precision) + batch * per_request / 2) / (devices * memory_gbps * 1e9)
     step = max(read, 2 * model.params * batch / compute)
-    return prefill + output_tokens * step
+    return prefill, step

@@ -75,6 +75,36 @@ def read_stack_config(project: Project, stack: str, path: Path | None = None) ->
     return config
 
 
+@dataclass(frozen=True)
+class StackEntry:
+    """A stack as its file names it, read without validating the spec: what CI needs to choose a runner's
+    credentials and region before the preview reports whatever else the file gets wrong."""
+
+    stack: str
+    file: str
+    cloud: str | None
+    region: str | None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"stack": self.stack, "file": self.file, "cloud": self.cloud, "region": self.region}
+
+
+def stack_entries(project: Project) -> list[StackEntry]:
+    entries = []
+    for stack in project.stacks():
+        path = project.stack_file(stack)
+        relative = str(path.relative_to(project.root)) if path.is_relative_to(project.root) else str(path)
+        try:
+            config = read_stack_config(project, stack)
+            cloud = cloud_of(config)
+        except SpecError:
+            entries.append(StackEntry(stack, relative, None, None))
+            continue
+        region = config.get(load_catalog(cloud=cloud).facts.config_keys["region"])
+        entries.append(StackEntry(stack, relative, cloud, region if isinstance(region, str) else None))
+    return entries
+
+
 def cloud_of(config: dict[str, Any], source: str = "") -> str:
     """The cloud whose provider keys the stack sets (gcp:project, aws:region...); AWS when none does."""
     namespaces = {key.partition(":")[0] for key in config}
@@ -85,23 +115,65 @@ def cloud_of(config: dict[str, Any], source: str = "") -> str:
     return clouds[0] if clouds else "aws"
 
 
+# Fields of the spec that no meshstack:* key sets: the stack's name comes from its file, its cloud from
+# the provider keys it sets, and its location from those keys (aws:region; gcp:project, gcp:region,
+# gcp:zone). A meshstack:region beside aws:region would price and police one region and deploy to another.
+DERIVED = ("name", "cloud", "region", "project", "zone")
+
+
+def spec_keys() -> list[str]:
+    """The meshstack:* keys a stack file may set, in the spec's order."""
+    return [f"meshstack:{name}" for name in StackSpec.model_fields if name not in DERIVED]
+
+
+def accepted_keys(cloud: str) -> list[str]:
+    """Every key the validator reads on a stack of `cloud`: that cloud's provider keys, then meshstack:*."""
+    return [*load_catalog(cloud=cloud).facts.config_keys.values(), *spec_keys()]
+
+
+def _derived_key_problem(field: str, catalog: Catalog) -> str:
+    keys = catalog.facts.config_keys
+    if field == "name":
+        return "the stack's name is its file's (Pulumi.<stack>.yaml), not a key"
+    if field == "cloud":
+        every = "; ".join(f"{c}: {', '.join(load_catalog(cloud=c).facts.config_keys.values())}" for c in known_clouds())
+        return f"the cloud is the one whose provider keys the stack sets ({every}), not a key"
+    if field in keys:
+        return f"not a stack-file key: {field} is {keys[field]}"
+    if field == "zone":
+        return "not a stack-file key: each node pool names its zone (node_pools[].zone) and network.zones the VPC's"
+    return f"not a stack-file key on {catalog.cloud.upper()}: it has no {field}"
+
+
 def spec_from_config(stack: str, config: dict[str, Any], source: str = "") -> StackSpec:
     """Validate a stack's config. Keys outside meshstack:* and the provider keys belong to others."""
     cloud = cloud_of(config, source)
     catalog = load_catalog(cloud=cloud)
     provider_keys = {key: field for field, key in catalog.facts.config_keys.items()}
     data: dict[str, Any] = {"name": stack, "cloud": cloud}
+    refused: list[tuple[str, str]] = []
     for key, value in config.items():
         namespace, _, field = key.partition(":")
         if key in provider_keys:
             data[provider_keys[key]] = value
+        elif namespace == "meshstack" and field in DERIVED:
+            refused.append((key, _derived_key_problem(field, catalog)))
         elif namespace == "meshstack":
             data[field] = value
+    if refused:
+        raise SpecError(refused, source)
     try:
         return StackSpec.model_validate(data, context={"catalog": catalog})
     except ValidationError as exc:
-        problems = [(_config_key(path, catalog), msg) for path, msg in spec_problems(exc, StackSpec)]
+        problems = [_config_problem(path, msg, catalog) for path, msg in spec_problems(exc, StackSpec)]
         raise SpecError(problems, source) from exc
+
+
+def _config_problem(path: str, message: str, catalog: Catalog) -> tuple[str, str]:
+    """A top-level unknown field is the meshstack:* key it was written as, and the keys it could be."""
+    if "." not in path and "[" not in path and path not in StackSpec.model_fields:
+        return f"meshstack:{path}", f"unknown key; allowed meshstack keys are {', '.join(spec_keys())}"
+    return _config_key(path, catalog), message
 
 
 def _config_key(path: str, catalog: Catalog) -> str:

@@ -16,3 +16,8 @@ EXPECTED_GIB = "expected_gib"
 # A node pool's component inputs give, per pool resource (per TPU slice), the nodes the stack's
 # workloads keep busy at full size: {resource name: nodes}. The estimate's running figure reads it.
 WORKLOAD_NODES = "workload_nodes"
+# The stack's training runs, declared by the program as a component (meshstack.program.build): {RUNS: [{
+# "workload", "instance_type", "market", "nodes", "hours", "cost_usd", "prepaid"}], "max_run_usd": ...}. A run's `nodes`
+# are those it adds to its pool beyond the pool's all-month load; the estimate counts them for `hours` a month.
+TRAINING_RUNS = "meshstack:governance:TrainingRuns"
+RUNS = "runs"

@@ -9,15 +9,18 @@ the caller prints what it wrote.
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from meshstack.core.catalog import Catalog, load_catalog
+from meshstack.core import sizing
+from meshstack.core.catalog import Catalog, InstanceType, TpuGeneration, load_catalog
 from meshstack.core.engines import vllm
 from meshstack.core.errors import SpecError, UsageError
 from meshstack.core.kubernetes import default_version, support_date
@@ -32,25 +35,57 @@ class EmitError(UsageError):
     """The plan cannot be written as a stack file; nothing was written."""
 
 
-def _system_pool(catalog: Catalog) -> dict[str, Any]:
-    """The cheapest CPU type with at least 4 vCPUs, for the add-ons."""
+def _system_pool(catalog: Catalog, environment: str) -> dict[str, Any]:
+    """The cheapest CPU type with at least 4 vCPUs, for the add-ons; on spot in a dev stack, which the cost
+    rules require to run on spot or scale to zero."""
     name = min(
         (n for n, t in catalog.instance_types.items() if t.accelerator == "cpu" and t.vcpus >= 4),
-        key=lambda n: catalog.instance_types[n].price_per_hour,
+        key=lambda n: catalog.instance_types[n].price_per_hour or math.inf,
     )
-    return {"name": "system", "accelerator": "cpu", "instance_type": name, "min_nodes": 1, "max_nodes": 3}
+    pool = {"name": "system", "accelerator": "cpu", "instance_type": name, "min_nodes": 1, "max_nodes": 3}
+    return {**pool, "market": "spot"} if environment == "dev" else pool
 
 
-def _location(catalog: Catalog, instance_type: str, gcp_project: str | None) -> dict[str, Any]:
-    """The catalog's region, and on a cloud that needs one the first zone of it offering the option's type."""
-    region = catalog.prices.region
-    if catalog.facts.project_pattern is None:
-        return {catalog.facts.config_keys["region"]: region}
-    if gcp_project is None:
-        raise EmitError(f"the chosen option runs on {catalog.cloud.upper()}: name the project with --gcp-project")
+def region_zones(catalog: Catalog, region: str) -> list[str]:
+    """Every zone the catalog places anything of `region` in, in its order."""
+    zones: dict[str, None] = {}
+    offerings: list[InstanceType | TpuGeneration] = [*catalog.instance_types.values(), *catalog.tpus.values()]
+    for offering in offerings:
+        for zone in (offering.zones or {}).get(region, []):
+            zones.setdefault(zone)
+    return list(zones)
+
+
+def _pool_zone(catalog: Catalog, option: Option, access: Access) -> str | None:
+    """The zone the accelerator pool is pinned to: the one asked for, else, where the type runs in only some
+    of the region's zones or the market is one zone's (a capacity block, a reservation), the first of the
+    zones the catalog lists for it."""
+    if access.zone is not None:
+        return access.zone
+    offered = catalog.zones(option.instance_type, option.region)
+    if catalog.facts.zone_required:
+        return (offered or [f"{option.region}-a"])[0]
+    if offered or access.market in ("capacity-block", "reservation"):
+        candidates = offered or region_zones(catalog, option.region)
+        return candidates[0] if candidates else None
+    return None
+
+
+def _location(catalog: Catalog, option: Option, access: Access, zone: str | None) -> dict[str, Any]:
+    """The option's region, and where the cloud needs them its project and zone; on AWS, a pool pinned to a
+    zone brings the VPC's zone ids with it (that zone and another of the region's)."""
     keys = catalog.facts.config_keys
-    zone = (catalog.zones(instance_type, region) or [f"{region}-a"])[0]
-    return {keys["project"]: gcp_project, keys["region"]: region, keys["zone"]: zone}
+    if catalog.facts.project_pattern is not None:
+        if access.gcp_project is None:
+            raise EmitError(f"the chosen option runs on {catalog.cloud.upper()}: name the project with --gcp-project")
+        return {keys["project"]: access.gcp_project, keys["region"]: option.region, keys["zone"]: zone}
+    located: dict[str, Any] = {keys["region"]: option.region}
+    if zone is not None:
+        others = [z for z in region_zones(catalog, option.region) if z != zone]
+        if not others:
+            raise EmitError(f"the catalog knows no second zone of {option.region} for the VPC beside {zone}")
+        located["meshstack:network"] = {"availability_zones": 2, "zones": [zone, others[0]], "nat_gateways": "single"}
+    return located
 
 
 def _model(request: PlanRequest) -> dict[str, Any]:
@@ -68,24 +103,20 @@ def _model(request: PlanRequest) -> dict[str, Any]:
     }
 
 
-def _pool(option: Option, nodes: int) -> dict[str, Any]:
+def _pool(option: Option, nodes: int, access: Access, zone: str | None) -> dict[str, Any]:
+    pool: dict[str, Any] = {"name": "accelerators", "accelerator": option.accelerator, "min_nodes": 0}
     if option.topology is not None:
         hosts = option.nodes // option.slices
-        return {
-            "name": "accelerators",
-            "accelerator": option.accelerator,
-            "topology": option.topology,
-            "slices": nodes // hosts,
-            "min_nodes": 0,
-            "max_nodes": hosts,
-        }
-    return {
-        "name": "accelerators",
-        "accelerator": option.accelerator,
-        "instance_type": option.instance_type,
-        "min_nodes": 0,
-        "max_nodes": nodes,
-    }
+        pool.update(topology=option.topology, slices=nodes // hosts, max_nodes=hosts)
+    else:
+        pool.update(instance_type=option.instance_type, max_nodes=nodes)
+    if zone is not None:
+        pool["zone"] = zone
+    if access.market != "on-demand":
+        pool["market"] = access.market
+    if access.reservation_id is not None:
+        pool.update(reservation_id=access.reservation_id, reserved_nodes=nodes)
+    return pool
 
 
 def _meshes(devices: int, tensor: int, d_model: int, d_ff: int, heads: int) -> list[dict[str, int]]:
@@ -126,13 +157,77 @@ def _training(name: str, request: PlanRequest, mesh: Mapping[str, int], image: s
 
 @dataclass(frozen=True)
 class Access:
-    """Where the emitted stack is deployed from and its cluster's endpoint reached from."""
+    """What the emitted stack says beyond the option: where it is deployed from, its cluster's endpoint
+    reached from, and its zone, market, environment and budget."""
 
     image: str
     tags: Mapping[str, str]
     gcp_project: str | None = None
     deployer_cidrs: tuple[str, ...] = ()
     public_access_cidrs: tuple[str, ...] = ()
+    zone: str | None = None
+    market: str = "on-demand"
+    reservation_id: str | None = None
+    environment: str = "prod"
+    budget: Mapping[str, float] = field(default_factory=dict)
+
+
+def access_of(args: Any, project: Project, clouds: tuple[str, ...], region: str | None) -> Access:
+    """Every --emit-stack argument checked before the search runs, so a bad one costs no search."""
+    name = args.emit_stack
+    if not re.match(r"^[A-Za-z0-9_.-]{1,100}$", name):
+        raise EmitError(f"--emit-stack {name!r}: not a stack name (letters, digits, '-', '_' and '.', at most 100)")
+    if project.stack_file(name).exists():
+        raise EmitError(f"{project.stack_file(name)} exists: choose another --emit-stack name or remove the file")
+    if not args.image:
+        raise EmitError("--emit-stack needs --image, the container image holding meshstack")
+    tags = {}
+    for tag in args.tag:
+        key, sep, value = tag.partition("=")
+        if not sep or not key:
+            raise EmitError(f"--tag {tag!r}: give KEY=VALUE, such as team=research")
+        tags[key] = value
+    if not args.deployer_cidr and not args.public_access_cidr:
+        raise EmitError(
+            "the cluster's API endpoint is private: give --deployer-cidr (the network `pulumi up` runs from) "
+            "or --public-access-cidr"
+        )
+    for cidr in (*args.deployer_cidr, *args.public_access_cidr):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise EmitError(f"{cidr!r} is not a CIDR block such as 10.8.0.0/16") from None
+    if "gcp" in clouds and args.gcp_project is None:
+        raise EmitError("options on GCP need --gcp-project to be emitted: give it, or plan with --cloud aws")
+    market = args.market or "on-demand"
+    pinned = market in ("capacity-block", "reservation")
+    if pinned != (args.reservation_id is not None):
+        raise EmitError(
+            f"--market {market} needs --reservation-id (the capacity block or reservation it launches into)"
+            if pinned
+            else "--reservation-id applies to --market capacity-block or reservation"
+        )
+    if args.zone is not None:
+        if region is None:
+            raise EmitError("--zone needs --region, the region the zone is in")
+        catalog = load_catalog(cloud=clouds[0])
+        known = region_zones(catalog, region)
+        if catalog.facts.zone_required and not args.zone.startswith(f"{region}-"):
+            raise EmitError(f"--zone {args.zone}: not a zone of {region}, such as {region}-a")
+        if not catalog.facts.zone_required and known and args.zone not in known:
+            raise EmitError(f"--zone {args.zone}: not a zone id of {region} the catalog knows ({', '.join(known)})")
+    return Access(
+        args.image,
+        tags,
+        args.gcp_project,
+        tuple(args.deployer_cidr),
+        tuple(args.public_access_cidr),
+        args.zone,
+        market,
+        args.reservation_id,
+        args.environment or "prod",
+        dict(args.budget_limits),
+    )
 
 
 def _config(
@@ -146,9 +241,10 @@ def _config(
 ) -> dict[str, Any]:
     catalog = load_catalog(cloud=option.cloud)
     state_gib = request.model.params * 16 / 2**30
+    zone = _pool_zone(catalog, option, access)
     return {
-        **_location(catalog, option.instance_type, access.gcp_project),
-        "meshstack:environment": "prod",
+        **_location(catalog, option, access, zone),
+        "meshstack:environment": access.environment,
         "meshstack:tags": {"project": name, **access.tags},
         "meshstack:clusters": [
             {
@@ -156,7 +252,7 @@ def _config(
                 "kubernetes_version": default_version(option.cloud, support_date()),
                 "deployer_cidrs": list(access.deployer_cidrs),
                 "public_access_cidrs": list(access.public_access_cidrs),
-                "node_pools": [_system_pool(catalog), _pool(option, nodes)],
+                "node_pools": [_system_pool(catalog, access.environment), _pool(option, nodes, access, zone)],
             }
         ],
         "meshstack:storage": {
@@ -165,19 +261,15 @@ def _config(
                 {"name": "checkpoints", "size_gib": math.ceil(state_gib * 3)},
             ]
         },
-        "meshstack:budget": {"max_accelerators": accelerators},
+        "meshstack:budget": {"max_accelerators": accelerators, **access.budget},
         "meshstack:workloads": [workload],
     }
 
 
 def stack_config(name: str, request: PlanRequest, option: Option, access: Access) -> tuple[dict[str, Any], StackSpec]:
     """The first stack for `option` that meshstack's spec accepts, with the spec it validates to."""
-    if not access.deployer_cidrs and not access.public_access_cidrs:
-        raise EmitError(
-            "the cluster's API endpoint is private: give --deployer-cidr (the network `pulumi up` runs from) "
-            "or --public-access-cidr"
-        )
     image = access.image
+    check_image(option, image, access.gcp_project)
     per_node = option.devices // option.nodes
     problems: list[str] = []
     step = option.nodes // option.slices if option.topology else 1
@@ -197,15 +289,51 @@ def stack_config(name: str, request: PlanRequest, option: Option, access: Access
         else:
             candidates = [{**base, **_serving(name, request, option, image)}]
         for workload in candidates:
-            layout = option.layout
-            spent = devices if request.mode == "train" else int(layout["replicas"]) * int(layout["devices_per_replica"])
-            config = _config(name, request, option, nodes, workload, access, spent)
+            # The cap the pools can scale to, which the accelerator-cap rule counts: every node of the pool.
+            config = _config(name, request, option, nodes, workload, access, devices)
             try:
                 return config, spec_from_config(name, config)
             except SpecError as exc:
                 problems.append(str(exc))
-    reason = problems[-1] if problems else "no mesh over its devices divides the model"
-    raise EmitError(f"meshstack's own workload cannot run {option.label}: {reason}")
+    raise EmitError(f"meshstack's own workload cannot run {option.label}: {_closest(problems)}")
+
+
+def _closest(problems: list[str]) -> str:
+    """The refusal of the candidate that came nearest: the least memory a device lacked, else the last one."""
+    if not problems:
+        return "no mesh over its devices divides the model"
+    needs = [(float(m.group(1)), p) for p in problems if (m := re.search(r"needs ([\d.]+) GiB per", p))]
+    if not needs:
+        return problems[-1]
+    closest = min(needs)[1]
+    return (
+        f"{closest}; meshstack's trainer keeps every layer's activations (it does not recompute them): "
+        "try a shorter --seq-len, or a program of your own that recomputes"
+    )
+
+
+REGISTRIES = {"aws": (".dkr.ecr.", "public.ecr.aws/"), "gcp": ("-docker.pkg.dev/", "gcr.io/")}
+
+
+def check_image(option: Option, image: str, gcp_project: str | None) -> None:
+    """An image the pack's pod-images-allowed rule refuses by default for the stack being written: another
+    cloud's registry, another region's ECR, another project's Artifact Registry."""
+    rule = "as the policy pack's pod-images-allowed rule requires by default; mirror it there"
+    for other, hosts in REGISTRIES.items():
+        if other != option.cloud and any(h in image for h in hosts):
+            own = " or ".join(REGISTRIES[option.cloud])
+            raise EmitError(
+                f"--image {image} is in {other.upper()}'s registry; a {option.cloud.upper()} stack pulls from its "
+                f"own ({own}), {rule}"
+            )
+    ecr = re.match(r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/", image)
+    if ecr and ecr.group(1) != option.region:
+        raise EmitError(
+            f"--image {image} is in {ecr.group(1)}'s ECR; a {option.region} stack pulls from its own, {rule}"
+        )
+    registry = re.match(r"^[a-z0-9-]+-docker\.pkg\.dev/([^/]+)/", image)
+    if registry and gcp_project and registry.group(1) != gcp_project:
+        raise EmitError(f"--image {image} is in project {registry.group(1)}; the stack's is {gcp_project}, {rule}")
 
 
 # What the planner's int8 (weight-only, one scale per output channel) is called in vLLM v0.34.0.
@@ -213,9 +341,14 @@ VLLM_QUANTIZATION = {"int8": "int8_per_channel_weight_only"}
 
 
 def mirrored(image: str, upstream: str) -> str:
-    """`upstream` in the registry `image` comes from: where a stack whose pack pins registries pulls it."""
+    """`upstream` beside `image` in the registry it comes from (the same host, and the same project and
+    repository where the registry has them, as Artifact Registry does): where a stack whose pack pins
+    registries pulls it."""
     first = image.split("/", 1)[0]
-    return f"{first}/{upstream}" if "." in first or ":" in first else upstream
+    if "." not in first and ":" not in first:
+        return upstream
+    repository = image.split("@", 1)[0].rsplit("/", 1)[0] if "/" in image else first
+    return f"{repository}/{upstream}"
 
 
 def _serving(name: str, request: PlanRequest, option: Option, image: str) -> dict[str, Any]:
@@ -238,20 +371,31 @@ def _serving(name: str, request: PlanRequest, option: Option, image: str) -> dic
     settings: dict[str, Any] = {"max_num_seqs": int(option.layout["batch"])}
     if request.quantization:
         settings["quantization"] = VLLM_QUANTIZATION[request.quantization]
+    precision = request.quantization or ("bf16" if request.precision == "fp32" else request.precision)
     return {
         "kind": "inference",
         "engine": "vllm",
         "image": mirrored(image, vllm.facts().images["gpu"]),
         "weights": {"bucket": "checkpoints", "prefix": f"models/{name}"},
+        # The planned model's own size (its attention's KV heads included), which the shape the stack file
+        # takes (meshstack's multi-head model) would overstate.
+        "weights_gib": round(sizing.weights_bytes(request.model, precision) / sizing.GIB, 1),
         **scale,
         "vllm": settings,
     }
 
 
 def write_stack(project: Project, name: str, config: dict[str, Any], header: str) -> Path:
-    """Writes stacks/Pulumi.<name>.yaml; never over an existing file."""
+    """Writes the project's Pulumi.<name>.yaml whole (through a temporary file); never over an existing file."""
     path = project.stack_file(name)
     if path.exists():
         raise EmitError(f"{path} exists: choose another --emit-stack name or remove the file")
-    path.write_text(header + yaml.safe_dump({"config": config}, sort_keys=False))
+    partial = path.with_name(f".{path.name}.partial")
+    modeline = MODELINE if (path.parent / "stack.schema.json").is_file() else ""
+    partial.write_text(modeline + header + yaml.safe_dump({"config": config}, sort_keys=False))
+    partial.replace(path)
     return path
+
+
+# Where the project has the schema `meshstack init` writes beside its stack files, editors find it.
+MODELINE = "# yaml-language-server: $schema=stack.schema.json\n"

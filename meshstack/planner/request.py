@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
+from dataclasses import dataclass
 
-from meshstack.core.catalog import known_clouds
+from meshstack.core.catalog import known_clouds, load_catalog
 from meshstack.core.errors import UsageError
 from meshstack.core.sizing import PLANNING_MFU, PRECISION_BYTES, PRESETS, Transformer
 from meshstack.planner.search import PlanRequest
 
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|[smhd])$")
+SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class PlanArgumentError(UsageError):
@@ -19,7 +21,7 @@ class PlanArgumentError(UsageError):
 
 
 def duration(text: str, option: str) -> float:
-    """'14d', '36h', '90m', '600s' (or plain seconds)."""
+    """'14d', '36h', '90m', '600s', '50ms' (or plain seconds)."""
     match = DURATION.match(text.strip())
     if match is None:
         try:
@@ -39,14 +41,36 @@ def _positive(value: float | None, option: str) -> None:
         raise PlanArgumentError(f"{option}: must be positive, not {value:g}")
 
 
+def default_shape(params: float) -> tuple[str, Transformer]:
+    """The published shape nearest a parameter count (on a log scale): what `--model-params` alone plans."""
+    name = min(PRESETS, key=lambda n: abs(math.log(PRESETS[n].params / params)))
+    return name, PRESETS[name]
+
+
+def shape_note(params: float) -> str:
+    name, shape = default_shape(params)
+    return (
+        f"shape: {name}'s ({shape.layers} layers, d_model {shape.d_model}, {shape.heads} heads, {shape.kv_heads} KV "
+        f"heads, vocab {shape.vocab}), the nearest published one to {params:.3g} parameters; give --preset or "
+        "--layers, --d-model and --heads for another"
+    )
+
+
 def model_of(args: argparse.Namespace) -> Transformer:
-    """A preset, or the dimensions given; --model-params overrides the count either way."""
+    """A preset, or the dimensions given, or for a bare --model-params the nearest preset's shape (a stated
+    default); --model-params overrides the count either way."""
+    dims_given = any(getattr(args, n) is not None for n in ("layers", "d_model", "heads"))
     if args.preset is not None:
         model = PRESETS[args.preset]
+    elif args.model_params is not None and not dims_given:
+        _positive(args.model_params, "--model-params")
+        model = default_shape(args.model_params)[1]
     else:
         missing = [f"--{n.replace('_', '-')}" for n in ("layers", "d_model", "heads") if getattr(args, n) is None]
         if missing:
-            raise PlanArgumentError(f"give --preset ({', '.join(PRESETS)}) or the model's {', '.join(missing)}")
+            raise PlanArgumentError(
+                f"give --preset ({', '.join(PRESETS)}), --model-params alone, or the model's {', '.join(missing)}"
+            )
         for option in ("layers", "d_model", "heads", "kv_heads", "vocab", "d_ff"):
             _positive(getattr(args, option), f"--{option.replace('_', '-')}")
         if args.d_model % args.heads:
@@ -64,12 +88,61 @@ def model_of(args: argparse.Namespace) -> Transformer:
     return model
 
 
+BUDGET_KEYS = ("max_hourly_usd", "max_monthly_usd", "max_run_usd", "max_monthly_kwh")
+MARKETS = ("on-demand", "spot", "capacity-block", "reservation")
+
+
+def budget_of(items: list[str]) -> dict[str, float]:
+    budget: dict[str, float] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in BUDGET_KEYS:
+            raise PlanArgumentError(f"--budget {item}: give KEY=VALUE with KEY one of {', '.join(BUDGET_KEYS)}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise PlanArgumentError(f"--budget {item}: '{value}' is not a number") from None
+        if not number > 0 or math.isinf(number):
+            raise PlanArgumentError(f"--budget {item}: must be a positive number")
+        budget[key] = number
+    return budget
+
+
+def clouds_and_region(args: argparse.Namespace) -> tuple[tuple[str, ...], str | None]:
+    """--cloud and --region together: a region belongs to one cloud's catalog, which it then plans on."""
+    clouds = tuple(args.cloud) if args.cloud else known_clouds()
+    if args.region is None:
+        return clouds, None
+    owners = [c for c in known_clouds() if args.region in load_catalog(cloud=c).facts.regions]
+    if not owners:
+        every = "; ".join(f"{c}: {', '.join(load_catalog(cloud=c).facts.regions)}" for c in known_clouds())
+        raise PlanArgumentError(f"--region {args.region}: not a region of any cloud's catalog ({every})")
+    if args.cloud and owners[0] not in args.cloud:
+        raise PlanArgumentError(f"--region {args.region} is a {owners[0].upper()} region, not one of --cloud's")
+    return (owners[0],), args.region
+
+
+@dataclass(frozen=True)
+class Where:
+    clouds: tuple[str, ...]
+    region: str | None
+    market: str
+    budget: dict[str, float]
+
+
+def _bare_size(args: argparse.Namespace) -> bool:
+    dims = any(getattr(args, n) is not None for n in ("layers", "d_model", "heads"))
+    return args.preset is None and not dims and args.model_params is not None
+
+
 def request_of(args: argparse.Namespace) -> PlanRequest:
     model = model_of(args)
     _positive(args.mfu, "--mfu")
     if args.mfu > 1:
         raise PlanArgumentError(f"--mfu: a utilisation is at most 1, not {args.mfu:g}")
-    clouds = tuple(args.cloud) if args.cloud else known_clouds()
+    clouds, region = clouds_and_region(args)
+    where = Where(clouds, region, args.market or "on-demand", budget_of(args.budget))
+    note = shape_note(args.model_params) if _bare_size(args) else None
     if args.mode == "train":
         if args.tokens is None:
             raise PlanArgumentError("--mode train needs --tokens (for example 2e12)")
@@ -82,6 +155,8 @@ def request_of(args: argparse.Namespace) -> PlanRequest:
             raise PlanArgumentError("--quantization applies to --mode serve")
         if args.precision == "int8":
             raise PlanArgumentError("--precision int8 is for serving; train in bf16, fp8 or fp32")
+        if args.ttft or args.tpot:
+            raise PlanArgumentError("--ttft and --tpot are serving targets; train with --deadline or --nodes")
         for option in ("seq_len", "global_batch"):
             _positive(getattr(args, option), f"--{option.replace('_', '-')}")
         return PlanRequest(
@@ -94,10 +169,16 @@ def request_of(args: argparse.Namespace) -> PlanRequest:
             nodes=args.nodes,
             seq_len=args.seq_len,
             global_batch=args.global_batch,
-            clouds=clouds,
+            clouds=where.clouds,
+            region=where.region,
+            market=where.market,
+            budget=where.budget,
+            shape_note=note,
         )
     if args.requests_per_s is None:
         raise PlanArgumentError("--mode serve needs --requests-per-s")
+    if args.market == "capacity-block":
+        raise PlanArgumentError("--market capacity-block is for training: serving runs all month")
     for option in ("requests_per_s", "prompt_tokens", "output_tokens"):
         _positive(getattr(args, option), f"--{option.replace('_', '-')}")
     return PlanRequest(
@@ -110,7 +191,13 @@ def request_of(args: argparse.Namespace) -> PlanRequest:
         output_tokens=args.output_tokens,
         p99_s=duration(args.p99, "--p99"),
         quantization=args.quantization,
-        clouds=clouds,
+        ttft_s=duration(args.ttft, "--ttft") if args.ttft else None,
+        tpot_s=duration(args.tpot, "--tpot") if args.tpot else None,
+        clouds=where.clouds,
+        region=where.region,
+        market=where.market,
+        budget=where.budget,
+        shape_note=note,
     )
 
 
@@ -145,6 +232,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     serve.add_argument("--output-tokens", type=int, default=256)
     serve.add_argument("--p99", default="10s", help="p99 latency target per request (default 10s)")
     serve.add_argument("--quantization", choices=("int8",), help="weight-only quantization")
+    serve.add_argument("--ttft", metavar="DURATION", help="time-to-first-token target, e.g. 2s or 500ms")
+    serve.add_argument("--tpot", metavar="DURATION", help="time-per-output-token target, e.g. 50ms")
+    where = p.add_argument_group("where and how (the search, and the stack --emit-stack writes)")
+    where.add_argument("--region", help="plan in this region (its cloud's), at its prices; default each cloud's base")
+    where.add_argument("--zone", help="the zone the accelerator pool runs in (AWS: a zone id such as use1-az4)")
+    where.add_argument("--market", choices=MARKETS, help="rank by and emit this market (default on-demand)")
+    where.add_argument("--reservation-id", help="the capacity block or reservation an emitted pool launches into")
+    where.add_argument("--environment", choices=("dev", "staging", "prod"), help="the emitted stack's (default prod)")
+    where.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a budget limit the options must meet and the emitted stack carries ({', '.join(BUDGET_KEYS)})",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true")
     out.add_argument("--top", type=int, default=10, help="options to list (default 10)")

@@ -12,8 +12,10 @@ from meshstack.core import sizing
 from meshstack.core.catalog import Catalog, InstanceType, known_clouds, load_catalog
 from meshstack.core.pricing import HOURS_PER_MONTH, node_hourly
 from meshstack.core.sizing import Transformer
+from meshstack.core.spec.stack import SERVER_WEIGHTS_SHARE
 
 MAX_NODES = 1024  # the largest cluster the search considers
+VLLM_MEMORY_UTILIZATION = 0.9  # vLLM's gpu_memory_utilization as emitted stacks leave it
 MAX_SLICES = 64
 P99_OVER_MEAN = 1.25  # the modeled latency is a mean; a p99 target leaves this much room over it
 REPLICA_DEVICES = (1, 2, 4, 8)
@@ -37,7 +39,14 @@ class PlanRequest:
     output_tokens: int = 256
     p99_s: float = 10.0
     quantization: str | None = None
+    ttft_s: float | None = None  # time to first token, a target
+    tpot_s: float | None = None  # time per output token, a target
     clouds: tuple[str, ...] = field(default_factory=known_clouds)
+    # where and how: None plans in each catalog's base region; the market ranks the options by its price
+    region: str | None = None
+    market: str = "on-demand"
+    budget: dict[str, float] = field(default_factory=dict)  # the spec's budget keys; options over them are rejected
+    shape_note: str | None = None  # how the model's shape was chosen, where the request gave only its size
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,16 @@ class Option:
     kg_co2e: float | None
     topology: str | None = None
     slices: int = 1
+    market: str = "on-demand"
+
+    @property
+    def market_hourly_usd(self) -> float:
+        """The hourly price on the market the request ranks by (spot, a capacity block, else on-demand)."""
+        if self.market == "spot" and self.spot_hourly_usd is not None:
+            return self.spot_hourly_usd
+        if self.market == "capacity-block" and self.block_hourly_usd is not None:
+            return self.block_hourly_usd
+        return self.hourly_usd
 
     @property
     def label(self) -> str:
@@ -69,7 +88,7 @@ class Option:
 
     @property
     def cost_usd(self) -> float:
-        return self.hourly_usd * self.hours
+        return self.market_hourly_usd * self.hours
 
     @property
     def headroom(self) -> float:
@@ -91,7 +110,9 @@ class Option:
             "per_device_gib": round(self.per_device_gib, 1),
             "memory_headroom": round(self.headroom, 3),
             "hours": round(self.hours, 1),
+            "market": self.market,
             "cost_usd": round(self.cost_usd, 2),
+            "on_demand_cost_usd": round(self.hourly_usd * self.hours, 2),
             "spot_cost_usd": None if spot is None else round(spot * self.hours, 2),
             "capacity_block_cost_usd": None if block is None else round(block * self.hours, 2),
             "kwh": round(self.kwh, 1),
@@ -136,15 +157,21 @@ class _Unit:
         return f"{self.catalog.cloud}: {shape}"
 
 
-def _units(catalog: Catalog, single_host: bool) -> list[_Unit]:
-    """What can be had in the catalog's region (its prices are that region's): a type the catalog
-    lists in other regions only is left out."""
+def _region(catalog: Catalog, request: PlanRequest) -> str:
+    return request.region or catalog.prices.region
+
+
+def _units(catalog: Catalog, single_host: bool, region: str, rejected: list[Rejected]) -> list[_Unit]:
+    """What can be had in the region: a type the catalog lists in other regions only is left out, and one
+    without a price in the catalog is rejected, saying so."""
     units = []
-    region = catalog.prices.region
     for name, itype in sorted(catalog.instance_types.items()):
         if catalog.zones(name, region) == []:
             continue
         if itype.accelerators and not catalog.is_tpu(itype.accelerator):
+            if itype.price_per_hour is None:
+                rejected.append(Rejected(f"{catalog.cloud}: {name}", "no price in the catalog (an override gives one)"))
+                continue
             units.append(_Unit(catalog, itype.accelerator, name, itype.accelerators))
     for generation, tpu in sorted(catalog.tpus.items()):
         if tpu.zones is not None and not tpu.zones.get(region):
@@ -156,27 +183,32 @@ def _units(catalog: Catalog, single_host: bool) -> list[_Unit]:
     return units
 
 
-def _node_hourly(unit: _Unit) -> tuple[float, float | None, float | None]:
+def _node_hourly(unit: _Unit, region: str) -> tuple[float, float | None, float | None]:
     """On-demand, spot (where the capacity is offered so) and capacity-block (where priced) prices of one node."""
     catalog, itype = unit.catalog, unit.itype
     tpu = catalog.tpus.get(unit.accelerator)
     spot_allowed = itype.spot and (tpu is None or tpu.spot)
-    hourly = node_hourly(catalog, unit.instance_type, "on-demand")[0]
-    spot = node_hourly(catalog, unit.instance_type, "spot")[0] if spot_allowed else None
+    hourly = node_hourly(catalog, unit.instance_type, "on-demand", region)[0]
+    spot = node_hourly(catalog, unit.instance_type, "spot", region)[0] if spot_allowed else None
     block = (
-        node_hourly(catalog, unit.instance_type, "capacity block")[0] if itype.capacity_block_price_per_hour else None
+        node_hourly(catalog, unit.instance_type, "capacity block", region)[0]
+        if itype.capacity_block_price_per_hour
+        else None
     )
     return hourly, spot, block
 
 
-def _option(unit: _Unit, count: int, layout: dict[str, Any], per_device: float, hours: float) -> Option:
+def _option(
+    request: PlanRequest, unit: _Unit, count: int, layout: dict[str, Any], per_device: float, hours: float
+) -> Option:
     catalog = unit.catalog
+    region = _region(catalog, request)
     nodes = count * unit.hosts
-    hourly, spot, block = _node_hourly(unit)
+    hourly, spot, block = _node_hourly(unit, region)
     kwh = catalog.run_kwh(unit.instance_type, nodes, hours)
     return Option(
         catalog.cloud,
-        catalog.prices.region,
+        region,
         unit.accelerator,
         unit.instance_type,
         nodes,
@@ -189,9 +221,10 @@ def _option(unit: _Unit, count: int, layout: dict[str, Any], per_device: float, 
         None if spot is None else spot * nodes,
         None if block is None else block * nodes,
         kwh,
-        catalog.kg_co2e(kwh, catalog.prices.region),
+        catalog.kg_co2e(kwh, region),
         unit.topology,
         count if unit.topology else 1,
+        request.market,
     )
 
 
@@ -202,10 +235,17 @@ def _train(request: PlanRequest, unit: _Unit) -> Option | Rejected:
         return Rejected(unit.label(), f"{unit.accelerator} has no {request.precision} rate")
     limit = MAX_SLICES if unit.topology else MAX_NODES // unit.hosts
 
+    # Tensor parallelism exchanges activations at every layer: it stays inside a node's NVLink (or a TPU
+    # slice's ICI), never across nodes over their network.
+    within = unit.devices
+    tensors = tuple(t for t in (1, 2, 4, 8) if t <= within)
+
     def fit(count: int) -> sizing.TrainingFit:
         # Multislice: each slice holds a full copy of the state (FSDP inside a slice, data parallel across).
         shard = unit.devices if unit.topology else count * unit.devices
-        return sizing.training_fit(request.model, request.precision, shard, request.seq_len, 1, accelerator.memory_gib)
+        return sizing.training_fit(
+            request.model, request.precision, shard, request.seq_len, 1, accelerator.memory_gib, tensors
+        )
 
     def fits(count: int) -> bool:
         return fit(count).per_device_gib <= accelerator.memory_gib * sizing.USABLE_MEMORY
@@ -241,7 +281,7 @@ def _train(request: PlanRequest, unit: _Unit) -> Option | Rejected:
     chosen = fit(count)
     # Every data-parallel rank needs a sequence of the global batch: past that, split layers wider.
     tensor = chosen.tensor
-    while (count * unit.devices) // tensor > request.global_batch and tensor < 8:
+    while (count * unit.devices) // tensor > request.global_batch and tensor * 2 <= min(8, within):
         if request.model.heads % (tensor * 2):
             break
         tensor *= 2
@@ -254,13 +294,28 @@ def _train(request: PlanRequest, unit: _Unit) -> Option | Rejected:
             f"{devices} devices in {devices // tensor} data-parallel ranks exceed the global batch of "
             f"{request.global_batch} sequences",
         )
-    seconds = sizing.training_seconds(request.model, request.tokens, devices, peak, request.mfu, chosen.recompute)
+    compute = sizing.training_seconds(request.model, request.tokens, devices, peak, request.mfu, chosen.recompute)
+    steps = request.tokens / (request.global_batch * request.seq_len)
+    network = unit.itype.network_gbps
+    if unit.topology:
+        per_step = sizing.gradient_seconds_per_step(request.model, count, unit.hosts, network)
+    else:
+        per_step = sizing.interconnect_seconds_per_step(request.model, count, network)
+    # Communication overlapped with compute at best: the step takes the longer of the two.
+    seconds = max(compute, steps * per_step)
+    if request.deadline_s is not None and seconds > request.deadline_s * 1.001:
+        return Rejected(
+            unit.label(),
+            f"network-bound: moving the sharded state between its {count * unit.hosts} nodes at {network:g} Gbps "
+            f"each takes {steps * per_step / 86400:.1f} d, over the deadline",
+        )
     if unit.topology:
         layout = {"data": count, "fsdp": unit.devices // tensor, "tensor": tensor}
     else:
         layout = {"data": 1, "fsdp": devices // tensor, "tensor": tensor}
     layout["recompute"] = chosen.recompute
-    return _option(unit, count, layout, chosen.per_device_gib, seconds / 3600)
+    layout["network_bound"] = steps * per_step > compute
+    return _option(request, unit, count, layout, chosen.per_device_gib, seconds / 3600)
 
 
 def _first(fits: Any, limit: int) -> int | None:
@@ -307,9 +362,27 @@ def _serve(request: PlanRequest, unit: _Unit) -> Option | Rejected:
             request.output_tokens,
             budget,
             request.mfu,
+            ttft_s=request.ttft_s,
+            tpot_s=request.tpot_s,
         )
+        if decoding is not None and replica > 1 and not unit.topology:
+            # Served by vLLM at tensor parallel (meshstack's own server takes one device): its weights must leave
+            # room for the KV cache in the share of memory vLLM takes, as validation requires.
+            share = SERVER_WEIGHTS_SHARE * VLLM_MEMORY_UTILIZATION * accelerator.memory_gib
+            per_device = sizing.weights_bytes(request.model, weights) / sizing.GIB / replica
+            if per_device > share:
+                last = (
+                    f"{per_device:.0f} GiB of weights per device over {replica}, more than vLLM's {share:.0f} GiB "
+                    "for them"
+                )
+                continue
         if decoding is None:
-            last = f"no batch fits {replica} device(s) within a {request.p99_s:g} s p99"
+            targets = [f"a {request.p99_s:g} s p99"]
+            if request.ttft_s is not None:
+                targets.append(f"a {request.ttft_s * 1000:g} ms time to first token")
+            if request.tpot_s is not None:
+                targets.append(f"a {request.tpot_s * 1000:g} ms time per output token")
+            last = f"no batch fits {replica} device(s) within {' and '.join(targets)}"
             continue
         replicas = math.ceil(request.requests_per_s / decoding.requests_per_s)
         count = math.ceil(replicas * replica / unit.devices)
@@ -318,8 +391,10 @@ def _serve(request: PlanRequest, unit: _Unit) -> Option | Rejected:
             "devices_per_replica": replica,
             "batch": decoding.batch,
             "latency_s": round(decoding.latency_s, 2),
+            "ttft_s": round(decoding.ttft_s, 3),
+            "tpot_s": round(decoding.tpot_s, 4),
         }
-        option = _option(unit, count, layout, decoding.per_device_gib, HOURS_PER_MONTH)
+        option = _option(request, unit, count, layout, decoding.per_device_gib, HOURS_PER_MONTH)
         if best is None or option.cost_usd < best[0]:
             best = (option.cost_usd, option)
     if best is None:
@@ -327,25 +402,65 @@ def _serve(request: PlanRequest, unit: _Unit) -> Option | Rejected:
     return best[1]
 
 
+def _over_budget(request: PlanRequest, option: Option) -> str | None:
+    """Why an option breaks the budget the stack will carry, if it does."""
+    caps = request.budget
+    hourly = option.market_hourly_usd
+    if "max_hourly_usd" in caps and hourly > caps["max_hourly_usd"]:
+        return f"${hourly:,.2f}/hour on {option.market}, over --budget max_hourly_usd={caps['max_hourly_usd']:g}"
+    if request.mode == "train" and "max_run_usd" in caps and option.cost_usd > caps["max_run_usd"]:
+        cap = caps["max_run_usd"]
+        return f"the run costs ${option.cost_usd:,.0f} on {option.market}, over --budget max_run_usd={cap:g}"
+    if request.mode == "serve" and "max_monthly_usd" in caps and hourly * HOURS_PER_MONTH > caps["max_monthly_usd"]:
+        return f"${hourly * HOURS_PER_MONTH:,.0f}/month, over --budget max_monthly_usd={caps['max_monthly_usd']:g}"
+    if "max_accelerators" in caps and option.devices > caps["max_accelerators"]:
+        return f"{option.devices} accelerators, over --budget max_accelerators={caps['max_accelerators']:g}"
+    return None
+
+
+def _market_reason(request: PlanRequest, option: Option) -> str | None:
+    if request.market == "spot" and option.spot_hourly_usd is None:
+        return "cannot be had as spot capacity"
+    if request.market == "capacity-block" and option.block_hourly_usd is None:
+        return "has no capacity-block price in the catalog"
+    return None
+
+
 def plan(request: PlanRequest) -> Plan:
     options: list[Option] = []
     rejected: list[Rejected] = []
     for cloud in request.clouds:
         catalog = load_catalog(cloud=cloud)
-        for unit in _units(catalog, single_host=request.mode == "serve"):
+        region = _region(catalog, request)
+        for unit in _units(catalog, request.mode == "serve", region, rejected):
             result = _train(request, unit) if request.mode == "train" else _serve(request, unit)
             if isinstance(result, Option):
-                options.append(result)
+                reason = _market_reason(request, result) or _over_budget(request, result)
+                if reason is None:
+                    options.append(result)
+                else:
+                    rejected.append(Rejected(unit.label(), reason))
             else:
                 rejected.append(result)
     options.sort(key=lambda o: (o.cost_usd, o.hours))
+    where = request.region or "each catalog's base region"
     assumptions = [
         f"MFU {request.mfu:.0%} of each accelerator's dense {request.precision} peak",
         f"{sizing.USABLE_MEMORY:.0%} of accelerator memory usable",
-        "list prices in each catalog's region; spot at its typical discount",
+        f"prices in {where}, ranked on {request.market}; spot at the snapshot's or a typical discount",
         "energy: accelerators at the catalog's load share of board power, hosts from per-vCPU and per-GiB "
-        "coefficients, times PUE; CO2 at the grid intensity of each catalog's region",
+        f"coefficients, times PUE; CO2 at the grid intensity of {where}",
     ]
+    if request.mode == "train":
+        assumptions.append(
+            "tensor parallelism within a node only; across nodes the weights are sharded (FSDP) and moved "
+            f"three times a step at {sizing.NETWORK_EFFICIENCY:.0%} of each node's network rate, overlapped "
+            "with compute at best"
+        )
     if request.mode == "serve":
         assumptions.append(f"the modeled latency is a mean; p99 taken as {P99_OVER_MEAN}x it")
+        if request.ttft_s is not None or request.tpot_s is not None:
+            assumptions.append("time to first token is the prompt's prefill; time per output token one batch step")
+    if request.shape_note:
+        assumptions.append(request.shape_note)
     return Plan(request, options, rejected, assumptions)

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from meshstack.core.catalog import load_catalog
+from meshstack.core.errors import SpecError, UsageError
+from meshstack.core.runs import TrainingRun, training_runs
 from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import Project, find_project, read_stack_config, spec_from_config
 from meshstack.cost import CostChange, CostReport, diff, estimate, handed_over
 from meshstack.preview.policy_levels import PolicySettings, policy_settings
 from meshstack.preview.policy_runner import Violation, evaluate, load_policy_config, policy_config_path
 from meshstack.preview.recorder import Resource, run_project
-from meshstack.preview.runs import TrainingRun, training_runs
 
 
 @dataclass
@@ -59,6 +60,14 @@ class Preview:
                 "monthly_usd": round(self.baseline.cost.monthly_usd, 2),
                 "delta_hourly_usd": round(self.cost.hourly_usd - self.baseline.cost.hourly_usd, 4),
                 "delta_monthly_usd": round(self.cost.monthly_usd - self.baseline.cost.monthly_usd, 2),
+                "running_hourly_usd": round(self.baseline.cost.running_hourly_usd, 4),
+                "running_monthly_usd": round(self.baseline.cost.running_monthly_usd, 2),
+                "delta_running_hourly_usd": round(
+                    self.cost.running_hourly_usd - self.baseline.cost.running_hourly_usd, 4
+                ),
+                "delta_running_monthly_usd": round(
+                    self.cost.running_monthly_usd - self.baseline.cost.running_monthly_usd, 2
+                ),
                 "changes": [c.to_json() for c in self.cost_changes],
             }
         return data
@@ -102,11 +111,48 @@ def with_baseline(current: Preview, baseline: Preview) -> Preview:
     return current
 
 
-def resolve_baseline(stack: str, other: str, project: Project) -> Preview:
-    """OTHER is a stack file (the base branch's copy), a project directory, or a stack of this project."""
+@dataclass(frozen=True)
+class Baseline:
+    """What a preview's cost is compared with, checked before either preview runs."""
+
+    stack: str
+    project: Project
+    config_file: Path | None = None
+    absent: bool = False  # a baseline project without this stack: the stack is new, every resource added
+
+    def run(self) -> Preview:
+        if not self.absent:
+            return preview_stack(self.stack, self.project, self.config_file)
+        catalog = load_catalog()
+        spec = StackSpec.model_construct(name=self.stack, region=catalog.prices.region)
+        return Preview(f"{self.stack} (not in the baseline)", spec, [], estimate([], catalog), [])
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or "\\" in text or text.startswith(".") or text.endswith((".yaml", ".yml", ".json"))
+
+
+def resolve_baseline(stack: str, other: str, project: Project) -> Baseline:
+    """OTHER is a stack file (the base branch's copy), a project folder (the base branch's checkout), or
+    another stack of this project. Anything else is refused rather than compared with the stack itself."""
     path = Path(other)
     if path.is_file():
-        return preview_stack(stack, project, config_file=path)
+        return Baseline(stack, project, config_file=path)
     if path.is_dir():
-        return preview_stack(stack, find_project(path))
-    return preview_stack(other, project)
+        if not (path / "Pulumi.yaml").is_file():
+            raise UsageError(
+                f"--baseline {other}: no Pulumi.yaml in that folder; give the base branch's checkout of the "
+                "project, a copy of the stack file, or another stack's name"
+            )
+        base = find_project(path)
+        if base.root == project.root:
+            raise UsageError(f"--baseline {other}: is this project itself; the stack would be compared with itself")
+        return Baseline(stack, base, absent=not base.stack_file(stack).exists())
+    if _looks_like_path(other):
+        raise UsageError(f"--baseline {other}: no such file or folder")
+    if other == stack:
+        raise UsageError(f"--baseline {other}: is the stack itself; give another stack, a stack file or a project")
+    if not project.stack_file(other).exists():
+        known = ", ".join(project.stacks()) or "none"
+        raise SpecError([("", f"--baseline {other}: no stack '{other}' in this project (stacks: {known})")])
+    return Baseline(other, project)

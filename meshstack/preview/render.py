@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from meshstack.cost import Energy
+from meshstack.cost import CostReport, Energy
 from meshstack.preview.plan import Preview
 from meshstack.preview.recorder import Resource
 
@@ -36,18 +36,18 @@ def tree(preview: Preview) -> str:
     lines.append(f"{len(preview.custom_resources)} resources to create in {components} components")
     cost = preview.cost
     lines.append(
-        f"Cost: idle {usd(cost.idle_hourly_usd)}/hour, as declared {usd(cost.hourly_usd)}/hour "
-        f"({usd(cost.monthly_usd)}/month), running its workloads {usd(cost.running_hourly_usd)}/hour "
-        f"({usd(cost.running_monthly_usd)}/month); at max size {usd(cost.peak_hourly_usd)}/hour "
+        f"Cost: running its workloads {usd(cost.running_hourly_usd)}/hour ({usd(cost.running_monthly_usd)}/month"
+        f"{MONTH_NOTE if cost.runs else ''}); idle {usd(cost.idle_hourly_usd)}/hour, as declared "
+        f"{usd(cost.hourly_usd)}/hour ({usd(cost.monthly_usd)}/month), at max size {usd(cost.peak_hourly_usd)}/hour "
         f"({cost.price_basis}, {cost.price_date})"
     )
     lines.append(f"Energy: {energy_line(cost.energy)}")
-    lines += [f"Training run {run.describe()}" for run in preview.runs]
+    lines += [f"Training run {run.describe()}{run_budget(cost)}" for run in preview.runs]
     if preview.baseline is not None:
         base = preview.baseline.cost
         lines.append(
-            f"Change against {preview.baseline.stack}: {usd(cost.hourly_usd - base.hourly_usd, True)}/hour, "
-            f"{usd(cost.monthly_usd - base.monthly_usd, True)}/month"
+            f"Change against {preview.baseline.stack}: {usd(cost.running_hourly_usd - base.running_hourly_usd, True)}"
+            f"/hour, {usd(cost.running_monthly_usd - base.running_monthly_usd, True)}/month running its workloads"
         )
     lines.append(f"Policy: {policy_line(preview)}")
     lines += [f"  config: {line}" for line in preview.policy.lines()]
@@ -78,6 +78,13 @@ def verdict(preview: Preview) -> str:
     return f"✅ passes policy ({summary})" if summary else "✅ passes policy"
 
 
+MONTH_NOTE = ", each training run once"
+
+
+def run_budget(cost: CostReport) -> str:
+    return "" if cost.max_run_usd is None else f" (budget {usd(cost.max_run_usd)} per run)"
+
+
 def _kwh(energy: Energy, kwh: float) -> str:
     co2 = energy.kg_co2e(kwh)
     return f"{kwh:,.0f} kWh" + (f" ({co2:,.0f} kgCO2e)" if co2 is not None else "")
@@ -101,27 +108,33 @@ def markdown(preview: Preview) -> str:
     """The pull-request comment: what will be created, what it costs and what it breaks."""
     cost = preview.cost
     out = [comment_marker(preview.stack), f"## meshstack preview: `{preview.stack}`", ""]
-    out += [
-        f"**{verdict(preview)}** · {len(preview.custom_resources)} resources to create · "
-        f"{usd(cost.hourly_usd)}/hour · {usd(cost.monthly_usd)}/month",
-        "",
-    ]
+    headline = (
+        f"**{verdict(preview)}** · {len(preview.custom_resources)} resources to create · running its workloads "
+        f"{usd(cost.running_hourly_usd)}/hour · {usd(cost.running_monthly_usd)}/month"
+    )
+    if preview.baseline is not None:
+        base = preview.baseline.cost
+        headline += f" ({usd(cost.running_monthly_usd - base.running_monthly_usd, True)}/month)"
+    out += [headline, ""]
 
     out += [
         "### Cost",
         "",
         "| | per hour | per month |",
         "| --- | ---: | ---: |",
-        f"| idle (every pool at its min size) | {usd(cost.idle_hourly_usd)} | {usd(cost.idle_monthly_usd)} |",
+        f"| **running its workloads**{MONTH_NOTE if cost.runs else ''} | **{usd(cost.running_hourly_usd)}** | "
+        f"**{usd(cost.running_monthly_usd)}** |",
+        f"| idle (every pool at its min size, prepaid capacity included) | {usd(cost.idle_hourly_usd)} | "
+        f"{usd(cost.idle_monthly_usd)} |",
         f"| this change, as declared | {usd(cost.hourly_usd)} | {usd(cost.monthly_usd)} |",
-        f"| running its workloads | {usd(cost.running_hourly_usd)} | {usd(cost.running_monthly_usd)} |",
     ]
     if preview.baseline is not None:
         base = preview.baseline.cost
         out += [
-            f"| baseline (`{preview.baseline.stack}`) | {usd(base.hourly_usd)} | {usd(base.monthly_usd)} |",
-            f"| **difference** | **{usd(cost.hourly_usd - base.hourly_usd, True)}** | "
-            f"**{usd(cost.monthly_usd - base.monthly_usd, True)}** |",
+            f"| baseline (`{preview.baseline.stack}`), running | {usd(base.running_hourly_usd)} | "
+            f"{usd(base.running_monthly_usd)} |",
+            f"| **difference**, running | **{usd(cost.running_hourly_usd - base.running_hourly_usd, True)}** | "
+            f"**{usd(cost.running_monthly_usd - base.running_monthly_usd, True)}** |",
         ]
     out += [f"| at max size | {usd(cost.peak_hourly_usd)} | {usd(cost.peak_monthly_usd)} |", ""]
     energy = cost.energy
@@ -141,16 +154,18 @@ def markdown(preview: Preview) -> str:
         )
     out.append("")
     if preview.runs:
-        out += ["Training runs, end to end:", ""] + [f"- {run.describe()}" for run in preview.runs] + [""]
+        budget = run_budget(cost)
+        out += ["Training runs, end to end, per run:", ""] + [f"- {run.describe()}{budget}" for run in preview.runs]
+        out.append("")
     if preview.baseline is not None:
         if preview.cost_changes:
             out += [
-                "| resource | now | per hour before | per hour after | difference per month |",
+                "| resource | now | running per hour before | running per hour after | difference per month |",
                 "| --- | --- | ---: | ---: | ---: |",
             ]
             out += [
-                f"| {c.key} | {c.description} | {usd(c.before_hourly_usd)} | {usd(c.after_hourly_usd)} | "
-                f"{usd(c.delta_hourly_usd * 730, True)} |"
+                f"| {c.key} | {c.description} | {usd(c.before_running_hourly_usd)} | {usd(c.after_running_hourly_usd)} "
+                f"| {usd(c.delta_running_hourly_usd * 730, True)} |"
                 for c in preview.cost_changes
             ]
         else:

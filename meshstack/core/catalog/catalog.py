@@ -7,6 +7,7 @@ type, correct a price or apply its negotiated discount without a release.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -46,7 +47,11 @@ class CloudFacts(_Model):
     """
 
     config_keys: dict[str, str] = Field(description="spec field -> the provider config key it comes from")
-    region_pattern: str
+    regions: list[str] = Field(
+        min_length=1,
+        description="The cloud's regions a stack may name; an override file adds one the list lacks (a list "
+        "replaces the shipped one whole, so repeat it with the new region).",
+    )
     region_example: str
     project_pattern: str | None = Field(default=None, description="Set where the cloud needs a project id.")
     zone_required: bool = False
@@ -140,7 +145,9 @@ class InstanceType(_Model):
     memory_gib: float = Field(gt=0)
     network_gbps: float = Field(gt=0)
     efa_interfaces: int = Field(ge=0)
-    price_per_hour: float = Field(ge=0)
+    price_per_hour: float | None = Field(
+        ge=0, description="On-demand, in the catalog's base region; null where no published price is recorded."
+    )
     capacity_block_price_per_hour: float | None = Field(default=None, ge=0)
     spot: bool = Field(default=True, description="Whether the type can be had as spot capacity.")
     spot_discount: float | None = Field(default=None, ge=0, lt=1, description=SPOT_HELP)
@@ -160,11 +167,18 @@ class InstanceType(_Model):
 
 
 class RegionalPrices(_Model):
-    """One region's list prices, where they differ from the catalog's base region."""
+    """One region's prices: on-demand where they differ from the base region's list prices (the base region
+    itself records none), and spot as the snapshot recorded them (per hour, the median over the region's
+    zones). A type missing here is priced from the base region, and the estimate says so."""
 
     source: str
-    instance_types: dict[str, float] = Field(default_factory=dict)
+    instance_types: dict[str, float] = Field(default_factory=dict, description="On-demand, per hour.")
+    spot: dict[str, float] = Field(default_factory=dict, description="Spot, per hour (it moves hourly).")
     tpu_chip_hour: dict[str, float] = Field(default_factory=dict)
+    tpu_spot_chip_hour: dict[str, float] = Field(default_factory=dict)
+    notes: dict[str, str] = Field(
+        default_factory=dict, description="Per type, how its figure here was derived, where not read as is."
+    )
 
 
 class Catalog(_Model):
@@ -209,6 +223,7 @@ class Catalog(_Model):
         return self.energy.grid_gco2e_per_kwh.get(region)
 
     def model_post_init(self, _context: Any) -> None:
+        self._check_regions()
         for name, itype in self.instance_types.items():
             if itype.accelerator not in self.accelerators:
                 raise CatalogError(
@@ -222,6 +237,22 @@ class Catalog(_Model):
                         f"catalog tpus.{name}.topologies.{topology}.machine_type: '{shape.machine_type}' "
                         "is not one of the catalog's instance types"
                     )
+
+    def _check_regions(self) -> None:
+        """Every region the catalog prices, places or gives a grid figure for is one of its regions."""
+        known = set(self.facts.regions)
+        named: dict[str, set[str]] = {
+            "regional_prices": set(self.regional_prices),
+            "energy.grid_gco2e_per_kwh": set(self.energy.grid_gco2e_per_kwh),
+        }
+        for name, itype in self.instance_types.items():
+            named[f"instance_types.{name}.zones"] = set(itype.zones or {})
+        for name, generation in self.tpus.items():
+            named[f"tpus.{name}.zones"] = set(generation.zones or {})
+        for where, regions in named.items():
+            unknown = sorted(regions - known)
+            if unknown:
+                raise CatalogError(f"catalog {where}: {', '.join(unknown)} not in facts.regions")
 
     def offering(self, instance_type: str) -> InstanceType | TpuGeneration:
         """Where the type's zones and spot discount are kept: a TPU host's are its generation's."""
@@ -244,7 +275,7 @@ class Catalog(_Model):
     def instance_types_for(self, accelerator: str, per_node: int | None = None) -> list[str]:
         """Instance types carrying that accelerator (and that many per node), cheapest first."""
         matches = [
-            (itype.price_per_hour, name)
+            (math.inf if itype.price_per_hour is None else itype.price_per_hour, name)
             for name, itype in self.instance_types.items()
             if itype.accelerator == accelerator and (per_node is None or itype.accelerators == per_node)
         ]

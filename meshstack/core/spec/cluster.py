@@ -98,6 +98,13 @@ class NodePool(SpecModel):
                 raise field_error("topology", f"topology and slices apply to TPU accelerators, not {self.accelerator}")
             self._resolve_instance(catalog)
         itype = catalog.instance_types[str(self.instance_type)]
+        if itype.price_per_hour is None:
+            raise field_error(
+                "instance_type",
+                f"{self.instance_type} has no price in the catalog, so nothing about this stack's cost could be "
+                f"trusted: give one in an override file (instance_types: {{{self.instance_type}: "
+                "{price_per_hour: ...}}, listed in MESHSTACK_CATALOG)",
+            )
         if self.market == "spot" and not itype.spot:
             raise field_error(
                 "market", f"{self.instance_type} cannot be had as spot capacity: use on-demand or a reservation"
@@ -225,6 +232,13 @@ class NodePool(SpecModel):
                 "placement_group",
                 "a capacity block places its instances itself: a cluster placement group on top adds constraints "
                 "outside the reservation and launches fail; remove placement_group",
+            )
+        if self.reserved_nodes is not None and self.max_nodes != self.reserved_nodes:
+            raise field_error(
+                "max_nodes",
+                f"a capacity block of {self.reserved_nodes} instances is paid for whole, used or not: set max_nodes "
+                f"to {self.reserved_nodes} (not {self.max_nodes}) so the pool can use what is paid for and the "
+                "estimate counts the whole block",
             )
         if self.min_nodes or self.desired_nodes:
             field = "min_nodes" if self.min_nodes else "desired_nodes"

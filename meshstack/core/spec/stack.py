@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from meshstack.core import sizing
-from meshstack.core.capacity import Demand, admissible_nodes, demand, queue_of
+from meshstack.core import (
+    capacity,  # the module, not its names: capacity reads the spec's own classes
+    sizing,
+)
 from meshstack.core.catalog import Catalog, known_clouds
 from meshstack.core.engines import vllm
 from meshstack.core.kubernetes import support_date, support_problem
@@ -23,6 +25,9 @@ from meshstack.core.spec.workload import InferenceWorkload, StorageRef, Training
 from meshstack.core.spec.zones import check_zones
 from meshstack.core.storage import StorageSpec
 from meshstack.core.validation import check_unique
+
+if TYPE_CHECKING:
+    from meshstack.core.capacity import Demand
 
 REQUIRED_TAGS = ("team", "project", "cost-center")
 VLLM_IMAGE_KEYS = {"nvidia": "gpu", "google-tpu": "tpu"}  # which of vLLM's images serves on which accelerator
@@ -40,6 +45,12 @@ class Budget(SpecModel):
     max_accelerators: int | None = Field(default=None, ge=0)
     max_monthly_kwh: float | None = Field(
         default=None, gt=0, description="Energy while the workloads run, kWh per month at the wall."
+    )
+    max_run_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="What one run of each training workload may cost end to end (its nodes for its estimated "
+        "hours), checked at validation.",
     )
 
 
@@ -96,9 +107,11 @@ class StackSpec(SpecModel):
         """The cloud's catalog says what a region, project and zone look like and what storage it offers."""
         facts = catalog_from(info, self.cloud).facts
         keys = facts.config_keys
-        if not re.match(facts.region_pattern, self.region):
+        if self.region not in facts.regions:
             raise field_error(
-                "region", f"'{self.region}' is not a {self.cloud.upper()} region such as {facts.region_example}"
+                "region",
+                f"'{self.region}' is not one of the catalog's {self.cloud.upper()} regions "
+                f"({', '.join(facts.regions)}); a catalog override file adds one",
             )
         if facts.project_pattern is not None and (
             self.project is None or not re.match(facts.project_pattern, self.project)
@@ -168,10 +181,30 @@ class StackSpec(SpecModel):
             self._check_placement(at, workload)
             self._check_program(at, workload, catalog)
             self._check_storage(at, workload)
-            demands.append(demand(workload, self.pool_of(workload), catalog))
+            demands.append(capacity.demand(workload, self.pool_of(workload), catalog))
             self._check_capacity(at, workload, demands[-1])
             self._check_memory(at, workload, demands[-1], catalog)
         self._check_accelerator_budget(demands)
+        return self
+
+    @model_validator(mode="after")
+    def _check_run_budget(self, info: ValidationInfo) -> StackSpec:
+        """A training run is paid per run: held to max_run_usd, with what it would take shown."""
+        cap = self.budget.max_run_usd
+        if cap is None:
+            return self
+        from meshstack.core.runs import training_runs
+
+        catalog = catalog_from(info, self.cloud)
+        over = [run for run in training_runs(self, catalog) if run.cost_usd > cap]
+        if over:
+            parts = "; ".join(
+                f"'{r.workload}' costs about ${r.cost_usd:,.0f} ({r.hours:,.1f} hours on {r.nodes} x "
+                f"{r.instance_type}, "
+                f"{r.market})"
+                for r in over
+            )
+            raise field_error("budget.max_run_usd", f"{parts}, over the budget's ${cap:,.0f} per run")
         return self
 
     @model_validator(mode="after")
@@ -191,7 +224,7 @@ class StackSpec(SpecModel):
         if not isinstance(workload, TrainingWorkload):
             return
         cluster = self.cluster_of(workload)
-        queue = queue_of(cluster, workload)
+        queue = capacity.queue_of(cluster, workload)
         names = ", ".join(q.name for q in cluster.queue_specs)
         if queue is None:
             problem = "name one" if workload.queue is None else f"no queue '{workload.queue}'"
@@ -202,7 +235,7 @@ class StackSpec(SpecModel):
                 f"no priority '{workload.priority}' in cluster '{cluster.name}': "
                 f"{', '.join(cluster.priorities) or 'none declared'}",
             )
-        admits = admissible_nodes(cluster, queue, pool)
+        admits = capacity.admissible_nodes(cluster, queue, pool)
         if need.nodes > admits:
             lending = f" with what its cohort '{queue.cohort}' lends" if queue.cohort else ""
             raise field_error(
@@ -444,7 +477,7 @@ class StackSpec(SpecModel):
 
     def demands(self, catalog: Catalog) -> list[Demand]:
         """What every workload needs of its pool at full size."""
-        return [demand(w, self.pool_of(w), catalog) for w in self.workloads]
+        return [capacity.demand(w, self.pool_of(w), catalog) for w in self.workloads]
 
     def devices_per_process(self, workload: TrainingWorkload) -> int:
         """The workload's own figure, else the whole node's accelerators (one process per host), else 1 on CPU."""

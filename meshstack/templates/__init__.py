@@ -1,0 +1,1 @@
+"""What `meshstack init` writes: a project's files as package data (meshstack.scaffold fills them in)."""
