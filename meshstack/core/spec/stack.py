@@ -11,6 +11,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from meshstack.core import sizing
 from meshstack.core.capacity import Demand, admissible_nodes, demand, queue_of
 from meshstack.core.catalog import Catalog, known_clouds
+from meshstack.core.contract import served_seq_len
 from meshstack.core.engines import vllm
 from meshstack.core.network import NetworkSpec
 from meshstack.core.observability import AlertSpec
@@ -230,17 +231,18 @@ class StackSpec(SpecModel):
         devices = need.devices_per_pod
         precision = "int8" if serve.quantization == "int8" else "bf16"
         weights = sizing.weights_bytes(model, precision) / sizing.GIB / devices
+        seq_len = served_seq_len(cfg, serve)
         try:
-            rows = sizing.kv_cache_rows(model, cfg.max_seq_len, 2, serve.max_batch_size, serve.kv_cache_gib)
+            rows = sizing.kv_cache_rows(model, seq_len, 2, serve.max_batch_size, serve.kv_cache_gib)
         except ValueError as exc:
             raise field_error(f"{at}.serve.kv_cache_gib", str(exc)) from None
-        cache = rows * model.kv_bytes_per_token(2) * cfg.max_seq_len / sizing.GIB / devices
+        cache = rows * model.kv_bytes_per_token(2) * seq_len / sizing.GIB / devices
         if weights + cache > usable:
             field = "kv_cache_gib" if serve.kv_cache_gib is not None else "max_batch_size"
             raise field_error(
                 f"{at}.serve.{field}",
                 f"needs {weights + cache:.1f} GiB per {name}: {weights:.1f} GiB of {precision} weights and "
-                f"{cache:.1f} GiB of KV cache for {rows} requests of {cfg.max_seq_len} tokens, over {devices} "
+                f"{cache:.1f} GiB of KV cache for {rows} requests of {seq_len} tokens, over {devices} "
                 f"device(s); a {name} holds {accelerator.memory_gib:g} GiB ({usable:.0f} usable)",
             )
 

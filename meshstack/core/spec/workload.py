@@ -19,6 +19,7 @@ from meshstack.core.contract import (
     ModelConfig,
     ServeConfig,
     TrainConfig,
+    served_seq_len,
     shape_problem,
 )
 from meshstack.core.engines.vllm import VLLM_PORT, VllmConfig
@@ -339,8 +340,13 @@ class InferenceWorkload(_Workload):
             raise field_error("image", "meshstack's server needs an image built from meshstack's Dockerfile")
         if (self.checkpoints is None) == (self.from_training is None):
             raise field_error("checkpoints", "give exactly one of checkpoints or from_training")
-        if self.serve.max_new_tokens >= self.model.max_seq_len:
-            raise field_error("serve.max_new_tokens", f"must be below model.max_seq_len {self.model.max_seq_len}")
+        context = served_seq_len(self.model, self.serve)
+        if self.serve.max_seq_len is not None and context > self.model.max_position_embeddings:
+            raise field_error(
+                "serve.max_seq_len", f"exceeds model.max_position_embeddings {self.model.max_position_embeddings}"
+            )
+        if self.serve.max_new_tokens >= context:
+            raise field_error("serve.max_new_tokens", f"must be below the context served ({context} tokens)")
 
     def _check_vllm(self) -> None:
         self._refuse(
@@ -354,8 +360,10 @@ class InferenceWorkload(_Workload):
         if not self.model_given and self.weights_gib is None:
             raise field_error("weights_gib", "give weights_gib or the model's shape: they size the startup probe")
         limit = self.vllm.max_model_len
-        if limit is not None and self.model_given and limit > self.model.max_seq_len:
-            raise field_error("vllm.max_model_len", f"exceeds model.max_seq_len {self.model.max_seq_len}")
+        if limit is not None and self.model_given and limit > self.model.max_position_embeddings:
+            raise field_error(
+                "vllm.max_model_len", f"exceeds model.max_position_embeddings {self.model.max_position_embeddings}"
+            )
 
     def _check_custom(self) -> None:
         self._refuse(
