@@ -324,6 +324,11 @@ class JobConfig(SpecModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     data_uri: str
     checkpoint_uri: str
+    init_from_uri: str | None = Field(
+        default=None,
+        description="A Hugging Face model folder (config.json, *.safetensors) the first step starts from; "
+        "a checkpoint of this job, once there is one, is resumed instead.",
+    )
     peak_tflops_per_device: float | None = Field(default=None, description="For MFU; from the catalog.")
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Prometheus metrics on this port (plus the process id); None: off."

@@ -210,7 +210,7 @@ def load_hf_tokenizer(folder: Path, model_eos: Sequence[int] = ()) -> HfTokenize
     generation = _read_json(folder, "generation_config.json")
     eos = set(model_eos) | set(_ids(generation.get("eos_token_id")))
     if not eos and "eos_token" in special:
-        eos = {int(backend.token_to_id(special["eos_token"]))}
+        eos = {int(backend.token_to_id(special["eos_token"]) or 0)}  # checked above to be in the vocabulary
     pad = special.get("pad_token") or special.get("eos_token")
     pad_id = backend.token_to_id(pad) if pad is not None else None
     template = _template(folder, config)

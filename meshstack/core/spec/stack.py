@@ -384,6 +384,8 @@ class StackSpec(SpecModel):
         refs = {"checkpoints": workload.checkpoints}
         if isinstance(workload, TrainingWorkload):
             refs["data"] = workload.data
+            if isinstance(workload.init_from, StorageRef):
+                refs["init_from"] = workload.init_from
         else:
             refs["weights"] = workload.weights
         for field, ref in refs.items():
@@ -437,7 +439,8 @@ class StackSpec(SpecModel):
     def storage_refs(self, workload: TrainingWorkload | InferenceWorkload) -> list[StorageRef]:
         """The bucket prefixes a workload reads or writes: what its identity may reach."""
         if isinstance(workload, TrainingWorkload):
-            return [r for r in (workload.data, workload.checkpoints) if r is not None]
+            pretrained = workload.init_from if isinstance(workload.init_from, StorageRef) else None
+            return [r for r in (workload.data, workload.checkpoints, pretrained) if r is not None]
         if workload.engine == "meshstack":
             return [self.checkpoints_of(workload)]
         return [workload.weights] if workload.weights is not None else []

@@ -149,6 +149,11 @@ class TrainingWorkload(_Workload):
         default=None,
         description="Where checkpoints go (MESHSTACK_CHECKPOINT_URI); meshstack's trainer and MaxText need it.",
     )
+    init_from: StorageRef | str | None = Field(
+        default=None,
+        description="meshstack's trainer: a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) "
+        "to fine-tune, as a bucket and prefix of the stack's storage or a folder path; `model` must describe it.",
+    )
     deadline_seconds: int = Field(default=86400, ge=60, description="activeDeadlineSeconds of each job.")
     ttl_seconds_after_finished: int = Field(
         default=3600, ge=0, description="How long a finished job object stays before Kubernetes deletes it."
@@ -210,6 +215,10 @@ class TrainingWorkload(_Workload):
             problem = shape_problem(self.model, self.mesh, self.train)
             if problem is not None:
                 raise field_error(*problem)
+        if self.init_from is not None and (self.custom or self.program != "meshstack"):
+            raise field_error("init_from", "meshstack's trainer only: another program loads its own weights")
+        if isinstance(self.init_from, str) and not self.init_from.strip():
+            raise field_error("init_from", "a folder path, or a bucket and a prefix")
         if self.program == "maxtext":
             check_overrides(self.maxtext)
         else:
