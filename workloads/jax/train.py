@@ -129,6 +129,7 @@ class Trainer:
     def pretrained(self, host: Any) -> tuple[Any, Any]:
         """Weights read from a Hugging Face folder (on every process), laid over the mesh as the trainer's
         own are, and a fresh optimizer state for them: full fine-tuning starts here."""
+
         def place(a: np.ndarray, sharding: NamedSharding) -> jax.Array:
             return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
 
