@@ -446,9 +446,12 @@ class StackSpec(SpecModel):
         return [workload.weights] if workload.weights is not None else []
 
     def checkpoints_of(self, workload: InferenceWorkload) -> StorageRef:
-        """The checkpoints meshstack's server loads: its own, or its training workload's."""
+        """The checkpoints meshstack's server loads: its own, its training workload's, or a Hugging Face
+        folder (weights)."""
         if workload.checkpoints is not None:
             return workload.checkpoints
+        if workload.weights is not None:
+            return workload.weights
         trained = next(
             w for w in self.workloads if isinstance(w, TrainingWorkload) and w.name == workload.from_training
         )

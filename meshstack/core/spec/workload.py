@@ -267,8 +267,8 @@ class InferenceWorkload(_Workload):
     )
     weights: StorageRef | None = Field(
         default=None,
-        description="vllm engine: a Hugging Face model folder (config.json, *.safetensors, tokenizer files) in "
-        "the stack's storage, streamed from the bucket.",
+        description="vllm or meshstack engine: a Hugging Face model folder (config.json, *.safetensors, tokenizer "
+        "files) in the stack's storage, streamed from the bucket (meshstack's server: `model` describes it).",
     )
     hf_model: str | None = Field(
         default=None, pattern=HF_MODEL, description="vllm engine: a Hugging Face Hub model (org/name) instead."
@@ -342,13 +342,16 @@ class InferenceWorkload(_Workload):
 
     def _check_meshstack(self) -> None:
         self._refuse(
-            (*SERVER_FIELDS, "weights", "hf_model", "hf_token_secret", "weights_gib", "vllm"),
+            (*SERVER_FIELDS, "hf_model", "hf_token_secret", "weights_gib", "vllm"),
             "does not apply to meshstack's own server: set engine to vllm or custom",
         )
         if self.image is None:
             raise field_error("image", "meshstack's server needs an image built from meshstack's Dockerfile")
-        if (self.checkpoints is None) == (self.from_training is None):
-            raise field_error("checkpoints", "give exactly one of checkpoints or from_training")
+        if sum(x is not None for x in (self.checkpoints, self.from_training, self.weights)) != 1:
+            raise field_error(
+                "checkpoints",
+                "give exactly one of checkpoints or from_training (meshstack's), or weights (a Hugging Face folder)",
+            )
         context = served_seq_len(self.model, self.serve)
         if self.serve.max_seq_len is not None and context > self.model.max_position_embeddings:
             raise field_error(

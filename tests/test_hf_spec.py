@@ -1,6 +1,7 @@
-"""A training workload's `init_from`: a Hugging Face folder in the stack's buckets (or a path) that
-meshstack's trainer fine-tunes; its job config names it, its identity may read it, other programs
-are refused it."""
+"""Hugging Face folders in a stack: a training workload's `init_from` (in the stack's buckets, or a
+path) that meshstack's trainer fine-tunes, and an inference workload's `weights` that meshstack's
+server serves; the job configs name them, the identities may read them, other programs are refused
+init_from."""
 
 from __future__ import annotations
 
@@ -72,3 +73,28 @@ def test_init_from_is_refused_where_it_cannot_apply() -> None:
     )
     path, message = problem(lambda c: training(c).update(init_from={"bucket": "nope", "prefix": "m"}))
     assert path == "workloads[0].init_from.bucket" and "'nope' is not a bucket of this stack" in message
+
+
+def test_meshstacks_server_serves_weights_in_hugging_faces_format(project_copy) -> None:  # type: ignore[no-untyped-def]
+    from meshstack.core.stack_file import find_project
+    from meshstack.preview.plan import preview_stack
+
+    config = stack_config("prod-aws")
+    server = config["meshstack:workloads"][1]
+    del server["from_training"]
+    server["weights"] = {"bucket": "checkpoints", "prefix": "hf/llama"}
+    spec = spec_from_config("prod-aws", config)
+    assert spec.checkpoints_of(spec.workloads[1]).prefix == "hf/llama"  # type: ignore[arg-type]
+    assert [r.prefix for r in spec.storage_refs(spec.workloads[1])] == ["hf/llama"]
+    preview = preview_stack("prod-aws", find_project(project_copy("prod-aws", config)))
+    served = [
+        json.loads(env["value"])
+        for r in preview.resources
+        for env in _envs(r.inputs)
+        if env.get("name") == JOB_CONFIG_ENV and "value" in env and "serve" in json.loads(env["value"])
+    ]
+    assert served and all(c["checkpoint_uri"].endswith("/hf/llama") for c in served)
+    path, message = problem(
+        lambda c: c["meshstack:workloads"][1].update(weights={"bucket": "checkpoints", "prefix": "x"})
+    )
+    assert path == "workloads[1].checkpoints" and "or weights (a Hugging Face folder)" in message
