@@ -96,3 +96,47 @@ def test_streamed_text_is_the_same_as_the_whole(served: Served) -> None:
         model=served.event["model"], prompt=PROMPTS[1], max_tokens=MAX_TOKENS, temperature=0, stream=True
     )
     assert "".join(chunk.choices[0].text for chunk in stream if chunk.choices) == whole.choices[0].text
+
+
+def test_grouped_query_attention_over_two_devices_and_in_int8(hf_model: Path, tmp_path: Path) -> None:
+    """The Hugging Face model's weights and its key/value-head KV cache split over two CPU devices decode
+    the tokens one device does (and transformers does); int8 weights decode too, mostly the same."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from meshstack.core.stack_file import PROJECT_ROOT
+
+    script = tmp_path / "tp.py"
+    script.write_text(
+        "import jax, json, sys\n"
+        "from tests.test_serving import greedy\n"
+        "from workloads.jax import model_store\n"
+        "from workloads.jax.engine import Engine\n"
+        "from workloads.jax.quantize import quantize_int8\n"
+        "loaded = model_store.load_hf_folder(sys.argv[1])\n"
+        "prompt = loaded.tokenizer.encode('def read_config(path):')\n"
+        "out = {}\n"
+        "runs = (('one', loaded.params, 1), ('two', loaded.params, 2), ('int8', quantize_int8(loaded.params), 1))\n"
+        "for name, params, n in runs:\n"
+        "    engine = Engine(\n"
+        "        params, loaded.cfg, 2, 4, devices=jax.devices()[:n], tokenizer=loaded.tokenizer\n"
+        "    )\n"
+        "    engine.start()\n"
+        "    out[name] = greedy(engine, [prompt], 12)[0].generated\n"
+        "    if n == 2:\n"
+        "        out['cache'] = str(engine.cache[0].sharding.spec)\n"
+        "    engine.stop()\n"
+        "out['prompt'] = prompt\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(script), str(hf_model)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["one"] == result["two"] == hf_greedy(hf_model, result["prompt"], 12)[: len(result["one"])]
+    assert result["cache"] == "P(None, None, None, 'tensor', None)"
+    assert sum(a == b for a, b in zip(result["int8"], result["one"], strict=False)) >= len(result["one"]) // 2
