@@ -37,7 +37,9 @@ CLIENT_PROCESSES = 4
 # 9.5M parameters (38 MB in float32): past this CPU's caches, so one request's decode step is bound by
 # reading the weights, as an LLM's is on an accelerator, and batching shares that read. A 0.6M model
 # (d_model 128) fits in cache: its step is bound by arithmetic and 32 rows cost 3.8 times one.
-MODEL = ModelConfig(d_model=384, n_layers=4, n_heads=4, d_ff=1536, max_seq_len=512)
+MODEL = ModelConfig(
+    hidden_size=384, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1536, max_position_embeddings=512
+)
 Result = tuple[float, float, int, float, float]
 
 

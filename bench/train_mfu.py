@@ -63,11 +63,11 @@ def main() -> None:
             data_uri=data,
             checkpoint_uri=Path(tmp, "ckpt").as_uri(),
             model=ModelConfig(
-                d_model=args.d_model,
-                n_layers=args.layers,
-                n_heads=max(args.d_model // 64, 1),
-                d_ff=4 * args.d_model,
-                max_seq_len=args.seq_len,
+                hidden_size=args.d_model,
+                num_hidden_layers=args.layers,
+                num_attention_heads=max(args.d_model // 64, 1),
+                intermediate_size=4 * args.d_model,
+                max_position_embeddings=args.seq_len,
             ),
             train=TrainConfig(steps=args.steps, global_batch=args.batch, seq_len=args.seq_len),
         )

@@ -11,7 +11,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -274,6 +274,69 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_command(action: Callable[[], int]) -> int:
+    """Run a model command; any refusal of its input (a file, tensor, key or line named) is one line, exit 2."""
+    from meshstack.core.errors import ModelInputError
+    from workloads.jax.commands import BAD_INPUT
+
+    try:
+        return action()
+    except BAD_INPUT as exc:
+        raise ModelInputError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from meshstack.core.contract import ServeConfig
+
+    _stop_on_signals()
+    settings = {
+        "port": args.port,
+        "bind": args.host,
+        "quantization": args.quantization,
+        "tensor_parallel": args.tensor_parallel,
+        "max_seq_len": args.max_seq_len,
+        "max_batch_size": args.max_batch_size,
+        "max_new_tokens": args.max_new_tokens,
+        "kv_cache_gib": args.kv_cache_gib,
+    }
+    serve_config = ServeConfig(**{k: v for k, v in settings.items() if v is not None})
+
+    def action() -> int:
+        from workloads.jax.commands import serve
+
+        return serve(args.path, serve_config, args.name)
+
+    return _model_command(action)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    def action() -> int:
+        from workloads.jax.commands import export
+
+        written = export(args.checkpoint, Path(args.out), int(args.max_shard_gib * 2**30))
+        print(f"wrote {len(written)} file(s) under {args.out}: a Hugging Face model folder", file=sys.stderr)
+        return EXIT_OK
+
+    return _model_command(action)
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    def action() -> int:
+        from workloads.jax.commands import data_prepare
+
+        index = data_prepare(
+            [Path(p) for p in args.inputs], args.out, args.tokenizer, args.field, args.shard_tokens, args.quiet
+        )
+        print(
+            f"wrote {index['tokens']:,} tokens of {index['documents']:,} document(s) in {len(index['shards'])} "
+            f"{index['dtype']} shard(s) under {args.out}",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+
+    return _model_command(action)
+
+
 def cmd_pulumi(args: argparse.Namespace) -> int:
     from meshstack.deploy import run_pulumi
 
@@ -381,6 +444,39 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive, help="override the training steps")
     p.add_argument("--processes", type=positive, default=2, help="JAX processes for training (default 2)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve a model folder (Hugging Face's format, or meshstack's checkpoints) with the OpenAI API",
+    )
+    p.add_argument("path", help="the folder: a local path, file://, s3:// or gs://")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=port, default=8080, help="port (default 8080)")
+    p.add_argument("--name", help="the model's name in the API (default: the folder's name)")
+    p.add_argument("--quantization", choices=("none", "int8"), help="int8: weight-only, per output channel")
+    p.add_argument("--tensor-parallel", type=positive, help="devices to split the weights over (default: all)")
+    p.add_argument("--max-seq-len", type=positive, help="context served (default: the model's)")
+    p.add_argument("--max-batch-size", type=positive, help="requests decoded together (default 8)")
+    p.add_argument("--max-new-tokens", type=positive, help="the largest max_tokens a request may ask (default 64)")
+    p.add_argument("--kv-cache-gib", type=float, help="memory for the KV cache (default: max-batch-size rows)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("export", help="write a checkpoint out as a Hugging Face model folder (safetensors)")
+    p.add_argument("checkpoint", help="meshstack's checkpoints (the folder of the steps) or a model folder")
+    p.add_argument("out", help="the folder to write")
+    p.add_argument("--max-shard-gib", type=float, default=4.0, help="split the weights past this (default 4)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("data", help="training data")
+    data = p.add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("prepare", help="tokenize .txt and .jsonl files into the trainer's token shards")
+    p.add_argument("inputs", nargs="+", help=".txt files (one document each) or .jsonl files (one a line)")
+    p.add_argument("--tokenizer", required=True, help="the model's folder (its tokenizer.json), or 'bytes'")
+    p.add_argument("--out", required=True, help="where the shards go: a path, file://, s3:// or gs://")
+    p.add_argument("--field", default="text", help="the JSONL field holding the text (default text)")
+    p.add_argument("--shard-tokens", type=positive, default=1 << 26, help="tokens per shard at most")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_data_prepare)
 
     for name, text in (("up", "deploy a stack with the Pulumi CLI"), ("destroy", "tear a stack down")):
         p = sub.add_parser(name, help=text)

@@ -103,7 +103,9 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         "clusters[0].priorities.Top Priority: 'Top Priority' is not a valid priority class name",
     ),
     "model too large for its devices": (
-        lambda c: c["meshstack:workloads"][0]["model"].update(d_model=8192, n_layers=80, n_heads=64, d_ff=28672),
+        lambda c: c["meshstack:workloads"][0]["model"].update(
+            hidden_size=8192, num_hidden_layers=80, num_attention_heads=64, intermediate_size=28672
+        ),
         "workloads[0].mesh: needs 430.0 GiB per h100: 145.0 GiB of weights, gradients and Adam state over "
         "fsdp x tensor = 8 devices and 285.0 GiB of activations for 2 sequences of 2048 tokens; a h100 holds "
         "80 GiB (72 usable)",

@@ -170,11 +170,11 @@ def test_a_server_that_cannot_start_fails_step_2_and_leaves_nothing_running(
 ) -> None:
     config = stack_config("dev")
     config["meshstack:workloads"][1]["model"] = {
-        "d_model": 64,
-        "n_layers": 2,
-        "n_heads": 4,
-        "d_ff": 256,
-        "max_seq_len": 128,
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 256,
+        "max_position_embeddings": 128,
     }
     in_project(monkeypatch, project_copy, config)
     with pytest.raises(DemoError) as info:

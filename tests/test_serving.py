@@ -332,7 +332,7 @@ def test_the_engine_refuses_past_its_rows_and_line_and_while_draining() -> None:
 def test_the_engine_sizes_its_cache_from_the_budget_and_refuses_one_that_holds_no_request() -> None:
     cfg = ModelConfig()
     params = init_params(cfg, jax.random.key(0))
-    row_gib = 2 * cfg.n_layers * cfg.max_seq_len * cfg.d_model * 4 / 2**30  # K and V, fp32 on the CPU
+    row_gib = 2 * cfg.num_hidden_layers * cfg.max_position_embeddings * cfg.hidden_size * 4 / 2**30  # K, V in fp32
     assert Engine(params, cfg, max_batch=8, max_waiting=1, kv_cache_gib=2.5 * row_gib).slots == 2
     assert Engine(params, cfg, max_batch=8, max_waiting=1, kv_cache_gib=100 * row_gib).slots == 8
     with pytest.raises(ValueError, match=r"serve.kv_cache_gib .*: holds no request: one needs"):
@@ -417,7 +417,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 def reference(params: Any, cfg: ModelConfig, prompt: list[int], n: int) -> list[int]:
     tokens = list(prompt)
     for _ in range(n):
-        logits, _ = forward(params, np.array([tokens]), np.arange(len(tokens))[None], cfg)
+        logits = forward(params, np.array([tokens]), np.arange(len(tokens))[None], cfg)
         row = np.array(logits[0, -1])
         row[tokenizer.PAD] = row[tokenizer.VOCAB_SIZE :] = -1e9
         tokens.append(int(row.argmax()))
@@ -440,7 +440,7 @@ def greedy(engine: Engine, prompts: list[list[int]], n: int, gap_s: float = 0.0)
 def test_continuous_batching_decodes_exactly_what_the_model_would() -> None:
     """Chunked prefill (16 tokens a chunk), requests joining a running batch, and a prefix reused from
     another request's row all give the tokens of the plain forward pass."""
-    cfg = ModelConfig(max_seq_len=128)
+    cfg = ModelConfig(max_position_embeddings=128)
     params = init_params(cfg, jax.random.key(1))
     engine = Engine(params, cfg, max_batch=4, max_waiting=8, prefill_chunk=16)
     engine.warm_up()
@@ -467,7 +467,7 @@ def test_tensor_parallel_over_four_devices_matches_one(tmp_path: Path) -> None:
         "from tests.test_serving import greedy\n"
         "from workloads.jax.engine import Engine\n"
         "from workloads.jax import tokenizer\n"
-        "cfg = ModelConfig(n_heads=4)\n"
+        "cfg = ModelConfig(num_attention_heads=4)\n"
         "params = init_params(cfg, jax.random.key(3))\n"
         "out = {}\n"
         "for n in (1, 4):\n"

@@ -72,8 +72,8 @@ def test_killed_process_restarts_the_job_from_its_last_checkpoint(runs: dict[str
     assert killed.final_loss == pytest.approx(runs["two"].final_loss, abs=2e-4), "the restart changes nothing"
     root: Path = runs["root"]  # type: ignore[assignment]
     left = sorted(p.name for p in (root / "killed").iterdir())
-    assert left == ["16", "24", "8", "meshstack-checksums"], (
-        f"only whole checkpoints remain, the last three kept: {left}"
+    assert left == ["16", "24", "8", "meshstack-checksums", "meshstack-model.json"], (
+        f"only whole checkpoints remain, the last three kept, beside the model's shape: {left}"
     )
     manifests = sorted(p.name for p in (root / "killed" / "meshstack-checksums").iterdir())
     assert manifests == ["16.json", "24.json", "8.json"], "one manifest per kept checkpoint, none for deleted ones"

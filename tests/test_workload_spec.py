@@ -80,14 +80,14 @@ def test_shipped_workloads_resolve() -> None:
             "each micro-batch (56 sequences) must split evenly over data x fsdp = 32",
         ),
         (
-            lambda c: training(c)["model"].update(n_heads=12),
-            "workloads[0].model.n_heads",
-            "d_model 2048 is not divisible by n_heads 12",
+            lambda c: training(c)["model"].update(num_attention_heads=12),
+            "workloads[0].model.num_attention_heads",
+            "hidden_size 2048 is not divisible by num_attention_heads 12",
         ),
         (
             lambda c: training(c)["train"].update(seq_len=4096),
             "workloads[0].train.seq_len",
-            "exceeds model.max_seq_len 2048",
+            "exceeds model.max_position_embeddings 2048",
         ),
         (
             lambda c: inference(c).update(from_training="nope"),
@@ -113,8 +113,8 @@ def test_workload_rules(change: Callable[[dict[str, Any]], None], path: str, tex
 def test_mesh_axis_must_divide_the_model() -> None:
     def change(config: dict[str, Any]) -> None:
         training(config).update(mesh={"data": 1, "fsdp": 8, "tensor": 4})
-        training(config)["model"].update(n_heads=2, d_model=2048)
+        training(config)["model"].update(num_attention_heads=2, hidden_size=2048)
 
     path, message = problem(change)
     assert path == "workloads[0].mesh.tensor"
-    assert "model.n_heads 2 is not divisible by mesh.tensor 4" in message
+    assert "model.num_attention_heads 2 is not divisible by mesh.tensor 4" in message

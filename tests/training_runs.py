@@ -14,7 +14,7 @@ STEPS, EVERY = 24, 8
 # Steps of about 0.2 s on a 2-core machine. With millisecond steps a job can outrun what the tests
 # do to it: JAX's SIGTERM notifier looks for the signal once a second, and a background save
 # (a few tenths of a second) would be final only after the next one began.
-MODEL = {"d_model": 256, "n_layers": 4, "n_heads": 4, "d_ff": 1024}
+MODEL = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024}
 
 
 def job(root: Path, name: str, **train: Any) -> JobConfig:

@@ -10,7 +10,7 @@ validation must not need an accelerator runtime.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -114,34 +114,118 @@ EXIT_STALLED = 4  # no step finished within train.stall_timeout_s: a hung collec
 EXIT_PREEMPTED = 143
 
 
+# The names meshstack's model fields had before they took Hugging Face's LlamaConfig names: a stack file
+# may still use them.
+LEGACY_MODEL_FIELDS = {
+    "d_model": "hidden_size",
+    "n_layers": "num_hidden_layers",
+    "n_heads": "num_attention_heads",
+    "n_kv_heads": "num_key_value_heads",
+    "d_ff": "intermediate_size",
+    "max_seq_len": "max_position_embeddings",
+}
+
+
+class RopeScaling(SpecModel):
+    """RoPE frequency scaling, as Hugging Face's `rope_scaling` holds it: `linear` divides every frequency by
+    `factor`; `llama3` (Llama 3.1's) divides the low frequencies by `factor`, keeps the high ones and blends
+    between them, by wavelength against `original_max_position_embeddings`."""
+
+    rope_type: Literal["linear", "llama3"]
+    factor: float = Field(gt=0)
+    low_freq_factor: float | None = Field(default=None, gt=0)
+    high_freq_factor: float | None = Field(default=None, gt=0)
+    original_max_position_embeddings: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> RopeScaling:
+        if self.rope_type == "llama3":
+            for name in ("low_freq_factor", "high_freq_factor", "original_max_position_embeddings"):
+                if getattr(self, name) is None:
+                    raise field_error(
+                        name,
+                        "llama3 rope scaling needs low_freq_factor, high_freq_factor and "
+                        "original_max_position_embeddings",
+                    )
+            if self.high_freq_factor <= self.low_freq_factor:  # type: ignore[operator]
+                raise field_error("high_freq_factor", "must exceed low_freq_factor")
+        return self
+
+
 class ModelConfig(SpecModel):
-    vocab_size: int = Field(default=260, ge=260, description="Byte tokenizer: 256 bytes and 4 special tokens.")
-    d_model: int = Field(default=64, ge=8)
-    n_layers: int = Field(default=2, ge=1)
-    n_heads: int = Field(default=4, ge=1)
-    d_ff: int = Field(default=256, ge=8)
-    max_seq_len: int = Field(default=128, ge=8)
+    """The decoder meshstack's trainer and server build (workloads/jax/model.py): the Llama family's
+    architecture (grouped-query attention, RoPE, RMSNorm, SwiGLU), named as Hugging Face's LlamaConfig
+    names it, so a config.json maps onto it key for key. The defaults are the demo's tiny byte-level model."""
+
+    vocab_size: int = Field(
+        default=260, ge=2, description="Token ids; 260 for the byte tokenizer (256 bytes, 4 special)."
+    )
+    hidden_size: int = Field(default=64, ge=8)
+    num_hidden_layers: int = Field(default=2, ge=1)
+    num_attention_heads: int = Field(default=4, ge=1)
+    num_key_value_heads: int | None = Field(
+        default=None, ge=1, description="Grouped-query attention's key/value heads; num_attention_heads if not given."
+    )
+    head_dim: int | None = Field(default=None, ge=2, description="hidden_size / num_attention_heads if not given.")
+    intermediate_size: int = Field(default=256, ge=8, description="SwiGLU's width.")
+    max_position_embeddings: int = Field(default=128, ge=8, description="The longest sequence the model takes.")
+    rope_theta: float = Field(default=10000.0, gt=1)
+    rope_scaling: RopeScaling | None = None
+    rms_norm_eps: float = Field(default=1e-6, gt=0, lt=1)
+    tie_word_embeddings: bool = Field(default=True, description="The output layer is the embedding, transposed.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(k in data for k in LEGACY_MODEL_FIELDS):
+            return data
+        out = dict(data)
+        for old, new in LEGACY_MODEL_FIELDS.items():
+            if old in out:
+                if new in out:
+                    raise field_error(old, f"{old} is the old name of {new}: give one of them")
+                out[new] = out.pop(old)
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
-        if self.d_model % self.n_heads:
-            raise field_error("n_heads", f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
-        if (self.d_model // self.n_heads) % 2:
-            raise field_error("n_heads", "the head dimension (d_model / n_heads) must be even for rotary embeddings")
+        if self.head_dim is None and self.hidden_size % self.num_attention_heads:
+            raise field_error(
+                "num_attention_heads",
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}",
+            )
+        if self.head_size % 2:
+            raise field_error(
+                "num_attention_heads", f"the head dimension {self.head_size} must be even for rotary embeddings"
+            )
+        if self.num_attention_heads % self.kv_heads:
+            raise field_error(
+                "num_key_value_heads",
+                f"num_attention_heads {self.num_attention_heads} is not a multiple of num_key_value_heads "
+                f"{self.kv_heads}",
+            )
         return self
 
     @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
+    def kv_heads(self) -> int:
+        return self.num_key_value_heads or self.num_attention_heads
+
+    @property
+    def head_size(self) -> int:
+        return self.head_dim or self.hidden_size // self.num_attention_heads
 
     def param_count(self, embeddings: bool = True) -> int:
-        per_layer = 4 * self.d_model * self.d_model + 3 * self.d_model * self.d_ff + 2 * self.d_model
-        total = self.n_layers * per_layer + self.d_model
-        return total + (self.vocab_size * self.d_model if embeddings else 0)
+        d, dh, f = self.hidden_size, self.head_size, self.intermediate_size
+        attention = d * self.num_attention_heads * dh * 2 + d * self.kv_heads * dh * 2
+        per_layer = attention + 3 * d * f + 2 * d
+        total = self.num_hidden_layers * per_layer + d
+        tables = 1 if self.tie_word_embeddings else 2
+        return total + (tables * self.vocab_size * d if embeddings else 0)
 
     def train_flops_per_token(self, seq_len: int) -> float:
         """Forward and backward FLOPs per token: 6N for the weights plus the attention scores (PaLM, app. B)."""
-        return 6 * self.param_count() + 12 * self.n_layers * self.d_model * seq_len
+        width = self.num_attention_heads * self.head_size
+        return 6 * self.param_count() + 12 * self.num_hidden_layers * width * seq_len
 
 
 class MeshConfig(SpecModel):
@@ -194,10 +278,17 @@ class ServeConfig(SpecModel):
     )
     max_new_tokens: int = Field(default=64, ge=1, description="The largest max_tokens a request may ask for.")
     max_prompt_bytes: int = Field(default=4096, ge=1)
+    max_seq_len: int | None = Field(
+        default=None,
+        ge=8,
+        description="Longest prompt plus completion served: the length of a KV cache row. "
+        "model.max_position_embeddings if not given (a Llama 3.1 takes 131,072: set this lower to fit).",
+    )
     kv_cache_gib: float | None = Field(
         default=None,
         gt=0,
-        description="Memory for the KV cache: as many rows of max_seq_len positions as fit, at most max_batch_size.",
+        description="Memory for the KV cache: as many rows of max_seq_len positions as fit, at most max_batch_size "
+        "(grouped-query attention's key/value heads only).",
     )
     quantization: Literal["none", "int8"] = Field(
         default="none", description="int8: weight-only, one scale per output channel (a quarter of fp32's memory)."
@@ -209,6 +300,12 @@ class ServeConfig(SpecModel):
         default=256, ge=16, description="Prompt tokens prefilled per step, between the running requests' decodes."
     )
     prefix_cache: bool = Field(default=True, description="Reuse the KV of a prompt prefix another request computed.")
+    tensor_parallel: int | None = Field(
+        default=None,
+        ge=1,
+        description="Devices of the host the weights and KV cache are split over (by heads and feed-forward width); "
+        "all of them where they divide the model if not given, else one.",
+    )
     bind: str = Field(
         default="0.0.0.0", description="Address the server listens on; the NetworkPolicy is what limits who reaches it."
     )
@@ -227,6 +324,11 @@ class JobConfig(SpecModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     data_uri: str
     checkpoint_uri: str
+    init_from_uri: str | None = Field(
+        default=None,
+        description="A Hugging Face model folder (config.json, *.safetensors) the first step starts from; "
+        "a checkpoint of this job, once there is one, is resumed instead.",
+    )
     peak_tflops_per_device: float | None = Field(default=None, description="For MFU; from the catalog.")
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Prometheus metrics on this port (plus the process id); None: off."
@@ -251,14 +353,23 @@ def shape_problem(model: ModelConfig, mesh: MeshConfig, train: TrainConfig) -> t
             "train.global_batch",
             f"each micro-batch ({per_step} sequences) must split evenly over data x fsdp = {batch_devices}",
         )
-    if train.seq_len > model.max_seq_len:
-        return ("train.seq_len", f"exceeds model.max_seq_len {model.max_seq_len}")
-    for dim, name in ((model.d_model, "d_model"), (model.d_ff, "d_ff")):
+    if train.seq_len > model.max_position_embeddings:
+        return ("train.seq_len", f"exceeds model.max_position_embeddings {model.max_position_embeddings}")
+    for dim, name in ((model.hidden_size, "hidden_size"), (model.intermediate_size, "intermediate_size")):
         if dim % mesh.fsdp:
             return ("mesh.fsdp", f"model.{name} {dim} is not divisible by mesh.fsdp {mesh.fsdp}")
-    for dim, name in ((model.n_heads, "n_heads"), (model.d_ff, "d_ff")):
-        if dim % mesh.tensor:
-            return ("mesh.tensor", f"model.{name} {dim} is not divisible by mesh.tensor {mesh.tensor}")
+    return tensor_problem(model, mesh.tensor, "mesh.tensor")
+
+
+def tensor_problem(model: ModelConfig, tensor: int, field: str) -> tuple[str, str] | None:
+    """Whether `tensor` devices can split the model's heads, key/value heads and feed-forward width."""
+    for dim, name in (
+        (model.num_attention_heads, "num_attention_heads"),
+        (model.kv_heads, "num_key_value_heads"),
+        (model.intermediate_size, "intermediate_size"),
+    ):
+        if dim % tensor:
+            return (field, f"model.{name} {dim} is not divisible by {field} {tensor}")
     return None
 
 
@@ -275,3 +386,8 @@ class ServeJobConfig(SpecModel):
         "writes it), instead of exiting: on a cluster the server starts with the job.",
     )
     checkpoint_poll_s: float = Field(default=30, gt=0, description="How often to look for it meanwhile.")
+
+
+def served_seq_len(model: ModelConfig, serve: ServeConfig) -> int:
+    """The server's context: serve.max_seq_len, else all the model takes."""
+    return serve.max_seq_len or model.max_position_embeddings

@@ -42,6 +42,12 @@ class SpecError(MeshstackError):
         super().__init__(where + "; ".join(f"{path}: {message}" if path else message for path, message in problems))
 
 
+class ModelInputError(MeshstackError):
+    """A model folder, checkpoint, tokenizer or training input that cannot be used; nothing was started."""
+
+    exit_code = EXIT_INVALID
+
+
 class ToolMissingError(MeshstackError):
     """A command needs a program (the Pulumi CLI, a browser) that is not installed."""
 

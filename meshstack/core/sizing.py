@@ -41,22 +41,55 @@ class Transformer:
     kv_heads: int
     vocab: int
     d_ff: int = 0  # the feed-forward width, where known (a stack file needs it)
+    # "llama": the architecture meshstack's trainer and server build (ModelConfig); "gpt": GPT-3's
+    # (learned positions, a two-matrix GELU MLP, biases), which only the formulas take.
+    family: str = "llama"
+    tied: bool = False  # the output layer shares the embedding's weights
+    head_dim_override: int = 0  # where a model's head dimension is not d_model / heads
 
     @property
     def head_dim(self) -> int:
-        return self.d_model // self.heads
+        return self.head_dim_override or self.d_model // self.heads
 
     def kv_bytes_per_token(self, kv_bytes: int = 2) -> float:
         return 2 * self.layers * self.kv_heads * self.head_dim * kv_bytes
 
 
 def of_model(cfg: ModelConfig) -> Transformer:
-    """meshstack's own model (workloads/jax/model.py): multi-head attention, so kv_heads = heads."""
-    return Transformer(cfg.param_count(), cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.n_heads, cfg.vocab_size, cfg.d_ff)
+    """meshstack's own model (workloads/jax/model.py), grouped-query attention's key/value heads included."""
+    return Transformer(
+        cfg.param_count(),
+        cfg.num_hidden_layers,
+        cfg.hidden_size,
+        cfg.num_attention_heads,
+        cfg.kv_heads,
+        cfg.vocab_size,
+        cfg.intermediate_size,
+        tied=cfg.tie_word_embeddings,
+        head_dim_override=cfg.head_dim or 0,
+    )
+
+
+def model_config(model: Transformer, max_position_embeddings: int = 4096) -> ModelConfig:
+    """The ModelConfig meshstack's trainer builds for a Llama-family shape (a preset, a planned model)."""
+    if model.family != "llama":
+        raise ValueError(f"a {model.family} model is not one meshstack's trainer builds (the Llama family only)")
+    return ModelConfig(
+        vocab_size=model.vocab,
+        hidden_size=model.d_model,
+        num_hidden_layers=model.layers,
+        num_attention_heads=model.heads,
+        num_key_value_heads=model.kv_heads,
+        head_dim=model.head_dim_override or None,
+        intermediate_size=model.d_ff,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=model.tied,
+    )
 
 
 # Shapes from the models' papers and model cards (Touvron et al. 2023 for Llama 2; Meta's Llama 3
-# and 3.1 model cards; Brown et al. 2020 for GPT-3).
+# and 3.1 model cards; Brown et al. 2020 for GPT-3). The Llama presets build as meshstack's model
+# (tests/test_presets.py counts their parameters against these published figures).
 PRESETS: dict[str, Transformer] = {
     "llama-2-7b": Transformer(6.74e9, 32, 4096, 32, 32, 32000, 11008),
     "llama-2-13b": Transformer(13.0e9, 40, 5120, 40, 40, 32000, 13824),
@@ -64,7 +97,7 @@ PRESETS: dict[str, Transformer] = {
     "llama-3-8b": Transformer(8.03e9, 32, 4096, 32, 8, 128256, 14336),
     "llama-3-70b": Transformer(70.55e9, 80, 8192, 64, 8, 128256, 28672),
     "llama-3.1-405b": Transformer(405.8e9, 126, 16384, 128, 8, 128256, 53248),
-    "gpt-3-175b": Transformer(175e9, 96, 12288, 96, 96, 50257, 49152),
+    "gpt-3-175b": Transformer(175e9, 96, 12288, 96, 96, 50257, 49152, family="gpt"),
 }
 
 
@@ -141,7 +174,7 @@ def training_fit(
     candidates = []
     for recompute in (False, True):
         for tensor in tensors:
-            if tensor > devices or model.heads % tensor:
+            if tensor > devices or model.heads % tensor or model.kv_heads % tensor:
                 continue
             fit = TrainingFit(
                 training_state_bytes(model, precision) / devices / GIB,

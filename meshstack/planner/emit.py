@@ -93,14 +93,23 @@ def _model(request: PlanRequest) -> dict[str, Any]:
     if not model.d_ff:
         raise EmitError("the stack file needs the feed-forward width: give --d-ff or a --preset")
     seq = request.seq_len if request.mode == "train" else request.prompt_tokens + request.output_tokens
-    return {
+    if model.family != "llama":
+        raise EmitError(
+            f"a {model.family} model is not one meshstack's trainer and server build (the Llama family only)"
+        )
+    out = {
         "vocab_size": model.vocab,
-        "d_model": model.d_model,
-        "n_layers": model.layers,
-        "n_heads": model.heads,
-        "d_ff": model.d_ff,
-        "max_seq_len": seq,
+        "hidden_size": model.d_model,
+        "num_hidden_layers": model.layers,
+        "num_attention_heads": model.heads,
+        "num_key_value_heads": model.kv_heads,
+        "intermediate_size": model.d_ff,
+        "max_position_embeddings": seq,
+        "tie_word_embeddings": model.tied,
     }
+    if model.head_dim_override:
+        out["head_dim"] = model.head_dim_override
+    return out
 
 
 def _pool(option: Option, nodes: int, access: Access, zone: str | None) -> dict[str, Any]:
@@ -119,11 +128,11 @@ def _pool(option: Option, nodes: int, access: Access, zone: str | None) -> dict[
     return pool
 
 
-def _meshes(devices: int, tensor: int, d_model: int, d_ff: int, heads: int) -> list[dict[str, int]]:
+def _meshes(devices: int, tensor: int, d_model: int, d_ff: int, heads: int, kv_heads: int) -> list[dict[str, int]]:
     """(data, fsdp, tensor) layouts over `devices` whose axes divide the model, widest FSDP first."""
     out = []
     for t in (tensor, 2 * tensor, 4 * tensor, 8 * tensor):
-        if t > 8 or devices % t or heads % t or d_ff % t:
+        if t > 8 or devices % t or heads % t or kv_heads % t or d_ff % t:
             continue
         ranks = devices // t
         for fsdp in sorted((f for f in range(1, ranks + 1) if ranks % f == 0), reverse=True):
@@ -278,7 +287,9 @@ def stack_config(name: str, request: PlanRequest, option: Option, access: Access
         base = {"name": name, "cluster": name, "node_pool": "accelerators", "model": _model(request)}
         if request.mode == "train":
             model = request.model
-            meshes = _meshes(devices, int(option.layout["tensor"]), model.d_model, model.d_ff, model.heads)
+            meshes = _meshes(
+                devices, int(option.layout["tensor"]), model.d_model, model.d_ff, model.heads, model.kv_heads
+            )
             if option.topology is not None:
                 slices = nodes // step
                 meshes = [m for m in meshes if m["data"] % slices == 0]

@@ -31,6 +31,13 @@ def _uri(storage: StorageTargets, ref: StorageRef | None) -> pulumi.Output[str] 
     return storage.uri(ref.bucket, ref.prefix) if ref is not None else None
 
 
+def _init_from(storage: StorageTargets, ref: StorageRef | str | None) -> pulumi.Output[str] | None:
+    """A pretrained folder's URI: in the stack's storage, or a path the pods see (an image's, a mount's)."""
+    if isinstance(ref, str):
+        return pulumi.Output.from_input(ref if "://" in ref else f"file://{ref}")
+    return _uri(storage, ref)
+
+
 def grace_seconds(workload: TrainingWorkload, devices: int, peak: float | None) -> int:
     """The pods' termination grace: the stack's own figure; for meshstack's trainer, the step in
     progress and the save at the planning MFU; a fixed allowance for programs meshstack cannot size."""
@@ -85,6 +92,7 @@ def deploy_workloads(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolAr
                 _uri(storage, workload.checkpoints),
                 peak,
                 workload.scrape_port,
+                _init_from(storage, workload.init_from),
             )
             program = training_program(ctx)
             TrainingJob(

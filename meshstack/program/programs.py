@@ -37,6 +37,7 @@ class ProgramContext:
     checkpoint_uri: pulumi.Output[str] | None
     peak_tflops: float | None
     metrics_port: int | None
+    init_from_uri: pulumi.Output[str] | None = None
 
 
 def _job_config(ctx: ProgramContext, uris: list[str]) -> str:
@@ -48,13 +49,16 @@ def _job_config(ctx: ProgramContext, uris: list[str]) -> str:
         train=w.train,
         data_uri=uris[0],
         checkpoint_uri=uris[1],
+        init_from_uri=uris[2],
         peak_tflops_per_device=ctx.peak_tflops,
         metrics_port=ctx.metrics_port,
     ).model_dump_json()
 
 
 def meshstack_trainer(ctx: ProgramContext) -> TrainingProgram:
-    config = pulumi.Output.all(ctx.data_uri, ctx.checkpoint_uri).apply(functools.partial(_job_config, ctx))
+    config = pulumi.Output.all(ctx.data_uri, ctx.checkpoint_uri, ctx.init_from_uri).apply(
+        functools.partial(_job_config, ctx)
+    )
     return TrainingProgram(list(TRAINER_COMMAND), env=dict(ctx.workload.env), job_config=config)
 
 

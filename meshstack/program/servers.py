@@ -83,7 +83,7 @@ def meshstack_server(ctx: ServingContext) -> ServerContainer:
 def vllm_server(ctx: ServingContext) -> ServerContainer:
     w = ctx.workload
     known = vllm.facts()
-    limit = w.vllm.max_model_len or (w.model.max_seq_len if w.model_given else None)
+    limit = w.vllm.max_model_len or (w.model.max_position_embeddings if w.model_given else None)
     port = w.server_port
     launch = functools.partial(
         vllm.VllmLaunch,

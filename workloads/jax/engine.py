@@ -1,23 +1,26 @@
 """The serving engine: continuous batching over a slotted KV cache, with prefix reuse and sampling on
 the device.
 
-The KV cache is `slots` rows of max_seq_len positions, sized from the memory budget (serve.
-kv_cache_gib); a request holds one row from admission to its last token. The scheduler thread
-loops: admit waiting requests into free rows, run at most one prefill chunk (so a long prompt
-never stalls the others' decoding for long), then one decode step for every request that is
-decoding, bucketed to a power of two of rows. A request that arrives to an idle engine starts at
-once; one that finishes leaves the batch at the next step; nothing waits for a batch to fill.
+The KV cache is `slots` rows of max_seq_len positions of each layer's key/value heads (grouped-query
+attention keeps fewer than the query heads), sized from the memory budget (serve.kv_cache_gib); a
+request holds one row from admission to its last token. The scheduler thread loops: admit waiting
+requests into free rows, run at most one prefill chunk (so a long prompt never stalls the others'
+decoding for long), then one decode step for every request that is decoding, bucketed to a power of
+two of rows. A request that arrives to an idle engine starts at once; one that finishes leaves the
+batch at the next step; nothing waits for a batch to fill.
 
 A finished request's row keeps its tokens' KV until another request takes the row. A new request
 whose prompt starts with tokens some row holds (a system prompt, the chat so far) reuses them:
 it takes that row if it is free, or has the row copied into a free one, and prefills only the
 rest. Sampling (temperature, top-p, a per-request seed) runs in the compiled step: only token
 ids come back to the host.
+
+The layers are the model's own (workloads/jax/model.py: `decoder_layer`), run one by one with an
+attention that writes the new keys and values into the cache and reads the row back.
 """
 
 from __future__ import annotations
 
-import codecs
 import queue
 import threading
 import time
@@ -33,8 +36,18 @@ from jax.sharding import PartitionSpec as P
 
 from meshstack.core.contract import ModelConfig
 from meshstack.core.sizing import kv_cache_rows, of_model
-from workloads.jax import tokenizer
-from workloads.jax.model import PARAM_SPECS, Params, apply_rotary, cast_params, mm, rms_norm, rotary
+from workloads.jax.model import (
+    PARAM_SPECS,
+    Params,
+    cast_params,
+    decoder_layer,
+    embed,
+    logits_of,
+    masked_attention,
+    rope_frequencies,
+    rotary,
+)
+from workloads.jax.tokenization import ByteTokenizer, Stream, Tokenizer
 
 PREFIX_MIN = 16  # a shared prefix shorter than this is not worth a row copy
 MIN_CHUNK = 16
@@ -87,7 +100,7 @@ class Request:
     cached_tokens: int = 0
     first_token_at: float | None = None
     seed: int = 0
-    _decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
+    _stream: Stream | None = None
     _text: str = ""
     _sent: int = 0
 
@@ -124,23 +137,37 @@ class Engine:
         prefix_cache: bool = True,
         devices: Sequence[jax.Device] | None = None,
         observe: Observer | None = None,
+        tokenizer: Tokenizer | None = None,
+        max_seq_len: int | None = None,
     ) -> None:
         self.cfg, self.dtype, self.prefix_cache = cfg, dtype, prefix_cache
         self.max_waiting = max_waiting
+        self.tokenizer: Tokenizer = tokenizer or ByteTokenizer()
+        self.max_seq_len = max_seq_len or cfg.max_position_embeddings
+        if self.max_seq_len > cfg.max_position_embeddings:
+            raise ValueError(
+                f"serve.max_seq_len {self.max_seq_len} exceeds the model's max_position_embeddings "
+                f"{cfg.max_position_embeddings}"
+            )
         try:
             self.slots = kv_cache_rows(
-                of_model(cfg), cfg.max_seq_len, jnp.dtype(dtype).itemsize, max_batch, kv_cache_gib
+                of_model(cfg), self.max_seq_len, jnp.dtype(dtype).itemsize, max_batch, kv_cache_gib
             )
         except ValueError as exc:
             raise ValueError(f"serve.kv_cache_gib {kv_cache_gib}: {exc}") from None
-        self.chunk = max(MIN_CHUNK, bucket(min(prefill_chunk, cfg.max_seq_len)))
+        self.chunk = max(MIN_CHUNK, bucket(min(prefill_chunk, self.max_seq_len)))
+        self.pad = self.tokenizer.pad_id
+        vocab = np.arange(cfg.vocab_size)
+        # What sampling may pick: ids the tokenizer has, none it bans (the byte model's PAD).
+        self.allowed = (vocab < self.tokenizer.vocab_size) & ~np.isin(vocab, list(self.tokenizer.banned_ids))
+        self.inv_freq = rope_frequencies(cfg)
         self.observe = observe or (lambda event, value: None)
         self.stats = EngineStats()
         devices = list(devices or jax.local_devices()[:1])
         self.mesh = Mesh(np.array(devices), ("tensor",))
         self.params = self._place(cast_params(params, dtype))
         # One row beyond the real ones takes the writes of padding rows.
-        shape = (cfg.n_layers, self.slots + 1, cfg.max_seq_len, cfg.n_heads, cfg.head_dim)
+        shape = (cfg.num_hidden_layers, self.slots + 1, self.max_seq_len, cfg.kv_heads, cfg.head_size)
         cache_sharding = NamedSharding(self.mesh, P(None, None, None, "tensor", None))
         self.cache = (
             jax.device_put(jnp.zeros(shape, dtype), cache_sharding),
@@ -188,12 +215,6 @@ class Engine:
 
     # --- the compiled steps ----------------------------------------------------------------------
 
-    def _attend(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / np.sqrt(self.cfg.head_dim)
-        scores = jnp.where(mask[:, None], scores, -1e30)
-        weights = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
-        return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
-
     def _layers(
         self,
         params: Params,
@@ -204,32 +225,25 @@ class Engine:
         read: Callable[[jax.Array, int], jax.Array],
         mask: jax.Array,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-        """The layers unrolled, so each writes its keys and values into the cache in place."""
-        cfg = self.cfg
-        b, t = x.shape[:2]
-        h, dh = cfg.n_heads, cfg.head_dim
-        cos, sin = rotary(positions, dh)
-        ck, cv = cache
-        for layer in range(cfg.n_layers):
+        """The model's layers unrolled, so each writes its keys and values into the cache in place."""
+        cos, sin = rotary(positions, self.inv_freq)
+        kv = list(cache)
+        for layer in range(self.cfg.num_hidden_layers):
             p = jax.tree.map(lambda a, i=layer: a[i], params["layers"])
-            y = rms_norm(x, p["attn_norm"])
-            q = apply_rotary(mm(y, p["wq"]).reshape(b, t, h, dh), cos, sin)
-            k = apply_rotary(mm(y, p["wk"]).reshape(b, t, h, dh), cos, sin)
-            v = mm(y, p["wv"]).reshape(b, t, h, dh)
-            ck, cv = write(ck, layer, k), write(cv, layer, v)
-            attn = self._attend(q, read(ck, layer), read(cv, layer), mask).reshape(b, t, h * dh)
-            x = x + mm(attn, p["wo"])
-            y = rms_norm(x, p["mlp_norm"])
-            x = x + mm(jax.nn.silu(mm(y, p["w_gate"])) * mm(y, p["w_up"]), p["w_down"])
-        return rms_norm(x, params["final_norm"]), (ck, cv)
+
+            def attend(q: jax.Array, k: jax.Array, v: jax.Array, layer: int = layer) -> jax.Array:
+                kv[0], kv[1] = write(kv[0], layer, k), write(kv[1], layer, v)
+                return masked_attention(q, read(kv[0], layer), read(kv[1], layer), mask)
+
+            x = decoder_layer(p, x, cos, sin, self.cfg, attend)
+        return x, (kv[0], kv[1])
 
     def _sample(
         self, logits: jax.Array, temps: jax.Array, top_ps: jax.Array, seeds: jax.Array, steps: jax.Array
     ) -> jax.Array:
         """Greedy at temperature 0; else temperature and nucleus (top-p) sampling, one PRNG stream per
         request (its seed, folded with its step), so a seeded request is reproducible."""
-        vocab = jnp.arange(logits.shape[-1])
-        logits = jnp.where((vocab < tokenizer.VOCAB_SIZE) & (vocab != tokenizer.PAD), logits, -jnp.inf)
+        logits = jnp.where(jnp.asarray(self.allowed), logits, -jnp.inf)
         greedy = jnp.argmax(logits, axis=-1)
         scaled = logits / jnp.maximum(temps, 1e-6)[:, None]
         ordered = jnp.sort(scaled, axis=-1)[:, ::-1]
@@ -258,7 +272,7 @@ class Engine:
         positions (the chunk ends below it)."""
         t = tokens.shape[1]
         positions = start + jnp.arange(t)[None, :]
-        x = jnp.take(params["embed"], tokens, axis=0)
+        x = embed(params, tokens)
         mask = (jnp.arange(span)[None, :] <= positions[0][:, None])[None]
 
         def write(c: jax.Array, layer: int, new: jax.Array) -> jax.Array:
@@ -268,7 +282,7 @@ class Engine:
             return jax.lax.dynamic_index_in_dim(c[layer, :, :span], slot, axis=0, keepdims=True)
 
         x, cache = self._layers(params, cache, x, positions, write, read, mask)
-        logits = (jax.lax.dynamic_index_in_dim(x[0], last, axis=0) @ params["embed"].T).astype(jnp.float32)
+        logits = logits_of(params, jax.lax.dynamic_index_in_dim(x[0], last, axis=0), self.cfg)
         return self._sample(logits, *sampling), cache
 
     def _decode_fn(
@@ -284,7 +298,7 @@ class Engine:
         """One token for each of B requests: row `slots[i]`, the token at `positions[i]`. Attention
         reads the first `span` positions of each row (every position is below it): decoding is bound by
         reading the cache, so a batch of short requests must not pay for max_seq_len."""
-        x = jnp.take(params["embed"], tokens[:, None], axis=0)
+        x = embed(params, tokens[:, None])
         mask = (jnp.arange(span)[None, :] <= positions[:, None])[:, None, :]
 
         def write(c: jax.Array, layer: int, new: jax.Array) -> jax.Array:
@@ -294,7 +308,7 @@ class Engine:
             return c[layer, :, :span][slots]
 
         x, cache = self._layers(params, cache, x, positions[:, None], write, read, mask)
-        logits = (x[:, 0] @ params["embed"].T).astype(jnp.float32)
+        logits = logits_of(params, x[:, 0], self.cfg)
         return self._sample(logits, *sampling), cache
 
     @staticmethod
@@ -318,6 +332,7 @@ class Engine:
         free = self.slots - len(self.running)
         if self.waiting.qsize() >= self.max_waiting + max(free, 0):
             raise EngineFullError("every KV row is taken and the waiting line is full")
+        request._stream = self.tokenizer.stream()
         request.seed = request.sampling.seed if request.sampling.seed is not None else int(self._seeds.integers(2**31))
         self.waiting.put(request)
         with self._wake:
@@ -333,7 +348,7 @@ class Engine:
         one = self._sampling_rows([], 1)
         for size in chunks:
             for span in (s for s in self.spans() if s >= size):
-                tokens = np.full((1, size), tokenizer.PAD, np.int32)
+                tokens = np.full((1, size), self.pad, np.int32)
                 _, self.cache = self._prefill(
                     self.params, self.cache, np.int32(0), tokens, np.int32(0), np.int32(0), one, span=span
                 )
@@ -424,7 +439,7 @@ class Engine:
         left = len(r.prompt) - r.prefilled
         size = min(self.chunk, bucket(left, MIN_CHUNK))
         real = min(left, size)
-        tokens = np.full((1, size), tokenizer.PAD, np.int32)
+        tokens = np.full((1, size), self.pad, np.int32)
         tokens[0, :real] = r.prompt[r.prefilled : r.prefilled + real]
         token, self.cache = self._prefill(
             self.params,
@@ -446,7 +461,7 @@ class Engine:
     def _decode_step(self, requests: list[Request]) -> None:
         rows = min(bucket(len(requests)), bucket(self.slots))
         slots = np.full(rows, self.slots, np.int32)  # padding rows write to the spare row
-        tokens = np.full(rows, tokenizer.PAD, np.int32)
+        tokens = np.full(rows, self.pad, np.int32)
         positions = np.zeros(rows, np.int32)
         for i, r in enumerate(requests):
             slots[i], tokens[i] = r.slot, r.generated[-1]
@@ -466,33 +481,34 @@ class Engine:
 
     def _span(self, needed: int) -> int:
         """The attention span a decode step compiles for: a power of two from MIN_SPAN to max_seq_len."""
-        return min(self.cfg.max_seq_len, bucket(needed, MIN_SPAN))
+        return min(self.max_seq_len, bucket(needed, MIN_SPAN))
 
     def spans(self) -> list[int]:
         out, span = [], self._span(1)
         while True:
             out.append(span)
-            if span >= self.cfg.max_seq_len:
+            if span >= self.max_seq_len:
                 return out
             span = self._span(span + 1)
 
     def _accept(self, r: Request, token: int) -> None:
-        """One new token: stream the text it completes, and finish on EOS, a stop string or a limit."""
+        """One new token: stream the text it completes, and finish on an end-of-sequence id (the model's
+        eos_token_id), a stop string or a limit."""
         r.generated.append(token)
         self.stats.generated_tokens += 1
         self.observe("tokens", 1)
-        if token == tokenizer.EOS:
+        if token in self.tokenizer.eos_ids:
             self._finish(r, "stop", drop_last=True)
             return
-        if 0 <= token < 256:
-            r._text += r._decoder.decode(bytes([token]))
+        assert r._stream is not None
+        r._text += r._stream.step(token)
         for stop in r.sampling.stop:
             at = r._text.find(stop, max(0, r._sent - len(stop)))
             if at >= 0:
                 r._text = r._text[:at]
                 self._finish(r, "stop")
                 return
-        full = len(r.prompt) + len(r.generated) >= self.cfg.max_seq_len
+        full = len(r.prompt) + len(r.generated) >= self.max_seq_len
         if len(r.generated) >= r.sampling.max_tokens or full:
             self._finish(r, "length")
             return
@@ -506,7 +522,7 @@ class Engine:
         if drop_last:
             r.generated.pop()
         if reason != "cancelled":
-            r._text += r._decoder.decode(b"", final=True)
+            r._text += r._stream.flush() if r._stream is not None else ""
             self.observe("e2e", time.perf_counter() - r.arrived)
         completion = len(r.generated)
         r.sink(

@@ -40,7 +40,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from meshstack.core.contract import JOB_CONFIG_ENV, SERVE_TOKEN_ENV, ServeConfig, ServeJobConfig
+from meshstack.core.contract import JOB_CONFIG_ENV, SERVE_TOKEN_ENV, ServeConfig, ServeJobConfig, tensor_problem
 from meshstack.core.input_files import json_nesting
 from meshstack.core.observability import (
     SERVE_BATCH,
@@ -55,14 +55,14 @@ from meshstack.core.observability import (
     SERVE_TPOT,
     SERVE_TTFT,
 )
-from workloads.jax import checkpoint, tokenizer
+from workloads.jax import checkpoint, model_store
 from workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, Output, Request, Sampling
 from workloads.jax.events import write_event
 from workloads.jax.http_guard import Limits, bounded
-from workloads.jax.model import init_params
 from workloads.jax.quantize import quantize_int8
 from workloads.jax.serve_flow import ClientGoneError, TrackedStream, answer_or_gone
 from workloads.jax.serve_startup import StartupServer
+from workloads.jax.tokenization import Tokenizer, render_chat
 
 MAX_JSON_DEPTH = 16
 MAX_STOP = 4
@@ -302,7 +302,7 @@ def _sampling(state: State, body: _Body, prompt: list[int], max_tokens: int | No
     return Sampling(asked, body.temperature, body.top_p, tuple(stop), body.seed)
 
 
-def _encode(text: str, param: str, cfg: ServeConfig) -> list[int]:
+def _encode(text: str, param: str, cfg: ServeConfig, tok: Tokenizer, special: bool = True) -> list[int]:
     if not text:
         raise ApiError(400, f"{param}: must not be empty", param=param)
     try:
@@ -311,7 +311,7 @@ def _encode(text: str, param: str, cfg: ServeConfig) -> list[int]:
         raise ApiError(400, f"{param}: not valid Unicode (a lone surrogate)", param=param) from None
     if len(data) > cfg.max_prompt_bytes:
         raise ApiError(413, f"{param}: {len(data)} bytes; the limit is {cfg.max_prompt_bytes}", param=param)
-    return [int(t) for t in tokenizer.encode(text, bos=True)]
+    return tok.encode(text, special)
 
 
 def _usage(out: Output) -> dict[str, Any]:
@@ -370,11 +370,15 @@ def make_app(state: State) -> Starlette:
         texts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if len(texts) != 1:
             raise ApiError(400, "prompt: send one prompt per request", param="prompt")
-        return await _respond(http, body, _encode(texts[0], "prompt", state.cfg), body.max_tokens, chat=False)
+        prompt = _encode(texts[0], "prompt", state.cfg, state.engine.tokenizer)
+        return await _respond(http, body, prompt, body.max_tokens, chat=False)
 
     async def chat(http: HttpRequest) -> Response:
         body = _validated(ChatBody, _json_body(await http.body(), state.cfg))
-        prompt = _encode(chat_prompt(body.messages), "messages", state.cfg)
+        tok = state.engine.tokenizer
+        # The model's own chat template, rendered as transformers renders it (workloads/jax/tokenization.py).
+        text = render_chat(tok, [m.model_dump() for m in body.messages])
+        prompt = _encode(text, "messages", state.cfg, tok, special=tok.chat_adds_special)
         return await _respond(http, body, prompt, body.max_completion_tokens or body.max_tokens, chat=True)
 
     async def _respond(
@@ -521,36 +525,30 @@ def compute_dtype(setting: str) -> jnp.dtype:
 
 def load_params(job: ServeJobConfig) -> Any:
     """The newest trustworthy checkpoint's weights (damaged steps are said and skipped)."""
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    abstract = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
-        jax.eval_shape(lambda: init_params(job.model, jax.random.key(0))),
-    )
-    mngr = checkpoint.manager(job.checkpoint_uri, read_only=True)
-    found = checkpoint.restore_latest_good(
-        mngr,
-        job.checkpoint_uri,
-        abstract,
-        None,
-        lambda step, why: write_event({"event": "checkpoint_damaged", "step": step, "reason": why}),
-    )
-    mngr.close()
-    if found is None:
-        raise FileNotFoundError(f"no checkpoint at {job.checkpoint_uri}: train first")
-    return found[1]["params"]
+    return model_store.restore_params(job.checkpoint_uri, job.model)
 
 
 def load_engine(job: ServeJobConfig, metrics: Metrics) -> Engine:
-    """The checkpoint's weights, int8 where asked, sharded over this host's devices."""
-    params = load_params(job)
+    """The checkpoint's model (meshstack's own or a Hugging Face folder, workloads/jax/model_store.py), int8
+    where asked, sharded over this host's devices (serve.tensor_parallel of them, when given)."""
+    loaded = model_store.load_served(job.checkpoint_uri, job.model)
+    params = loaded.params
     if job.serve.quantization == "int8":
         params = quantize_int8(params)
     serve = job.serve
     devices = jax.local_devices()
-    usable = [d for d in devices if job.model.n_heads % len(devices) == 0] or devices[:1]
+    if serve.tensor_parallel is not None:
+        if serve.tensor_parallel > len(devices):
+            raise ValueError(f"serve.tensor_parallel {serve.tensor_parallel}: this host has {len(devices)} device(s)")
+        problem = tensor_problem(loaded.cfg, serve.tensor_parallel, "serve.tensor_parallel")
+        if problem is not None:
+            raise ValueError(problem[1])
+        usable = devices[: serve.tensor_parallel]
+    else:
+        usable = devices if tensor_problem(loaded.cfg, len(devices), "") is None else devices[:1]
     return Engine(
         params,
-        job.model,
+        loaded.cfg,
         max_batch=serve.max_batch_size,
         max_waiting=serve.max_queue,
         kv_cache_gib=serve.kv_cache_gib,
@@ -559,6 +557,8 @@ def load_engine(job: ServeJobConfig, metrics: Metrics) -> Engine:
         prefix_cache=serve.prefix_cache,
         devices=usable,
         observe=metrics.observe,
+        tokenizer=loaded.tokenizer,
+        max_seq_len=serve.max_seq_len,
     )
 
 
@@ -621,7 +621,7 @@ def build(job: ServeJobConfig, host: str | None = None) -> tuple[Server, State]:
     engine.warm_up()
     metrics.bind(engine)
     engine.start()
-    state = State(engine, metrics, job.serve, job.name, job.model.max_seq_len, os.environ.get(SERVE_TOKEN_ENV) or None)
+    state = State(engine, metrics, job.serve, job.name, engine.max_seq_len, os.environ.get(SERVE_TOKEN_ENV) or None)
     config = uvicorn.Config(
         make_app(state),
         host=host or job.serve.bind,

@@ -42,11 +42,12 @@ from meshstack.core.contract import (
     JobConfig,
     TrainConfig,
 )
-from workloads.jax import checkpoint, distributed
-from workloads.jax.data import TokenReader
+from workloads.jax import checkpoint, distributed, hf, model_store
+from workloads.jax.data import DataMismatchError, TokenReader
 from workloads.jax.events import write_event
 from workloads.jax.lifecycle import Preemption, Watchdog
 from workloads.jax.model import PARAM_SPECS, init_params, loss_fn, param_specs
+from workloads.jax.tokenization import TokenizerError
 from workloads.jax.train_metrics import TrainMetrics
 
 BATCH_AXES = ("data", "fsdp")
@@ -132,6 +133,17 @@ class Trainer:
             ),
         )
 
+    def pretrained(self, host: Any) -> tuple[Any, Any]:
+        """Weights read from a Hugging Face folder (on every process), laid over the mesh as the trainer's
+        own are, and a fresh optimizer state for them: full fine-tuning starts here."""
+
+        def place(a: np.ndarray, sharding: NamedSharding) -> jax.Array:
+            return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
+
+        params = jax.tree.map(place, host, self.param_sharding)
+        opt_state = jax.jit(self.tx.init, out_shardings=self.opt_sharding)(params)
+        return params, opt_state
+
     def _shard(self, specs: Any) -> Any:
         return jax.tree.map(lambda s: NamedSharding(self.mesh, s), specs, is_leaf=lambda x: isinstance(x, P))
 
@@ -189,6 +201,11 @@ def _run(cfg: JobConfig, preemption: Preemption, watchdog: Watchdog) -> int:
         damaged.append(step)
         emit(topology, event="checkpoint_damaged", step=step, reason=why)
 
+    init_from = _init_from(cfg)
+    if topology.process_id == 0:
+        model_store.write_model_file(
+            cfg.checkpoint_uri, cfg.model, model_store.local_folder(cfg.init_from_uri) if cfg.init_from_uri else None
+        )
     found = checkpoint.restore_latest_good(mngr, cfg.checkpoint_uri, *trainer.abstract, skipped)
     if damaged:
         # The run will save those steps again: move the damaged ones aside first, on one process.
@@ -197,7 +214,11 @@ def _run(cfg: JobConfig, preemption: Preemption, watchdog: Watchdog) -> int:
                 checkpoint.quarantine(cfg.checkpoint_uri, step)
         distributed.barrier("meshstack-quarantine")
         mngr.reload()
-    if found is None:
+    if found is None and init_from is not None:
+        params, opt_state = trainer.pretrained(init_from.params)
+        start = 0
+        emit(topology, event="init_from", uri=cfg.init_from_uri, params=cfg.model.param_count())
+    elif found is None:
         params, opt_state = trainer.init()
         start = 0
     else:
@@ -213,7 +234,8 @@ def _run(cfg: JobConfig, preemption: Preemption, watchdog: Watchdog) -> int:
             emit(topology, event="warning", message=f"a save took {seconds:.0f} s: over half the {grace:.0f} s grace")
 
     saver = checkpoint.AsyncCheckpointer(mngr, cfg.checkpoint_uri, topology.process_id == 0, final)
-    reader = TokenReader(cfg.data_uri, train.seq_len, train.seed)
+    fingerprint = init_from.tokenizer.fingerprint if init_from is not None else None
+    reader = TokenReader(cfg.data_uri, train.seq_len, train.seed, cfg.model, fingerprint)
     tokens_per_step = train.global_batch * train.seq_len
     flops_per_step = cfg.model.train_flops_per_token(train.seq_len) * tokens_per_step
     emit(
@@ -297,6 +319,21 @@ def _save_and_stop(
     return EXIT_PREEMPTED
 
 
+def _init_from(cfg: JobConfig) -> model_store.LoadedModel | None:
+    """The pretrained folder's model, checked: its config.json must describe the job's model."""
+    if cfg.init_from_uri is None:
+        return None
+    loaded = model_store.load_hf_folder(cfg.init_from_uri)
+    ours, theirs = cfg.model.model_dump(), loaded.cfg.model_dump()
+    for key, value in theirs.items():
+        if ours[key] != value and not (key == "max_position_embeddings" and ours[key] <= value):
+            raise distributed.ContractError(
+                f"model.{key} is {ours[key]!r} but {cfg.init_from_uri}/{hf.CONFIG} says {value!r}: "
+                "the job's model must be the pretrained one"
+            )
+    return loaded
+
+
 def _port_offset(topology: distributed.Topology) -> int:
     """Pods each have an address; local processes share one, so each takes the port plus its id."""
     return topology.process_id if os.environ.get(COORDINATOR, "").startswith("127.") else 0
@@ -315,7 +352,7 @@ def main() -> int:
     group restarts from."""
     try:
         return run(load_job_config())
-    except (distributed.ContractError, ValidationError) as exc:
+    except (distributed.ContractError, ValidationError, hf.ModelFolderError, TokenizerError, DataMismatchError) as exc:
         write_event({"event": "error", "message": str(exc)})
         return EXIT_CONTRACT
     except (DivergedError, checkpoint.CheckpointError) as exc:

@@ -20,7 +20,8 @@ from meshstack.core.contract import (
     MeshConfig,
     shape_problem,
 )
-from meshstack.core.spec import StackSpec, TrainingWorkload
+from meshstack.core.spec import StackSpec, StorageRef, TrainingWorkload
+from workloads.jax.storage import file_uri
 from workloads.local.processes import LocalRunError, ProcessGroup, bucket_uri, free_port, process_env, python_module
 
 MAX_LOCAL_DEVICES = 4  # CPU devices one local process may simulate (XLA host device count)
@@ -144,6 +145,15 @@ def train(
         record({"event": "restarting", "attempt": attempt + 1, "exit_codes": codes, "preempted": preempted})
 
 
+def _init_from(root: Path, ref: StorageRef | str | None) -> str | None:
+    """The pretrained folder here: a bucket's directory, or the path itself (relative to the working directory)."""
+    if ref is None:
+        return None
+    if isinstance(ref, str):
+        return ref if "://" in ref else file_uri(Path(ref))
+    return bucket_uri(root, ref)
+
+
 def local_training(
     spec: StackSpec, workload: TrainingWorkload, root: Path, max_processes: int, steps: int | None = None
 ) -> tuple[JobConfig, int, int]:
@@ -172,6 +182,7 @@ def local_training(
         train=train,
         data_uri=bucket_uri(root, workload.data),
         checkpoint_uri=bucket_uri(root, workload.checkpoints),
+        init_from_uri=_init_from(root, workload.init_from),
     )
     return job, processes, devices
 

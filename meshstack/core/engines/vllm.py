@@ -81,7 +81,9 @@ class VllmConfig(SpecModel):
     """vLLM's own settings for one inference service."""
 
     max_model_len: int | None = Field(
-        default=None, ge=16, description="Longest prompt plus completion (--max-model-len); model.max_seq_len else."
+        default=None,
+        ge=16,
+        description="Longest prompt plus completion (--max-model-len); model.max_position_embeddings else.",
     )
     max_num_seqs: int = Field(
         default=64, ge=1, description="Sequences decoded together at most (--max-num-seqs); KEDA's target too."

@@ -14,6 +14,7 @@ from meshstack.core import (
     sizing,
 )
 from meshstack.core.catalog import Catalog, known_clouds
+from meshstack.core.contract import served_seq_len
 from meshstack.core.engines import vllm
 from meshstack.core.kubernetes import support_date, support_problem
 from meshstack.core.network import NetworkSpec
@@ -283,17 +284,18 @@ class StackSpec(SpecModel):
         devices = need.devices_per_pod
         precision = "int8" if serve.quantization == "int8" else "bf16"
         weights = sizing.weights_bytes(model, precision) / sizing.GIB / devices
+        seq_len = served_seq_len(cfg, serve)
         try:
-            rows = sizing.kv_cache_rows(model, cfg.max_seq_len, 2, serve.max_batch_size, serve.kv_cache_gib)
+            rows = sizing.kv_cache_rows(model, seq_len, 2, serve.max_batch_size, serve.kv_cache_gib)
         except ValueError as exc:
             raise field_error(f"{at}.serve.kv_cache_gib", str(exc)) from None
-        cache = rows * model.kv_bytes_per_token(2) * cfg.max_seq_len / sizing.GIB / devices
+        cache = rows * model.kv_bytes_per_token(2) * seq_len / sizing.GIB / devices
         if weights + cache > usable:
             field = "kv_cache_gib" if serve.kv_cache_gib is not None else "max_batch_size"
             raise field_error(
                 f"{at}.serve.{field}",
                 f"needs {weights + cache:.1f} GiB per {name}: {weights:.1f} GiB of {precision} weights and "
-                f"{cache:.1f} GiB of KV cache for {rows} requests of {cfg.max_seq_len} tokens, over {devices} "
+                f"{cache:.1f} GiB of KV cache for {rows} requests of {seq_len} tokens, over {devices} "
                 f"device(s); a {name} holds {accelerator.memory_gib:g} GiB ({usable:.0f} usable)",
             )
 
@@ -435,6 +437,8 @@ class StackSpec(SpecModel):
         refs = {"checkpoints": workload.checkpoints}
         if isinstance(workload, TrainingWorkload):
             refs["data"] = workload.data
+            if isinstance(workload.init_from, StorageRef):
+                refs["init_from"] = workload.init_from
         else:
             refs["weights"] = workload.weights
         for field, ref in refs.items():
@@ -488,15 +492,19 @@ class StackSpec(SpecModel):
     def storage_refs(self, workload: TrainingWorkload | InferenceWorkload) -> list[StorageRef]:
         """The bucket prefixes a workload reads or writes: what its identity may reach."""
         if isinstance(workload, TrainingWorkload):
-            return [r for r in (workload.data, workload.checkpoints) if r is not None]
+            pretrained = workload.init_from if isinstance(workload.init_from, StorageRef) else None
+            return [r for r in (workload.data, workload.checkpoints, pretrained) if r is not None]
         if workload.engine == "meshstack":
             return [self.checkpoints_of(workload)]
         return [workload.weights] if workload.weights is not None else []
 
     def checkpoints_of(self, workload: InferenceWorkload) -> StorageRef:
-        """The checkpoints meshstack's server loads: its own, or its training workload's."""
+        """The checkpoints meshstack's server loads: its own, its training workload's, or a Hugging Face
+        folder (weights)."""
         if workload.checkpoints is not None:
             return workload.checkpoints
+        if workload.weights is not None:
+            return workload.weights
         trained = next(
             w for w in self.workloads if isinstance(w, TrainingWorkload) and w.name == workload.from_training
         )

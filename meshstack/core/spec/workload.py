@@ -19,6 +19,7 @@ from meshstack.core.contract import (
     ModelConfig,
     ServeConfig,
     TrainConfig,
+    served_seq_len,
     shape_problem,
 )
 from meshstack.core.engines.vllm import VLLM_PORT, VllmConfig
@@ -148,6 +149,11 @@ class TrainingWorkload(_Workload):
         default=None,
         description="Where checkpoints go (MESHSTACK_CHECKPOINT_URI); meshstack's trainer and MaxText need it.",
     )
+    init_from: StorageRef | str | None = Field(
+        default=None,
+        description="meshstack's trainer: a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) "
+        "to fine-tune, as a bucket and prefix of the stack's storage or a folder path; `model` must describe it.",
+    )
     deadline_seconds: int = Field(default=86400, ge=60, description="activeDeadlineSeconds of each job.")
     ttl_seconds_after_finished: int = Field(
         default=3600, ge=0, description="How long a finished job object stays before Kubernetes deletes it."
@@ -209,6 +215,10 @@ class TrainingWorkload(_Workload):
             problem = shape_problem(self.model, self.mesh, self.train)
             if problem is not None:
                 raise field_error(*problem)
+        if self.init_from is not None and (self.custom or self.program != "meshstack"):
+            raise field_error("init_from", "meshstack's trainer only: another program loads its own weights")
+        if isinstance(self.init_from, str) and not self.init_from.strip():
+            raise field_error("init_from", "a folder path, or a bucket and a prefix")
         if self.program == "maxtext":
             check_overrides(self.maxtext)
         else:
@@ -257,8 +267,8 @@ class InferenceWorkload(_Workload):
     )
     weights: StorageRef | None = Field(
         default=None,
-        description="vllm engine: a Hugging Face model folder (config.json, *.safetensors, tokenizer files) in "
-        "the stack's storage, streamed from the bucket.",
+        description="vllm or meshstack engine: a Hugging Face model folder (config.json, *.safetensors, tokenizer "
+        "files) in the stack's storage, streamed from the bucket (meshstack's server: `model` describes it).",
     )
     hf_model: str | None = Field(
         default=None, pattern=HF_MODEL, description="vllm engine: a Hugging Face Hub model (org/name) instead."
@@ -332,15 +342,23 @@ class InferenceWorkload(_Workload):
 
     def _check_meshstack(self) -> None:
         self._refuse(
-            (*SERVER_FIELDS, "weights", "hf_model", "hf_token_secret", "weights_gib", "vllm"),
+            (*SERVER_FIELDS, "hf_model", "hf_token_secret", "weights_gib", "vllm"),
             "does not apply to meshstack's own server: set engine to vllm or custom",
         )
         if self.image is None:
             raise field_error("image", "meshstack's server needs an image built from meshstack's Dockerfile")
-        if (self.checkpoints is None) == (self.from_training is None):
-            raise field_error("checkpoints", "give exactly one of checkpoints or from_training")
-        if self.serve.max_new_tokens >= self.model.max_seq_len:
-            raise field_error("serve.max_new_tokens", f"must be below model.max_seq_len {self.model.max_seq_len}")
+        if sum(x is not None for x in (self.checkpoints, self.from_training, self.weights)) != 1:
+            raise field_error(
+                "checkpoints",
+                "give exactly one of checkpoints or from_training (meshstack's), or weights (a Hugging Face folder)",
+            )
+        context = served_seq_len(self.model, self.serve)
+        if self.serve.max_seq_len is not None and context > self.model.max_position_embeddings:
+            raise field_error(
+                "serve.max_seq_len", f"exceeds model.max_position_embeddings {self.model.max_position_embeddings}"
+            )
+        if self.serve.max_new_tokens >= context:
+            raise field_error("serve.max_new_tokens", f"must be below the context served ({context} tokens)")
 
     def _check_vllm(self) -> None:
         self._refuse(
@@ -354,8 +372,10 @@ class InferenceWorkload(_Workload):
         if not self.model_given and self.weights_gib is None:
             raise field_error("weights_gib", "give weights_gib or the model's shape: they size the startup probe")
         limit = self.vllm.max_model_len
-        if limit is not None and self.model_given and limit > self.model.max_seq_len:
-            raise field_error("vllm.max_model_len", f"exceeds model.max_seq_len {self.model.max_seq_len}")
+        if limit is not None and self.model_given and limit > self.model.max_position_embeddings:
+            raise field_error(
+                "vllm.max_model_len", f"exceeds model.max_position_embeddings {self.model.max_position_embeddings}"
+            )
 
     def _check_custom(self) -> None:
         self._refuse(
