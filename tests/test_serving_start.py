@@ -14,10 +14,8 @@ import openai
 import pytest
 
 from meshstack.core.contract import SERVER_COMMAND
-from tests.test_serving import MODEL, checkpoint, serve_job
+from tests.test_serving import MODEL, serve_job
 from workloads.local.processes import ProcessGroup, process_env, python_module
-
-__all__ = ["checkpoint"]  # the trained checkpoint fixture, shared with the serving tests
 
 
 def get(port: int, path: str) -> tuple[int, Any]:
