@@ -501,6 +501,9 @@ def _interrupted(*_: object) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # gRPC (the Pulumi SDK's, JAX's) logs an INFO line for every process started while its threads run,
+    # as the demo and `run` do after a preview: noise between a person and the output they read.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     args = parser().parse_args(argv)
     collecting = gc.isenabled()
     if args.command in SHORT_LIVED:

@@ -160,3 +160,26 @@ def test_bad_input_is_one_line_exit_2_and_nothing_runs(tmp_path: Path, workload:
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"meshstack: Pulumi.lab.yaml: {line}") and done.stderr.count("\n") == 1
     assert not (root / ".meshstack").exists(), "nothing was started or written"
+
+
+def test_processes_started_after_a_preview_print_no_grpc_noise(tmp_path: Path) -> None:
+    """The demo previews (the SDK's gRPC threads running) and then starts processes: gRPC logged an INFO
+    line about fork() for each, until the CLI set its verbosity before anything imports gRPC."""
+    forks = (
+        "import concurrent.futures, subprocess, grpc\n"
+        "server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2))\n"
+        "server.add_insecure_port('127.0.0.1:0'); server.start()\n"
+        "subprocess.run(['true'], preexec_fn=lambda: None)\n"
+        "server.stop(0)\n"
+    )
+    through_cli = (
+        "import contextlib, io\nfrom meshstack.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(['schema'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    for prefix, noisy in (("", True), (through_cli, False)):
+        script = tmp_path / "forks.py"
+        script.write_text(prefix + forks)
+        done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert ("fork" in done.stderr) is noisy, done.stderr
