@@ -18,7 +18,6 @@ MESHSTACK_JOB_CONFIG.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import sys
@@ -493,11 +492,9 @@ async def _stream(
     if chat:
         yield chunk(None, None, role=True)
     while True:
+        # One event per output, however many are ready: a client counts tokens by events, and each
+        # event is its own write (uvicorn sends it at once, TCP_NODELAY), so none waits for the next.
         out = await outputs.get()
-        # Under load several tokens are ready at once: one event carries them all.
-        while out.finish_reason is None and not outputs.empty():
-            following = outputs.get_nowait()
-            out = Output(out.text + following.text, *dataclasses.astuple(following)[1:])
         if out.finish_reason is None:
             yield chunk(out.text, None)
             continue
