@@ -408,11 +408,12 @@ def make_app(state: State) -> Starlette:
         except BaseException:  # the client left (ClientGoneError), or the server is stopping
             request.cancelled.set()
             raise
-        choice: dict[str, Any] = {"index": 0, "finish_reason": last.finish_reason}
+        # OpenAI's response schemas require logprobs (null: not computed here) and a message's refusal.
+        choice: dict[str, Any] = {"index": 0, "finish_reason": last.finish_reason, "logprobs": None}
         if chat:
-            choice["message"] = {"role": "assistant", "content": text}
+            choice["message"] = {"role": "assistant", "content": text, "refusal": None}
         else:
-            choice.update(text=text, logprobs=None)
+            choice["text"] = text
         return JSONResponse(
             {
                 "id": ident,
