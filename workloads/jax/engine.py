@@ -375,6 +375,10 @@ class Engine:
                     self._wake.wait_for(lambda: not self.idle() or self._stopped.is_set(), timeout=1.0)
                 continue
             self._iteration()
+            # Hand the GIL over between steps: the server's event loop, a thread of this process, has
+            # this step's tokens to write. Without it, on a busy machine, the loop got the GIL only at
+            # the interpreter's switch interval and a whole stream left in one write at its end.
+            time.sleep(0)
 
     def _iteration(self) -> None:
         self._drop_cancelled()

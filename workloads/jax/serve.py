@@ -18,7 +18,6 @@ MESHSTACK_JOB_CONFIG.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import sys
@@ -413,11 +412,12 @@ def make_app(state: State) -> Starlette:
         except BaseException:  # the client left (ClientGoneError), or the server is stopping
             request.cancelled.set()
             raise
-        choice: dict[str, Any] = {"index": 0, "finish_reason": last.finish_reason}
+        # OpenAI's response schemas require logprobs (null: not computed here) and a message's refusal.
+        choice: dict[str, Any] = {"index": 0, "finish_reason": last.finish_reason, "logprobs": None}
         if chat:
-            choice["message"] = {"role": "assistant", "content": text}
+            choice["message"] = {"role": "assistant", "content": text, "refusal": None}
         else:
-            choice.update(text=text, logprobs=None)
+            choice["text"] = text
         return JSONResponse(
             {
                 "id": ident,
@@ -497,11 +497,9 @@ async def _stream(
     if chat:
         yield chunk(None, None, role=True)
     while True:
+        # One event per output, however many are ready: a client counts tokens by events, and each
+        # event is its own write (uvicorn sends it at once, TCP_NODELAY), so none waits for the next.
         out = await outputs.get()
-        # Under load several tokens are ready at once: one event carries them all.
-        while out.finish_reason is None and not outputs.empty():
-            following = outputs.get_nowait()
-            out = Output(out.text + following.text, *dataclasses.astuple(following)[1:])
         if out.finish_reason is None:
             yield chunk(out.text, None)
             continue
