@@ -57,3 +57,13 @@ def test_a_model_folder_on_object_storage_is_read_as_a_local_one(
     assert "README.bin" not in {p.name for p in cached.iterdir()}
     assert remote.tokenizer.encode("Return the") == local.tokenizer.encode("Return the")
     memory.rm("/bucket", recursive=True)
+
+
+def test_a_server_whose_stack_declares_another_model_than_its_weights_refuses(hf_model: Path) -> None:
+    from workloads.jax import hf
+
+    found, _ = hf.read_config(hf_model)
+    with pytest.raises(hf.ModelFolderError, match=r"config.json: model.vocab_size is 260 but the weights' is 384"):
+        model_store.load_served(str(hf_model), ModelConfig(), declared=ModelConfig())
+    shorter = found.model_copy(update={"max_position_embeddings": 64})
+    assert model_store.load_served(str(hf_model), ModelConfig(), declared=shorter).cfg == shorter

@@ -14,8 +14,7 @@ which is the rotation workloads/jax/model.py applies.
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -192,10 +191,6 @@ def read_json(path: Path) -> Any:
         raise ModelFolderError(f"{path}: missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFolderError(f"{path}: not valid JSON ({exc})") from None
-
-
-def is_model_folder(folder: Path) -> bool:
-    return (folder / CONFIG).is_file()
 
 
 def read_config(folder: Path) -> tuple[ModelConfig, dict[str, Any]]:
@@ -384,20 +379,17 @@ def write_weights(
     return written
 
 
-def finite_everywhere(params: Any, name: Callable[[str], str] = str) -> str | None:
+def finite_everywhere(params: Any) -> str | None:
     """The first parameter that is not finite, by its Hugging Face name, or None."""
+    names = {"embed": "model.embed_tokens.weight", "final_norm": "model.norm.weight", "lm_head": "lm_head.weight"}
     for key, value in params.items():
         if key == "layers":
             continue
         if not np.isfinite(np.asarray(value)).all():
-            return name(key)
+            return names[key]
     for key, stacked in params.get("layers", {}).items():
         array = np.asarray(stacked)
         for layer in range(array.shape[0]):
             if not np.isfinite(array[layer]).all():
                 return f"model.layers.{layer}.{LAYER_TENSORS[key][0]}"
     return None
-
-
-def parameter_bytes(cfg: ModelConfig) -> int:
-    return 4 * sum(math.prod(s) for s in expected_tensors(cfg).values())

@@ -131,7 +131,10 @@ def write_model_file(checkpoint_uri: str, cfg: ModelConfig, tokenizer_from: Path
     fs, root = filesystem(checkpoint_uri)
     base = root.rstrip("/")
     fs.makedirs(base, exist_ok=True)
-    if tokenizer_from is not None and (tokenizer_from / "tokenizer.json").is_file():
+    tokenizer_from = (
+        tokenizer_from if tokenizer_from is not None and (tokenizer_from / "tokenizer.json").is_file() else None
+    )
+    if tokenizer_from is not None:
         fs.makedirs(f"{base}/{TOKENIZER_DIR}", exist_ok=True)
         for name in TOKENIZER_FILES:
             if (tokenizer_from / name).is_file():
@@ -252,18 +255,42 @@ def restore_params(checkpoint_uri: str, cfg: ModelConfig) -> Any:
     return found[1]["params"]
 
 
-def load_checkpoint(checkpoint_uri: str, default: ModelConfig) -> tuple[LoadedModel, Path | None]:
+def mismatch(declared: ModelConfig, found: ModelConfig) -> str | None:
+    """The first key where a declared model (a stack's) is not the one found (a checkpoint's, a folder's);
+    a shorter max_position_embeddings is the same model, used on shorter sequences."""
+    ours, theirs = declared.model_dump(), found.model_dump()
+    for key, value in theirs.items():
+        if ours[key] != value and not (key == "max_position_embeddings" and ours[key] <= value):
+            return f"model.{key} is {ours[key]!r} but the weights' is {value!r}"
+    return None
+
+
+def load_checkpoint(
+    checkpoint_uri: str, default: ModelConfig, declared: ModelConfig | None = None
+) -> tuple[LoadedModel, Path | None]:
     """A meshstack checkpoint's model (as the trainer recorded it, else `default`), newest trusted
-    weights and tokenizer, with the local folder of the tokenizer's files (None for bytes)."""
+    weights and tokenizer, with the local folder of the tokenizer's files (None for bytes). A `declared`
+    model that is not the recorded one is refused."""
     recorded = read_model_file(checkpoint_uri)
-    cfg, kind = recorded if recorded is not None else (default, "bytes")
+    if recorded is not None and declared is not None and (problem := mismatch(declared, recorded[0])):
+        raise hf.ModelFolderError(
+            f"{checkpoint_uri}/{MODEL_FILE}: {problem}: the workload must declare the model trained"
+        )
+    cfg, kind = recorded if recorded is not None else (declared or default, "bytes")
     params = restore_params(checkpoint_uri, cfg)
     tok, folder = checkpoint_tokenizer(checkpoint_uri, cfg, kind)
     return LoadedModel(cfg, params, tok, checkpoint_uri), folder
 
 
-def load_served(checkpoint_uri: str, default: ModelConfig) -> LoadedModel:
-    """What a server serves from its checkpoint_uri: a Hugging Face folder, or meshstack's checkpoints."""
+def load_served(checkpoint_uri: str, default: ModelConfig, declared: ModelConfig | None = None) -> LoadedModel:
+    """What a server serves from its checkpoint_uri: a Hugging Face folder, or meshstack's checkpoints. A
+    `declared` model (a stack's, which sized the server) must be the one the weights hold."""
     if is_hf_folder(checkpoint_uri):
-        return load_hf_folder(checkpoint_uri)
-    return load_checkpoint(uri_of(checkpoint_uri), default)[0]
+        loaded = load_hf_folder(checkpoint_uri)
+        if declared is not None and (problem := mismatch(declared, loaded.cfg)):
+            raise hf.ModelFolderError(f"{checkpoint_uri}/{hf.CONFIG}: {problem}: the workload must declare this model")
+    else:
+        loaded = load_checkpoint(uri_of(checkpoint_uri), default, declared)[0]
+    if declared is not None:  # the context the stack sized the server for
+        loaded.cfg = loaded.cfg.model_copy(update={"max_position_embeddings": declared.max_position_embeddings})
+    return loaded

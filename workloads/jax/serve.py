@@ -61,7 +61,7 @@ from workloads.jax.http_guard import Limits, bounded
 from workloads.jax.quantize import quantize_int8
 from workloads.jax.serve_flow import ClientGoneError, TrackedStream, answer_or_gone
 from workloads.jax.serve_startup import StartupServer
-from workloads.jax.tokenization import Tokenizer, render_chat
+from workloads.jax.tokenization import ChatTemplateError, Tokenizer, render_chat
 
 MAX_JSON_DEPTH = 16
 MAX_STOP = 4
@@ -376,7 +376,10 @@ def make_app(state: State) -> Starlette:
         body = _validated(ChatBody, _json_body(await http.body(), state.cfg))
         tok = state.engine.tokenizer
         # The model's own chat template, rendered as transformers renders it (workloads/jax/tokenization.py).
-        text = render_chat(tok, [m.model_dump() for m in body.messages])
+        try:
+            text = render_chat(tok, [m.model_dump() for m in body.messages])
+        except ChatTemplateError as exc:
+            raise ApiError(400, f"messages: {exc}", param="messages") from None
         prompt = _encode(text, "messages", state.cfg, tok, special=tok.chat_adds_special)
         return await _respond(http, body, prompt, body.max_completion_tokens or body.max_tokens, chat=True)
 
@@ -529,7 +532,8 @@ def load_params(job: ServeJobConfig) -> Any:
 def load_engine(job: ServeJobConfig, metrics: Metrics) -> Engine:
     """The checkpoint's model (meshstack's own or a Hugging Face folder, workloads/jax/model_store.py), int8
     where asked, sharded over this host's devices (serve.tensor_parallel of them, when given)."""
-    loaded = model_store.load_served(job.checkpoint_uri, job.model)
+    declared = job.model if "model" in job.model_fields_set else None  # a stack's; `meshstack serve` gives none
+    loaded = model_store.load_served(job.checkpoint_uri, job.model, declared)
     params = loaded.params
     if job.serve.quantization == "int8":
         params = quantize_int8(params)

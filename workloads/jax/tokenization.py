@@ -41,6 +41,10 @@ class TokenizerError(ValueError):
     """A tokenizer that cannot be read, or that does not fit the model."""
 
 
+class ChatTemplateError(ValueError):
+    """Messages the model's chat template cannot render (it has none, or it refuses them)."""
+
+
 class Stream(Protocol):
     def step(self, token: int) -> str:
         """The text `token` completes (empty while a character is still partial)."""
@@ -229,11 +233,24 @@ def load_hf_tokenizer(folder: Path, model_eos: Sequence[int] = ()) -> HfTokenize
 
 def render_chat(tok: Tokenizer, messages: list[dict[str, Any]], add_generation_prompt: bool = True) -> str:
     """The prompt the model's chat template makes of the messages, rendered as transformers renders it."""
+    import jinja2
+
     if not tok.chat_template:
-        raise TokenizerError(f"{tok.name}: the tokenizer has no chat template (tokenizer_config.json chat_template)")
-    return _compiled(tok.chat_template).render(
-        messages=messages, add_generation_prompt=add_generation_prompt, tools=None, documents=None, **tok.special_tokens
-    )
+        raise ChatTemplateError(
+            "this model has no chat template (tokenizer_config.json chat_template): use completions"
+        )
+    try:
+        return str(
+            _compiled(tok.chat_template).render(
+                messages=messages,
+                add_generation_prompt=add_generation_prompt,
+                tools=None,
+                documents=None,
+                **tok.special_tokens,
+            )
+        )
+    except jinja2.TemplateError as exc:  # the template's own raise_exception("...") among them
+        raise ChatTemplateError(f"the model's chat template refused the messages: {exc}") from None
 
 
 _TEMPLATES: dict[str, Any] = {}
@@ -263,7 +280,7 @@ def _compiled(source: str) -> Any:
     try:
         template = env.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
-        raise TokenizerError(f"the chat template is not valid Jinja: {exc}") from None
+        raise ChatTemplateError(f"the model's chat template is not valid Jinja: {exc}") from None
     _TEMPLATES[source] = template
     return template
 

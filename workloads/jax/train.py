@@ -324,13 +324,11 @@ def _init_from(cfg: JobConfig) -> model_store.LoadedModel | None:
     if cfg.init_from_uri is None:
         return None
     loaded = model_store.load_hf_folder(cfg.init_from_uri)
-    ours, theirs = cfg.model.model_dump(), loaded.cfg.model_dump()
-    for key, value in theirs.items():
-        if ours[key] != value and not (key == "max_position_embeddings" and ours[key] <= value):
-            raise distributed.ContractError(
-                f"model.{key} is {ours[key]!r} but {cfg.init_from_uri}/{hf.CONFIG} says {value!r}: "
-                "the job's model must be the pretrained one"
-            )
+    problem = model_store.mismatch(cfg.model, loaded.cfg)
+    if problem is not None:
+        raise distributed.ContractError(
+            f"{cfg.init_from_uri}/{hf.CONFIG}: {problem}: the job's model must be the pretrained one"
+        )
     return loaded
 
 
