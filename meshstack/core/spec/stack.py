@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from meshstack.core import sizing
-from meshstack.core import capacity  # the module, not its names: capacity reads the spec's own classes
+from meshstack.core import (
+    capacity,  # the module, not its names: capacity reads the spec's own classes
+    sizing,
+)
 from meshstack.core.catalog import Catalog, known_clouds
 from meshstack.core.engines import vllm
 from meshstack.core.network import NetworkSpec
