@@ -31,7 +31,9 @@ def test_preview_prints_the_tree(stack: str, capsys: pytest.CaptureFixture[str])
     )
     assert cluster in out and pool in out
     assert "resources to create in" in out
-    assert re.search(r"Cost: idle \$[\d,.]+/hour, as declared \$[\d,.]+/hour .*running its workloads \$", out)
+    # The running figure first: it is what the budget rules read.
+    running = r"Cost: running its workloads \$[\d,.]+/hour .*; idle \$[\d,.]+/hour, as declared \$[\d,.]+/hour"
+    assert re.search(running, out)
     assert re.search(r"Energy: idle [\d,]+ kWh \([\d,]+ kgCO2e\), as declared .* running its workloads [\d,]+ kWh", out)
 
 

@@ -183,7 +183,7 @@ def markdown(preview: Preview) -> str:
         ]
         out.append("")
     out.append(
-        f"<sub>Prices: {cost.price_source}, {cost.price_date}. "
+        f"<sub>Prices: {cost.price_source}; list prices as of {cost.price_date}. "
         + " ".join(f"{a[0].upper()}{a[1:]}." for a in cost.assumptions)
         + "</sub>"
     )

@@ -120,7 +120,7 @@ finished in {elapsed_s:.0f} s</p>
 <table><tr><th>resource</th><th>what</th><th>idle per hour</th><th>per hour</th><th>running per hour</th>
 <th>per month</th></tr>{cost_rows}</table>
 <p class="sub">Energy: {escape(energy_line(cost.energy))}. {escape(cost.energy.source)}.</p>
-<p class="sub">Prices: {escape(cost.price_source)}, {escape(cost.price_date)}.
+<p class="sub">Prices: {escape(cost.price_source)}; list prices as of {escape(cost.price_date)}.
 {escape(" ".join(a[0].upper() + a[1:] + "." for a in cost.assumptions))}</p>
 <h2>Policy</h2>
 {"".join(f'<p class="sub">{escape(line)}</p>' for line in preview.policy.lines())}
