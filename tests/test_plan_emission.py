@@ -59,7 +59,10 @@ def test_the_top_options_of_every_preset_emit_stacks_that_preview_clean_or_are_r
         if emitted.returncode != 0:
             assert emitted.returncode == 64, emitted.stderr
             [reason] = emitted.stderr.strip().splitlines()
-            assert reason.startswith(f"meshstack: meshstack's own workload cannot run {option['option']}: ")
+            # refused for the option (naming it), or for the model: a shape meshstack's programs do not build
+            assert reason.startswith(f"meshstack: meshstack's own workload cannot run {option['option']}: ") or (
+                "is not one meshstack's trainer and server build (the Llama family only)" in reason
+            ), reason
             assert not (project / f"Pulumi.{stack}.yaml").exists()
             outcomes.append("refused")
             continue
