@@ -162,6 +162,7 @@ def test_a_valid_stack_with_anything_inserted(root: Path, at: int, insert: str) 
 @example(pieces=["config:", "\n", "  ", "x: ", "2024-13-45"])
 @example(pieces=["x: ", "1" * 5000])
 @example(pieces=["? ", "!!set ", "{", "a", "}", "\n", ": 1"])
+@example(pieces=["config:", "!!set ", "[", "a", "]"])  # a set's constructor runs after construct_object
 def test_yaml_made_of_its_own_pieces(root: Path, pieces: list[str]) -> None:
     assert_refused_cleanly(*validate(root, "".join(pieces).encode("utf-8", "surrogatepass")))
 

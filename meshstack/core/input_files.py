@@ -73,7 +73,15 @@ def _line(text: str, index: int) -> int:
 class _StrictLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing duplicate keys and non-finite numbers where they are written."""
 
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        # Constructors that are generators (a set, an ordered map) otherwise finish after
+        # construct_object has returned, where a refusal no longer knows its node.
+        self.deep_construct = True
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):  # `!!set [a]`: let PyYAML say what it expected
+            return super().construct_mapping(node, deep=deep)
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
