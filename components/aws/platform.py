@@ -61,9 +61,7 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
             private_subnet_ids=site.subnet_ids,
             node_security_group_id=site.node_security_group_id,
             lustre_subnets={
-                fs.name: site.zone_subnets[zone]
-                for fs in spec.storage.lustre
-                if (zone := lustre_zone(spec, fs.name))
+                fs.name: site.zone_subnets[zone] for fs in spec.storage.lustre if (zone := lustre_zone(spec, fs.name))
             },
             region=spec.region,
             deployer=who,

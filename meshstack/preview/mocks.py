@@ -274,6 +274,7 @@ class CloudMocks(pulumi.runtime.Mocks):
         project = str(inputs.get("project") or GCP_PROJECT)
         location = str(inputs.get("location") or "")
         token = digest("gke", project, location, name)
+        region = location if location.count("-") < 2 else location.rsplit("-", 1)[0]  # a zone's region
         return {
             "id": f"projects/{project}/locations/{location}/clusters/{name}",
             "name": name,
@@ -286,7 +287,7 @@ class CloudMocks(pulumi.runtime.Mocks):
             ],
             "workloadIdentityConfigs": [{"workloadPool": f"{project}.svc.id.goog"}],
             "network": f"projects/{project}/global/networks/{name}-net",
-            "subnetwork": f"projects/{project}/regions/{location.rsplit('-', 1)[0] if location.count('-') > 1 else location}/subnetworks/{name}-nodes",
+            "subnetwork": f"projects/{project}/regions/{region}/subnetworks/{name}-nodes",
             "selfLink": f"https://container.googleapis.com/v1/projects/{project}/locations/{location}/clusters/{name}",
             "resourceLabels": {},
         }

@@ -176,13 +176,35 @@ class StackSpec(SpecModel):
                 "with existing clusters, their own network is used (looked up from the cluster); only zones "
                 "may list its zone ids",
             )
-        filesystems = [kind for kind in type(self.storage).model_fields if kind != "buckets" and getattr(self.storage, kind)]
+        filesystems = [
+            kind for kind in type(self.storage).model_fields if kind != "buckets" and getattr(self.storage, kind)
+        ]
         if filesystems and len(existing) > 1:
             raise field_error(
                 f"storage.{filesystems[0]}",
                 "a file system joins one network: with file systems, a stack has one existing cluster",
             )
+        if self.cloud == "aws" and filesystems and self.network.zones is None:
+            raise field_error(
+                "network.zones",
+                f"list the zone ids of the existing cluster's subnets that {filesystems[0]}'s mount targets go in "
+                "(use1-az4): they are looked up among its subnets by zone",
+            )
         return self
+
+    def outside_stack(self) -> list[str]:
+        """What the stack uses but does not declare, so neither the preview nor the policy pack checked it."""
+        lines = []
+        for cluster in self.clusters:
+            if cluster.existing is None:
+                continue
+            lines.append(
+                f"cluster '{cluster.name}' is existing {self.cloud.upper()} cluster '{cluster.existing.name}': its "
+                "own security settings (API endpoint access, secrets encryption, control plane logs, node "
+                "images, node IAM and network rules) are outside this stack and were not checked by the policy "
+                "pack; its nodes are its owners' and are not in the cost estimate"
+            )
+        return lines
 
     @model_validator(mode="after")
     def _check_kubernetes_support(self, info: ValidationInfo) -> StackSpec:
