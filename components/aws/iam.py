@@ -181,8 +181,7 @@ class ClusterIam(pulumi.ComponentResource):
         self._name = name
         self._tags = dict(args.tags)
         self._partition = partition(args.region)
-        self._oidc: aws.iam.OpenIdConnectProvider | None = None
-        self._issuer: pulumi.Output[str] | None = None
+        self._roles: ServiceAccountRoles | None = None
         cluster_role = self._service_role("cluster", "eks.amazonaws.com", CLUSTER_POLICIES)
         node_role = self._service_role("node", "ec2.amazonaws.com", NODE_POLICIES)
         self.addon_roles = {
@@ -225,15 +224,47 @@ class ClusterIam(pulumi.ComponentResource):
 
     def add_oidc_provider(self, issuer_url: pulumi.Input[str]) -> pulumi.Output[str]:
         """Register the cluster's OIDC issuer with IAM so service accounts can assume roles."""
-        self._issuer = pulumi.Output.from_input(issuer_url)
-        self._oidc = aws.iam.OpenIdConnectProvider(
+        issuer = pulumi.Output.from_input(issuer_url)
+        oidc = aws.iam.OpenIdConnectProvider(
             f"{self._name}-oidc",
-            url=self._issuer,
+            url=issuer,
             client_id_lists=["sts.amazonaws.com"],
             tags=named(self._tags, f"{self._name}-oidc"),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return self._oidc.arn
+        self._roles = ServiceAccountRoles(self._name, self, oidc.arn, issuer, self._tags)
+        return oidc.arn
+
+    def service_account_role(
+        self,
+        name: str,
+        namespace: str,
+        service_account: str,
+        scopes: Sequence[tuple[pulumi.Input[str], str]],
+        kms_key_arns: Sequence[pulumi.Input[str]] = (),
+        read_only: bool = False,
+    ) -> aws.iam.Role:
+        if self._roles is None:
+            raise RuntimeError("add_oidc_provider must run before service_account_role")
+        return self._roles.service_account_role(name, namespace, service_account, scopes, kms_key_arns, read_only)
+
+
+class ServiceAccountRoles:
+    """IRSA roles trusting one cluster's OIDC issuer through its IAM OIDC provider: the one a stack's own
+    cluster registers, or the one an existing cluster's owners registered."""
+
+    def __init__(
+        self,
+        prefix: str,
+        parent: pulumi.Resource,
+        provider_arn: pulumi.Input[str],
+        issuer_url: pulumi.Input[str],
+        tags: Mapping[str, str],
+    ) -> None:
+        self._prefix, self._tags = prefix, dict(tags)
+        self._child = pulumi.ResourceOptions(parent=parent)
+        self._provider_arn = pulumi.Output.from_input(provider_arn)
+        self._issuer = pulumi.Output.from_input(issuer_url)
 
     def service_account_role(
         self,
@@ -246,21 +277,18 @@ class ClusterIam(pulumi.ComponentResource):
     ) -> aws.iam.Role:
         """A role only `namespace/service_account` can assume, allowed only under the (bucket ARN, prefix)
         scopes it is given."""
-        if self._oidc is None or self._issuer is None:
-            raise RuntimeError("add_oidc_provider must run before service_account_role")
-        child = pulumi.ResourceOptions(parent=self)
-        trust = pulumi.Output.all(self._oidc.arn, self._issuer).apply(
+        trust = pulumi.Output.all(self._provider_arn, self._issuer).apply(
             lambda a: web_identity_policy(a[0], a[1], namespace, service_account)
         )
         role = aws.iam.Role(
-            f"{self._name}-sa-{name}",
+            f"{self._prefix}-sa-{name}",
             assume_role_policy=trust,
-            tags=named(self._tags, f"{self._name}-sa-{name}"),
-            opts=child,
+            tags=named(self._tags, f"{self._prefix}-sa-{name}"),
+            opts=self._child,
         )
         prefixes = [prefix for _, prefix in scopes]
         policy = pulumi.Output.all(
             pulumi.Output.all(*(arn for arn, _ in scopes)), pulumi.Output.all(*kms_key_arns)
         ).apply(lambda a: bucket_access_policy(list(zip(a[0], prefixes, strict=True)), a[1], read_only))
-        aws.iam.RolePolicy(f"{self._name}-sa-{name}", role=role.id, policy=policy, opts=child)
+        aws.iam.RolePolicy(f"{self._prefix}-sa-{name}", role=role.id, policy=policy, opts=self._child)
         return role

@@ -66,6 +66,48 @@ def _workload_pool(config: Any) -> str:
     return str(pool)
 
 
+def gke_addons(pools: Sequence[NodePoolArgs], needs: AddonNeeds, installed: Sequence[str] = ()) -> ClusterAddonsArgs:
+    """GKE brings the device plugins, node autoscaling, metrics-server and Managed Prometheus; file
+    systems other than its own (Lustre, EFS) are not offered."""
+    return ClusterAddonsArgs(
+        pools,
+        replace(needs, lustre=False, efs=False),
+        device_plugins=False,
+        metrics_server=False,
+        prometheus_operator=False,
+        installed=installed,
+    )
+
+
+def keda_metrics_reader(
+    name: str,
+    project: str,
+    number: pulumi.Input[str],
+    workload_pool: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> gcp.projects.IAMMember:
+    """KEDA queries Managed Prometheus as its own Kubernetes service account, federated through Workload
+    Identity: no Google service account or key."""
+    return gcp.projects.IAMMember(
+        f"{name}-keda-metrics",
+        project=project,
+        role="roles/monitoring.viewer",
+        member=pulumi.Output.all(number, workload_pool).apply(lambda a: KEDA_PRINCIPAL.format(number=a[0], pool=a[1])),
+        opts=opts,
+    )
+
+
+def accelerator_dashboard(
+    name: str, project: str, vendors: set[str], opts: pulumi.ResourceOptions
+) -> gcp.monitoring.Dashboard:
+    return gcp.monitoring.Dashboard(
+        f"{name}-dashboard",
+        project=project,
+        dashboard_json=dashboard_json(f"meshstack {name}: training, serving, accelerators", vendors),
+        opts=opts,
+    )
+
+
 def slice_pool_names(cluster: str, pool: NodePoolArgs) -> list[str]:
     """One GKE node pool per TPU slice (a multi-host slice is created and removed whole), else one."""
     slices = pool.tpu.slices if pool.tpu is not None else 1
@@ -251,27 +293,8 @@ class GkeCluster(pulumi.ComponentResource):
         )
         after: list[pulumi.Resource] = []
         if args.addons.scaled_services:
-            # KEDA queries Managed Prometheus as its own Kubernetes service account, federated
-            # through Workload Identity: no Google service account or key.
-            after.append(
-                gcp.projects.IAMMember(
-                    f"{name}-keda-metrics",
-                    project=project,
-                    role="roles/monitoring.viewer",
-                    member=pulumi.Output.all(number, self.workload_pool).apply(
-                        lambda a: KEDA_PRINCIPAL.format(number=a[0], pool=a[1])
-                    ),
-                    opts=child,
-                )
-            )
-        # GKE brings the device plugins, node autoscaling, metrics-server and Managed Prometheus.
-        addons = ClusterAddonsArgs(
-            args.node_pools,
-            replace(args.addons, lustre=False, efs=False),
-            device_plugins=False,
-            metrics_server=False,
-            prometheus_operator=False,
-        )
+            after.append(keda_metrics_reader(name, project, number, self.workload_pool, child))
+        addons = gke_addons(args.node_pools, args.addons)
         # A private cluster's control plane reaches nodes only on 443 and 10250: the add-ons'
         # webhooks (and KEDA's metrics API) listen elsewhere, and would time out every admission.
         ports = webhook_ports(addons)
@@ -294,12 +317,7 @@ class GkeCluster(pulumi.ComponentResource):
             addons,
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=after),
         )
-        gcp.monitoring.Dashboard(
-            f"{name}-dashboard",
-            project=project,
-            dashboard_json=dashboard_json(f"meshstack {name}: training, serving, accelerators", vendors),
-            opts=child,
-        )
+        accelerator_dashboard(name, project, vendors, child)
         self.register_outputs(
             {"cluster_name": self.cluster_name, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig}
         )

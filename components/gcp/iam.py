@@ -67,14 +67,13 @@ class ClusterIdentity(pulumi.ComponentResource):
     def __init__(self, name: str, args: ClusterIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("meshstack:gcp:ClusterIdentity", name, None, opts)
         project = args.project
-        self._name, self._project = name, project
-        self._child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self)
         nodes = gcp.serviceaccount.Account(
             f"{name}-nodes",
             project=project,
             account_id=account_id(f"{name}-nodes"),
             display_name=f"GKE nodes of {name}",
-            opts=self._child,
+            opts=child,
         )
         for role in NODE_ROLES:
             gcp.projects.IAMMember(
@@ -82,10 +81,31 @@ class ClusterIdentity(pulumi.ComponentResource):
                 project=project,
                 role=role,
                 member=nodes.member,
-                opts=self._child,
+                opts=child,
             )
         self.node_email = nodes.email
+        self.workloads = WorkloadAccounts(name, project, self)
         self.register_outputs({"node_email": self.node_email})
+
+    def workload_account(
+        self,
+        name: str,
+        namespace: str,
+        service_account: str,
+        scopes: Sequence[tuple[pulumi.Input[str], str]],
+        read_only: bool,
+        workload_pool: pulumi.Output[str],
+    ) -> dict[str, pulumi.Output[str]]:
+        return self.workloads.workload_account(name, namespace, service_account, scopes, read_only, workload_pool)
+
+
+class WorkloadAccounts:
+    """Google service accounts for one cluster's workloads, bound through its Workload Identity pool: a
+    cluster the stack creates, or an existing one's."""
+
+    def __init__(self, prefix: str, project: str, parent: pulumi.Resource) -> None:
+        self._name, self._project = prefix, project
+        self._child = pulumi.ResourceOptions(parent=parent)
 
     def workload_account(
         self,

@@ -1,5 +1,5 @@
 """The stack on Google Cloud: a VPC, GCS/Filestore storage, and one private GKE cluster per spec cluster
-with Workload Identity service accounts."""
+with Workload Identity service accounts; or, on existing GKE clusters, their network and pools, looked up."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 
+from components.gcp.existing import ExistingGkeCluster, ExistingGkeClusterArgs
 from components.gcp.gke import GkeCluster, GkeClusterArgs, MaintenanceArgs, MaintenanceExclusionArgs
 from components.gcp.network import Network, NetworkArgs
 from components.gcp.storage import Storage, StorageArgs
 from components.platform import ClusterHandle, Platform, StorageTargets, addon_needs
 from meshstack.core.nodes import NodePoolArgs
-from meshstack.core.spec import StackSpec
+from meshstack.core.spec import ClusterSpec, StackSpec
 from meshstack.core.spec.cluster import MaintenanceSpec
 from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.volumes import FileSystemRef
@@ -35,10 +36,23 @@ def maintenance_args(spec: MaintenanceSpec) -> MaintenanceArgs:
     )
 
 
+Cluster = GkeCluster | ExistingGkeCluster
+
+
 def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> Platform:
     labels = spec.resource_tags("labels")
     project, zone = str(spec.project), str(spec.zone)
-    network = Network(f"{spec.name}-net", NetworkArgs(spec.network, project, spec.region, labels))
+    built: dict[str, Cluster] = {}
+    if spec.clusters[0].existing is not None:  # validated: a stack's clusters are all existing or all new
+        existing = {c.name: _existing(spec, c, pools) for c in spec.clusters}
+        # Storage joins the first cluster's network (validation allows file systems with one cluster only).
+        network_id: pulumi.Input[str] = next(iter(existing.values())).network_id
+        built.update(existing)
+    else:
+        network = Network(f"{spec.name}-net", NetworkArgs(spec.network, project, spec.region, labels))
+        network_id = network.network_id
+        for cluster in spec.clusters:
+            built[cluster.name] = _new(spec, cluster, pools, network, labels)
     storage = Storage(
         f"{spec.name}-storage",
         StorageArgs(
@@ -46,33 +60,13 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
             project=project,
             region=spec.region,
             zone=zone,
-            network_id=network.network_id,
+            network_id=network_id,
             labels=labels,
         ),
     )
-    _, _, master_cidr = spec.network.gke_ranges()
     clusters: dict[str, ClusterHandle] = {}
     exported = {}
-    for cluster in spec.clusters:
-        gke = GkeCluster(
-            f"{spec.name}-{cluster.name}",
-            GkeClusterArgs(
-                project=project,
-                region=spec.region,
-                zone=zone,
-                kubernetes_version=cluster.kubernetes_version,
-                node_pools=[pools[(cluster.name, p.name)] for p in cluster.node_pools],
-                network_id=network.network_id,
-                subnetwork_id=network.subnetwork_id,
-                master_cidr=master_cidr,
-                public_access_cidrs=cluster.public_access_cidrs,
-                deployer_cidrs=cluster.deployer_cidrs,
-                addons=addon_needs(spec, cluster.name),
-                maintenance=maintenance_args(cluster.maintenance or MaintenanceSpec()),
-                deletion_protection=spec.environment == "prod",
-                labels=labels,
-            ),
-        )
+    for cluster_name, gke in built.items():
 
         def grant(
             name: str,
@@ -80,18 +74,18 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
             account: str,
             scopes: Sequence[tuple[str, str]],
             read_only: bool,
-            gke: GkeCluster = gke,
+            gke: Cluster = gke,
         ) -> Mapping[str, pulumi.Input[str]]:
             buckets = [(storage.buckets[bucket], prefix) for bucket, prefix in scopes]
             return gke.identity.workload_account(name, namespace, account, buckets, read_only, gke.workload_pool)
 
-        clusters[cluster.name] = ClusterHandle(
+        clusters[cluster_name] = ClusterHandle(
             provider=gke.provider,
             addons=gke.addons,
             grant=grant,
-            metrics=MetricsBackend.gke_managed(project, f"{spec.name}-{cluster.name}"),
+            metrics=MetricsBackend.gke_managed(project, f"{spec.name}-{cluster_name}"),
         )
-        exported[cluster.name] = {"name": gke.cluster_name, "endpoint": gke.endpoint, "kubeconfig": gke.kubeconfig}
+        exported[cluster_name] = {"name": gke.cluster_name, "endpoint": gke.endpoint, "kubeconfig": gke.kubeconfig}
     filesystems = {
         ("filestore", name): FileSystemRef(
             "filestore.csi.storage.gke.io",
@@ -104,5 +98,53 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
     return Platform(
         StorageTargets("gs", storage.buckets, filesystems),
         clusters,
-        {"network_id": network.network_id, "clusters": exported, "buckets": dict(storage.buckets)},
+        {"network_id": network_id, "clusters": exported, "buckets": dict(storage.buckets)},
+    )
+
+
+def _new(
+    spec: StackSpec,
+    cluster: ClusterSpec,
+    pools: Mapping[tuple[str, str], NodePoolArgs],
+    network: Network,
+    labels: Mapping[str, str],
+) -> GkeCluster:
+    _, _, master_cidr = spec.network.gke_ranges()
+    return GkeCluster(
+        f"{spec.name}-{cluster.name}",
+        GkeClusterArgs(
+            project=str(spec.project),
+            region=spec.region,
+            zone=str(spec.zone),
+            kubernetes_version=str(cluster.kubernetes_version),
+            node_pools=[pools[(cluster.name, p.name)] for p in cluster.node_pools],
+            network_id=network.network_id,
+            subnetwork_id=network.subnetwork_id,
+            master_cidr=master_cidr,
+            public_access_cidrs=cluster.public_access_cidrs,
+            deployer_cidrs=cluster.deployer_cidrs,
+            addons=addon_needs(spec, cluster.name),
+            maintenance=maintenance_args(cluster.maintenance or MaintenanceSpec()),
+            deletion_protection=spec.environment == "prod",
+            labels=labels,
+        ),
+    )
+
+
+def _existing(
+    spec: StackSpec, cluster: ClusterSpec, pools: Mapping[tuple[str, str], NodePoolArgs]
+) -> ExistingGkeCluster:
+    existing = cluster.existing
+    assert existing is not None
+    return ExistingGkeCluster(
+        f"{spec.name}-{cluster.name}",
+        ExistingGkeClusterArgs(
+            cluster_name=existing.name,
+            project=str(spec.project),
+            location=existing.location or spec.region,
+            node_pools=[pools[(cluster.name, p.name)] for p in cluster.node_pools],
+            context=existing.context,
+            installed=existing.installed,
+            addons=addon_needs(spec, cluster.name),
+        ),
     )

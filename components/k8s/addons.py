@@ -109,7 +109,8 @@ class ClusterAddonsArgs:
     node autoscaling, metrics-server, Managed Prometheus) the flags turn meshstack's off.
 
     `autoscaler_values` are the cluster-autoscaler chart's values for this cloud (its identity,
-    region, discovery); None installs no autoscaler.
+    region, discovery); None installs no autoscaler. `installed` names releases an existing cluster's
+    owners already run, which are then left to them.
     """
 
     node_pools: Sequence[NodePoolArgs]
@@ -118,6 +119,7 @@ class ClusterAddonsArgs:
     autoscaler_values: Mapping[str, Any] | None = None
     metrics_server: bool = True
     prometheus_operator: bool = True
+    installed: Sequence[str] = ()
 
 
 def releases_of(args: ClusterAddonsArgs) -> dict[str, dict[str, Any]]:
@@ -167,7 +169,7 @@ def releases_of(args: ClusterAddonsArgs) -> dict[str, dict[str, Any]]:
         out["fsx-csi-driver"] = {"node": {"tolerateAllTaints": True}}
     if needs.efs:
         out["efs-csi-driver"] = {"node": {"tolerateAllTaints": True}}
-    return out
+    return {key: values for key, values in out.items() if key not in args.installed}
 
 
 def webhook_ports(args: ClusterAddonsArgs) -> list[int]:

@@ -117,3 +117,15 @@ def default_version(cloud: str, on: datetime.date) -> str:
     if len(current) >= 2:
         return current[-2]
     return current[-1] if current else SUPPORTED_VERSIONS[-1]
+
+
+def existing_minor(cluster: str, version: str) -> str:
+    """The minor version an existing cluster reports (EKS '1.35', GKE '1.35.1-gke.1396000'), when meshstack
+    pins add-ons for it: checked at `up`, where the look-up answers, before anything is sent to the cluster."""
+    minor = ".".join(version.split(".")[:2])
+    if minor not in SUPPORTED_VERSIONS:
+        raise ValueError(
+            f"existing cluster '{cluster}' runs Kubernetes {version}; meshstack pins its add-ons for "
+            f"{', '.join(SUPPORTED_VERSIONS)}: upgrade the cluster or run a meshstack that pins {minor}"
+        )
+    return minor

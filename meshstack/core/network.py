@@ -103,6 +103,9 @@ class NetworkSpec(SpecModel):
             for name in BUILT_NETWORK_FIELDS:
                 if name in self.model_fields_set:
                     raise field_error(name, "describes a network meshstack creates; the existing one is used as it is")
+        if self.zones is not None and self.subnet_ids is None and "availability_zones" not in self.model_fields_set:
+            # The zone ids say how many AZs there are (an existing cluster's network lists only them).
+            self.availability_zones = min(max(len(self.zones), 2), 6)
         if self.subnet_ids is not None:
             if self.zones is None:
                 raise field_error("zones", "with subnet_ids, list each subnet's zone id (use1-az4), in the same order")

@@ -105,7 +105,8 @@ def run_declarations(spec: StackSpec, catalog: Catalog) -> list[dict[str, Any]]:
     """Per training run: the nodes it adds to its pool beyond what the pool keeps busy all month (serving
     replicas, min_nodes), and its hours. The cost estimate counts those nodes for the run's hours only.
     A capacity block is paid whole for every hour (`prepaid`): its run's nodes come off the month's energy,
-    not its cost."""
+    not its cost. A run on an existing cluster adds no node to the estimate (it prices none of that
+    cluster's nodes); its own cost per run stands."""
     runs = {r.workload: r for r in training_runs(spec, catalog)}
     declared = []
     for cluster in spec.clusters:
@@ -123,6 +124,8 @@ def run_declarations(spec: StackSpec, catalog: Catalog) -> list[dict[str, Any]]:
                 continue
             steady = [d for d in demands if d.workload not in {w.name for w, _ in training}]
             extra = (running_nodes(pool, demands) - running_nodes(pool, steady)) * pool.slices
+            if cluster.existing is not None:
+                extra = 0  # an existing cluster's nodes are its owners': the estimate prices none of them
             for workload, need in training:
                 nodes = min(need.nodes, extra)
                 extra -= nodes

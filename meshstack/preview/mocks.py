@@ -13,6 +13,8 @@ from typing import Any
 
 import pulumi
 
+from meshstack.core.kubernetes import SUPPORTED_VERSIONS
+
 ACCOUNT = "123456789012"
 GCP_PROJECT = "meshstack-project"
 GCP_PROJECT_NUMBER = "398217465021"
@@ -222,6 +224,74 @@ class CloudMocks(pulumi.runtime.Mocks):
         state.setdefault("selfLink", f"https://www.googleapis.com/compute/v1/{path}")
         return path, state
 
+    def _eks_cluster(self, cluster: str) -> dict[str, Any]:
+        """An existing EKS cluster as DescribeCluster shows one: active, on the newest version meshstack
+        pins, in a VPC of three private subnets, with its OIDC issuer."""
+        oidc = digest("oidc", cluster, length=32).upper()
+        return {
+            "id": cluster,
+            "name": cluster,
+            "arn": self.arn("eks", f"cluster/{cluster}"),
+            "version": SUPPORTED_VERSIONS[-1],
+            "platformVersion": "eks.1",
+            "status": "ACTIVE",
+            "endpoint": f"https://{oidc}.gr7.{self.region}.eks.amazonaws.com",
+            "certificateAuthorities": [{"data": base64.b64encode(f"mock-ca-{cluster}".encode()).decode()}],
+            "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{oidc}"}]}],
+            "vpcConfig": {
+                "vpcId": f"vpc-{digest('vpc', cluster)}",
+                # one subnet in each of the region's six zones (see _subnets)
+                "subnetIds": [f"subnet-{digest('subnet', cluster, str(i))}" for i in range(6)],
+                "clusterSecurityGroupId": f"sg-{digest('cluster-sg', cluster)}",
+                "securityGroupIds": [],
+                "endpointPrivateAccess": True,
+                "endpointPublicAccess": False,
+                "publicAccessCidrs": [],
+            },
+            "accessConfigs": [{"authenticationMode": "API"}],
+            "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{cluster}-cluster",
+            "tags": {},
+        }
+
+    @staticmethod
+    def _subnets(filters: list[dict[str, Any]]) -> dict[str, Any]:
+        """DescribeSubnets filtered by subnet ids and zone ids: an existing cluster's i-th subnet lies in the
+        zone whose id ends in az<i+1>, as the region's zone ids are answered above."""
+        values = {f["name"]: list(f.get("values") or []) for f in filters}
+        subnets = list(values.get("subnet-id", []))
+        zones = values.get("availability-zone-id")
+        ids = [
+            subnet
+            for i, subnet in enumerate(subnets)
+            if zones is None or any(re.search(rf"-az{i + 1}$", z) for z in zones)
+        ]
+        return {"ids": ids, "id": "subnets", "filters": filters}
+
+    def _gke_cluster(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """An existing GKE cluster as clusters.get shows one: running the newest version meshstack pins,
+        with Workload Identity on and its CA certificate."""
+        name = str(inputs["name"])
+        project = str(inputs.get("project") or GCP_PROJECT)
+        location = str(inputs.get("location") or "")
+        token = digest("gke", project, location, name)
+        region = location if location.count("-") < 2 else location.rsplit("-", 1)[0]  # a zone's region
+        return {
+            "id": f"projects/{project}/locations/{location}/clusters/{name}",
+            "name": name,
+            "project": project,
+            "location": location,
+            "endpoint": f"10.{int(token[:2], 16)}.{int(token[2:4], 16)}.2",
+            "masterVersion": f"{SUPPORTED_VERSIONS[-1]}.1-gke.1000000",
+            "masterAuths": [
+                {"clusterCaCertificate": base64.b64encode(f"mock-ca-{name}".encode()).decode(), "clientCertificate": ""}
+            ],
+            "workloadIdentityConfigs": [{"workloadPool": f"{project}.svc.id.goog"}],
+            "network": f"projects/{project}/global/networks/{name}-net",
+            "subnetwork": f"projects/{project}/regions/{region}/subnetworks/{name}-nodes",
+            "selfLink": f"https://container.googleapis.com/v1/projects/{project}/locations/{location}/clusters/{name}",
+            "resourceLabels": {},
+        }
+
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return self._answer(args), []
 
@@ -266,6 +336,17 @@ class CloudMocks(pulumi.runtime.Mocks):
                 "sessionName": match[4] if match else "",
                 "id": arn,
             }
+        if token == "aws:eks/getCluster:getCluster":
+            return self._eks_cluster(str(args.args["name"]))
+        if token == "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider":
+            url = str(args.args.get("url", ""))
+            host = url.removeprefix("https://")
+            arn = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{host}"
+            return {"arn": arn, "url": host, "clientIdLists": ["sts.amazonaws.com"], "id": arn, "tags": {}}
+        if token == "aws:ec2/getSubnets:getSubnets":
+            return self._subnets(args.args.get("filters") or [])
+        if token == "gcp:container/getCluster:getCluster":
+            return self._gke_cluster(args.args)
         if token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region}
         if token == "aws:index/getPartition:getPartition":

@@ -49,7 +49,11 @@ class Preview:
         data: dict[str, Any] = {
             "stack": self.stack,
             "resources": [r.to_json() for r in self.resources],
-            "policy": {"violations": [v.to_json() for v in self.violations], **self.policy.to_json()},
+            "policy": {
+                "violations": [v.to_json() for v in self.violations],
+                "outside_stack": self.spec.outside_stack(),
+                **self.policy.to_json(),
+            },
             "cost": self.cost.to_json(),
             "training_runs": [r.to_json() for r in self.runs],
         }

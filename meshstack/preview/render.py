@@ -51,6 +51,7 @@ def tree(preview: Preview) -> str:
         )
     lines.append(f"Policy: {policy_line(preview)}")
     lines += [f"  config: {line}" for line in preview.policy.lines()]
+    lines += [f"  not checked: {line}" for line in preview.spec.outside_stack()]
     for v in preview.violations:
         lines.append(f"  [{'undecided' if v.undecided else v.level}] {v.rule_id} {v.policy}: {v.message}")
     return "\n".join(lines)
@@ -194,6 +195,9 @@ def markdown(preview: Preview) -> str:
         out += [f"Rule levels set by `{preview.policy.source}`:", ""]
         out += [f"- {line}" for line in preview.policy.lines()]
         out.append("")
+    outside = preview.spec.outside_stack()
+    if outside:
+        out += ["Not checked, outside this stack:", ""] + [f"- {line}" for line in outside] + [""]
     if not preview.violations:
         out.append("No violations.")
     else:

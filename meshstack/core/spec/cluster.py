@@ -359,11 +359,86 @@ class QueueSpec(SpecModel):
         return nodes
 
 
+# Add-ons an existing cluster's owners may already run, which meshstack then leaves to them: what
+# meshstack's own objects only need present (a device plugin, metrics, a CSI driver). JobSet, Kueue, KEDA
+# and the Prometheus Operator stay meshstack's: its queues, scalers and rules are written for its pinned
+# charts and values.
+OWNER_ADDONS = (
+    "nvidia-device-plugin",
+    "neuron-device-plugin",
+    "efa-device-plugin",
+    "metrics-server",
+    "dcgm-exporter",
+    "fsx-csi-driver",
+    "efs-csi-driver",
+)
+# What a cluster entry sets only for a cluster meshstack creates; an existing one has its own.
+NEW_CLUSTER_FIELDS = (
+    "kubernetes_version",
+    "support_type",
+    "public_access_cidrs",
+    "deployer_cidrs",
+    "admin_principal_arns",
+    "log_types",
+    "maintenance",
+)
+# What a pool entry sets only for nodes meshstack launches; an existing cluster's nodes are as they are.
+NEW_POOL_FIELDS = ("desired_nodes", "placement_group", "root_volume_gib", "labels")
+KUBECONFIG_CONTEXT = r"^\S{1,253}$"
+
+
+class ExistingCluster(SpecModel):
+    """A cluster its owners run: meshstack looks it up by name and installs only its add-ons, queues,
+    monitoring, workload identities and workloads onto it."""
+
+    name: str = Field(
+        description="The cluster's name in the cloud: EKS (in the stack's region) or GKE (in `location`), "
+        "looked up at every `pulumi up` and preview for its endpoint, certificate and identity provider."
+    )
+    location: str | None = Field(
+        default=None,
+        description="Google Cloud: the cluster's region or zone (the stack's region when omitted). AWS: not "
+        "set; the cluster is in the stack's region.",
+    )
+    context: str | None = Field(
+        default=None,
+        pattern=KUBECONFIG_CONTEXT,
+        description="A context of the deployer's kubeconfig ($KUBECONFIG or ~/.kube/config) to reach the API "
+        "through (a bastion, a proxy, another endpoint) instead of the looked-up endpoint with `aws eks "
+        "get-token` or gke-gcloud-auth-plugin credentials. The look-up still gives the identity provider.",
+    )
+    installed: list[str] = Field(
+        default_factory=list,
+        description=f"Add-ons the cluster's owners already run, which meshstack then does not install: "
+        f"{', '.join(OWNER_ADDONS)}.",
+    )
+
+    @field_validator("installed")
+    @classmethod
+    def _owner_addons(cls, installed: list[str]) -> list[str]:
+        for i, addon in enumerate(installed):
+            if addon not in OWNER_ADDONS:
+                raise field_error(
+                    f"[{i}]",
+                    f"'{addon}' is not an add-on meshstack leaves to a cluster's owners: one of "
+                    f"{', '.join(OWNER_ADDONS)} (JobSet, Kueue, KEDA and Prometheus are meshstack's own)",
+                )
+        check_unique(((f"[{i}]", a) for i, a in enumerate(installed)), "add-on")
+        return installed
+
+
 class ClusterSpec(SpecModel):
     name: str = Field(pattern=DNS_LABEL)
-    kubernetes_version: str = Field(
+    existing: ExistingCluster | None = Field(
+        default=None,
+        description="A cluster that already exists, by name: meshstack creates no cluster, node group, "
+        "cluster IAM or network for it. Its pools describe the nodes it already has (see README).",
+    )
+    kubernetes_version: str | None = Field(
+        default=None,
         pattern=r"^1\.\d{2}$",
-        description="The minor version, e.g. '1.35': one meshstack pins add-ons for, still supported on the cloud.",
+        description="The minor version, e.g. '1.35': one meshstack pins add-ons for, still supported on the cloud. "
+        "Required for a new cluster; an existing one's is looked up.",
     )
     support_type: SupportType = Field(
         default="STANDARD",
@@ -402,8 +477,8 @@ class ClusterSpec(SpecModel):
 
     @field_validator("kubernetes_version")
     @classmethod
-    def _supported_version(cls, version: str) -> str:
-        if version not in SUPPORTED_VERSIONS:
+    def _supported_version(cls, version: str | None) -> str | None:
+        if version is not None and version not in SUPPORTED_VERSIONS:
             raise field_error("", f"Kubernetes {version} is not supported: use one of {', '.join(SUPPORTED_VERSIONS)}")
         return version
 
@@ -423,6 +498,29 @@ class ClusterSpec(SpecModel):
                     f"[{i}]", f"'{arn}' is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>)"
                 )
         return arns
+
+    @model_validator(mode="after")
+    def _new_or_existing(self) -> ClusterSpec:
+        """A new cluster says its version; an existing one is used as it is, so nothing that would
+        configure it (or launch its nodes) is set beside it."""
+        if self.existing is None:
+            if self.kubernetes_version is None:
+                raise field_error("kubernetes_version", "a new cluster needs its version, such as '1.35'")
+            return self
+        for name in NEW_CLUSTER_FIELDS:
+            if name in self.model_fields_set:
+                raise field_error(
+                    name,
+                    f"configures a cluster meshstack creates; existing cluster '{self.existing.name}' keeps its own",
+                )
+        for i, pool in enumerate(self.node_pools):
+            for name in NEW_POOL_FIELDS:
+                if name in pool.model_fields_set:
+                    raise field_error(
+                        f"node_pools[{i}].{name}",
+                        f"launches nodes; on existing cluster '{self.existing.name}' a pool describes nodes it has",
+                    )
+        return self
 
     @model_validator(mode="after")
     def _unique_pools(self) -> ClusterSpec:

@@ -36,6 +36,13 @@ SERVER_WEIGHTS_SHARE = 0.8  # of the memory a server takes, at most this for wei
 GCP_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 GCP_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
+# Cluster names as each cloud takes them: EKS CreateCluster ("alphanumeric characters, hyphens and
+# underscores, starting with an alphanumeric character, at most 100") and GKE ("a lowercase letter, then at
+# most 39 lowercase letters, digits or hyphens, not ending with a hyphen"), read 2026-12-08.
+CLUSTER_NAMES = {
+    "aws": (re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,99}$"), "an EKS cluster name (letters, digits, - and _)"),
+    "gcp": (re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$"), "a GKE cluster name (lower-case letters, digits, -)"),
+}
 
 
 class Budget(SpecModel):
@@ -139,6 +146,67 @@ class StackSpec(SpecModel):
         return self
 
     @model_validator(mode="after")
+    def _check_existing_clusters(self) -> StackSpec:
+        """Existing clusters bring their own network: the stack's storage joins the first one's, so the
+        clusters are all existing or all new, and file systems (mounted over that network) serve one."""
+        existing = [(i, c.existing) for i, c in enumerate(self.clusters) if c.existing is not None]
+        if not existing:
+            return self
+        if len(existing) != len(self.clusters):
+            i = next(i for i, c in enumerate(self.clusters) if c.existing is None)
+            raise field_error(
+                f"clusters[{i}].existing",
+                "a stack's clusters are all existing or all new: its storage joins the existing clusters' network",
+            )
+        pattern, what = CLUSTER_NAMES[self.cloud]
+        for i, cluster in existing:
+            at = f"clusters[{i}].existing"
+            if not pattern.match(cluster.name):
+                raise field_error(f"{at}.name", f"'{cluster.name}' is not {what}")
+            if cluster.location is not None:
+                if self.cloud != "gcp":
+                    raise field_error(f"{at}.location", f"an EKS cluster is in the stack's region ({self.region})")
+                if cluster.location != self.region and not cluster.location.startswith(f"{self.region}-"):
+                    raise field_error(
+                        f"{at}.location", f"'{cluster.location}' is not {self.region} or one of its zones"
+                    )
+        for name in sorted(self.network.model_fields_set - {"zones", "availability_zones"}):
+            raise field_error(
+                f"network.{name}",
+                "with existing clusters, their own network is used (looked up from the cluster); only zones "
+                "may list its zone ids",
+            )
+        filesystems = [
+            kind for kind in type(self.storage).model_fields if kind != "buckets" and getattr(self.storage, kind)
+        ]
+        if filesystems and len(existing) > 1:
+            raise field_error(
+                f"storage.{filesystems[0]}",
+                "a file system joins one network: with file systems, a stack has one existing cluster",
+            )
+        if self.cloud == "aws" and filesystems and self.network.zones is None:
+            raise field_error(
+                "network.zones",
+                f"list the zone ids of the existing cluster's subnets that {filesystems[0]}'s mount targets go in "
+                "(use1-az4): they are looked up among its subnets by zone",
+            )
+        return self
+
+    def outside_stack(self) -> list[str]:
+        """What the stack uses but does not declare, so neither the preview nor the policy pack checked it."""
+        lines = []
+        for cluster in self.clusters:
+            if cluster.existing is None:
+                continue
+            lines.append(
+                f"cluster '{cluster.name}' is existing {self.cloud.upper()} cluster '{cluster.existing.name}': its "
+                "own security settings (API endpoint access, secrets encryption, control plane logs, node "
+                "images, node IAM and network rules) are outside this stack and were not checked by the policy "
+                "pack; its nodes are its owners' and are not in the cost estimate"
+            )
+        return lines
+
+    @model_validator(mode="after")
     def _check_kubernetes_support(self, info: ValidationInfo) -> StackSpec:
         """A version still supported on the cloud on the day of validation (or of the context's
         `today`, or MESHSTACK_TODAY), under the cluster's support type."""
@@ -146,6 +214,8 @@ class StackSpec(SpecModel):
         today = context.get("today") if isinstance(context, dict) else None
         on = today if isinstance(today, datetime.date) else support_date()
         for i, cluster in enumerate(self.clusters):
+            if cluster.kubernetes_version is None:
+                continue  # an existing cluster: its version is checked against meshstack's pins at `up`
             problem = support_problem(self.cloud, cluster.kubernetes_version, cluster.support_type, on)
             if problem is not None:
                 field, why = problem
@@ -163,7 +233,7 @@ class StackSpec(SpecModel):
         its API endpoint, which is private unless public_access_cidrs opens it."""
         for i, cluster in enumerate(self.clusters):
             deploys = any(w.cluster == cluster.name for w in self.workloads)
-            if deploys and not cluster.public_access_cidrs and not cluster.deployer_cidrs:
+            if deploys and cluster.existing is None and not cluster.public_access_cidrs and not cluster.deployer_cidrs:
                 raise field_error(
                     f"clusters[{i}].deployer_cidrs",
                     f"cluster '{cluster.name}' has a private API endpoint and the stack deploys workloads into it: "
