@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from importlib.metadata import version
 from pathlib import Path
@@ -173,3 +174,25 @@ def test_a_slim_install_names_the_extra_a_command_needs(
     [line] = done.stderr.splitlines()
     assert line.startswith(f"meshstack: `meshstack {args[0]}") and line.endswith(f"pip install 'meshstack[{extra}]'")
     assert "jax" in line and "Traceback" not in done.stderr and not list((tmp_path / "infra").glob("meshstack-demo"))
+
+
+def _lowest_sdk(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(root / "tools" / "lowest_sdk.py")], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_ci_takes_the_lowest_sdk_from_the_pin(tmp_path: Path) -> None:
+    """.ci/run installs what tools/lowest_sdk.py prints: the pin's lowest minor, and the dev extra's pytest."""
+    done = _lowest_sdk(PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    [pin] = [d for d in pyproject["dependencies"] if d.startswith("pulumi>=")]
+    lower = pin.removeprefix("pulumi>=").split(",")[0]
+    assert done.stdout.splitlines() == [f"pulumi=={lower}.*", "pytest>=8.0"]
+    (tmp_path / "tools").mkdir()
+    shutil.copy(PROJECT_ROOT / "tools" / "lowest_sdk.py", tmp_path / "tools")
+    unpinned = (PROJECT_ROOT / "pyproject.toml").read_text().replace(pin, "pulumi")
+    (tmp_path / "pyproject.toml").write_text(unpinned)
+    refused = _lowest_sdk(tmp_path)
+    assert refused.returncode == 1 and "no single `pulumi>=X.Y,...` dependency" in refused.stderr
