@@ -25,10 +25,14 @@ from meshstack.core.errors import (
     MeshstackError,
     UsageError,
 )
+from meshstack.core.extras import require
 from meshstack.core.stack_file import Project, find_project
 from meshstack.planner.request import add_arguments as add_plan_arguments
 
 DEBUG_ENV = "MESHSTACK_DEBUG"
+# The extras the commands beyond preview and policy need (pyproject.toml's optional-dependencies).
+WORKLOADS_EXTRA = "workloads"
+DEMO_EXTRA = "demo"
 STACK_ENV = "PULUMI_STACK"
 
 
@@ -246,10 +250,12 @@ def _stop_on_signals() -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from meshstack.core.stack_file import load_stack
     from meshstack.core.workspace import claim
-    from workloads.local import run_stack
 
     if not args.local:
         raise MeshstackError("only --local runs from here; deploy to a cluster with `meshstack up` or `pulumi up`")
+    require(WORKLOADS_EXTRA, "run --local")
+    from workloads.local import run_stack
+
     spec = load_stack(args.stack, _project(args))
     if not spec.workloads:
         raise MeshstackError(f"stack {args.stack} declares no workloads (meshstack:workloads)")
@@ -267,6 +273,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    require(DEMO_EXTRA, "demo")
     from meshstack.demo import run_demo
 
     _stop_on_signals()
@@ -274,9 +281,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_command(action: Callable[[], int]) -> int:
+def _model_command(command: str, action: Callable[[], int]) -> int:
     """Run a model command; any refusal of its input (a file, tensor, key or line named) is one line, exit 2."""
     from meshstack.core.errors import ModelInputError
+
+    require(WORKLOADS_EXTRA, command)
     from workloads.jax.commands import BAD_INPUT
 
     try:
@@ -306,7 +315,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         return serve(args.path, serve_config, args.name)
 
-    return _model_command(action)
+    return _model_command("serve", action)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -317,7 +326,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {len(written)} file(s) under {args.out}: a Hugging Face model folder", file=sys.stderr)
         return EXIT_OK
 
-    return _model_command(action)
+    return _model_command("export", action)
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
@@ -334,7 +343,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
 
-    return _model_command(action)
+    return _model_command("data prepare", action)
 
 
 def cmd_pulumi(args: argparse.Namespace) -> int:

@@ -29,8 +29,8 @@ from meshstack.core.stack_file import Project, find_project
 from meshstack.core.workspace import claim, clear
 from meshstack.preview.plan import Preview, preview_stack
 from meshstack.preview.render import energy_line, markdown, policy_line, usd
-from meshstack.preview.report import charts
-from meshstack.preview.report.page import Answer, render
+from meshstack.report import charts
+from meshstack.report.page import Answer, render
 from workloads.local import LocalServer, TrainResult, free_port, run_stack
 
 PROMPTS = ("The module", "A list of", "Return the", "This function")

@@ -36,7 +36,7 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
 def test_the_layer_contract_holds_and_catches_an_upward_import(tmp_path: Path) -> None:
     kept = lint_imports(PROJECT_ROOT)
     assert kept.returncode == 0, kept.stdout + kept.stderr
-    assert "1 kept, 0 broken" in kept.stdout
+    assert "2 kept, 0 broken" in kept.stdout
     copy = tmp_path / "tree"
     shutil.copytree(PROJECT_ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "*.pyc", "__pycache__", "tests"))
     spec = copy / "meshstack" / "core" / "spec" / "stack.py"
@@ -44,6 +44,21 @@ def test_the_layer_contract_holds_and_catches_an_upward_import(tmp_path: Path) -
     broken = lint_imports(copy)
     assert broken.returncode != 0
     assert "meshstack.core.spec.stack -> meshstack.preview.plan" in broken.stdout
+
+
+@pytest.mark.slow
+def test_the_slim_install_contract_catches_a_preview_module_that_reaches_jax(tmp_path: Path) -> None:
+    """`pip install meshstack` has no JAX: a preview module importing the JAX programs (and so JAX)
+    breaks the contract, as a direct import of numpy would."""
+    copy = tmp_path / "tree"
+    shutil.copytree(PROJECT_ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "*.pyc", "__pycache__", "tests"))
+    render = copy / "meshstack" / "preview" / "render.py"
+    render.write_text(render.read_text() + "\nfrom workloads.jax import storage  # noqa\nimport numpy  # noqa\n")
+    broken = lint_imports(copy)
+    assert broken.returncode != 0
+    assert "the slim install needs no extra BROKEN" in broken.stdout
+    assert "meshstack.preview.render -> workloads.jax.storage" in broken.stdout
+    assert "meshstack.preview.render -> numpy" in broken.stdout
 
 
 @pytest.mark.slow

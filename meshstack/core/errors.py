@@ -52,6 +52,11 @@ class ToolMissingError(MeshstackError):
     """A command needs a program (the Pulumi CLI, a browser) that is not installed."""
 
 
+class ExtraMissingError(MeshstackError):
+    """A command needs an optional part of meshstack (an extra: JAX for training and serving, the
+    demo's charts) that this install left out, as a CI machine that only previews does."""
+
+
 def join_path(parts: typing.Iterable[str | int]) -> str:
     """('clusters', 0, 'node_pools', 1, 'accelerator') -> 'clusters[0].node_pools[1].accelerator'."""
     out = ""
