@@ -57,6 +57,7 @@ def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> 
                 deployer=who,
                 admin_principal_arns=cluster.admin_principal_arns,
                 log_types=cluster.log_types,
+                karpenter=cluster.autoscaler == "karpenter",
                 addons=addon_needs(spec, cluster.name),
                 tags=tags,
             ),
