@@ -52,7 +52,7 @@ def market_groups(pool: NodePoolArgs) -> list[tuple[int, NodePoolArgs]]:
             else dataclasses.replace(
                 pool,
                 market=market,
-                fallback=order[rank + 1 :],
+                fallback=pool.fallback[rank:],
                 reservation_id=None,
                 min_nodes=0,
                 desired_nodes=0,

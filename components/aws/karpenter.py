@@ -19,9 +19,12 @@ import pulumi_aws as aws
 
 from components.aws.iam import ClusterIam, Deployer, partition
 from components.aws.node_group import ROOT_DEVICE, efa_user_data
+from components.aws.pricing import MARKETS_ANNOTATION
 from components.tags import named
 from meshstack.core.nodes import NodePoolArgs, launch_types, node_labels, node_taints
+from meshstack.core.types import WORKLOAD_NODES
 from workloads.k8s.objects import CustomObject
+from workloads.k8s.workload_base import waits_for
 
 KARPENTER_ACCOUNT = "karpenter"
 KARPENTER_NAMESPACE = "kube-system"
@@ -34,9 +37,6 @@ AMI_ALIAS = "al2023@v20260714"
 # by id in the EC2NodeClass (docs/tasks/odcrs.md: capacity blocks since v1.6, feature gate
 # ReservedCapacity on by default since then).
 CAPACITY_TYPES = {"capacity-block": "reserved", "reservation": "reserved", "spot": "spot", "on-demand": "on-demand"}
-# Where the meshstack market order is written on a NodePool, for the cost estimate to read: Karpenter's
-# capacity types cannot tell a capacity block from a reservation.
-MARKETS_ANNOTATION = "meshstack.io/markets"
 # cloudformation.yaml's EventBridge rules: what Karpenter drains nodes ahead of.
 INTERRUPTION_EVENTS = {
     "health": ("aws.health", "AWS Health Event"),
@@ -100,7 +100,10 @@ def controller_policy(
             "Resource": launched,
             "Action": "ec2:CreateTags",
             "Condition": {
-                "StringEquals": {**requested, "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]},
+                "StringEquals": {
+                    **requested,
+                    "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"],
+                },
                 "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
             },
         },
@@ -113,7 +116,9 @@ def controller_policy(
                 "StringEquals": owned,
                 "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
                 "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": cluster_name},
-                "ForAllValues:StringEquals": {"aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]},
+                "ForAllValues:StringEquals": {
+                    "aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]
+                },
             },
         },
         {
@@ -130,8 +135,18 @@ def controller_policy(
             "Action": "iam:PassRole",
             "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}},
         },
-        {"Sid": "AllowInstanceProfileReadActions", "Effect": "Allow", "Resource": profile_arn, "Action": "iam:GetInstanceProfile"},
-        {"Sid": "AllowUnscopedInstanceProfileListAction", "Effect": "Allow", "Resource": "*", "Action": "iam:ListInstanceProfiles"},
+        {
+            "Sid": "AllowInstanceProfileReadActions",
+            "Effect": "Allow",
+            "Resource": profile_arn,
+            "Action": "iam:GetInstanceProfile",
+        },
+        {
+            "Sid": "AllowUnscopedInstanceProfileListAction",
+            "Effect": "Allow",
+            "Resource": "*",
+            "Action": "iam:ListInstanceProfiles",
+        },
         {
             "Sid": "AllowAPIServerEndpointDiscovery",
             "Effect": "Allow",
@@ -336,7 +351,9 @@ class Karpenter(pulumi.ComponentResource):
             tags=named(tags, f"{name}-interruptions"),
             opts=child,
         )
-        aws.sqs.QueuePolicy(f"{name}-interruptions", queue_url=queue.id, policy=queue.arn.apply(queue_policy), opts=child)
+        aws.sqs.QueuePolicy(
+            f"{name}-interruptions", queue_url=queue.id, policy=queue.arn.apply(queue_policy), opts=child
+        )
         for key, (source, detail) in INTERRUPTION_EVENTS.items():
             rule = aws.cloudwatch.EventRule(
                 f"{name}-{key}",
@@ -385,21 +402,46 @@ class Karpenter(pulumi.ComponentResource):
         security_group_ids: Sequence[pulumi.Input[str]],
         opts: pulumi.ResourceOptions,
     ) -> None:
-        """A NodePool and EC2NodeClass per pool (by name, its subnets), through `opts`' provider, after its
+        """A KarpenterPool per pool (by name, its subnets), through `opts`' provider and after its
         dependencies (the chart that installs the CRDs)."""
-        after = pulumi.ResourceOptions(parent=self).merge(opts)
         for pool in pools:
-            group = None
-            if pool.placement_group:
-                placement = aws.ec2.PlacementGroup(
-                    f"{self._name}-{pool.name}-placement",
-                    strategy="cluster",
-                    tags=named(self._tags, f"{self._name}-{pool.name}"),
-                    opts=pulumi.ResourceOptions(parent=self),
-                )
-                group = placement.name
-            body = node_class(
-                pool, self.instance_profile, subnets[pool.name], security_group_ids, self._tags, group
+            KarpenterPool(
+                f"{self._name}-{pool.name}",
+                KarpenterPoolArgs(pool, self.instance_profile, subnets[pool.name], security_group_ids, self._tags),
+                opts=pulumi.ResourceOptions(parent=self).merge(opts),
             )
-            CustomObject(f"{self._name}-{pool.name}-class", body, after)
-            CustomObject(f"{self._name}-{pool.name}", node_pool(pool), after)
+
+
+@dataclass(frozen=True)
+class KarpenterPoolArgs:
+    pool: NodePoolArgs
+    instance_profile: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_ids: Sequence[pulumi.Input[str]]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class KarpenterPool(pulumi.ComponentResource):
+    """One pool's EC2NodeClass and NodePool (and its cluster placement group, where asked). It declares the
+    nodes the stack's workloads keep busy, as a NodeGroup does, so the estimate prices them running."""
+
+    def __init__(self, name: str, args: KarpenterPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("meshstack:aws:KarpenterPool", name, {WORKLOAD_NODES: {name: args.pool.workload_nodes}}, opts)
+        pool = args.pool
+        # The provider and the CRD installer, which a component does not pass down by itself.
+        objects = pulumi.ResourceOptions(
+            parent=self, provider=opts.provider if opts else None, depends_on=waits_for(opts)
+        )
+        group = None
+        if pool.placement_group:
+            placement = aws.ec2.PlacementGroup(
+                f"{name}-placement",
+                strategy="cluster",
+                tags=named(args.tags, name),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            group = placement.name
+        body = node_class(pool, args.instance_profile, args.subnet_ids, args.security_group_ids, args.tags, group)
+        CustomObject(f"{name}-class", body, objects)
+        CustomObject(name, node_pool(pool), objects)
+        self.register_outputs({})

@@ -10,6 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.pricing import FALLBACK_TAG
 from components.tags import named
 from meshstack.core.nodes import NodePoolArgs, launch_types, node_labels, node_taints
 from meshstack.core.types import WORKLOAD_NODES
@@ -86,9 +87,6 @@ class NodeGroupArgs:
     # 0: the group of the pool's first market; n: of its n-th fallback (`pool` then carries that market,
     # and what follows it as its fallback).
     fallback_rank: int = 0
-
-
-FALLBACK_TAG = "meshstack:fallback"  # the markets tried after this group's, for the cost estimate
 
 
 def group_prefix(pool: NodePoolArgs, fallback_rank: int) -> str:

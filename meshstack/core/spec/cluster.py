@@ -233,7 +233,8 @@ class NodePool(SpecModel):
                 raise field_error(at, f"{name} is listed twice")
             if itype.accelerator != self.accelerator:
                 raise field_error(
-                    at, f"{name} carries {itype.accelerator}, not {self.accelerator}: a pool's types share one accelerator"
+                    at,
+                    f"{name} carries {itype.accelerator}, not {self.accelerator}: a pool's types share one accelerator",
                 )
             if self.accelerators_per_node is None:
                 self.accelerators_per_node = itype.accelerators
