@@ -255,6 +255,14 @@ class _Pricer:
         )
         if shape.market == "capacity block":
             description += f"; the block's {peak} prepaid, used or not"
+        if shape.fallback:
+            prices = [
+                f"{m} at ${node_hourly(self.catalog, shape.instance_type, m, self.region)[0] + disk_hourly:,.2f}"
+                for m in shape.fallback
+            ]
+            description += (
+                f"; priced as it runs first (${hourly:,.2f}/node-hour), falls back to {', then '.join(prices)}"
+            )
         return Priced(
             description,
             paid[0] * hourly,
@@ -328,7 +336,9 @@ def estimate(resources: Iterable[ResourceView], catalog: Catalog | None = None) 
     price = pricing_module(catalog.cloud).price
     items = []
     for r in resources:
-        priced = price(r, pricer) if r.type.startswith(f"{catalog.cloud}:") else None
+        # A cloud's pools include what launches its nodes from inside the cluster (Karpenter's NodePools).
+        owned = r.type.startswith(f"{catalog.cloud}:") or r.type in pricing_module(catalog.cloud).POOL_TYPES
+        priced = price(r, pricer) if owned else None
         if priced is not None:
             items.append(
                 # A CostItem is a Priced resource with where it sits: the same fields, by name.

@@ -92,6 +92,13 @@ AWS_MISTAKES: list[tuple[Callable[[dict[str, Any]], Any], str, str]] = [
         "keeps its own",
     ),
     (lambda c: _cluster(c)["node_pools"][0].update(labels={"a": "b"}), "clusters[0].node_pools[0].labels", "has"),
+    # Karpenter and market fallbacks launch nodes: an existing cluster's scaling stays its owners'.
+    (lambda c: _cluster(c).update(autoscaler="karpenter"), "clusters[0].autoscaler", "keeps its own"),
+    (
+        lambda c: _cluster(c)["node_pools"][0].update(fallback=["on-demand"]),
+        "clusters[0].node_pools[0].fallback",
+        "describes nodes it has",
+    ),
     (
         lambda c: _cluster(c)["node_pools"][0].update(desired_nodes=2),
         "clusters[0].node_pools[0].desired_nodes",

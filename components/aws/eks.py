@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ import pulumi_kubernetes as k8s
 
 from components.aws.iam import ADDON_ROLES, ClusterIam, ClusterIamArgs, Deployer, autoscaler_policy, partition
 from components.aws.iam import deployer as iam_deployer
-from components.aws.node_group import NodeGroup, NodeGroupArgs
+from components.aws.karpenter import Karpenter, KarpenterArgs, chart_values
+from components.aws.node_group import NodeGroup, NodeGroupArgs, group_pattern
 from components.k8s.addons import (
     AUTOSCALER_ACCOUNT,
     AddonNeeds,
@@ -34,6 +36,44 @@ ADDON_CONFIGURATION = {"vpc-cni": {"enableNetworkPolicy": "true"}}
 # groups' auto repair acts on. It needs no AWS permissions.
 SCHEDULED_ADDONS = ("coredns", "aws-ebs-csi-driver", "eks-node-monitoring-agent")
 ADMIN_POLICY = "arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
+def market_groups(pool: NodePoolArgs) -> list[tuple[int, NodePoolArgs]]:
+    """(fallback rank, the pool as that group runs it) for each market of a managed pool: a node group has
+    one capacity type, so each fallback market is a group of its own. The pool's floor (min_nodes), its
+    workload nodes (priced) and its reservation stay on the group of its first market; a fallback group
+    starts empty and grows only when that one cannot."""
+    order = (pool.market, *pool.fallback)
+    return [
+        (
+            rank,
+            pool
+            if rank == 0
+            else dataclasses.replace(
+                pool,
+                market=market,
+                fallback=pool.fallback[rank:],
+                reservation_id=None,
+                min_nodes=0,
+                desired_nodes=0,
+                workload_nodes=0,
+            ),
+        )
+        for rank, market in enumerate(order)
+    ]
+
+
+def fallback_priorities(pools: Sequence[NodePoolArgs]) -> dict[int, list[str]]:
+    """The priority expander's patterns: each pool's groups in its market order, every other group below
+    them all (unnamed groups would never grow); empty where no pool has a fallback."""
+    if not any(p.fallback for p in pools):
+        return {}
+    priorities: dict[int, list[str]] = {1: [".*"]}
+    for pool in pools:
+        groups = market_groups(pool)
+        for rank, group in groups:
+            priorities.setdefault(10 * (len(groups) - rank) + 1, []).append(group_pattern(group, rank))
+    return priorities
 
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -90,6 +130,8 @@ class EksClusterArgs:
     # EXTENDED keeps the version (at the extended-support price) until its extended support ends.
     support_type: SupportType = "STANDARD"
     log_types: Sequence[LogType] = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+    # Karpenter launches the nodes of the pools marked `karpenter`; the others stay managed node groups.
+    karpenter: bool = False
     addons: AddonNeeds = field(default_factory=AddonNeeds)
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -155,7 +197,8 @@ class EksCluster(pulumi.ComponentResource):
         # The deployer gets its admin entry explicitly, like every other admin, rather than through
         # bootstrap_cluster_creator_admin_permissions: EKS refuses (409) a second entry for a principal
         # it bootstrapped, so a deployer also named in admin_principal_arns would fail the `up`.
-        deployer = (args.deployer or iam_deployer()).principal_arn
+        who = args.deployer or iam_deployer()
+        deployer = who.principal_arn
         admins = {f"{name}-admin-{i}": arn for i, arn in enumerate(args.admin_principal_arns)}
         if deployer not in admins.values():
             admins[f"{name}-deployer"] = deployer
@@ -195,20 +238,24 @@ class EksCluster(pulumi.ComponentResource):
 
         network_addons = [self._addon(name, addon, cluster, tags, []) for addon in NETWORK_ADDONS]
         cluster_sg = cluster.vpc_config.cluster_security_group_id
+        managed = [p for p in args.node_pools if not p.karpenter]
         self.node_groups = {}
-        for pool in args.node_pools:
-            self.node_groups[pool.name] = NodeGroup(
-                f"{name}-{pool.name}",
-                NodeGroupArgs(
-                    pool=pool,
-                    cluster_name=cluster.name,
-                    node_role_arn=iam.node_role_arn,
-                    subnet_ids=[args.zone_subnets[pool.zone]] if pool.zone else subnet_ids,
-                    security_group_ids=[args.node_security_group_id, cluster_sg],
-                    tags=tags,
-                ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=network_addons),
-            )
+        for pool in managed:
+            for rank, group in market_groups(pool):
+                key = pool.name if rank == 0 else f"{pool.name}-{group.market}"
+                self.node_groups[key] = NodeGroup(
+                    f"{name}-{key}",
+                    NodeGroupArgs(
+                        pool=group,
+                        cluster_name=cluster.name,
+                        node_role_arn=iam.node_role_arn,
+                        subnet_ids=self._subnets(pool, args),
+                        security_group_ids=[args.node_security_group_id, cluster_sg],
+                        tags=tags,
+                        fallback_rank=rank,
+                    ),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=network_addons),
+                )
         scheduled = {
             addon: self._addon(name, addon, cluster, tags, list(self.node_groups.values()))
             for addon in SCHEDULED_ADDONS
@@ -245,16 +292,43 @@ class EksCluster(pulumi.ComponentResource):
         values = autoscaler_values(
             args.kubernetes_version,
             {"cloudProvider": "aws", "awsRegion": region, "autoDiscovery": {"clusterName": name}},
+            fallback_priorities(managed),
         )
+        karpenter = None
+        identities: list[pulumi.Resource] = [autoscaler_identity]
+        if args.karpenter:
+            karpenter = Karpenter(
+                f"{name}-karpenter",
+                KarpenterArgs(cluster_name=name, region=region, deployer=who, iam=iam, cluster=cluster.name, tags=tags),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=network_addons),
+            )
+            identities.append(karpenter.identity)
+        # The controller's replicas spread over the managed nodes, one per node (the chart's anti-affinity).
+        hosts = sum(p.min_nodes for p in managed)
         # The releases wait for cluster DNS: the autoscaler (and any chart that calls an AWS or
         # in-cluster endpoint at start) would crash-loop inside Helm's atomic wait without it.
         self.addons = ClusterAddons(
             f"{name}-addons",
-            ClusterAddonsArgs(args.node_pools, args.addons, autoscaler_values=values),
+            ClusterAddonsArgs(
+                args.node_pools,
+                args.addons,
+                autoscaler_values=values,
+                karpenter_values=chart_values(name, min(hosts, 2)) if karpenter else None,
+            ),
             opts=pulumi.ResourceOptions(
-                parent=self, provider=self.provider, depends_on=[autoscaler_identity, scheduled["coredns"]]
+                parent=self, provider=self.provider, depends_on=[*identities, scheduled["coredns"]]
             ),
         )
+        if karpenter is not None:
+            launched = [p for p in args.node_pools if p.karpenter]
+            karpenter.node_pools(
+                launched,
+                {p.name: self._subnets(p, args) for p in launched},
+                [args.node_security_group_id, cluster_sg],
+                pulumi.ResourceOptions(
+                    provider=self.provider, depends_on=[self.addons.releases["karpenter"], karpenter.access]
+                ),
+            )
         self.register_outputs(
             {
                 "cluster_name": self.cluster_name,
@@ -263,6 +337,13 @@ class EksCluster(pulumi.ComponentResource):
                 "oidc_provider_arn": self.oidc_provider_arn,
             }
         )
+
+    @staticmethod
+    def _subnets(pool: NodePoolArgs, args: EksClusterArgs) -> list[pulumi.Input[str]]:
+        """A pool naming its zone runs in that zone's subnet; an EFA or placement-group pool in one subnet."""
+        if pool.zone:
+            return [args.zone_subnets[pool.zone]]
+        return list(args.subnet_ids[:1]) if pool.efa or pool.placement_group else list(args.subnet_ids)
 
     def _addon(
         self, name: str, addon: str, cluster: aws.eks.Cluster, tags: Mapping[str, str], after: list[pulumi.Resource]

@@ -210,6 +210,11 @@ class ClusterIam(pulumi.ComponentResource):
             )
         return resource
 
+    def node_role(self, role: str) -> aws.iam.Role:
+        """Another role for nodes, with exactly what the managed nodes' has (Karpenter's nodes join under their
+        own: a managed node group makes the access entry of its role itself)."""
+        return self._service_role(role, "ec2.amazonaws.com", NODE_POLICIES)
+
     def pod_identity_role(self, role: str, policy: pulumi.Input[str]) -> aws.iam.Role:
         """A role for an EKS Pod Identity association (the cluster runs the pod identity agent)."""
         child = pulumi.ResourceOptions(parent=self)

@@ -10,8 +10,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.pricing import FALLBACK_TAG
 from components.tags import named
-from meshstack.core.nodes import NodePoolArgs, node_labels, node_taints
+from meshstack.core.nodes import NodePoolArgs, launch_types, node_labels, node_taints
 from meshstack.core.types import WORKLOAD_NODES
 
 AMI_TYPES = {"nvidia": "AL2023_x86_64_NVIDIA", "aws-neuron": "AL2023_x86_64_NEURON", "none": "AL2023_x86_64_STANDARD"}
@@ -83,6 +84,20 @@ class NodeGroupArgs:
     subnet_ids: Sequence[pulumi.Input[str]]
     security_group_ids: Sequence[pulumi.Input[str]]
     tags: Mapping[str, str] = field(default_factory=dict)
+    # 0: the group of the pool's first market; n: of its n-th fallback (`pool` then carries that market,
+    # and what follows it as its fallback).
+    fallback_rank: int = 0
+
+
+def group_prefix(pool: NodePoolArgs, fallback_rank: int) -> str:
+    """The node group's name prefix; EKS names its Auto Scaling group eks-<node group name>-<uuid>."""
+    return f"{pool.name}-" if fallback_rank == 0 else f"{pool.name}-{pool.market}-"
+
+
+def group_pattern(pool: NodePoolArgs, fallback_rank: int) -> str:
+    """A pattern for the group's Auto Scaling group name and no other: the provider appends a 26-character
+    unique suffix to the prefix, starting with an 18-digit timestamp, so pool `gpu` cannot match `gpu-2`."""
+    return f"^eks-{group_prefix(pool, fallback_rank)}[0-9]{{18}}"
 
 
 def update_config(pool: NodePoolArgs) -> dict[str, Any]:
@@ -111,9 +126,9 @@ class NodeGroup(pulumi.ComponentResource):
     """A managed node group whose nodes require IMDSv2, encrypt their disks and, when asked,
     carry one EFA interface per network card inside a cluster placement group.
 
-    EFA and placement-group pools are pinned to one subnet (the first of `subnet_ids`; the program
-    hands a pool that names its zone that zone's subnet alone): a cluster placement group lives in
-    one AZ, and EFA traffic does not cross AZs.
+    The nodes go in `subnet_ids`: the cluster hands an EFA or placement-group pool one subnet (its
+    zone's where it names one), since a cluster placement group lives in one AZ and EFA traffic does
+    not cross AZs.
     """
 
     node_group_name: pulumi.Output[str]
@@ -182,14 +197,15 @@ class NodeGroup(pulumi.ComponentResource):
             opts=child,
             **template,
         )
-        pinned = pool.efa or pool.placement_group
         group_ = aws.eks.NodeGroup(
             name,
             cluster_name=args.cluster_name,
-            node_group_name_prefix=f"{pool.name}-",
+            node_group_name_prefix=group_prefix(pool, args.fallback_rank),
             node_role_arn=args.node_role_arn,
-            subnet_ids=list(subnet_ids[:1]) if pinned else list(subnet_ids),
-            instance_types=[pool.instance_type],
+            subnet_ids=list(subnet_ids),
+            # Several types: on-demand takes them in this order (EKS's prioritized allocation), spot by
+            # price and capacity across all of them.
+            instance_types=launch_types(pool),
             ami_type=AMI_TYPES[accelerator.vendor],
             capacity_type=CAPACITY_TYPES[pool.market],
             scaling_config={"min_size": pool.min_nodes, "max_size": pool.max_nodes, "desired_size": pool.desired_nodes},
@@ -198,7 +214,7 @@ class NodeGroup(pulumi.ComponentResource):
             launch_template={"id": launch_template.id, "version": launch_template.latest_version.apply(str)},
             labels=node_labels(pool),
             taints=[{**t, "effect": TAINT_EFFECTS[t["effect"]]} for t in node_taints(pool)],
-            tags=named(tags, name),
+            tags={**named(tags, name), **({FALLBACK_TAG: " ".join(pool.fallback)} if pool.fallback else {})},
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # The cluster autoscaler owns the live size; a later `up` must not undo it.

@@ -139,6 +139,7 @@ def _new(
             deployer=who,
             admin_principal_arns=cluster.admin_principal_arns,
             log_types=cluster.log_types,
+            karpenter=cluster.autoscaler == "karpenter",
             addons=addon_needs(spec, cluster.name),
             tags=tags,
         ),

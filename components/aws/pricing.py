@@ -16,8 +16,16 @@ from meshstack.core.pricing import HOURS_PER_MONTH, PoolShape, Priced, PricingCo
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import EKS_NODE_GROUP
 
-POOL_TYPES = (EKS_NODE_GROUP,)
+KARPENTER_NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+POOL_TYPES = (EKS_NODE_GROUP, KARPENTER_NODE_POOL)
 MARKETS = {"ON_DEMAND": "on-demand", "SPOT": "spot", "CAPACITY_BLOCK": "capacity block"}
+# A NodePool's capacity types in the order Karpenter takes them; `reserved` is priced as a reservation
+# unless meshstack's annotation says it is a capacity block.
+KARPENTER_MARKETS = {"reserved": "reservation", "spot": "spot", "on-demand": "on-demand"}
+# Where the components write a pool's market order: a NodePool's annotation (Karpenter's capacity types
+# cannot tell a capacity block from a reservation), a fallback node group's tag (the markets after its own).
+MARKETS_ANNOTATION = "meshstack.io/markets"
+FALLBACK_TAG = "meshstack:fallback"
 
 
 class Services(BaseModel):
@@ -37,17 +45,52 @@ class Services(BaseModel):
     lustre_per_gib_month: dict[str, float]
 
 
+def _first(values: Any) -> str:
+    return str(values[0]) if isinstance(values, Sequence) and not isinstance(values, str) and values else "?"
+
+
 def pool_shape(pool: ResourceView) -> PoolShape:
     props = pool.props
+    if pool.type == KARPENTER_NODE_POOL:
+        return _karpenter_shape(props)
     scaling = mapping(props, "scalingConfig")
-    types = props.get("instanceTypes")
     capacity = str(props.get("capacityType") or "ON_DEMAND")
+    fallback = mapping(props, "tags").get(FALLBACK_TAG)
     return PoolShape(
-        str(types[0]) if isinstance(types, Sequence) and not isinstance(types, str) and types else "?",
+        _first(props.get("instanceTypes")),
         count(scaling.get("minSize")),
         count(scaling.get("desiredSize")) or 0,
         count(scaling.get("maxSize")),
         MARKETS.get(capacity, capacity.lower()),
+        tuple(str(fallback).split()) if isinstance(fallback, str) else (),
+    )
+
+
+def _karpenter_shape(props: Mapping[str, Any]) -> PoolShape:
+    """A NodePool keeps no nodes (min and desired 0) and grows to `limits.nodes` (None: unbounded), on its
+    first instance type and market; a NodePool meshstack did not write is read from its capacity types."""
+    spec = mapping(props, "spec")
+    template = mapping(mapping(spec, "template"), "spec")
+    listed = template.get("requirements")
+    wanted = {
+        str(r.get("key")): r.get("values")
+        for r in (listed if isinstance(listed, list) else [])
+        if isinstance(r, Mapping) and r.get("operator") == "In"
+    }
+    annotated = mapping(mapping(props, "metadata"), "annotations").get(MARKETS_ANNOTATION)
+    if isinstance(annotated, str) and annotated.split():
+        markets = [m.replace("-", " ") if m == "capacity-block" else m for m in annotated.split()]
+    else:
+        types = wanted.get("karpenter.sh/capacity-type")
+        listed = {str(t) for t in types} if isinstance(types, list) else {"on-demand"}
+        markets = [m for t, m in KARPENTER_MARKETS.items() if t in listed] or ["on-demand"]
+    return PoolShape(
+        _first(wanted.get("node.kubernetes.io/instance-type")),
+        0,
+        0,
+        count(mapping(spec, "limits").get("nodes")),
+        markets[0],
+        tuple(markets[1:]),
     )
 
 
@@ -58,6 +101,9 @@ def price(r: ResourceView, ctx: PricingContext) -> Priced | None:
     if r.type == EKS_NODE_GROUP:
         disk = _root_volume_gib(props, ctx) * prices.ebs_gp3_per_gib_month / HOURS_PER_MONTH * ctx.storage_factor
         return ctx.pool(r, pool_shape(r), disk)
+    if r.type == KARPENTER_NODE_POOL:
+        ctx.assume("Karpenter NodePools: nodes at their first instance type and market; root volumes not priced")
+        return ctx.pool(r, pool_shape(r), 0.0)
     if r.type == "aws:eks/cluster:Cluster":
         return _control_plane(props, prices, ctx)
     if r.type == "aws:ec2/natGateway:NatGateway":

@@ -29,20 +29,33 @@ CHARTS: dict[str, dict[str, Any]] = load_yaml(Path(__file__).with_name("charts.y
 AUTOSCALER_ACCOUNT = "cluster-autoscaler"
 
 
-def autoscaler_values(kubernetes_version: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+def autoscaler_values(
+    kubernetes_version: str, extra: Mapping[str, Any], priorities: Mapping[int, Sequence[str]] | None = None
+) -> dict[str, Any]:
     """The cluster-autoscaler's chart values: its image matches the cluster's minor version, and it
-    packs pending pods onto the pool that wastes least. `extra` is the cloud's part (provider, identity)."""
+    packs pending pods onto the pool that wastes least. `extra` is the cloud's part (provider, identity).
+    `priorities` (node group name patterns by priority) put the priority expander first: among the groups
+    a pending pod fits, the highest-priority one grows, and one that fails to (no capacity) is backed off,
+    so the next takes over. Groups no pattern names are never grown, so the lowest priority names all."""
     tag = AUTOSCALER_IMAGES.get(kubernetes_version)
     if tag is None:
         raise ValueError(
             f"no cluster-autoscaler image is pinned for Kubernetes {kubernetes_version}: "
             f"add it to meshstack/core/kubernetes_versions.yaml (pinned: {', '.join(AUTOSCALER_IMAGES)})"
         )
+    ordered: dict[str, Any] = {}
+    if priorities:
+        # The chart writes a string as it is into the cluster-autoscaler-priority-expander ConfigMap; a map
+        # would reach the autoscaler with quoted (string) priorities from the JSON values.
+        ordered["expanderPriorities"] = "".join(
+            f"{prio}:\n" + "".join(f"  - '{p}'\n" for p in patterns) for prio, patterns in sorted(priorities.items())
+        )
     return {
         "image": {"tag": tag},
         "rbac": {"serviceAccount": {"create": True, "name": AUTOSCALER_ACCOUNT}},
+        **ordered,
         "extraArgs": {
-            "expander": "least-waste",
+            "expander": "priority,least-waste" if priorities else "least-waste",
             "balance-similar-node-groups": True,
             "skip-nodes-with-system-pods": False,
             "scale-down-unneeded-time": "10m",
@@ -109,14 +122,16 @@ class ClusterAddonsArgs:
     node autoscaling, metrics-server, Managed Prometheus) the flags turn meshstack's off.
 
     `autoscaler_values` are the cluster-autoscaler chart's values for this cloud (its identity,
-    region, discovery); None installs no autoscaler. `installed` names releases an existing cluster's
-    owners already run, which are then left to them.
+    region, discovery); None installs no autoscaler. `karpenter_values`, Karpenter's chart values
+    (EKS, where the cluster asks for it); None installs none. `installed` names releases an existing
+    cluster's owners already run, which are then left to them.
     """
 
     node_pools: Sequence[NodePoolArgs]
     needs: AddonNeeds = field(default_factory=AddonNeeds)
     device_plugins: bool = True
     autoscaler_values: Mapping[str, Any] | None = None
+    karpenter_values: Mapping[str, Any] | None = None
     metrics_server: bool = True
     prometheus_operator: bool = True
     installed: Sequence[str] = ()
@@ -151,6 +166,8 @@ def releases_of(args: ClusterAddonsArgs) -> dict[str, dict[str, Any]]:
         }
     if args.autoscaler_values is not None:
         out["cluster-autoscaler"] = dict(args.autoscaler_values)
+    if args.karpenter_values is not None:
+        out["karpenter"] = dict(args.karpenter_values)
     if args.metrics_server:
         out["metrics-server"] = {}
     if args.prometheus_operator:
@@ -186,10 +203,12 @@ class ClusterAddons(pulumi.ComponentResource):
     workloads run in.
 
     `jobset` is exposed so JobSet objects can depend on it: a Helm release waits for
-    its resources, so the CRD exists before any JobSet is sent.
+    its resources, so the CRD exists before any JobSet is sent; `releases` (by chart key) likewise
+    for the custom objects a cloud's component declares (Karpenter's NodePools).
     """
 
     jobset: k8s.helm.v3.Release
+    releases: dict[str, k8s.helm.v3.Release]
 
     def __init__(
         self,
@@ -206,6 +225,7 @@ class ClusterAddons(pulumi.ComponentResource):
         self._opts = pulumi.ResourceOptions(parent=self, depends_on=self._waits)
         pools, needs = args.node_pools, args.needs
         releases = self._releases(releases_of(args))
+        self.releases = releases
         self.jobset = releases["jobset"]
         after_kueue = pulumi.ResourceOptions(parent=self, depends_on=[*self._waits, releases["kueue"]])
         for body in queue_objects(needs.queues, pools):

@@ -66,7 +66,7 @@ def demand(workload: Workload, pool: NodePool, catalog: Catalog) -> Demand:
     if pool.topology is not None:
         per_node = 1  # a TPU host runs one process, which takes all its chips
     else:
-        vcpus = catalog.instance_types[str(pool.instance_type)].vcpus
+        vcpus = catalog.instance_types[pool.sizing_type(catalog)].vcpus
         per_node = pods_per_node(pool.accelerators_per_node or 0, vcpus, devices)
     pods = workload.processes if isinstance(workload, TrainingWorkload) else workload.max_replicas
     return Demand(workload.name, pool, pods, devices, per_node)

@@ -46,12 +46,15 @@ class NodePoolArgs:
     accelerator_name: str
     accelerator: Accelerator
     instance_type: str
-    instance: InstanceType
+    instance: InstanceType  # the smallest of instance_types: what a pod is sized for fits every node
+    instance_types: Sequence[str] = ()  # every type the pool may launch, in the order tried; () is instance_type
     accelerators_per_node: int
     max_nodes: int
     min_nodes: int = 0
     desired_nodes: int = 0
     market: Literal["on-demand", "spot", "capacity-block", "reservation"] = "on-demand"
+    fallback: Sequence[Literal["spot", "on-demand"]] = ()  # markets tried after `market`, in order
+    karpenter: bool = False  # Karpenter launches the pool's nodes (a NodePool), not a managed node group
     reservation_id: str | None = None
     zone: str | None = None  # AWS a zone id, GCP a zone: where the pool's nodes run (None: the cluster's)
     efa: bool = False
@@ -62,6 +65,11 @@ class NodePoolArgs:
     tpu: TpuSlice | None = None
     gpu_type: str | None = None  # GKE: the guest accelerator type of a GPU pool
     workload_nodes: int = 0  # nodes (per slice) the stack's own workloads need at full size: the running cost
+
+
+def launch_types(pool: NodePoolArgs) -> list[str]:
+    """The instance types the pool may launch, in the order tried."""
+    return list(pool.instance_types) or [pool.instance_type]
 
 
 def pods_per_node(accelerators_per_node: int, vcpus: int, devices: int) -> int:
@@ -86,4 +94,8 @@ def node_taints(pool: NodePoolArgs) -> list[dict[str, str]]:
     resource = pool.accelerator.resource
     if resource and all(t["key"] != resource for t in taints):
         taints.append({"key": resource, "value": "present", "effect": "NoSchedule"})
+    if pool.karpenter and not taints:
+        # Karpenter launches a node for any pending pod a NodePool admits: an untainted CPU NodePool would
+        # take the add-ons' pods that the managed system pool is there for.
+        taints.append({"key": LABEL_POOL, "value": pool.name, "effect": "NoSchedule"})
     return taints

@@ -49,6 +49,7 @@ class PoolShape:
     desired_nodes: int
     max_nodes: int | None
     market: str
+    fallback: tuple[str, ...] = ()  # markets it takes nodes from, in order, when `market` has no capacity
 
     @property
     def peak_nodes(self) -> int:

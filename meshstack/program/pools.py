@@ -8,8 +8,9 @@ from meshstack.core.nodes import NodePoolArgs, Taint, TpuSlice
 from meshstack.core.spec import NodePool, StackSpec
 
 
-def pool_args(pool: NodePool, catalog: Catalog, workload_nodes: int = 0) -> NodePoolArgs:
-    """The validated spec has already resolved the instance type and per-node count."""
+def pool_args(pool: NodePool, catalog: Catalog, workload_nodes: int = 0, karpenter: bool = False) -> NodePoolArgs:
+    """The validated spec has already resolved the instance types and per-node count."""
+    types = pool.instance_types or [str(pool.instance_type)]
     tpu = None
     if catalog.is_tpu(pool.accelerator):
         generation = catalog.tpus[pool.accelerator]
@@ -20,12 +21,15 @@ def pool_args(pool: NodePool, catalog: Catalog, workload_nodes: int = 0) -> Node
         accelerator_name=pool.accelerator,
         accelerator=catalog.accelerators[pool.accelerator],
         instance_type=str(pool.instance_type),
-        instance=catalog.instance_types[str(pool.instance_type)],
+        instance=catalog.instance_types[pool.sizing_type(catalog)],
+        instance_types=tuple(types),
         accelerators_per_node=pool.accelerators_per_node or 0,
         max_nodes=pool.max_nodes,
         min_nodes=pool.min_nodes,
         desired_nodes=pool.desired,
         market=pool.market,
+        fallback=tuple(pool.fallback),
+        karpenter=karpenter,
         reservation_id=pool.reservation_id,
         zone=pool.zone,
         efa=pool.efa,
@@ -46,7 +50,9 @@ def stack_pools(spec: StackSpec, catalog: Catalog) -> dict[tuple[str, str], Node
     for workload, need in zip(spec.workloads, spec.demands(catalog), strict=True):
         demands.setdefault((workload.cluster, workload.node_pool), []).append(need)
     return {
-        (c.name, p.name): pool_args(p, catalog, running_nodes(p, demands.get((c.name, p.name), [])))
+        (c.name, p.name): pool_args(
+            p, catalog, running_nodes(p, demands.get((c.name, p.name), [])), c.karpenter_owns(p)
+        )
         for c in spec.clusters
         for p in c.node_pools
     }

@@ -23,9 +23,12 @@ from meshstack.core.contract import (
 )
 from workloads.k8s.metrics import MetricsBackend
 from workloads.k8s.objects import CustomObject
-from workloads.k8s.pod import security_context
+from workloads.k8s.pod import Placement, security_context
 from workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
 
+# Karpenter disrupts no node that runs a pod annotated so: no consolidation or drift replacement under a
+# training run (karpenter-provider-aws v1.14.1, docs/concepts/disruption.md "Pod-Level Controls").
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 JOB_INDEX = "metadata.annotations['jobset.sigs.k8s.io/job-index']"
 RESTART_ATTEMPT = "metadata.labels['jobset.sigs.k8s.io/restart-attempt']"
@@ -141,6 +144,11 @@ def queue_labels(args: TrainingJobArgs) -> dict[str, str]:
     return labels
 
 
+def do_not_disrupt(placement: Placement) -> dict[str, dict[str, str]]:
+    """The pod template's annotations on a pool Karpenter launches: its nodes stay while the job runs."""
+    return {"annotations": {DO_NOT_DISRUPT: "true"}} if placement.pool.karpenter else {}
+
+
 class TrainingJob(pulumi.ComponentResource):
     """A JobSet (or, without JobSet, an Indexed Job and its headless Service) whose pods carry the
     JAX environment contract, sit on the workload's pool, request its accelerators and EFA
@@ -217,7 +225,7 @@ class TrainingJob(pulumi.ComponentResource):
             "completionMode": "Indexed",
             "activeDeadlineSeconds": args.deadline_seconds,
             "podFailurePolicy": pod_failure_policy(args.use_jobset),
-            "template": {"metadata": {"labels": labels}, "spec": pod},
+            "template": {"metadata": {"labels": labels, **do_not_disrupt(placement)}, "spec": pod},
         }
         queued = queue_labels(args)
         # Kueue flips `suspend` once it admits the job; a later `up` must not suspend it again.

@@ -22,6 +22,13 @@ from meshstack.core.spec.base import (
 from meshstack.core.validation import check_unique
 
 Market = Literal["on-demand", "spot", "capacity-block", "reservation"]
+# A pool has one reservation id, so only the open markets can follow the first.
+FallbackMarket = Literal["spot", "on-demand"]
+Autoscaler = Literal["cluster-autoscaler", "karpenter"]
+# The order Karpenter takes a NodePool's capacity types in, whatever order they are listed in: reserved
+# (capacity reservations and blocks), then spot, then on-demand (karpenter-provider-aws v1.14.1,
+# website/content/en/docs/concepts/nodepools.md "capacity type"; read 2026-12-08).
+KARPENTER_ORDER: dict[str, int] = {"capacity-block": 0, "reservation": 0, "spot": 1, "on-demand": 2}
 
 LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
 ALL_LOG_TYPES: list[LogType] = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
@@ -47,12 +54,26 @@ class NodePool(SpecModel):
         default=None, ge=0, description="Picks the instance type with that many; taken from instance_type when omitted."
     )
     instance_type: str | None = Field(
-        default=None, description="A catalog instance type; the cheapest with accelerators_per_node when omitted."
+        default=None,
+        description="A catalog instance type; the cheapest with accelerators_per_node when omitted. With "
+        "instance_types, the first of them.",
+    )
+    instance_types: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Several catalog instance types with the same accelerator and count per node, in the order "
+        "they are tried (the first is priced): capacity of one type runs out where another's is free. Instead "
+        "of instance_type; after validation it lists every type, instance_type its first.",
     )
     min_nodes: int = Field(default=0, ge=0)
     max_nodes: int = Field(ge=1, description="Required: an unbounded pool is an unbounded bill.")
     desired_nodes: int | None = Field(default=None, ge=0, description="Defaults to min_nodes.")
-    market: Market = "on-demand"
+    market: Market = Field(default="on-demand", description="The market the pool takes its nodes from first.")
+    fallback: list[FallbackMarket] = Field(
+        default_factory=list,
+        description="Markets tried in order when `market` has no capacity (a reservation that is full or over, "
+        "spot that is not to be had): e.g. [spot, on-demand] after a capacity block. EKS only.",
+    )
     reservation_id: str | None = Field(
         default=None, description="The capacity block or reservation to launch into (AWS: cr-..., GCP: its name)."
     )
@@ -92,28 +113,71 @@ class NodePool(SpecModel):
     def _resolve(self, info: ValidationInfo) -> NodePool:
         catalog = catalog_from(info)
         if catalog.is_tpu(self.accelerator):
+            if self.instance_types is not None:
+                raise field_error("instance_types", "a TPU slice runs on the one machine type its topology fixes")
             self._resolve_tpu(catalog)
         else:
             if self.topology is not None or self.slices != 1:
                 raise field_error("topology", f"topology and slices apply to TPU accelerators, not {self.accelerator}")
             self._resolve_instance(catalog)
-        itype = catalog.instance_types[str(self.instance_type)]
+        self.instance_types = self.instance_types or [str(self.instance_type)]
+        for i, name in enumerate(self.instance_types):
+            self._check_type(name, catalog.instance_types[name], i)
+        self._check_capacity()
+        self._check_market(catalog)
+        self._check_fallback(catalog)
+        return self
+
+    def _type_field(self, index: int) -> str:
+        return f"instance_types[{index}]" if len(self.instance_types or []) > 1 else "instance_type"
+
+    def _check_type(self, name: str, itype: InstanceType, index: int) -> None:
+        """What every listed type must offer the pool: a price, the first market, EFA where asked."""
         if itype.price_per_hour is None:
             raise field_error(
-                "instance_type",
-                f"{self.instance_type} has no price in the catalog, so nothing about this stack's cost could be "
-                f"trusted: give one in an override file (instance_types: {{{self.instance_type}: "
+                self._type_field(index),
+                f"{name} has no price in the catalog, so nothing about this stack's cost could be "
+                f"trusted: give one in an override file (instance_types: {{{name}: "
                 "{price_per_hour: ...}}, listed in MESHSTACK_CATALOG)",
             )
         if self.market == "spot" and not itype.spot:
+            raise field_error("market", f"{name} cannot be had as spot capacity: use on-demand or a reservation")
+        if self.efa and not itype.supports_efa:
+            raise field_error("efa", f"{name} has no EFA support: turn efa off or pick an EFA-capable instance type")
+
+    def _check_fallback(self, catalog: Catalog) -> None:
+        """Each fallback market is offered by the cloud, sold for every listed type, and comes once."""
+        if not self.fallback:
+            return
+        if catalog.cloud != "aws":
             raise field_error(
-                "market", f"{self.instance_type} cannot be had as spot capacity: use on-demand or a reservation"
+                "fallback", f"a market fallback is rendered on EKS only; on {catalog.cloud.upper()} list one market"
             )
-        self._check_market(catalog)
-        self._check_capacity(itype)
-        return self
+        seen: list[str] = [self.market]
+        for i, market in enumerate(self.fallback):
+            if market in seen:
+                raise field_error(f"fallback[{i}]", f"'{market}' is already in the pool's market order")
+            seen.append(market)
+            if market not in catalog.facts.markets:
+                raise field_error(f"fallback[{i}]", f"{catalog.cloud.upper()} does not offer '{market}'")
+            unsold = [n for n in self.instance_types or [] if market == "spot" and not catalog.instance_types[n].spot]
+            if unsold:
+                raise field_error(f"fallback[{i}]", f"{', '.join(unsold)} cannot be had as spot capacity")
+
+    def sizing_type(self, catalog: Catalog) -> str:
+        """The smallest listed type: a pod sized for it fits whichever type the pool launches."""
+        types = self.instance_types or [str(self.instance_type)]
+        return min(types, key=lambda n: (catalog.instance_types[n].vcpus, catalog.instance_types[n].memory_gib))
+
+    @property
+    def markets(self) -> list[str]:
+        """The market order: `market`, then its fallbacks."""
+        return [self.market, *self.fallback]
 
     def _resolve_instance(self, catalog: Catalog) -> None:
+        if self.instance_types is not None:
+            self._resolve_several(catalog)
+            return
         if self.instance_type is None:
             counts = ", ".join(map(str, catalog.per_node_counts(self.accelerator)))
             if self.accelerators_per_node is None and self.accelerator != "cpu":
@@ -129,7 +193,11 @@ class NodePool(SpecModel):
                     f"allowed are {counts}",
                 )
             self.instance_type = choices[0]
-        itype = catalog.instance_types.get(self.instance_type)
+        self._resolve_instance_type(catalog)
+
+    def _resolve_instance_type(self, catalog: Catalog) -> None:
+        """instance_type is a catalog type carrying the pool's accelerator, as many per node as asked."""
+        itype = catalog.instance_types.get(str(self.instance_type))
         if itype is None:
             allowed = catalog.instance_types_for(self.accelerator)
             raise field_error(
@@ -148,6 +216,41 @@ class NodePool(SpecModel):
                 "accelerators_per_node",
                 f"{self.instance_type} has {itype.accelerators} {self.accelerator} per node, "
                 f"not {self.accelerators_per_node}",
+            )
+
+    def _resolve_several(self, catalog: Catalog) -> None:
+        """Several types stand for one: the same accelerator and count, so a pod sized for one fits every other."""
+        listed = self.instance_types or []
+        if self.instance_type is not None:
+            raise field_error("instance_type", "give instance_type or instance_types, not both")
+        for i, name in enumerate(listed):
+            at = f"instance_types[{i}]"
+            itype = catalog.instance_types.get(name)
+            if itype is None:
+                allowed = ", ".join(catalog.instance_types_for(self.accelerator))
+                raise field_error(at, f"unknown instance type '{name}': for {self.accelerator} allowed are {allowed}")
+            if name in listed[:i]:
+                raise field_error(at, f"{name} is listed twice")
+            if itype.accelerator != self.accelerator:
+                raise field_error(
+                    at,
+                    f"{name} carries {itype.accelerator}, not {self.accelerator}: a pool's types share one accelerator",
+                )
+            if self.accelerators_per_node is None:
+                self.accelerators_per_node = itype.accelerators
+            elif itype.accelerators != self.accelerators_per_node:
+                raise field_error(
+                    at,
+                    f"{name} has {itype.accelerators} {self.accelerator} per node, not {self.accelerators_per_node}: "
+                    "a pool's types carry as many each",
+                )
+        self.instance_type = listed[0]
+        cards = {catalog.instance_types[n].efa_interfaces for n in listed}
+        if self.efa and len(cards) > 1:
+            counts = ", ".join(f"{n} {catalog.instance_types[n].efa_interfaces}" for n in listed)
+            raise field_error(
+                "instance_types",
+                f"with efa the types must have as many EFA interfaces ({counts}): one launch template attaches them",
             )
 
     def _resolve_tpu(self, catalog: Catalog) -> None:
@@ -194,11 +297,7 @@ class NodePool(SpecModel):
                 f"such as {facts.reservation_id_example}",
             )
 
-    def _check_capacity(self, itype: InstanceType) -> None:
-        if self.efa and not itype.supports_efa:
-            raise field_error(
-                "efa", f"{self.instance_type} has no EFA support: turn efa off or pick an EFA-capable instance type"
-            )
+    def _check_capacity(self) -> None:
         if self.min_nodes > self.max_nodes:
             raise field_error("min_nodes", f"min_nodes {self.min_nodes} is greater than max_nodes {self.max_nodes}")
         if self.desired_nodes is not None and self.desired_nodes > self.max_nodes:
@@ -381,9 +480,10 @@ NEW_CLUSTER_FIELDS = (
     "admin_principal_arns",
     "log_types",
     "maintenance",
+    "autoscaler",
 )
 # What a pool entry sets only for nodes meshstack launches; an existing cluster's nodes are as they are.
-NEW_POOL_FIELDS = ("desired_nodes", "placement_group", "root_volume_gib", "labels")
+NEW_POOL_FIELDS = ("desired_nodes", "placement_group", "root_volume_gib", "labels", "fallback")
 KUBECONFIG_CONTEXT = r"^\S{1,253}$"
 
 
@@ -474,6 +574,13 @@ class ClusterSpec(SpecModel):
         description="GKE: when upgrades may run, and exclusions that keep them off running jobs; a weekend "
         "window (Saturday and Sunday, 02:00-08:00 UTC) when omitted. EKS takes no window.",
     )
+    autoscaler: Autoscaler = Field(
+        default="cluster-autoscaler",
+        description="EKS: what adds and removes nodes. cluster-autoscaler resizes one managed node group per pool "
+        "(and market). karpenter launches the nodes of every pool with min_nodes 0 itself, from a NodePool and "
+        "EC2NodeClass per pool; pools with min_nodes of 1 or more stay managed node groups under the "
+        "cluster-autoscaler, and host Karpenter's controller, which must not run on nodes it manages.",
+    )
 
     @field_validator("kubernetes_version")
     @classmethod
@@ -526,6 +633,41 @@ class ClusterSpec(SpecModel):
     def _unique_pools(self) -> ClusterSpec:
         check_unique(((f"node_pools[{i}].name", p.name) for i, p in enumerate(self.node_pools)), "node pool")
         return self
+
+    @model_validator(mode="after")
+    def _check_karpenter(self, info: ValidationInfo) -> ClusterSpec:
+        if self.autoscaler != "karpenter":
+            return self
+        cloud = catalog_from(info).cloud
+        if cloud != "aws":
+            raise field_error("autoscaler", f"Karpenter runs on EKS; {cloud.upper()} scales its node pools itself")
+        if not any(p.min_nodes for p in self.node_pools):
+            raise field_error(
+                "node_pools",
+                "Karpenter's controller runs on nodes it does not manage: give one pool (a CPU system pool) "
+                "min_nodes of 1 or more, which stays a managed node group",
+            )
+        for i, pool in enumerate(self.node_pools):
+            if not self.karpenter_owns(pool):
+                continue
+            if pool.desired_nodes:
+                raise field_error(
+                    f"node_pools[{i}].desired_nodes",
+                    "a Karpenter pool (min_nodes 0) launches nodes for pending pods only: drop desired_nodes, or "
+                    "set min_nodes to keep a managed node group",
+                )
+            ranks = [KARPENTER_ORDER[m] for m in pool.markets]
+            if ranks != sorted(ranks):
+                raise field_error(
+                    f"node_pools[{i}].fallback",
+                    f"Karpenter takes reserved capacity, then spot, then on-demand, whatever the order listed: "
+                    f"'{', '.join(pool.markets)}' cannot be kept; list the markets in that order",
+                )
+        return self
+
+    def karpenter_owns(self, pool: NodePool) -> bool:
+        """Karpenter launches the nodes of a pool that keeps none (min_nodes 0) on a Karpenter cluster."""
+        return self.autoscaler == "karpenter" and pool.min_nodes == 0
 
     @field_validator("priorities")
     @classmethod
