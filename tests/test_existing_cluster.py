@@ -95,7 +95,7 @@ AWS_MISTAKES: list[tuple[Callable[[dict[str, Any]], Any], str, str]] = [
     # Karpenter and market fallbacks launch nodes: an existing cluster's scaling stays its owners'.
     (lambda c: _cluster(c).update(autoscaler="karpenter"), "clusters[0].autoscaler", "keeps its own"),
     (
-        lambda c: _cluster(c)["node_pools"][0].update(fallback=["on-demand"]),
+        lambda c: _cluster(c)["node_pools"][0].update(fallback=["spot"]),
         "clusters[0].node_pools[0].fallback",
         "describes nodes it has",
     ),

@@ -183,13 +183,13 @@ def _lowest_sdk(root: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_ci_takes_the_lowest_sdk_from_the_pin(tmp_path: Path) -> None:
-    """.ci/run installs what tools/lowest_sdk.py prints: the pin's lowest minor, and the dev extra's pytest."""
+    """.ci/run installs what tools/lowest_sdk.py prints: the pin's lowest minor, and the dev extra's pytest and pytest-xdist."""
     done = _lowest_sdk(PROJECT_ROOT)
     assert done.returncode == 0, done.stderr
     pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
     [pin] = [d for d in pyproject["dependencies"] if d.startswith("pulumi>=")]
     lower = pin.removeprefix("pulumi>=").split(",")[0]
-    assert done.stdout.splitlines() == [f"pulumi=={lower}.*", "pytest>=8.0"]
+    assert done.stdout.splitlines() == [f"pulumi=={lower}.*", "pytest>=8.0", "pytest-xdist>=3.6,<4"]
     (tmp_path / "tools").mkdir()
     shutil.copy(PROJECT_ROOT / "tools" / "lowest_sdk.py", tmp_path / "tools")
     unpinned = (PROJECT_ROOT / "pyproject.toml").read_text().replace(pin, "pulumi")

@@ -1,5 +1,6 @@
 """Print the requirements of CI's lowest-SDK run, one a line: the lowest Pulumi SDK minor that
-pyproject.toml's pin admits (its newest patch), and the dev extra's pytest.
+pyproject.toml's pin admits (its newest patch), and the dev extra's pytest and pytest-xdist (the
+suite's options run it on two workers).
 
 The pin's lower bound is the one place that says which SDK meshstack supports at the bottom (the
 preview drives private SDK APIs, so every admitted minor must pass): CI reads it from there rather
@@ -22,7 +23,7 @@ def requirements(pyproject: Path = PYPROJECT) -> list[str]:
     lower = [m.group(1) for d in project["dependencies"] if (m := _LOWER.match(d))]
     if len(lower) != 1:
         raise SystemExit(f"{pyproject}: no single `pulumi>=X.Y,...` dependency to take the lowest SDK from")
-    pytest = [d for d in project["optional-dependencies"]["dev"] if re.match(r"^pytest\b(?![-_])", d)]
+    pytest = [d for d in project["optional-dependencies"]["dev"] if re.match(r"^pytest(-xdist)?\b(?![-_])", d)]
     return [f"pulumi=={lower[0]}.*", *pytest]
 
 
