@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from meshstack.core.stack_file import PROJECT_ROOT
+from workloads.jax import hf
 from workloads.jax.data import training_text
 from workloads.local.processes import free_port
 
@@ -141,6 +142,34 @@ def meshstack(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[s
         cwd=PROJECT_ROOT,
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
     )
+
+
+def tensors(folder: Path, file: str = hf.SINGLE) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(str(folder / file))
+
+
+def save(folder: Path, named: dict[str, np.ndarray], file: str = hf.SINGLE) -> None:
+    from safetensors.numpy import save_file
+
+    save_file(named, str(folder / file), metadata={"format": "pt"})
+
+
+def edit_config(folder: Path, **changes: object) -> None:
+    config = json.loads((folder / hf.CONFIG).read_text())
+    config.update(changes)
+    (folder / hf.CONFIG).write_text(json.dumps(config))
+
+
+def refused_by_serve(folder: Path) -> str:
+    """`meshstack serve FOLDER` refusing it: exit 2, one line, nothing served; the line."""
+    done = meshstack("serve", str(folder), "--port", "1")  # the refusal comes before any bind
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert "serving" not in done.stdout
+    return lines[0]
 
 
 class Served:

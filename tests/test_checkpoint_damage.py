@@ -7,7 +7,6 @@ refuses to start and the server to load."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshstack.core.contract import JobConfig, ServeJobConfig
+from tests.damage import flip_drawn, halve, randomize, truncate
 from tests.test_checkpoint_integrity import job
 from workloads.jax import checkpoint, distributed
 from workloads.jax.serve import load_params
@@ -117,25 +117,16 @@ def poisoned(folder: Path, trainer: Trainer, tree: str, value: float) -> None:
     checkpoint.record(uri, LATEST)
 
 
-def _randomize(path: Path) -> None:
-    path.write_bytes(os.urandom(path.stat().st_size))
-
-
-def _truncate(path: Path, size: int) -> None:
-    with path.open("r+b") as f:
-        f.truncate(size)
-
-
 DAMAGES: dict[str, tuple[Callable[[Path, Trainer], None], str]] = {
     "truncated to half": (
-        lambda f, t: _truncate(largest(f, LATEST, "params"), largest(f, LATEST, "params").stat().st_size // 2),
+        lambda f, t: halve(largest(f, LATEST, "params")),
         "does not match its checksum",
     ),
-    "truncated to nothing": (lambda f, t: _truncate(f / str(LATEST) / "opt_state" / "manifest.ocdbt", 0), "checksum"),
+    "truncated to nothing": (lambda f, t: truncate(f / str(LATEST) / "opt_state" / "manifest.ocdbt", 0), "checksum"),
     "a file deleted": (lambda f, t: (f / str(LATEST) / "params" / "_METADATA").unlink(), "is missing"),
     "a tree deleted": (lambda f, t: shutil.rmtree(f / str(LATEST) / "opt_state"), "is missing"),
     "random bytes": (
-        lambda f, t: _randomize(largest(f, LATEST, "opt_state")),
+        lambda f, t: randomize(largest(f, LATEST, "opt_state")),
         "does not match its checksum",
     ),
     "a file added": (
@@ -228,15 +219,7 @@ def test_a_bit_flipped_anywhere_is_refused_or_harmless(
     with tempfile.TemporaryDirectory() as where:
         folder = copy_of(trained, Path(where))
         for step in (LATEST, PREVIOUS) if both else (LATEST,):
-            target = data.draw(st.sampled_from([*files_of(folder, step), manifest(folder, step)]), label=f"file {step}")
-            size = target.stat().st_size
-            if size == 0:
-                continue
-            offset = data.draw(st.integers(0, size - 1), label="offset")
-            bit = data.draw(st.integers(0, 7), label="bit")
-            raw = bytearray(target.read_bytes())
-            raw[offset] ^= 1 << bit
-            target.write_bytes(bytes(raw))
+            flip_drawn(data, [*files_of(folder, step), manifest(folder, step)], label=f"file {step}")
         try:
             step, skipped, restored = restore_from(folder, trainer)
         except checkpoint.CheckpointError as exc:

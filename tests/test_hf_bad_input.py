@@ -12,29 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.hf_models import meshstack, tiny_llama
+from tests.hf_models import edit_config, meshstack, refused_by_serve, save, tensors, tiny_llama
 from workloads.jax import hf
 
 pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow
-
-
-def tensors(folder: Path) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    return load_file(str(folder / hf.SINGLE))
-
-
-def save(folder: Path, named: dict[str, np.ndarray]) -> None:
-    from safetensors.numpy import save_file
-
-    save_file(named, str(folder / hf.SINGLE), metadata={"format": "pt"})
-
-
-def edit_config(folder: Path, **changes: object) -> None:
-    config = json.loads((folder / hf.CONFIG).read_text())
-    config.update(changes)
-    (folder / hf.CONFIG).write_text(json.dumps(config))
 
 
 def missing_tensor(folder: Path) -> None:
@@ -146,12 +128,8 @@ def test_a_bad_folder_is_one_line_and_exit_2_and_nothing_serves(case: str, good:
     shutil.copytree(good, folder)
     damage, expected = CASES[case]
     damage(folder)
-    done = meshstack("serve", str(folder), "--port", "1")  # the refusal comes before any bind
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2, done.stderr
-    assert len(lines) == 1, done.stderr
-    assert all(part in lines[0] for part in expected), lines[0]
-    assert "serving" not in done.stdout
+    line = refused_by_serve(folder)
+    assert all(part in line for part in expected), line
 
 
 def test_a_folder_that_is_not_there_is_refused_too(tmp_path: Path) -> None:

@@ -3,25 +3,30 @@ trickled and stalled bodies, a huge Content-Length, oversized and too many heade
 requests, clients that leave while their body is read or while they wait, and many that leave
 mid-stream. serve.read_timeout_s bounds the headers and the body; every refusal is OpenAI's JSON
 error; every count (in-flight requests, KV rows, waiting places) comes back to zero, so the server
-keeps serving and a SIGTERM drain of an idle server ends at once."""
+keeps serving and a SIGTERM drain of an idle server ends at once. The start-up server, which holds the
+port while the model waits for its checkpoint and loads, is held to the same limits and keeps answering
+its probes."""
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from meshstack.core.contract import ServeConfig
 from meshstack.core.observability import SERVE_IN_FLIGHT, SERVE_KV_USAGE, SERVE_QUEUE, SERVE_RUNNING
 from tests.test_serving import MODEL, client, serve_job
 from workloads.jax.http_guard import MAX_HEADER_LINE, MAX_HEADERS
-from workloads.jax.serve import Running, body_limit, start
+from workloads.jax.serve import Running, body_limit, limits, start
+from workloads.jax.serve_startup import StartupServer
 
 READ_TIMEOUT_S = 1.5
 SLACK_S = 15  # what a loaded machine may add to a deadline before the test calls it broken
@@ -34,7 +39,14 @@ def server(checkpoint: str) -> Iterator[Running]:
     srv.drain()
 
 
-def connect(server: Running) -> socket.socket:
+class Listener(Protocol):
+    """The server, or the start-up server that holds its port before it."""
+
+    @property
+    def port(self) -> int: ...
+
+
+def connect(server: Listener) -> socket.socket:
     conn = socket.create_connection(("127.0.0.1", server.port), timeout=60)
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return conn
@@ -96,14 +108,48 @@ def assert_still_serving(server: Running) -> None:
 # --- read timeouts --------------------------------------------------------------------------------
 
 
-def test_slowloris_connections_are_closed_at_the_read_timeout(server: Running) -> None:
+@pytest.fixture(scope="module")
+def startup() -> Iterator[StartupServer]:
+    srv = StartupServer("127.0.0.1", 0, limits(ServeConfig(read_timeout_s=READ_TIMEOUT_S)))
+    srv.phase = "waiting for the checkpoint"
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(params=["server", "start-up server"])
+def listener(request: pytest.FixtureRequest) -> Listener:
+    """Each test below against the server and against the start-up server before it."""
+    fixture = "server" if request.param == "server" else "startup"
+    return request.getfixturevalue(fixture)  # type: ignore[no-any-return]
+
+
+def healthz(listener: Listener) -> int:
+    """A probe's answer, on a connection of its own (as the kubelet sends it)."""
+    conn = http.client.HTTPConnection("127.0.0.1", listener.port, timeout=SLACK_S)
+    try:
+        conn.request("GET", "/healthz")
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def assert_still_answering(listener: Listener) -> None:
+    assert healthz(listener) == 200
+    if isinstance(listener, Running):
+        assert_still_serving(listener)
+
+
+def test_slowloris_connections_are_closed_at_the_read_timeout(listener: Listener) -> None:
     """Headers sent a byte at a time, forever: the deadline counts from the connection, not from the
-    last byte, so trickling does not extend it."""
-    conns = [connect(server) for _ in range(40)]
+    last byte, so trickling does not extend it; the probes are answered meanwhile."""
+    conns = [connect(listener) for _ in range(40)]
     began = time.monotonic()
     for conn in conns:
         conn.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n")
     closed: dict[int, float] = {}
+    probed = False
     while len(closed) < len(conns) and time.monotonic() - began < READ_TIMEOUT_S + SLACK_S:
         for i, conn in enumerate(conns):
             if i in closed:
@@ -112,14 +158,81 @@ def test_slowloris_connections_are_closed_at_the_read_timeout(server: Running) -
                 conn.sendall(b"X")
             except OSError:
                 closed[i] = time.monotonic() - began
+        if not probed:
+            assert healthz(listener) == 200, "a probe beside the slowloris connections"
+            probed = not closed  # answered while all 40 were open
         time.sleep(0.2)
+    assert probed, "the probe was answered only once the slowloris connections were closed"
     assert len(closed) == len(conns), f"{len(conns) - len(closed)} of {len(conns)} slowloris connections open"
     status, error = error_of(read_until_closed(conns[0]))
     assert status == 408 and error["code"] == "request_timeout" and "headers" in error["message"]
     assert min(closed.values()) >= READ_TIMEOUT_S * 0.9, "nobody was cut off early"
     for conn in conns:
         conn.close()
-    assert_still_serving(server)
+    assert_still_answering(listener)
+
+
+def test_silent_connections_are_closed_at_the_read_timeout(listener: Listener) -> None:
+    """Connections that send nothing at all (a port scanner, a client that died after connecting)."""
+    conns = [connect(listener) for _ in range(40)]
+    began = time.monotonic()
+    assert healthz(listener) == 200, "a probe beside the silent connections"
+    answers = [read_until_closed(conn, timeout_s=READ_TIMEOUT_S + SLACK_S) for conn in conns]
+    took = time.monotonic() - began
+    for answer in answers:
+        status, error = error_of(answer)
+        assert status == 408 and "headers" in error["message"], error
+    assert READ_TIMEOUT_S * 0.9 <= took < READ_TIMEOUT_S + SLACK_S
+    for conn in conns:
+        conn.close()
+    assert_still_answering(listener)
+
+
+def test_the_startup_server_does_not_wait_for_a_body_it_never_reads(startup: StartupServer) -> None:
+    """A body stalled or trickled to the start-up server: its 503 does not need the body, and the
+    connection closes with it (or at the deadline), never held past it."""
+    conn = connect(startup)
+    began = time.monotonic()
+    conn.sendall(post_head(200) + b'{"model": "chat", ')
+    status, error = error_of(read_until_closed(conn, timeout_s=READ_TIMEOUT_S + SLACK_S))
+    assert status in (408, 503) and time.monotonic() - began < READ_TIMEOUT_S + SLACK_S, (status, error)
+    assert healthz(startup) == 200
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (post_head(2**30), 413),
+        (post_head(2, "X-Big: " + "a" * 70_000 + "\r\n") + b"{}", 431),
+        (post_head(2, "".join(f"X-{i}: v\r\n" for i in range(2000))) + b"{}", 431),
+        (b"GARBAGE\r\n\r\n", 400),
+    ],
+    ids=["1 GiB Content-Length", "70 KB header line", "2,000 headers", "garbage"],
+)
+def test_the_startup_server_has_the_servers_size_limits(
+    startup: StartupServer, request_bytes: bytes, status: int
+) -> None:
+    conn = connect(startup)
+    with contextlib.suppress(OSError):  # it may close before it has all the headers
+        conn.sendall(request_bytes)
+    got, error = error_of(read_until_closed(conn))
+    assert got == status and error["type"] == "invalid_request_error", (got, error)
+    assert healthz(startup) == 200
+
+
+def test_the_startup_server_hands_its_port_over_while_attacked() -> None:
+    """close() with slowloris connections open returns at once and frees the port for the real server."""
+    srv = StartupServer("127.0.0.1", 0, limits(ServeConfig(read_timeout_s=60)))
+    conns = [connect(srv) for _ in range(10)]
+    for conn in conns:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    port, began = srv.port, time.monotonic()
+    srv.close()
+    assert time.monotonic() - began < SLACK_S
+    with socket.create_server(("127.0.0.1", port)):
+        pass
+    for conn in conns:
+        conn.close()
 
 
 @pytest.mark.parametrize("how", ["stalled", "trickled"])

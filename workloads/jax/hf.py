@@ -331,7 +331,21 @@ def read_weights(folder: Path, cfg: ModelConfig) -> dict[str, Any]:
             top["final_norm"] = array
         elif name == "lm_head.weight":
             top["lm_head"] = np.ascontiguousarray(array.T)
+    if cfg.tie_word_embeddings and "lm_head.weight" in files:
+        _check_tied(files["lm_head.weight"], top["embed"])
     return {**top, "layers": layers}
+
+
+def _check_tied(path: Path, embed: np.ndarray) -> None:
+    """A tied model's lm_head.weight, where a checkpoint stores one, must be its embedding: a head of
+    its own means the weights are an untied model's and config.json was edited to say otherwise, so
+    serving the embedding as the head would answer with another model than the one trained."""
+    wanted = {"lm_head.weight": embed.shape}
+    for name, head in _tensors({"lm_head.weight": path}, wanted):
+        if not np.array_equal(head, embed):
+            raise ModelFolderError(
+                f"{path}: tensor {name} is not model.embed_tokens.weight, yet {CONFIG} says tie_word_embeddings"
+            )
 
 
 def hf_tensors(params: Any, cfg: ModelConfig) -> Iterator[tuple[str, np.ndarray]]:

@@ -17,7 +17,9 @@ with h11's connection wrapped to check each event as it is parsed:
   and a chunked body as soon as it grows past it;
 - malformed HTTP gets 400 (h11's hint where it has one) in OpenAI's error shape.
 
-Every refusal closes the connection: what the client sends after it is not read.
+Every refusal closes the connection: what the client sends after it is not read. Both of the
+server's listeners run with these limits (`listener_config`): the real one, and the start-up one
+that answers /healthz while the model waits for its checkpoint and loads (serve_startup.py).
 """
 
 from __future__ import annotations
@@ -212,3 +214,21 @@ class BoundedProtocol(H11Protocol):
 def bounded(limits: Limits) -> type[BoundedProtocol]:
     """The protocol class for uvicorn.Config(http=...), held to `limits`."""
     return type("BoundedProtocol", (BoundedProtocol,), {"limits": limits})
+
+
+def listener_config(app: Any, host: str, port: int, limits: Limits, **extra: Any) -> Config:
+    """uvicorn's config for a listener of the server's port, its connections held to `limits`: quiet
+    (the server writes its own events), no lifespan, a kept-alive connection idle no longer than a
+    request may take to arrive."""
+    return Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        interface="asgi3",  # said, not guessed: uvicorn takes a bound method for ASGI 2
+        timeout_keep_alive=max(int(limits.read_timeout_s), 1),
+        http=bounded(limits),
+        **extra,
+    )

@@ -57,7 +57,7 @@ from meshstack.core.observability import (
 from workloads.jax import checkpoint, model_store
 from workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, Output, Request, Sampling
 from workloads.jax.events import write_event
-from workloads.jax.http_guard import Limits, bounded
+from workloads.jax.http_guard import Limits, listener_config
 from workloads.jax.quantize import quantize_int8
 from workloads.jax.serve_flow import ClientGoneError, TrackedStream, answer_or_gone
 from workloads.jax.serve_startup import StartupServer
@@ -238,6 +238,11 @@ def body_limit(cfg: ServeConfig) -> int:
     """The largest request body: a prompt of max_prompt_bytes, JSON-escaped, and the other fields. The
     connection refuses a larger Content-Length before reading it (workloads/jax/http_guard.py)."""
     return 4 * cfg.max_prompt_bytes + 16384
+
+
+def limits(cfg: ServeConfig) -> Limits:
+    """What each connection to the server's port is held to, before and after the model is loaded."""
+    return Limits(cfg.read_timeout_s, body_limit(cfg))
 
 
 def _json_body(raw: bytes, cfg: ServeConfig) -> dict[str, Any]:
@@ -624,15 +629,11 @@ def build(job: ServeJobConfig, host: str | None = None) -> tuple[Server, State]:
     metrics.bind(engine)
     engine.start()
     state = State(engine, metrics, job.serve, job.name, engine.max_seq_len, os.environ.get(SERVE_TOKEN_ENV) or None)
-    config = uvicorn.Config(
+    config = listener_config(
         make_app(state),
-        host=host or job.serve.bind,
-        port=job.serve.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_keep_alive=max(int(job.serve.read_timeout_s), 1),
-        http=bounded(Limits(job.serve.read_timeout_s, body_limit(job.serve))),
+        host or job.serve.bind,
+        job.serve.port,
+        limits(job.serve),
         backlog=256,
         timeout_graceful_shutdown=int(job.serve.drain_timeout_s),
     )
@@ -671,7 +672,7 @@ def main() -> int:
         print(f"serve: {JOB_CONFIG_ENV} is not set", file=sys.stderr)
         return 2
     job = ServeJobConfig.model_validate_json(raw)
-    startup = StartupServer(job.serve.bind, job.serve.port)
+    startup = StartupServer(job.serve.bind, job.serve.port, limits(job.serve))
     try:
         server, state = build_when_ready(job, startup)
     except (FileNotFoundError, checkpoint.CheckpointError, ValueError) as exc:

@@ -6,59 +6,59 @@ job that writes its checkpoint waits hours: a process that listened only once lo
 liveness probe meanwhile and be restarted for ever. This answers GET /healthz with 200 and
 everything else with 503 in OpenAI's error shape, on the server's own port, until the real server
 takes the port over.
+
+Those hours are exposed to the same clients as the real server, so its connections are held to the
+same limits (workloads/jax/http_guard.py, serve.read_timeout_s): a silent, trickling or stalled one
+is closed at its deadline instead of holding a thread for ever, and the probes still get through.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 from typing import Any
 
+import uvicorn
+from starlette.types import Receive, Scope, Send
 
-class _Handler(BaseHTTPRequestHandler):
-    server: StartupServer
-
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _answer(self) -> None:
-        if self.path.split("?", 1)[0] == "/healthz":
-            self._send(200, {"status": self.server.phase})
-            return
-        message = f"the model is not loaded yet ({self.server.phase})"
-        self._send(503, {"error": {"message": message, "type": "unavailable", "param": None, "code": None}})
-
-    def do_GET(self) -> None:
-        self._answer()
-
-    def do_POST(self) -> None:
-        self._answer()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+from workloads.jax.http_guard import Limits, listener_config
 
 
-class StartupServer(ThreadingHTTPServer):
+class StartupServer:
     """Serves in a thread of its own until `close()`; `phase` says what the server is doing."""
 
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__((host, port), _Handler)
+    def __init__(self, host: str, port: int, limits: Limits) -> None:
         self.phase = "starting"
-        self._thread = threading.Thread(target=self.serve_forever, name="startup-http", daemon=True)
+        # A connection still being read at close() is within its read deadline: it is not waited for.
+        self._server = uvicorn.Server(listener_config(self._app, host, port, limits, timeout_graceful_shutdown=1))
+        self._thread = threading.Thread(target=self._server.run, name="startup-http", daemon=True)
         self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise OSError(f"{host}:{port}: the server cannot listen there (is the port in use?)")
+            time.sleep(0.01)
+
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return  # a WebSocket upgrade: uvicorn refuses it with 403
+        body: dict[str, Any]
+        if scope["path"] == "/healthz":
+            status, body = 200, {"status": self.phase}
+        else:
+            message = f"the model is not loaded yet ({self.phase})"
+            status, body = 503, {"error": {"message": message, "type": "unavailable", "param": None, "code": None}}
+        data = json.dumps(body).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": data})
+
+    @property
+    def port(self) -> int:
+        """The port bound (the config may ask for 0: any free one)."""
+        return int(self._server.servers[0].sockets[0].getsockname()[1])
 
     def close(self) -> None:
         """Free the port for the real server."""
-        self.shutdown()
-        self.server_close()
+        self._server.should_exit = True
         self._thread.join()

@@ -177,18 +177,35 @@ def _ids(value: Any) -> list[int]:
     return []
 
 
-def _template(folder: Path, config: dict[str, Any]) -> str | None:
+def _template_source(folder: Path, config: dict[str, Any]) -> tuple[str | None, Path]:
+    """(the chat template, the file it is in): chat_template.jinja, else tokenizer_config.json's."""
     jinja = folder / "chat_template.jinja"
     if jinja.is_file():
-        return jinja.read_text()
+        try:
+            return jinja.read_text(), jinja
+        except UnicodeDecodeError as exc:
+            raise TokenizerError(f"{jinja}: not UTF-8 text ({exc})") from None
+    where = folder / "tokenizer_config.json"
     template = config.get("chat_template")
     if isinstance(template, str):
-        return template
+        return template, where
     if isinstance(template, list):
         named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
         chosen = named.get("default")
-        return chosen if isinstance(chosen, str) else None
-    return None
+        return (chosen if isinstance(chosen, str) else None), where
+    return None, where
+
+
+def _template(folder: Path, config: dict[str, Any]) -> str | None:
+    """The chat template, compiled once here: a template that is not valid Jinja is refused with the
+    model, naming its file, not found at the first chat request."""
+    source, where = _template_source(folder, config)
+    if source is not None:
+        try:
+            _compiled(source)
+        except ChatTemplateError as exc:
+            raise TokenizerError(f"{where}: {exc}") from None
+    return source
 
 
 def load_hf_tokenizer(folder: Path, model_eos: Sequence[int] = ()) -> HfTokenizer:
