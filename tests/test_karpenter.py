@@ -48,15 +48,19 @@ def karpenter_config() -> dict[str, Any]:
     return config
 
 
-@pytest.fixture(scope="module")
-def karpenter(tmp_path_factory: pytest.TempPathFactory) -> Preview:
-    root = tmp_path_factory.mktemp("karpenter") / "project"
+def karpenter_preview(root: Path) -> Preview:
+    """The preview of karpenter_config's stack, in a project made at `root`."""
     (root / "stacks").mkdir(parents=True)
     here = find_project(Path(__file__).parent.parent).root
     (root / "Pulumi.yaml").write_text((here / "Pulumi.yaml").read_text())
     (root / "stacks" / "__main__.py").write_text((here / "stacks" / "__main__.py").read_text())
     (root / "stacks" / "Pulumi.kp.yaml").write_text(yaml.safe_dump({"config": karpenter_config()}))
     return preview_stack("kp", find_project(root))
+
+
+@pytest.fixture(scope="module")
+def karpenter(tmp_path_factory: pytest.TempPathFactory) -> Preview:
+    return karpenter_preview(tmp_path_factory.mktemp("karpenter") / "project")
 
 
 def body(resource: Any) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Every type a rule looks at is a type that really exists: one the providers register or meshstack's
-components produce. A pattern that matches nothing is a rule that silently never runs."""
+components produce (in the shipped stacks, or in a Karpenter stack, whose NodePools no shipped stack has). A pattern that matches nothing is a rule that silently never runs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from meshstack.preview.plan import Preview
 from policies.rule import Rule
 from policies.rules import ALL_RULES, aws_security, cost, gcp_security, kubernetes
 from tests.conftest import SHIPPED_STACKS
+from tests.test_karpenter import karpenter_preview
 
 TOKEN = re.compile(r"^(aws|gcp|kubernetes|meshstack):[\w./-]+:\w+$")
 
@@ -30,8 +31,9 @@ def provider_types(package: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def real_types(preview: Callable[[str], Preview]) -> set[str]:
+def real_types(preview: Callable[[str], Preview], tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     produced = {r.type for stack in SHIPPED_STACKS for r in preview(stack).resources}
+    produced |= {r.type for r in karpenter_preview(tmp_path_factory.mktemp("karpenter") / "project").resources}
     return produced | provider_types("pulumi_aws") | provider_types("pulumi_gcp") | provider_types("pulumi_kubernetes")
 
 

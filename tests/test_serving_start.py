@@ -56,7 +56,10 @@ def test_the_server_waits_alive_and_unready_for_its_checkpoint(checkpoint: str, 
         assert status == 503 and set(body["error"]) == {"message", "type", "param", "code"}
         time.sleep(1)
         assert group.returncodes() == [None], "no checkpoint yet is not a reason to exit"
-        shutil.copytree(Path(checkpoint.removeprefix("file://")), target)  # the training job's first save
+        # The training job's first save, appearing whole as orbax commits a step (a rename into place): a
+        # copy made in place would show the server a step half written, which no trainer leaves.
+        shutil.copytree(Path(checkpoint.removeprefix("file://")), tmp_path / "ckpt.writing")
+        (tmp_path / "ckpt.writing").rename(target)
         while True:
             event = group.events.get(timeout=180)
             assert event is not None, "the server exited instead of loading the checkpoint"
