@@ -16,4 +16,4 @@ COPY policies policies
 RUN pip install ".[cloud,${JAX_EXTRA}]" && useradd --uid 1000 --no-create-home --home-dir /tmp meshstack
 USER 1000
 WORKDIR /tmp
-CMD ["python", "-m", "workloads.jax.train"]
+CMD ["python", "-m", "meshstack.workloads.jax.train"]

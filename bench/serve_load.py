@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 
 from meshstack.core.contract import JobConfig, ModelConfig, ServeConfig, ServeJobConfig, TrainConfig
-from workloads.jax import tokenizer
-from workloads.jax.data import ensure_corpus, held_out_text
-from workloads.jax.quantize import perplexity, quantize_int8
-from workloads.jax.serve import Running, load_params, start
-from workloads.jax.train import run
-from workloads.local import free_port
+from meshstack.workloads.jax import tokenizer
+from meshstack.workloads.jax.data import ensure_corpus, held_out_text
+from meshstack.workloads.jax.quantize import perplexity, quantize_int8
+from meshstack.workloads.jax.serve import Running, load_params, start
+from meshstack.workloads.jax.train import run
+from meshstack.workloads.local import free_port
 
 LEVELS = (1, 4, 16, 32, 64)
 CLIENT_PROCESSES = 4

@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from meshstack.core.contract import JobConfig, ModelConfig, TrainConfig
-from workloads.jax.data import TokenReader, ensure_corpus
-from workloads.jax.distributed import Topology
-from workloads.jax.train import Trainer, compute_dtype
+from meshstack.workloads.jax.data import TokenReader, ensure_corpus
+from meshstack.workloads.jax.distributed import Topology
+from meshstack.workloads.jax.train import Trainer, compute_dtype
 
 
 def matmul_peak(n: int, dtype: jnp.dtype, repeats: int) -> float:

@@ -15,12 +15,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s.addons import AddonNeeds, ClusterAddons
-from components.k8s.queues import QueueArgs, QueueNeeds
+from meshstack.components.k8s.addons import AddonNeeds, ClusterAddons
+from meshstack.components.k8s.queues import QueueArgs, QueueNeeds
 from meshstack.core.capacity import queue_of
 from meshstack.core.spec import InferenceWorkload, StackSpec, TrainingWorkload
-from workloads.k8s.metrics import MetricsBackend
-from workloads.k8s.volumes import FileSystemRef
+from meshstack.workloads.k8s.metrics import MetricsBackend
+from meshstack.workloads.k8s.volumes import FileSystemRef
 
 # (workload, namespace, service account, (bucket name, prefix) scopes, read only) -> the service
 # account's annotations: an identity that may use the objects under those prefixes and nothing else.

@@ -254,7 +254,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.local:
         raise MeshstackError("only --local runs from here; deploy to a cluster with `meshstack up` or `pulumi up`")
     require(WORKLOADS_EXTRA, "run --local")
-    from workloads.local import run_stack
+    from meshstack.workloads.local import run_stack
 
     spec = load_stack(args.stack, _project(args))
     if not spec.workloads:
@@ -286,7 +286,7 @@ def _model_command(command: str, action: Callable[[], int]) -> int:
     from meshstack.core.errors import ModelInputError
 
     require(WORKLOADS_EXTRA, command)
-    from workloads.jax.commands import BAD_INPUT
+    from meshstack.workloads.jax.commands import BAD_INPUT
 
     try:
         return action()
@@ -311,7 +311,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve_config = ServeConfig(**{k: v for k, v in settings.items() if v is not None})
 
     def action() -> int:
-        from workloads.jax.commands import serve
+        from meshstack.workloads.jax.commands import serve
 
         return serve(args.path, serve_config, args.name)
 
@@ -320,7 +320,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     def action() -> int:
-        from workloads.jax.commands import export
+        from meshstack.workloads.jax.commands import export
 
         written = export(args.checkpoint, Path(args.out), int(args.max_shard_gib * 2**30))
         print(f"wrote {len(written)} file(s) under {args.out}: a Hugging Face model folder", file=sys.stderr)
@@ -331,7 +331,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     def action() -> int:
-        from workloads.jax.commands import data_prepare
+        from meshstack.workloads.jax.commands import data_prepare
 
         index = data_prepare(
             [Path(p) for p in args.inputs], args.out, args.tokenizer, args.field, args.shard_tokens, args.quiet

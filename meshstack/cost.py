@@ -310,7 +310,7 @@ def _declared(resources: Sequence[ResourceView], key: str) -> dict[str, float]:
 @functools.cache
 def pricing_module(cloud: str) -> ModuleType:
     """components/<cloud>/pricing.py: the one place that knows what a cloud's resources cost."""
-    return importlib.import_module(f"components.{cloud}.pricing")
+    return importlib.import_module(f"meshstack.components.{cloud}.pricing")
 
 
 @functools.cache

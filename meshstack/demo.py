@@ -31,7 +31,7 @@ from meshstack.preview.plan import Preview, preview_stack
 from meshstack.preview.render import energy_line, markdown, policy_line, usd
 from meshstack.report import charts
 from meshstack.report.page import Answer, render
-from workloads.local import LocalServer, TrainResult, free_port, run_stack
+from meshstack.workloads.local import LocalServer, TrainResult, free_port, run_stack
 
 PROMPTS = ("The module", "A list of", "Return the", "This function")
 TEMPERATURE = 0.7  # greedy decoding from a small model repeats itself

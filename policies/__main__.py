@@ -4,6 +4,6 @@ PolicyPack's constructor starts the analyzer server and blocks.
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 
-from policies.pack import PACK_NAME, policies
+from meshstack.policies.pack import PACK_NAME, policies
 
 PolicyPack(name=PACK_NAME, enforcement_level=EnforcementLevel.ADVISORY, policies=policies())

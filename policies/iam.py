@@ -13,7 +13,7 @@ import fnmatch
 from collections.abc import Mapping
 from typing import Any
 
-from policies.rule import as_list, text
+from meshstack.policies.rule import as_list, text
 
 # Unrelated actions and ARNs from different services, partitions, regions and accounts: a pattern that
 # matches all of them matches everything.

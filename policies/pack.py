@@ -19,9 +19,9 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from meshstack.core.resources import ResourceView
-from policies.rule import Finding, ResourceCheck, Rule, StackCheck, Undecided
-from policies.rules import ALL_RULES
-from policies.values import resolve
+from meshstack.policies.rule import Finding, ResourceCheck, Rule, StackCheck, Undecided
+from meshstack.policies.rules import ALL_RULES
+from meshstack.policies.values import resolve
 
 PACK_NAME = "meshstack"
 PACK_VERSION = "0.1.0"

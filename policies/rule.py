@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from meshstack.core.resources import ResourceView
-from policies.values import Unknown
+from meshstack.policies.values import Unknown
 
 Severity = Literal["low", "medium", "high", "critical"]
 Enforcement = Literal["advisory", "mandatory", "disabled"]

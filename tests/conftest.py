@@ -86,8 +86,8 @@ def scannable(resources: list[Resource]) -> list[dict[str, Any]]:
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A small model trained for 60 steps, for the serving tests (every module serves the same one)."""
     from meshstack.core.contract import JobConfig
-    from workloads.jax.data import ensure_corpus
-    from workloads.jax.train import run
+    from meshstack.workloads.jax.data import ensure_corpus
+    from meshstack.workloads.jax.train import run
 
     root = tmp_path_factory.mktemp("serve")
     data, ckpt = (root / "data").as_uri(), (root / "ckpt").as_uri()

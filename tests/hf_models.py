@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from meshstack.core.stack_file import PROJECT_ROOT
-from workloads.jax import hf
-from workloads.jax.data import training_text
-from workloads.local.processes import free_port
+from meshstack.workloads.jax import hf
+from meshstack.workloads.jax.data import training_text
+from meshstack.workloads.local.processes import free_port
 
 VOCAB = 384
 SPECIAL = ("<s>", "</s>", "<pad>", "<|user|>", "<|assistant|>", "<|system|>")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.k8s.monitoring import rule_groups
+from meshstack.components.k8s.monitoring import rule_groups
 from meshstack.core.observability import AlertSpec
 
 VENDORS = {"nvidia", "aws-neuron", "google-tpu"}
@@ -319,8 +319,8 @@ def test_the_dashboards_show_node_repair() -> None:
     XID errors where a pool carries NVIDIA GPUs."""
     import json
 
-    from components.gcp.dashboard import dashboard_json
-    from components.k8s.monitoring import dashboard_config_map
+    from meshstack.components.gcp.dashboard import dashboard_json
+    from meshstack.components.k8s.monitoring import dashboard_config_map
 
     grafana = json.loads(dashboard_config_map({"nvidia"})["data"]["meshstack.json"])
     titles = [p["title"] for p in grafana["panels"]]

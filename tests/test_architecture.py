@@ -3,6 +3,7 @@ one preview that validates the spec once and prices the plan once."""
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
@@ -53,11 +54,13 @@ def test_the_slim_install_contract_catches_a_preview_module_that_reaches_jax(tmp
     copy = tmp_path / "tree"
     shutil.copytree(PROJECT_ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "*.pyc", "__pycache__", "tests"))
     render = copy / "meshstack" / "preview" / "render.py"
-    render.write_text(render.read_text() + "\nfrom workloads.jax import storage  # noqa\nimport numpy  # noqa\n")
+    render.write_text(
+        render.read_text() + "\nfrom meshstack.workloads.jax import storage  # noqa\nimport numpy  # noqa\n"
+    )
     broken = lint_imports(copy)
     assert broken.returncode != 0
     assert "the slim install needs no extra BROKEN" in broken.stdout
-    assert "meshstack.preview.render -> workloads.jax.storage" in broken.stdout
+    assert "meshstack.preview.render -> meshstack.workloads.jax.storage" in broken.stdout
     assert "meshstack.preview.render -> numpy" in broken.stdout
 
 
@@ -115,7 +118,7 @@ def test_one_preview_validates_the_spec_once_and_prices_the_plan_once(monkeypatc
 
 def test_the_budget_rule_prices_the_plan_itself_when_nothing_was_handed_over() -> None:
     """Under `pulumi preview --policy-pack` there is no meshstack preview: the rule must estimate on its own."""
-    from policies.rules.cost import cost_cap
+    from meshstack.policies.rules.cost import cost_cap
     from tests.test_policy_rules import governed, group
 
     resources = [*governed("prod", max_hourly_usd=100), group("h100", "p5.48xlarge", 2, desired=2)]
@@ -128,3 +131,27 @@ def test_each_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
     """No import cycle hides behind the order the CLI happens to import things in."""
     done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+BARE = {"components", "workloads", "policies"}
+
+
+def test_nothing_imports_the_repository_folders_by_their_bare_names() -> None:
+    """The folders are installed as meshstack.components, .workloads and .policies only (symlinks under
+    meshstack/ in this checkout): a bare `import policies` would load a second copy here, and in a user's
+    project it is the user's own package."""
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    bare = []
+    for name in tracked.stdout.split():
+        path = PROJECT_ROOT / name
+        if path.is_symlink() or not path.is_file():
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=name)):
+            if isinstance(node, ast.Import):
+                roots = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                roots = [node.module.split(".")[0]]
+            else:
+                continue
+            bare += [f"{name}:{node.lineno}" for root in roots if root in BARE]
+    assert not bare, f"import these as meshstack.<folder>: {bare}"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components.aws.iam import NODE_POLICIES, ClusterIam, ClusterIamArgs
+from meshstack.components.aws.iam import NODE_POLICIES, ClusterIam, ClusterIamArgs
 from meshstack.core.spec import REQUIRED_TAGS
 from meshstack.core.stack_file import find_project
 from meshstack.preview.plan import Preview, preview_stack
@@ -449,7 +449,7 @@ def test_the_autoscaler_resizes_only_this_clusters_groups_under_its_pod_identity
 
 
 def test_a_kubernetes_version_without_a_pinned_autoscaler_is_refused_by_name() -> None:
-    from components.k8s.addons import autoscaler_values
+    from meshstack.components.k8s.addons import autoscaler_values
 
     with pytest.raises(ValueError, match=r"no cluster-autoscaler image is pinned for Kubernetes 1\.29"):
         autoscaler_values("1.29", {})

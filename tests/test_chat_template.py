@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from workloads.jax.tokenization import ChatTemplateError, load_hf_tokenizer, render_chat
+from meshstack.workloads.jax.tokenization import ChatTemplateError, load_hf_tokenizer, render_chat
 
 pytest.importorskip("transformers")
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
+from meshstack.policies.rules.kubernetes import is_workload
 from meshstack.preview.policy_runner import evaluate
 from meshstack.preview.recorder import Resource
-from policies.rules.kubernetes import is_workload
 from tests.test_checkov_oracle import CONCEPTS, PACK_CONFIG
 
 FIXTURES = Path(__file__).parent / "fixtures" / "checkov_k8s"

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
+from meshstack.policies.rules.kubernetes import image_reference
 from meshstack.preview.plan import Preview
 from meshstack.preview.policy_runner import evaluate
 from meshstack.preview.recorder import Resource
-from policies.rules.kubernetes import image_reference
 from tests.conftest import SHIPPED_STACKS, scannable
 
 # concept -> (checkov checks, (meshstack rule id, a fragment of its message)): a failure of any one of the

@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshstack.core.contract import JobConfig, ServeJobConfig
+from meshstack.workloads.jax import checkpoint, distributed
+from meshstack.workloads.jax.serve import load_params
+from meshstack.workloads.jax.train import Trainer, run
 from tests.damage import flip_drawn, halve, randomize, truncate
 from tests.test_checkpoint_integrity import job
-from workloads.jax import checkpoint, distributed
-from workloads.jax.serve import load_params
-from workloads.jax.train import Trainer, run
 
 pytestmark = pytest.mark.slow
 

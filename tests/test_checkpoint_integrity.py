@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import pytest
 
 from meshstack.core.contract import JobConfig, ServeJobConfig
-from workloads.jax import checkpoint, distributed
-from workloads.jax.data import ensure_corpus
-from workloads.jax.serve import load_params
-from workloads.jax.train import DivergedError, Trainer, run
+from meshstack.workloads.jax import checkpoint, distributed
+from meshstack.workloads.jax.data import ensure_corpus
+from meshstack.workloads.jax.serve import load_params
+from meshstack.workloads.jax.train import DivergedError, Trainer, run
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from meshstack.core.contract import JOB_CONFIG_ENV, JobConfig
+from meshstack.workloads.jax import hf
+from meshstack.workloads.jax.data import DataMismatchError, TokenReader, ensure_corpus, training_text
 from tests.hf_models import meshstack
-from workloads.jax import hf
-from workloads.jax.data import DataMismatchError, TokenReader, ensure_corpus, training_text
 
 pytest.importorskip("tokenizers")
 pytestmark = pytest.mark.slow
@@ -92,7 +92,7 @@ def test_a_vocabulary_past_65535_ids_is_stored_uint32(hf_model: Path, inputs: li
 def test_the_trainer_refuses_shards_of_another_width_or_tokenizer(
     hf_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from workloads.jax import train
+    from meshstack.workloads.jax import train
 
     model, _ = hf.read_config(hf_model)
     byte_shards = (tmp_path / "bytes").as_uri()

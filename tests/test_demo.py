@@ -41,7 +41,7 @@ def stray_processes(marker: Path) -> list[str]:
             environment = (proc / "environ").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if "workloads.jax." in command and str(marker) in environment:
+        if "meshstack.workloads.jax." in command and str(marker) in environment:
             left.append(f"{proc.name} {command}")
     return left
 

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 from meshstack.core.contract import JobConfig
+from meshstack.workloads.jax import hf, model_store
+from meshstack.workloads.jax.commands import data_prepare
+from meshstack.workloads.jax.data import TokenReader, ensure_corpus, training_text
+from meshstack.workloads.jax.model import forward
+from meshstack.workloads.jax.tokenization import ByteTokenizer
+from meshstack.workloads.jax.train import run
 from tests.hf_models import Served, hf_greedy, hf_logits, meshstack
-from workloads.jax import hf, model_store
-from workloads.jax.commands import data_prepare
-from workloads.jax.data import TokenReader, ensure_corpus, training_text
-from workloads.jax.model import forward
-from workloads.jax.tokenization import ByteTokenizer
-from workloads.jax.train import run
 
 pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow

@@ -442,7 +442,7 @@ def test_gke_gets_jobset_kueue_and_keda_but_brings_its_own_device_plugins_autosc
 
 def test_firewall_rule_config_allows_listed_ports() -> None:
     from meshstack.core.resources import ResourceView
-    from policies.pack import RULES_BY_NAME
+    from meshstack.policies.pack import RULES_BY_NAME
 
     rule = RULES_BY_NAME["gcp-firewall-no-public-ingress"]
     https = ResourceView(
@@ -503,7 +503,7 @@ def rule_urn(result: Any, name: str) -> str:
 def test_service_account_ids_are_valid_and_scoped_to_the_stack(project_copy: MakeProject) -> None:
     """Two stacks in one project must not both claim `wl-chat`: ids carry the stack and cluster, and a
     long name keeps a digest of the whole rather than colliding when cut to 30 characters."""
-    from components.gcp.iam import account_id
+    from meshstack.components.gcp.iam import account_id
 
     ids = {}
     for stack in ("prod-gcp", "prod-gcp-canary"):

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from meshstack.workloads.jax import hf
 from tests.hf_models import edit_config, meshstack, refused_by_serve, save, tensors, tiny_llama
-from workloads.jax import hf
 
 pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow

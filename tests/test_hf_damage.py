@@ -29,11 +29,11 @@ from hypothesis import strategies as st
 
 from meshstack.core.contract import SERVER_COMMAND, TRAINER_COMMAND, JobConfig, ServeJobConfig
 from meshstack.core.stack_file import PROJECT_ROOT
+from meshstack.workloads.jax import hf, model_store
+from meshstack.workloads.jax.commands import BAD_INPUT
+from meshstack.workloads.local.processes import free_port, process_env, python_module
 from tests.damage import flip_drawn, halve, randomize, truncate
 from tests.hf_models import edit_config, refused_by_serve, save, tensors, tiny_llama
-from workloads.jax import hf, model_store
-from workloads.jax.commands import BAD_INPUT
-from workloads.local.processes import free_port, process_env, python_module
 
 pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow

@@ -112,9 +112,9 @@ def test_grouped_query_attention_over_two_devices_and_in_int8(hf_model: Path, tm
     script.write_text(
         "import jax, json, sys\n"
         "from tests.test_serving import greedy\n"
-        "from workloads.jax import model_store\n"
-        "from workloads.jax.engine import Engine\n"
-        "from workloads.jax.quantize import quantize_int8\n"
+        "from meshstack.workloads.jax import model_store\n"
+        "from meshstack.workloads.jax.engine import Engine\n"
+        "from meshstack.workloads.jax.quantize import quantize_int8\n"
         "loaded = model_store.load_hf_folder(sys.argv[1])\n"
         "prompt = loaded.tokenizer.encode('def read_config(path):')\n"
         "out = {}\n"

@@ -9,7 +9,7 @@ import tomllib
 
 from meshstack.core.contract import SERVER_COMMAND, TRAINER_COMMAND
 from meshstack.core.stack_file import PROJECT_ROOT
-from workloads.k8s.pod import RUN_AS_USER
+from meshstack.workloads.k8s.pod import RUN_AS_USER
 
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 
@@ -55,4 +55,4 @@ def test_the_commands_meshstack_renders_exist_in_the_package() -> None:
         assert importlib.util.find_spec(module) is not None, module
         assert module.split(".")[0] in copied, f"{module} is not copied into the image"
     [cmd] = [arg for op, arg in instructions() if op == "CMD"]
-    assert cmd == '["python", "-m", "workloads.jax.train"]'
+    assert cmd == '["python", "-m", "meshstack.workloads.jax.train"]'

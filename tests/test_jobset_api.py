@@ -11,15 +11,15 @@ from typing import Any
 
 import yaml
 
-import workloads.k8s
-from components.k8s.addons import CHARTS
+import meshstack.workloads.k8s
+from meshstack.components.k8s.addons import CHARTS
 from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.preview.plan import Preview
 from tests.conftest import SHIPPED_STACKS, of_type
 
 Previewer = Callable[[str], Preview]
 JOBSET = "kubernetes:jobset.x-k8s.io/v1alpha2:JobSet"
-API = yaml.safe_load((Path(workloads.k8s.__file__).parent / "jobset_api.yaml").read_text())
+API = yaml.safe_load((Path(meshstack.workloads.k8s.__file__).parent / "jobset_api.yaml").read_text())
 FIELD_REF = re.compile(r"^metadata\.(labels|annotations)\['(jobset\.sigs\.k8s\.io/[^']+)'\]$")
 
 

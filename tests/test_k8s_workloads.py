@@ -12,7 +12,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from components.k8s.addons import CHARTS
+from meshstack.components.k8s.addons import CHARTS
 from meshstack.core.catalog import load_catalog
 from meshstack.core.contract import EXIT_CONTRACT, EXIT_PREEMPTED, EXIT_STALLED, EXIT_UNTRUSTED, ModelConfig
 from meshstack.core.nodes import node_labels

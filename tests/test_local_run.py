@@ -18,9 +18,9 @@ import pytest
 
 from meshstack.cli import main
 from meshstack.core.stack_file import PROJECT_ROOT
+from meshstack.workloads.local import free_port
 from tests.conftest import stack_config
 from tests.test_demo import stray_processes
-from workloads.local import free_port
 
 
 @pytest.mark.slow
@@ -88,7 +88,7 @@ def test_run_on_a_stack_without_workloads(
 
 def test_local_job_keeps_the_spec_or_rescales_to_the_cap(tmp_path: Path) -> None:
     from meshstack.core.stack_file import load_stack
-    from workloads.local import LocalRunError, local_training
+    from meshstack.workloads.local import LocalRunError, local_training
 
     dev = load_stack("dev")
     job, processes, devices = local_training(dev, dev.workloads[0], tmp_path, max_processes=2)

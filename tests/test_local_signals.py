@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from meshstack.core.stack_file import PROJECT_ROOT
+from meshstack.workloads.local import free_port
 from tests.test_demo import stray_processes
-from workloads.local import free_port
 
 pytestmark = pytest.mark.slow
 

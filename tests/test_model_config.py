@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from meshstack.core.contract import ModelConfig
-from workloads.jax import model_store
+from meshstack.workloads.jax import model_store
 
 
 def test_the_old_field_names_are_read_as_the_new() -> None:
@@ -60,7 +60,7 @@ def test_a_model_folder_on_object_storage_is_read_as_a_local_one(
 
 
 def test_a_server_whose_stack_declares_another_model_than_its_weights_refuses(hf_model: Path) -> None:
-    from workloads.jax import hf
+    from meshstack.workloads.jax import hf
 
     found, _ = hf.read_config(hf_model)
     with pytest.raises(hf.ModelFolderError, match=r"config.json: model.vocab_size is 260 but the weights' is 384"):

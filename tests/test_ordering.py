@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from components.k8s.addons import CHARTS, custom_resource_groups
+from meshstack.components.k8s.addons import CHARTS, custom_resource_groups
 from meshstack.core.stack_file import find_project
 from meshstack.preview.plan import Preview, preview_stack
 from meshstack.preview.recorder import Resource

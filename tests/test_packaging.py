@@ -32,16 +32,17 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_the_wheel_holds_the_pack_its_configs_the_catalogs_and_type_markers(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"policies/PulumiPolicy.yaml", "policies/__main__.py"} <= names
-    assert {f"policies/config/{stack}.json" for stack in SHIPPED_STACKS} <= names
-    assert {f"{package}/py.typed" for package in ("meshstack", "components", "workloads", "policies")} <= names
+    assert {name.split("/")[0] for name in names} == {"meshstack", wheel.name.split("-py3")[0] + ".dist-info"}
+    assert {"meshstack/policies/PulumiPolicy.yaml", "meshstack/policies/__main__.py"} <= names
+    assert {f"meshstack/policies/config/{stack}.json" for stack in SHIPPED_STACKS} <= names
+    assert {f"meshstack/{package}py.typed" for package in ("", "components/", "workloads/", "policies/")} <= names
     assert {
         "meshstack/core/catalog/aws.yaml",
         "meshstack/core/catalog/gcp.yaml",
         "meshstack/core/kubernetes_versions.yaml",
-        "components/k8s/charts.yaml",
+        "meshstack/components/k8s/charts.yaml",
     } <= names
-    assert "workloads/data/corpus.txt" in names
+    assert "meshstack/workloads/data/corpus.txt" in names
     assert not any(name.startswith("tests/") for name in names)
 
 
@@ -56,9 +57,22 @@ def test_the_installed_wheel_validates_and_previews_a_project_elsewhere(wheel: P
     project = tmp_path / "project"
     shutil.copytree(PROJECT_ROOT / "stacks", project / "stacks")
     shutil.copy(PROJECT_ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
+    for own in ("components", "workloads", "policies"):  # a user's own packages of the folders' names
+        (project / own).mkdir()
+        (project / own / "__init__.py").write_text(f"OWNER = 'the user ({own})'\n")
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    theirs = subprocess.run(
+        [sys.executable, "-c", "import components, workloads, policies as p; print(p.OWNER, components.OWNER)"],
+        cwd=project,
+        env={**env, "PYTHONPATH": f"{project}:{site}"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert theirs.stdout == "the user (policies) the user (components)\n"
     where = subprocess.run(
-        [sys.executable, "-c", "import meshstack, policies.pack; print(meshstack.__file__)"],
+        [sys.executable, "-c", "import meshstack, meshstack.policies.pack; print(meshstack.__file__)"],
         cwd=project,
         env=env,
         capture_output=True,
@@ -183,7 +197,8 @@ def _lowest_sdk(root: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_ci_takes_the_lowest_sdk_from_the_pin(tmp_path: Path) -> None:
-    """.ci/run installs what tools/lowest_sdk.py prints: the pin's lowest minor, and the dev extra's pytest and pytest-xdist."""
+    """.ci/run installs what tools/lowest_sdk.py prints: the pin's lowest minor, and the dev extra's pytest
+    and pytest-xdist."""
     done = _lowest_sdk(PROJECT_ROOT)
     assert done.returncode == 0, done.stderr
     pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]

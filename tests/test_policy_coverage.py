@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from policies.pack import RULES_BY_ID
-from policies.rules.kubernetes import WORKLOAD_TYPES
+from meshstack.policies.pack import RULES_BY_ID
+from meshstack.policies.rules.kubernetes import WORKLOAD_TYPES
 
 CLASS = re.compile(r"^class (\w+)\(pulumi\.CustomResource\):", re.M)
 PARAM = re.compile(r"^\s+(\w+):", re.M)

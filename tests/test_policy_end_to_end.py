@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from meshstack.core.stack_file import PROJECT_ROOT
-from policies.pack import RULES_BY_ID
+from meshstack.policies.pack import RULES_BY_ID
 from tests.conftest import stack_config
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hostile" / "__main__.py"

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from meshstack.core.stack_file import PROJECT_ROOT, find_project
+from meshstack.policies.pack import RULES_BY_ID
 from meshstack.preview.plan import preview_stack
 from meshstack.preview.policy_levels import policy_settings
 from meshstack.preview.render import markdown, tree
 from meshstack.report.page import render
-from policies.pack import RULES_BY_ID
 from tests.conftest import stack_config
 
 

@@ -19,10 +19,10 @@ from pulumi.runtime.proto import analyzer_pb2_grpc
 from meshstack.cli import main
 from meshstack.core.errors import SpecError
 from meshstack.core.stack_file import PROJECT_ROOT, find_project
+from meshstack.policies.pack import RULES_BY_NAME
 from meshstack.preview.plan import Preview, preview_stack
 from meshstack.preview.policy_runner import evaluate, load_policy_config
 from meshstack.preview.recorder import run_program
-from policies.pack import RULES_BY_NAME
 from tests.conftest import SHIPPED_STACKS, stack_config
 
 MakeProject = Callable[[str, dict[str, Any]], Path]

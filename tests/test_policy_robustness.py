@@ -33,10 +33,10 @@ from pulumi_policy.proxy import (
 )
 
 from meshstack.core.resources import ResourceView
+from meshstack.policies.pack import PACK_NAME, PACK_VERSION, policies
+from meshstack.policies.rule import Rule
+from meshstack.policies.rules import ALL_RULES
 from meshstack.preview.policy_runner import _configure_request, _struct
-from policies.pack import PACK_NAME, PACK_VERSION, policies
-from policies.rule import Rule
-from policies.rules import ALL_RULES
 from tests.conftest import SHIPPED_STACKS, _preview
 from tests.test_policy_types import provider_types
 

@@ -9,8 +9,8 @@ import pytest
 
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import GOVERNANCE, WORKLOAD_NODES
-from policies.pack import RULES_BY_NAME
-from policies.rule import Finding
+from meshstack.policies.pack import RULES_BY_NAME
+from meshstack.policies.rule import Finding
 
 URN = "urn:pulumi:test::meshstack::{}::{}"
 

@@ -1,5 +1,6 @@
 """Every type a rule looks at is a type that really exists: one the providers register or meshstack's
-components produce (in the shipped stacks, or in a Karpenter stack, whose NodePools no shipped stack has). A pattern that matches nothing is a rule that silently never runs."""
+components produce (in the shipped stacks, or in a Karpenter stack, whose NodePools no shipped stack has).
+A pattern that matches nothing is a rule that silently never runs."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from meshstack.policies.rule import Rule
+from meshstack.policies.rules import ALL_RULES, aws_security, cost, gcp_security, kubernetes
 from meshstack.preview.plan import Preview
-from policies.rule import Rule
-from policies.rules import ALL_RULES, aws_security, cost, gcp_security, kubernetes
 from tests.conftest import SHIPPED_STACKS
 from tests.test_karpenter import karpenter_preview
 

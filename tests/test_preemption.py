@@ -17,10 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meshstack.core import observability as names
 from meshstack.core.contract import EXIT_PREEMPTED, EXIT_STALLED
+from meshstack.workloads.local import ProcessGroup, TrainResult, free_port, train
+from meshstack.workloads.local import training as local_training
 from tests.neighbours import cpu_burner
 from tests.training_runs import EVERY, STEPS, job, losses, quiet
-from workloads.local import ProcessGroup, TrainResult, free_port, train
-from workloads.local import training as local_training
 
 
 @pytest.fixture(scope="module")

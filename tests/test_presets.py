@@ -11,7 +11,7 @@ import pytest
 
 from meshstack.core import sizing
 from meshstack.core.sizing import PRESETS
-from workloads.jax.model import init_params
+from meshstack.workloads.jax.model import init_params
 
 LLAMA = sorted(name for name, model in PRESETS.items() if model.family == "llama")
 

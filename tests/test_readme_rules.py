@@ -4,8 +4,8 @@ rule with its id, name and default level."""
 from __future__ import annotations
 
 from meshstack.core.stack_file import PROJECT_ROOT
-from policies.rules import ALL_RULES
-from policies.table import rule_table
+from meshstack.policies.rules import ALL_RULES
+from meshstack.policies.table import rule_table
 
 
 def test_the_readme_lists_every_rule_with_its_id_name_and_level() -> None:
@@ -22,4 +22,6 @@ def test_rule_ids_and_names_are_unique() -> None:
 def test_the_readme_rule_table_shows_each_concept_with_every_type_that_carries_it() -> None:
     """The table is written from the rules (policies/table.py): a type added to a rule shows in the README."""
     readme = (PROJECT_ROOT / "README.md").read_text()
-    assert rule_table(ALL_RULES) in readme, "regenerate the README's rule table with policies.table.rule_table"
+    assert rule_table(ALL_RULES) in readme, (
+        "regenerate the README's rule table with meshstack.policies.table.rule_table"
+    )

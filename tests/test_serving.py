@@ -28,13 +28,13 @@ from meshstack.core.contract import SERVE_TOKEN_ENV, ModelConfig, ServeJobConfig
 from meshstack.core.observability import SERVE_IN_FLIGHT, SERVE_KV_USAGE, SERVE_PREFIX_HIT_RATIO, SERVE_TTFT
 from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.demo import MetricsSampler
-from workloads.jax import tokenizer
-from workloads.jax.data import held_out_text
-from workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, Request, Sampling
-from workloads.jax.model import forward, init_params
-from workloads.jax.quantize import perplexity, quantize_int8, weight_bytes
-from workloads.jax.serve import Running, chat_prompt, load_params, start
-from workloads.local import LocalRunError, LocalServer, free_port
+from meshstack.workloads.jax import tokenizer
+from meshstack.workloads.jax.data import held_out_text
+from meshstack.workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, Request, Sampling
+from meshstack.workloads.jax.model import forward, init_params
+from meshstack.workloads.jax.quantize import perplexity, quantize_int8, weight_bytes
+from meshstack.workloads.jax.serve import Running, chat_prompt, load_params, start
+from meshstack.workloads.local import LocalRunError, LocalServer, free_port
 
 MODEL = "chat"
 
@@ -463,10 +463,10 @@ def test_tensor_parallel_over_four_devices_matches_one(tmp_path: Path) -> None:
     script.write_text(
         "import jax, json\n"
         "from meshstack.core.contract import ModelConfig\n"
-        "from workloads.jax.model import init_params\n"
+        "from meshstack.workloads.jax.model import init_params\n"
         "from tests.test_serving import greedy\n"
-        "from workloads.jax.engine import Engine\n"
-        "from workloads.jax import tokenizer\n"
+        "from meshstack.workloads.jax.engine import Engine\n"
+        "from meshstack.workloads.jax import tokenizer\n"
         "cfg = ModelConfig(num_attention_heads=4)\n"
         "params = init_params(cfg, jax.random.key(3))\n"
         "out = {}\n"

@@ -23,10 +23,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meshstack.core.contract import ServeConfig
 from meshstack.core.observability import SERVE_IN_FLIGHT, SERVE_KV_USAGE, SERVE_QUEUE, SERVE_RUNNING
+from meshstack.workloads.jax.http_guard import MAX_HEADER_LINE, MAX_HEADERS
+from meshstack.workloads.jax.serve import Running, body_limit, limits, start
+from meshstack.workloads.jax.serve_startup import StartupServer
 from tests.test_serving import MODEL, client, serve_job
-from workloads.jax.http_guard import MAX_HEADER_LINE, MAX_HEADERS
-from workloads.jax.serve import Running, body_limit, limits, start
-from workloads.jax.serve_startup import StartupServer
 
 READ_TIMEOUT_S = 1.5
 SLACK_S = 15  # what a loaded machine may add to a deadline before the test calls it broken

@@ -14,8 +14,8 @@ import openai
 import pytest
 
 from meshstack.core.contract import SERVER_COMMAND
+from meshstack.workloads.local.processes import ProcessGroup, process_env, python_module
 from tests.test_serving import MODEL, serve_job
-from workloads.local.processes import ProcessGroup, process_env, python_module
 
 
 def get(port: int, path: str) -> tuple[int, Any]:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from meshstack.workloads.local import LocalServer
 from tests.neighbours import cpu_burner
 from tests.test_serving import MODEL, serve_job
-from workloads.local import LocalServer
 
 pytestmark = pytest.mark.slow
 # Long enough that decoding it (0.1 s or more here) outlasts the scheduling delays a busy machine gives

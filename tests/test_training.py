@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from meshstack.core.contract import JobConfig
+from meshstack.workloads.jax import tokenizer
+from meshstack.workloads.jax.data import TokenReader, ensure_corpus
+from meshstack.workloads.jax.train import run
+from meshstack.workloads.local import ProcessGroup, TrainResult, progress, train
 from tests.training_runs import EVERY, STEPS, job, losses, quiet
-from workloads.jax import tokenizer
-from workloads.jax.data import TokenReader, ensure_corpus
-from workloads.jax.train import run
-from workloads.local import ProcessGroup, TrainResult, progress, train
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from meshstack.core.contract import JobConfig
-from workloads.jax.data import ensure_corpus
-from workloads.local import ProcessGroup, TrainResult
+from meshstack.workloads.jax.data import ensure_corpus
+from meshstack.workloads.local import ProcessGroup, TrainResult
 
 STEPS, EVERY = 24, 8
 # Steps of about 0.2 s on a 2-core machine. With millisecond steps a job can outrun what the tests

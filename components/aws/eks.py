@@ -12,18 +12,18 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws.iam import ADDON_ROLES, ClusterIam, ClusterIamArgs, Deployer, autoscaler_policy, partition
-from components.aws.iam import deployer as iam_deployer
-from components.aws.karpenter import Karpenter, KarpenterArgs, chart_values
-from components.aws.node_group import NodeGroup, NodeGroupArgs, group_pattern
-from components.k8s.addons import (
+from meshstack.components.aws.iam import ADDON_ROLES, ClusterIam, ClusterIamArgs, Deployer, autoscaler_policy, partition
+from meshstack.components.aws.iam import deployer as iam_deployer
+from meshstack.components.aws.karpenter import Karpenter, KarpenterArgs, chart_values
+from meshstack.components.aws.node_group import NodeGroup, NodeGroupArgs, group_pattern
+from meshstack.components.k8s.addons import (
     AUTOSCALER_ACCOUNT,
     AddonNeeds,
     ClusterAddons,
     ClusterAddonsArgs,
     autoscaler_values,
 )
-from components.tags import named
+from meshstack.components.tags import named
 from meshstack.core.kubernetes import SupportType
 from meshstack.core.nodes import NodePoolArgs
 

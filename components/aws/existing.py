@@ -10,10 +10,10 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws.eks import kubeconfig
-from components.aws.iam import ServiceAccountRoles
-from components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs
-from components.lookups import nested
+from meshstack.components.aws.eks import kubeconfig
+from meshstack.components.aws.iam import ServiceAccountRoles
+from meshstack.components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs
+from meshstack.components.lookups import nested
 from meshstack.core.kubernetes import existing_minor
 from meshstack.core.nodes import NodePoolArgs
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.tags import named
+from meshstack.components.tags import named
 
 # Exactly what a managed node needs: join the cluster and pull from ECR. The VPC CNI's rights live on
 # its own Pod Identity role, not on every node (EKS best practices, "IAM: update the aws-node role").

@@ -17,14 +17,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.iam import ClusterIam, Deployer, partition
-from components.aws.node_group import ROOT_DEVICE, efa_user_data
-from components.aws.pricing import MARKETS_ANNOTATION
-from components.tags import named
+from meshstack.components.aws.iam import ClusterIam, Deployer, partition
+from meshstack.components.aws.node_group import ROOT_DEVICE, efa_user_data
+from meshstack.components.aws.pricing import MARKETS_ANNOTATION
+from meshstack.components.tags import named
 from meshstack.core.nodes import NodePoolArgs, launch_types, node_labels, node_taints
 from meshstack.core.types import WORKLOAD_NODES
-from workloads.k8s.objects import CustomObject
-from workloads.k8s.workload_base import waits_for
+from meshstack.workloads.k8s.objects import CustomObject
+from meshstack.workloads.k8s.workload_base import waits_for
 
 KARPENTER_ACCOUNT = "karpenter"
 KARPENTER_NAMESPACE = "kube-system"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.tags import named
+from meshstack.components.tags import named
 from meshstack.core.network import NetworkSpec
 
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts")

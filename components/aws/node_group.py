@@ -10,8 +10,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.pricing import FALLBACK_TAG
-from components.tags import named
+from meshstack.components.aws.pricing import FALLBACK_TAG
+from meshstack.components.tags import named
 from meshstack.core.nodes import NodePoolArgs, launch_types, node_labels, node_taints
 from meshstack.core.types import WORKLOAD_NODES
 

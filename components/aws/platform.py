@@ -8,17 +8,17 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.aws.eks import EksCluster, EksClusterArgs
-from components.aws.existing import ExistingEksCluster, ExistingEksClusterArgs
-from components.aws.iam import Deployer, deployer
-from components.aws.network import Network, NetworkArgs
-from components.aws.storage import Storage, StorageArgs
-from components.platform import ClusterHandle, Platform, StorageTargets, addon_needs
+from meshstack.components.aws.eks import EksCluster, EksClusterArgs
+from meshstack.components.aws.existing import ExistingEksCluster, ExistingEksClusterArgs
+from meshstack.components.aws.iam import Deployer, deployer
+from meshstack.components.aws.network import Network, NetworkArgs
+from meshstack.components.aws.storage import Storage, StorageArgs
+from meshstack.components.platform import ClusterHandle, Platform, StorageTargets, addon_needs
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.spec import ClusterSpec, StackSpec
 from meshstack.core.spec.zones import lustre_zone
-from workloads.k8s.metrics import MetricsBackend
-from workloads.k8s.volumes import FileSystemRef
+from meshstack.workloads.k8s.metrics import MetricsBackend
+from meshstack.workloads.k8s.volumes import FileSystemRef
 
 
 @dataclass(frozen=True)

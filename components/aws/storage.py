@@ -10,8 +10,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.iam import Deployer, deployer, partition
-from components.tags import named
+from meshstack.components.aws.iam import Deployer, deployer, partition
+from meshstack.components.tags import named
 from meshstack.core.storage import BucketSpec, LustreSpec, StorageSpec
 from meshstack.core.types import EXPECTED_GIB
 

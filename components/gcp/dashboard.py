@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from components.k8s.monitoring import dashboard_sections
+from meshstack.components.k8s.monitoring import dashboard_sections
 from meshstack.core.observability import Panel
 
 COLUMNS = 48  # Cloud Monitoring's mosaic layout is 48 columns wide

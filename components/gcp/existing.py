@@ -11,10 +11,10 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from components.gcp.gke import accelerator_dashboard, gke_addons, keda_metrics_reader, kubeconfig
-from components.gcp.iam import WorkloadAccounts
-from components.k8s.addons import AddonNeeds, ClusterAddons
-from components.lookups import nested
+from meshstack.components.gcp.gke import accelerator_dashboard, gke_addons, keda_metrics_reader, kubeconfig
+from meshstack.components.gcp.iam import WorkloadAccounts
+from meshstack.components.k8s.addons import AddonNeeds, ClusterAddons
+from meshstack.components.lookups import nested
 from meshstack.core.kubernetes import existing_minor
 from meshstack.core.nodes import NodePoolArgs
 

@@ -12,10 +12,10 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from components.gcp.dashboard import dashboard_json
-from components.gcp.iam import ClusterIdentity, ClusterIdentityArgs
-from components.gcp.network import PODS, SERVICES
-from components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs, webhook_ports
+from meshstack.components.gcp.dashboard import dashboard_json
+from meshstack.components.gcp.iam import ClusterIdentity, ClusterIdentityArgs
+from meshstack.components.gcp.network import PODS, SERVICES
+from meshstack.components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs, webhook_ports
 from meshstack.core.nodes import NodePoolArgs, node_labels
 from meshstack.core.types import WORKLOAD_NODES
 
@@ -158,7 +158,7 @@ def maintenance_policy(maintenance: MaintenanceArgs) -> dict[str, Any]:
 class GkeClusterArgs:
     """A regional cluster whose node pools run in `zone` (or the zone a pool names), upgraded only in the
     `maintenance` window. The control plane takes `master_cidr` (a /28);
-    pods and services use the subnetwork's secondary ranges named by components.gcp.network."""
+    pods and services use the subnetwork's secondary ranges named by meshstack.components.gcp.network."""
 
     project: str
     region: str

@@ -8,16 +8,16 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 
-from components.gcp.existing import ExistingGkeCluster, ExistingGkeClusterArgs
-from components.gcp.gke import GkeCluster, GkeClusterArgs, MaintenanceArgs, MaintenanceExclusionArgs
-from components.gcp.network import Network, NetworkArgs
-from components.gcp.storage import Storage, StorageArgs
-from components.platform import ClusterHandle, Platform, StorageTargets, addon_needs
+from meshstack.components.gcp.existing import ExistingGkeCluster, ExistingGkeClusterArgs
+from meshstack.components.gcp.gke import GkeCluster, GkeClusterArgs, MaintenanceArgs, MaintenanceExclusionArgs
+from meshstack.components.gcp.network import Network, NetworkArgs
+from meshstack.components.gcp.storage import Storage, StorageArgs
+from meshstack.components.platform import ClusterHandle, Platform, StorageTargets, addon_needs
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.spec import ClusterSpec, StackSpec
 from meshstack.core.spec.cluster import MaintenanceSpec
-from workloads.k8s.metrics import MetricsBackend
-from workloads.k8s.volumes import FileSystemRef
+from meshstack.workloads.k8s.metrics import MetricsBackend
+from meshstack.workloads.k8s.volumes import FileSystemRef
 
 
 def filestore_handle(zone: str, share: str, instance: str) -> str:

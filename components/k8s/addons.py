@@ -10,20 +10,20 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s.monitoring import (
+from meshstack.components.k8s.monitoring import (
     NODE_STATE_VALUES,
     PROMETHEUS_VALUES,
     dashboard_config_map,
     node_state_scrape,
     rules_object,
 )
-from components.k8s.queues import QueueNeeds, queue_objects
+from meshstack.components.k8s.queues import QueueNeeds, queue_objects
 from meshstack.core.kubernetes import AUTOSCALER_IMAGES
 from meshstack.core.nodes import LABEL_ACCELERATOR, LABEL_POOL, NodePoolArgs
 from meshstack.core.observability import AlertSpec
 from meshstack.core.yaml_text import load_yaml
-from workloads.k8s.objects import CustomObject
-from workloads.k8s.workload_base import waits_for
+from meshstack.workloads.k8s.objects import CustomObject
+from meshstack.workloads.k8s.workload_base import waits_for
 
 CHARTS: dict[str, dict[str, Any]] = load_yaml(Path(__file__).with_name("charts.yaml").read_text())
 AUTOSCALER_ACCOUNT = "cluster-autoscaler"

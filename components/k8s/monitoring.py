@@ -3,7 +3,7 @@
 On EKS the Prometheus Operator (kube-prometheus-stack) evaluates a PrometheusRule and its Grafana
 sidecar loads every ConfigMap labelled `grafana_dashboard`; on GKE, Managed Service for Prometheus
 evaluates ClusterRules (every namespace's series), and the dashboard is a Cloud Monitoring one
-(components.gcp.dashboard), not an object in the cluster.
+(meshstack.components.gcp.dashboard), not an object in the cluster.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from meshstack.core.validation import SpecModel, field_error
 
 JOB_CONFIG_ENV = "MESHSTACK_JOB_CONFIG"
 # What a pod of meshstack's own trainer and server runs (the image of this repository's Dockerfile).
-TRAINER_COMMAND = ("python", "-m", "workloads.jax.train")
-SERVER_COMMAND = ("python", "-m", "workloads.jax.serve")
+TRAINER_COMMAND = ("python", "-m", "meshstack.workloads.jax.train")
+SERVER_COMMAND = ("python", "-m", "meshstack.workloads.jax.serve")
 SERVE_TOKEN_ENV = "MESHSTACK_SERVE_TOKEN"  # the bearer token the server checks, when set
 # Multi-host start-up, as Kubeflow Trainer names it; TPU slices on GKE set TPU_WORKER_* themselves.
 COORDINATOR = "JAX_COORDINATOR_ADDRESS"

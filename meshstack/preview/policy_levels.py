@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policies.pack import RULES_BY_NAME
+from meshstack.policies.pack import RULES_BY_NAME
 
 RANK = {"disabled": 0, "advisory": 1, "mandatory": 2}
 

@@ -23,9 +23,9 @@ from pulumi_policy.policy import _PolicyAnalyzerServicer
 from meshstack.core.errors import SpecError
 from meshstack.core.input_files import load_json_file
 from meshstack.core.stack_file import Project
+from meshstack.policies.pack import PACK_NAME, PACK_VERSION, RULES_BY_NAME, policies
+from meshstack.policies.rule import Rule
 from meshstack.preview.recorder import Resource
-from policies.pack import PACK_NAME, PACK_VERSION, RULES_BY_NAME, policies
-from policies.rule import Rule
 
 LEVELS = {
     proto.ADVISORY: "advisory",

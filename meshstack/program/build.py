@@ -8,8 +8,8 @@ from dataclasses import fields
 
 import pulumi
 
-from components.governance import StackGovernance, StackGovernanceArgs
-from components.platform import Platform
+from meshstack.components.governance import StackGovernance, StackGovernanceArgs
+from meshstack.components.platform import Platform
 from meshstack.core.catalog import Catalog, load_catalog
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.runs import run_declarations
@@ -25,7 +25,7 @@ def fields_of(cls: type) -> set[str]:
 
 def cloud_platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> Platform:
     """The cloud's own module (components/<cloud>/platform.py) declares its network, storage and clusters."""
-    module = importlib.import_module(f"components.{spec.cloud}.platform")
+    module = importlib.import_module(f"meshstack.components.{spec.cloud}.platform")
     result: Platform = module.platform(spec, pools)
     return result
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pulumi
 
-from components.platform import Platform, StorageTargets
+from meshstack.components.platform import Platform, StorageTargets
 from meshstack.core import sizing
 from meshstack.core.capacity import devices_per_pod, queue_of
 from meshstack.core.nodes import NodePoolArgs
@@ -15,10 +15,10 @@ from meshstack.core.spec import InferenceWorkload, StackSpec, StorageRef, Traini
 from meshstack.core.spec.workload import PROGRAM_GRACE_SECONDS
 from meshstack.program.programs import ProgramContext, training_program
 from meshstack.program.servers import ServingContext, server_container, server_image
-from workloads.k8s.inference_service import InferenceService, InferenceServiceArgs
-from workloads.k8s.pod import Placement
-from workloads.k8s.training_job import TrainingJob, TrainingJobArgs
-from workloads.k8s.volumes import VolumeMount
+from meshstack.workloads.k8s.inference_service import InferenceService, InferenceServiceArgs
+from meshstack.workloads.k8s.pod import Placement
+from meshstack.workloads.k8s.training_job import TrainingJob, TrainingJobArgs
+from meshstack.workloads.k8s.volumes import VolumeMount
 
 Workload = TrainingWorkload | InferenceWorkload
 

@@ -15,8 +15,8 @@ import pulumi
 from meshstack.core.contract import TRAINER_COMMAND, JobConfig
 from meshstack.core.programs import maxtext
 from meshstack.core.spec import TrainingWorkload
-from workloads.k8s.pod import Placement
-from workloads.k8s.training_job import coordinator_host
+from meshstack.workloads.k8s.pod import Placement
+from meshstack.workloads.k8s.training_job import coordinator_host
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from meshstack.core.contract import JOB_CONFIG_ENV, SERVE_TOKEN_ENV, SERVER_COMM
 from meshstack.core.engines import ENGINE_START_S, startup_seconds, vllm
 from meshstack.core.observability import SERVE_IN_FLIGHT
 from meshstack.core.spec import InferenceWorkload
-from workloads.k8s.inference_service import ServerContainer
-from workloads.k8s.pod import Placement
+from meshstack.workloads.k8s.inference_service import ServerContainer
+from meshstack.workloads.k8s.pod import Placement
 
 HF_TOKEN_ENV = "HF_TOKEN"
 VLLM_API_KEY_ENV = "VLLM_API_KEY"

@@ -1,7 +1,7 @@
 """The rules, grouped by what they protect. Each module exports RULES."""
 
-from policies.rule import Rule
-from policies.rules import (
+from meshstack.policies.rule import Rule
+from meshstack.policies.rules import (
     aws_exposure,
     aws_iam,
     aws_security,

@@ -7,9 +7,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from meshstack.core.resources import ResourceView
-from policies.iam import open_to_anyone
-from policies.rule import Rule, Undecided, as_list, as_map, get, is_true, policy_document, policy_statements, text
-from policies.values import Unknown
+from meshstack.policies.iam import open_to_anyone
+from meshstack.policies.rule import (
+    Rule,
+    Undecided,
+    as_list,
+    as_map,
+    get,
+    is_true,
+    policy_document,
+    policy_statements,
+    text,
+)
+from meshstack.policies.values import Unknown
 
 BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"

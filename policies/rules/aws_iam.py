@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from meshstack.core.resources import ResourceView
-from policies.iam import covers, every_action, every_resource, open_to_anyone
-from policies.rule import Rule, Undecided, as_list, get, policy_document, policy_statements, text
-from policies.values import Unknown
+from meshstack.policies.iam import covers, every_action, every_resource, open_to_anyone
+from meshstack.policies.rule import Rule, Undecided, as_list, get, policy_document, policy_statements, text
+from meshstack.policies.values import Unknown
 
 ROLE = "aws:iam/role:Role"
 IAM_DOCUMENT_TYPES = (

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from meshstack.core.resources import ResourceView
-from policies.rule import (
+from meshstack.policies.rule import (
     OPEN_CIDRS,
     Finding,
     Rule,
@@ -26,7 +26,7 @@ from policies.rule import (
     is_true,
     text,
 )
-from policies.values import Unknown
+from meshstack.policies.values import Unknown
 
 BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"

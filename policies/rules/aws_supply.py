@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from meshstack.core.resources import ResourceView
-from policies.rule import Finding, Rule, Undecided, as_list, as_map, get, is_true, text
-from policies.values import Unknown
+from meshstack.policies.rule import Finding, Rule, Undecided, as_list, as_map, get, is_true, text
+from meshstack.policies.values import Unknown
 
 KMS_KEY = "aws:kms/key:Key"
 REPOSITORY = "aws:ecr/repository:Repository"

@@ -13,7 +13,7 @@ from meshstack.core.pricing import PoolShape, count, quantity
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import GKE_NODE_POOL, GOVERNANCE
 from meshstack.cost import plan_estimate, pool_shape, pool_types
-from policies.rule import Finding, Rule, as_list, as_map, get, number, string_map, text
+from meshstack.policies.rule import Finding, Rule, as_list, as_map, get, number, string_map, text
 
 
 def budget(resources: Sequence[ResourceView]) -> Mapping[str, Any]:

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from meshstack.core.resources import ResourceView
-from policies.rule import Rule, Undecided, as_list, get, is_true, text
-from policies.values import Unknown
+from meshstack.policies.rule import Rule, Undecided, as_list, get, is_true, text
+from meshstack.policies.values import Unknown
 
 GKE_CLUSTER = "gcp:container/cluster:Cluster"
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")

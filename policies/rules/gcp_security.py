@@ -13,8 +13,20 @@ from typing import Any
 
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import GKE_NODE_POOL
-from policies.rule import OPEN_CIDRS, Rule, Undecided, as_list, as_map, get, integer, is_false, is_open, is_true, text
-from policies.values import Unknown
+from meshstack.policies.rule import (
+    OPEN_CIDRS,
+    Rule,
+    Undecided,
+    as_list,
+    as_map,
+    get,
+    integer,
+    is_false,
+    is_open,
+    is_true,
+    text,
+)
+from meshstack.policies.values import Unknown
 
 GKE_CLUSTER = "gcp:container/cluster:Cluster"
 BUCKET = "gcp:storage/bucket:Bucket"

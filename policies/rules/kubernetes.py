@@ -9,9 +9,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from meshstack.core.resources import ResourceView
-from policies.pod_security import CONTAINER_KEYS, breaches, containers, namespace_level
-from policies.rule import Finding, Rule, Undecided, as_list, as_map, get, integer, matches_type, text
-from policies.values import Unknown
+from meshstack.policies.pod_security import CONTAINER_KEYS, breaches, containers, namespace_level
+from meshstack.policies.rule import Finding, Rule, Undecided, as_list, as_map, get, integer, matches_type, text
+from meshstack.policies.values import Unknown
 
 # Where each kind keeps its pod template (metadata and spec); a Pod is its own template. The provider's
 # *Patch kinds (server-side apply patches) carry the same template at the same path.

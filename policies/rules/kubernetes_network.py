@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from meshstack.core.resources import ResourceView
-from policies.rule import Rule, as_map, get, text
+from meshstack.policies.rule import Rule, as_map, get, text
 
 SERVICE_TYPES = ("kubernetes:core/v1:Service", "kubernetes:core/v1:ServicePatch")
 INGRESS_TYPES = (

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from meshstack.core.input_files import InputFileError, parse_json
-from workloads.jax.storage import checkpoint_location, filesystem
+from meshstack.workloads.jax.storage import checkpoint_location, filesystem
 
 MANIFESTS = "meshstack-checksums"
 

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from meshstack.core.contract import ModelConfig, ServeConfig, ServeJobConfig
-from workloads.jax import hf, model_store
-from workloads.jax.checkpoint import CheckpointError
-from workloads.jax.data import DataMismatchError
-from workloads.jax.events import write_event
-from workloads.jax.prepare import PrepareError, prepare
-from workloads.jax.storage import StorageError
-from workloads.jax.tokenization import ByteTokenizer, Tokenizer, TokenizerError, load_hf_tokenizer
+from meshstack.workloads.jax import hf, model_store
+from meshstack.workloads.jax.checkpoint import CheckpointError
+from meshstack.workloads.jax.data import DataMismatchError
+from meshstack.workloads.jax.events import write_event
+from meshstack.workloads.jax.prepare import PrepareError, prepare
+from meshstack.workloads.jax.storage import StorageError
+from meshstack.workloads.jax.tokenization import ByteTokenizer, Tokenizer, TokenizerError, load_hf_tokenizer
 
 # ValueError covers hf.ModelFolderError, TokenizerError, PrepareError, DataMismatchError and the
 # engine's refusals of a serve setting (a KV budget that holds no request, a tensor-parallel degree).
@@ -44,7 +44,7 @@ def model_name(path: str) -> str:
 def serve(path: str, serve_config: ServeConfig, name: str | None = None) -> int:
     """Load the folder (a Hugging Face one or meshstack's checkpoints), then serve it until interrupted.
     Nothing listens before the weights have loaded and passed every check."""
-    from workloads.jax import serve as server_module
+    from meshstack.workloads.jax import serve as server_module
 
     job = ServeJobConfig(name=name or model_name(path), serve=serve_config, checkpoint_uri=model_store.uri_of(path))
     server, state = server_module.build(job)
@@ -73,7 +73,7 @@ def _ids(tok: Tokenizer) -> tuple[list[int], int | None]:
     """(eos ids, bos id) a tokenizer's model ends and starts with."""
     eos = sorted(tok.eos_ids)
     if isinstance(tok, ByteTokenizer):
-        from workloads.jax import tokenizer as byte_tokenizer
+        from meshstack.workloads.jax import tokenizer as byte_tokenizer
 
         return eos, byte_tokenizer.BOS
     bos_text = tok.special_tokens.get("bos_token")

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from meshstack.core.contract import ModelConfig
-from workloads.jax import tokenizer
-from workloads.jax.storage import StorageError, filesystem
+from meshstack.workloads.jax import tokenizer
+from meshstack.workloads.jax.storage import StorageError, filesystem
 
 INDEX = "index.json"
 DTYPE = np.dtype("<u2")  # the byte tokenizer's shards, and any vocabulary up to 65,536 ids

@@ -36,7 +36,7 @@ from jax.sharding import PartitionSpec as P
 
 from meshstack.core.contract import ModelConfig
 from meshstack.core.sizing import kv_cache_rows, of_model
-from workloads.jax.model import (
+from meshstack.workloads.jax.model import (
     PARAM_SPECS,
     Params,
     cast_params,
@@ -47,7 +47,7 @@ from workloads.jax.model import (
     rope_frequencies,
     rotary,
 )
-from workloads.jax.tokenization import ByteTokenizer, Stream, Tokenizer
+from meshstack.workloads.jax.tokenization import ByteTokenizer, Stream, Tokenizer
 
 PREFIX_MIN = 16  # a shared prefix shorter than this is not worth a row copy
 MIN_CHUNK = 16

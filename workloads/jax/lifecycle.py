@@ -24,8 +24,8 @@ from types import FrameType
 import jax
 
 from meshstack.core.contract import EXIT_STALLED
-from workloads.jax import sigterm
-from workloads.jax.events import write_event
+from meshstack.workloads.jax import sigterm
+from meshstack.workloads.jax.events import write_event
 
 
 class Preemption:

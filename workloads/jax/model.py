@@ -106,7 +106,7 @@ def init_params(cfg: ModelConfig, key: jax.Array) -> Params:
 
 def mm(x: jax.Array, w: Any) -> jax.Array:
     """x @ w, where w is a weight or an int8 one ({"q": int8, "scale": per output channel}, from
-    workloads.jax.quantize): int8 weights are widened to x's dtype and the scale applied after."""
+    meshstack.workloads.jax.quantize): int8 weights are widened to x's dtype and the scale applied after."""
     if isinstance(w, dict):
         return (x @ w["q"].astype(x.dtype)) * w["scale"].astype(x.dtype)
     return x @ w

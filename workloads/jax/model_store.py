@@ -26,9 +26,9 @@ from urllib.parse import urlparse
 import numpy as np
 
 from meshstack.core.contract import ModelConfig
-from workloads.jax import hf
-from workloads.jax.storage import REMOTE, filesystem
-from workloads.jax.tokenization import (
+from meshstack.workloads.jax import hf
+from meshstack.workloads.jax.storage import REMOTE, filesystem
+from meshstack.workloads.jax.tokenization import (
     BYTE_CHAT_TEMPLATE,
     TOKENIZER_FILES,
     ByteTokenizer,
@@ -232,9 +232,9 @@ def restore_params(checkpoint_uri: str, cfg: ModelConfig) -> Any:
     where there is none yet."""
     import jax
 
-    from workloads.jax import checkpoint
-    from workloads.jax.events import write_event
-    from workloads.jax.model import init_params
+    from meshstack.workloads.jax import checkpoint
+    from meshstack.workloads.jax.events import write_event
+    from meshstack.workloads.jax.model import init_params
 
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     abstract = jax.tree.map(

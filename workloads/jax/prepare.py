@@ -19,9 +19,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from workloads.jax.data import INDEX, dtype_name, token_dtype
-from workloads.jax.storage import filesystem
-from workloads.jax.tokenization import Tokenizer
+from meshstack.workloads.jax.data import INDEX, dtype_name, token_dtype
+from meshstack.workloads.jax.storage import filesystem
+from meshstack.workloads.jax.tokenization import Tokenizer
 
 DEFAULT_SHARD_TOKENS = 1 << 26  # 128 MiB of uint16 ids, 256 MiB of uint32
 BATCH_DOCUMENTS = 256

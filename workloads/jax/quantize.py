@@ -16,7 +16,7 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from meshstack.core.contract import ModelConfig
-from workloads.jax.model import MATMUL_WEIGHTS, Params, loss_fn
+from meshstack.workloads.jax.model import MATMUL_WEIGHTS, Params, loss_fn
 
 
 def quantize_int8(params: Params) -> Params:

@@ -11,7 +11,7 @@ the status a client's retry logic expects: 400 and 413 for a bad request, 401 wi
 404 for another model, 429 with Retry-After when the KV cache and the waiting line are full, 503
 while draining. A client that goes away mid-stream frees its KV row at the next step. On SIGTERM
 the server turns unready, answers new requests 503, lets in-flight ones (streams included) finish
-within serve.drain_timeout_s, then exits. Run as `python -m workloads.jax.serve` with
+within serve.drain_timeout_s, then exits. Run as `python -m meshstack.workloads.jax.serve` with
 MESHSTACK_JOB_CONFIG.
 """
 
@@ -54,14 +54,14 @@ from meshstack.core.observability import (
     SERVE_TPOT,
     SERVE_TTFT,
 )
-from workloads.jax import checkpoint, model_store
-from workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, Output, Request, Sampling
-from workloads.jax.events import write_event
-from workloads.jax.http_guard import Limits, listener_config
-from workloads.jax.quantize import quantize_int8
-from workloads.jax.serve_flow import ClientGoneError, TrackedStream, answer_or_gone
-from workloads.jax.serve_startup import StartupServer
-from workloads.jax.tokenization import ChatTemplateError, Tokenizer, render_chat
+from meshstack.workloads.jax import checkpoint, model_store
+from meshstack.workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, Output, Request, Sampling
+from meshstack.workloads.jax.events import write_event
+from meshstack.workloads.jax.http_guard import Limits, listener_config
+from meshstack.workloads.jax.quantize import quantize_int8
+from meshstack.workloads.jax.serve_flow import ClientGoneError, TrackedStream, answer_or_gone
+from meshstack.workloads.jax.serve_startup import StartupServer
+from meshstack.workloads.jax.tokenization import ChatTemplateError, Tokenizer, render_chat
 
 MAX_JSON_DEPTH = 16
 MAX_STOP = 4

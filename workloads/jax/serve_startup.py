@@ -22,7 +22,7 @@ from typing import Any
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from workloads.jax.http_guard import Limits, listener_config
+from meshstack.workloads.jax.http_guard import Limits, listener_config
 
 
 class StartupServer:

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from workloads.jax import tokenizer as byte_tokenizer
+from meshstack.workloads.jax import tokenizer as byte_tokenizer
 
 TOKENIZER_FILES = (
     "tokenizer.json",

@@ -1,6 +1,6 @@
 """Training: a jit-compiled, mesh-sharded step with gradient accumulation, checkpoints and metrics.
 
-Run as `python -m workloads.jax.train` with the job in MESHSTACK_JOB_CONFIG (JSON)
+Run as `python -m meshstack.workloads.jax.train` with the job in MESHSTACK_JOB_CONFIG (JSON)
 and the multi-host environment contract set. Process 0 prints one JSON line per
 event (restored, step metrics, checkpoint, preempted, done) to stdout; the local
 target and the logs on Kubernetes read the same lines, and every process serves
@@ -10,7 +10,7 @@ SIGTERM on any process saves the step in progress on all of them and exits 143.
 
 from __future__ import annotations
 
-from workloads.jax import sigterm
+from meshstack.workloads.jax import sigterm
 
 if __name__ == "__main__":
     # First, before jax and the job are loaded (seconds on a busy node): a drain that comes now must
@@ -42,13 +42,13 @@ from meshstack.core.contract import (
     JobConfig,
     TrainConfig,
 )
-from workloads.jax import checkpoint, distributed, hf, model_store
-from workloads.jax.data import DataMismatchError, TokenReader
-from workloads.jax.events import write_event
-from workloads.jax.lifecycle import Preemption, Watchdog
-from workloads.jax.model import PARAM_SPECS, init_params, loss_fn, param_specs
-from workloads.jax.tokenization import TokenizerError
-from workloads.jax.train_metrics import TrainMetrics
+from meshstack.workloads.jax import checkpoint, distributed, hf, model_store
+from meshstack.workloads.jax.data import DataMismatchError, TokenReader
+from meshstack.workloads.jax.events import write_event
+from meshstack.workloads.jax.lifecycle import Preemption, Watchdog
+from meshstack.workloads.jax.model import PARAM_SPECS, init_params, loss_fn, param_specs
+from meshstack.workloads.jax.tokenization import TokenizerError
+from meshstack.workloads.jax.train_metrics import TrainMetrics
 
 BATCH_AXES = ("data", "fsdp")
 

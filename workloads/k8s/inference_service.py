@@ -12,10 +12,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from workloads.k8s.metrics import MetricsBackend
-from workloads.k8s.objects import CustomObject
-from workloads.k8s.pod import security_context
-from workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
+from meshstack.workloads.k8s.metrics import MetricsBackend
+from meshstack.workloads.k8s.objects import CustomObject
+from meshstack.workloads.k8s.pod import security_context
+from meshstack.workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
 
 SCALE_DOWN_WINDOW_S = 300  # a replica holds a model in accelerator memory: slow to start, so slow to drop
 STARTUP_PERIOD_S = 10

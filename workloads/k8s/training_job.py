@@ -21,10 +21,10 @@ from meshstack.core.contract import (
     TRAINER_COMMAND,
     host_contract,
 )
-from workloads.k8s.metrics import MetricsBackend
-from workloads.k8s.objects import CustomObject
-from workloads.k8s.pod import Placement, security_context
-from workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
+from meshstack.workloads.k8s.metrics import MetricsBackend
+from meshstack.workloads.k8s.objects import CustomObject
+from meshstack.workloads.k8s.pod import Placement, security_context
+from meshstack.workloads.k8s.workload_base import WorkloadArgs, waits_for, workload_base
 
 # Karpenter disrupts no node that runs a pod annotated so: no consolidation or drift replacement under a
 # training run (karpenter-provider-aws v1.14.1, docs/concepts/disruption.md "Pod-Level Controls").

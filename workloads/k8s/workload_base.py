@@ -9,8 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from workloads.k8s.pod import Placement, claim_volumes, scratch_volumes
-from workloads.k8s.volumes import VolumeMount, claims
+from meshstack.workloads.k8s.pod import Placement, claim_volumes, scratch_volumes
+from meshstack.workloads.k8s.volumes import VolumeMount, claims
 
 
 @dataclass(frozen=True, kw_only=True)

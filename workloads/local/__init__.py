@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TextIO
 
 from meshstack.core.spec import InferenceWorkload, StackSpec, TrainingWorkload
-from workloads.jax.data import ensure_corpus
-from workloads.local.processes import LocalRunError, ProcessGroup, free_port
-from workloads.local.programs import ProgramFailedError, run_program
-from workloads.local.serving import LocalServer, local_serving
-from workloads.local.training import TrainResult, local_training, progress, train
+from meshstack.workloads.jax.data import ensure_corpus
+from meshstack.workloads.local.processes import LocalRunError, ProcessGroup, free_port
+from meshstack.workloads.local.programs import ProgramFailedError, run_program
+from meshstack.workloads.local.serving import LocalServer, local_serving
+from meshstack.workloads.local.training import TrainResult, local_training, progress, train
 
 __all__ = [
     "LocalRunError",

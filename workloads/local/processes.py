@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from meshstack.core.contract import JOB_CONFIG_ENV
 from meshstack.core.errors import MeshstackError
 from meshstack.core.spec import StorageRef
-from workloads.jax.storage import file_uri
+from meshstack.workloads.jax.storage import file_uri
 
 STOP_GRACE_S = 10.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

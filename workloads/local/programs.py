@@ -29,7 +29,7 @@ from meshstack.core.contract import (
 from meshstack.core.programs import maxtext
 from meshstack.core.spec import StackSpec, TrainingWorkload
 from meshstack.core.spec.workload import PROGRAM_GRACE_SECONDS
-from workloads.local.processes import (
+from meshstack.workloads.local.processes import (
     LocalRunError,
     ProcessGroup,
     bucket_uri,
@@ -37,7 +37,7 @@ from workloads.local.processes import (
     process_env,
     watch_exits,
 )
-from workloads.local.training import MAX_PREEMPTIONS
+from meshstack.workloads.local.training import MAX_PREEMPTIONS
 
 LOCALHOST = "127.0.0.1"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from meshstack.core.contract import SERVER_COMMAND, ServeJobConfig
 from meshstack.core.spec import InferenceWorkload, StackSpec
-from workloads.local.processes import LocalRunError, ProcessGroup, bucket_uri, process_env, python_module
+from meshstack.workloads.local.processes import LocalRunError, ProcessGroup, bucket_uri, process_env, python_module
 
 
 class LocalServer:

@@ -21,8 +21,15 @@ from meshstack.core.contract import (
     shape_problem,
 )
 from meshstack.core.spec import StackSpec, StorageRef, TrainingWorkload
-from workloads.jax.storage import file_uri
-from workloads.local.processes import LocalRunError, ProcessGroup, bucket_uri, free_port, process_env, python_module
+from meshstack.workloads.jax.storage import file_uri
+from meshstack.workloads.local.processes import (
+    LocalRunError,
+    ProcessGroup,
+    bucket_uri,
+    free_port,
+    process_env,
+    python_module,
+)
 
 MAX_LOCAL_DEVICES = 4  # CPU devices one local process may simulate (XLA host device count)
 MAX_PREEMPTIONS = 100  # restarts after a preemption do not count against max_restarts, but they end
