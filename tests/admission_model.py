@@ -4,8 +4,14 @@ every inference replica (at its ScaledObject's max), pool by pool, up to each po
 
 It reads only what the cluster would receive — the node pools as the autoscaler sees them (on
 EKS the cluster-autoscaler's node-template tags on each Auto Scaling group; on GKE the node pool
-plus the labels and taints GKE adds), the Kueue objects, and the workloads' pods — so a job that
-this model cannot run is one a real cluster would leave Pending.
+plus the labels and taints GKE adds; under Karpenter its NodePools), the Kueue objects, and the
+workloads' pods — so a job that this model cannot run is one a real cluster would leave Pending.
+
+Which pool grows first is what the cluster reads too: the cluster-autoscaler's priority expander takes
+the `expanderPriorities` of its chart's values (the highest-priority group a pod fits; a group no pattern
+names is never grown), and Karpenter takes a NodePool's capacity types in its own order (reserved, then
+spot, then on-demand). A market with no instance left (a reservation whose instances are taken, spot not
+to be had: `NodePool.launchable`) fails the scale-up, and the scaler goes on to the next.
 
 It also follows a node fault through what the cluster would do (`node_fault`): the failed node is
 drained or deleted, which marks the job's pod DisruptionTarget; the Job's podFailurePolicy and the
@@ -18,17 +24,24 @@ borrowing of unused nominal quota, first-fit packing, no preemption.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 from meshstack.core.catalog import Catalog
 from meshstack.preview.manifests import manifest
 from meshstack.preview.recorder import Resource
 
 NODE_TEMPLATE = "k8s.io/cluster-autoscaler/node-template/"
+# Karpenter launches a NodePool's reserved capacity first, then spot, then on-demand, whatever order the
+# capacity types are listed in (karpenter-provider-aws v1.14.1 docs, concepts/nodepools.md; read 2026-12-08).
+KARPENTER_CAPACITY_ORDER = ("reserved", "spot", "on-demand")
+EKS_MARKETS = {"ON_DEMAND": "on-demand", "SPOT": "spot", "CAPACITY_BLOCK": "capacity-block"}
 GKE_TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 QUANTITY = re.compile(r"^([0-9.]+)(m|Ki|Mi|Gi|Ti|k|M|G)?$")
 SCALE = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
@@ -54,6 +67,14 @@ class NodePool:
     max_nodes: int
     nodes: list[dict[str, float]] = field(default_factory=list)  # what is left on each node added
     taken_by: str | None = None  # the job instance that holds a whole slice (exclusive topology)
+    asg: str = ""  # an EKS node group's Auto Scaling group, which the priority expander's patterns match
+    market: str = "on-demand"
+    # Higher grows first (the priority expander's number; Karpenter's capacity-type order); None: never grown.
+    priority: int | None = 0
+    # Instances its market can still give (the cloud's side, not the stack's); None: as many as asked.
+    launchable: int | None = None
+    # The pools whose nodes count against max_nodes together (a Karpenter NodePool's limits); empty: its own.
+    limit_with: list[NodePool] = field(default_factory=list, compare=False, repr=False)
 
 
 @dataclass
@@ -141,15 +162,25 @@ class ClusterModel:
         self._by_urn = by_urn
         self.pools: list[NodePool] = []
         self.objects: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        expander: dict[str, dict[int, list[str]]] = {}
         for r in resources:
             if r.type == "aws:eks/nodeGroup:NodeGroup":
                 self.pools.append(self._eks_pool(r, resources))
             elif r.type == "gcp:container/nodePool:NodePool":
                 self.pools.append(self._gke_pool(r))
+            elif r.type == "kubernetes:helm.sh/v3:Release" and r.inputs.get("chart") == "cluster-autoscaler":
+                priorities = (r.inputs.get("values") or {}).get("expanderPriorities")
+                if priorities:
+                    expander[self._cluster_of_provider(r.provider)] = yaml.safe_load(priorities)
             elif r.type.startswith("kubernetes:") and r.custom and not r.type.startswith("kubernetes:helm"):
                 body = manifest(r)
                 if body is not None:
                     self.objects[self._cluster_of_provider(r.provider)].append(body)
+        for pool in self.pools:
+            if pool.cluster in expander and pool.asg:
+                pool.priority = _expander_priority(expander[pool.cluster], pool.asg)
+        for cluster, bodies in self.objects.items():
+            self.pools.extend(self._karpenter_pools(cluster, bodies))
         self.workloads = [w for cluster, bodies in self.objects.items() for w in self._workloads(cluster, bodies)]
         # the nodes each workload's pods hold: (pool, node, requests) per pod
         self.held: dict[str, list[tuple[NodePool, dict[str, float], dict[str, float]]]] = {}
@@ -192,7 +223,57 @@ class ClusterModel:
             taints,
             capacity,
             int(group.inputs["scalingConfig"]["maxSize"]),
+            market=EKS_MARKETS[group.inputs.get("capacityType") or "ON_DEMAND"],
+            asg=asg,
         )
+
+    def _karpenter_pools(self, cluster: str, bodies: Sequence[dict[str, Any]]) -> list[NodePool]:
+        """A karpenter.sh NodePool as one pool per capacity type it allows, in Karpenter's order, sharing
+        its node limit. Reserved capacity is there only where its EC2NodeClass selects a reservation; a
+        node is sized as the smallest listed type (Karpenter may launch any that fits)."""
+        classes = {b["metadata"]["name"]: b["spec"] for b in bodies if b["kind"] == "EC2NodeClass"}
+        out: list[NodePool] = []
+        for body in bodies:
+            if body["kind"] != "NodePool" or not body["apiVersion"].startswith("karpenter.sh/"):
+                continue
+            template = body["spec"]["template"]
+            requirements = {r["key"]: r["values"] for r in template["spec"]["requirements"]}
+            types = [self.catalog.instance_types[n] for n in requirements["node.kubernetes.io/instance-type"]]
+            instance = min(types, key=lambda t: (t.vcpus, t.memory_gib))
+            capacity = {"cpu": float(instance.vcpus), "memory": instance.memory_gib}
+            accelerator = self.catalog.accelerators[instance.accelerator]
+            if accelerator.resource and instance.accelerators:
+                capacity[accelerator.resource] = float(instance.accelerators)
+            if instance.supports_efa:
+                capacity["vpc.amazonaws.com/efa"] = float(instance.efa_interfaces)
+            node_class = classes[template["spec"]["nodeClassRef"]["name"]]
+            allowed = set(requirements["karpenter.sh/capacity-type"])
+            if "capacityReservationSelectorTerms" not in node_class:
+                allowed.discard("reserved")
+            shared: list[NodePool] = []
+            name = body["metadata"]["name"]
+            for rank, capacity_type in enumerate(KARPENTER_CAPACITY_ORDER):
+                if capacity_type not in allowed:
+                    continue
+                labels = {
+                    **(template["metadata"].get("labels") or {}),
+                    "karpenter.sh/nodepool": name,
+                    "karpenter.sh/capacity-type": capacity_type,
+                }
+                pool = NodePool(
+                    f"{name}/{capacity_type}",
+                    cluster,
+                    labels,
+                    list(template["spec"].get("taints") or []),
+                    dict(capacity),
+                    int(body["spec"]["limits"]["nodes"]),
+                    market=capacity_type,
+                    priority=-rank,
+                    limit_with=shared,
+                )
+                shared.append(pool)
+                out.append(pool)
+        return out
 
     def _gke_pool(self, pool: Resource) -> NodePool:
         """A GKE node pool with what GKE puts on its nodes: the TPU labels and the accelerator taint."""
@@ -385,6 +466,7 @@ class ClusterModel:
             ]
             if not candidates:
                 return "no node pool offers a node the pods fit on (selector, taints and requests)"
+            candidates.sort(key=lambda p: -math.inf if p.priority is None else -p.priority)
             if pods.exclusive:
                 free = [p for p in candidates if p.taken_by is None and not p.nodes]
                 pool = next((p for p in free if p.max_nodes >= pods.count), None)
@@ -396,7 +478,7 @@ class ClusterModel:
                 continue
             for _ in range(pods.count):
                 if not any(self._hold(workload, p, pods.requests) for p in candidates):
-                    limits = ", ".join(f"{p.name} at its max of {p.max_nodes}" for p in candidates)
+                    limits = ", ".join(f"{p.name} {self._full(p)}" for p in candidates)
                     return f"a pod stays Pending: every pool it fits is full ({limits})"
         return None
 
@@ -409,13 +491,23 @@ class ClusterModel:
         return True
 
     @staticmethod
-    def _add_pod(pool: NodePool, requests: Mapping[str, float]) -> dict[str, float] | None:
+    def _full(pool: NodePool) -> str:
+        """Why the scaler adds no node to the pool ('' when it may)."""
+        if pool.priority is None:
+            return "named by no expander priority"
+        if sum(len(p.nodes) for p in pool.limit_with or [pool]) >= pool.max_nodes:
+            return f"at its max of {pool.max_nodes}"
+        if pool.launchable is not None and len(pool.nodes) >= pool.launchable:
+            return f"with no {pool.market} capacity left"
+        return ""
+
+    def _add_pod(self, pool: NodePool, requests: Mapping[str, float]) -> dict[str, float] | None:
         def fits(free: Mapping[str, float]) -> bool:
             return all(free.get(r, 0.0) + 1e-9 >= amount for r, amount in requests.items())
 
         node = next((n for n in pool.nodes if fits(n)), None)
         if node is None:
-            if len(pool.nodes) >= pool.max_nodes:
+            if self._full(pool):
                 return None
             node = dict(pool.capacity)
             pool.nodes.append(node)
@@ -440,6 +532,12 @@ class ClusterModel:
 
     def nodes_by_pool(self) -> dict[str, int]:
         return {p.name: len(p.nodes) for p in self.pools}
+
+
+def _expander_priority(priorities: Mapping[int, Sequence[str]], group: str) -> int | None:
+    """The priority expander's number for a node group: the highest whose patterns match its name."""
+    matching = [int(p) for p, patterns in priorities.items() if any(re.search(x, group) for x in patterns)]
+    return max(matching, default=None)
 
 
 def _pod_failure_rule(policy: Mapping[str, Any], condition: str) -> tuple[int, str]:

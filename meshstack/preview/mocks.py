@@ -107,7 +107,10 @@ class CloudMocks(pulumi.runtime.Mocks):
         return cluster
 
     def _nodegroup(self, name: str, token: str, inputs: dict[str, Any], state: dict[str, Any]) -> str:
-        group = inputs.get("nodeGroupName") or f"{inputs.get('nodeGroupNamePrefix', name)}{token[:8]}"
+        # The provider completes a prefix with its unique suffix (terraform-plugin-sdk id.PrefixedUniqueId):
+        # an 18-digit UTC timestamp and an 8-hex-digit counter, which the priority expander's patterns match.
+        timestamp = f"2026{int(token, 16) % 10**14:014d}"
+        group = inputs.get("nodeGroupName") or f"{inputs.get('nodeGroupNamePrefix', name)}{timestamp}{token[:8]}"
         uuid = f"{token[:8]}-{token[8:12]}-{token[12:16]}"
         state.update(
             nodeGroupName=group,
