@@ -23,7 +23,8 @@ from tests.cli_project import init
 # Runs `python -m meshstack.cli preview` as a user would (argv from the command line, so the CLI installs
 # its own SIGINT handler), with one hook that writes a byte to the inherited pipe and then waits.
 LAUNCHER = """
-import importlib.abc, os, runpy, sys, time
+import importlib.abc, os, runpy, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal, whatever the test runner ignores
 phase, ready = sys.argv.pop(1), int(sys.argv.pop(1))
 
 def reached():
