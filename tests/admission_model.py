@@ -9,9 +9,11 @@ workloads' pods — so a job that this model cannot run is one a real cluster wo
 
 Which pool grows first is what the cluster reads too: the cluster-autoscaler's priority expander takes
 the `expanderPriorities` of its chart's values (the highest-priority group a pod fits; a group no pattern
-names is never grown), and Karpenter takes a NodePool's capacity types in its own order (reserved, then
-spot, then on-demand). A market with no instance left (a reservation whose instances are taken, spot not
-to be had: `NodePool.launchable`) fails the scale-up, and the scaler goes on to the next.
+names is never grown), Karpenter takes a NodePool's capacity types in its own order (reserved, then
+spot, then on-demand), and GKE's autoscaler takes a pod that selects a custom compute class to the node
+pools of the class's `priorities` in their order (a node pool bound to the class by its label and taint
+but named by no priority is never grown for it). A market with no instance left (a reservation whose
+instances are taken, spot not to be had: `NodePool.launchable`) fails the scale-up, and the scaler goes on to the next.
 
 It also follows a node fault through what the cluster would do (`node_fault`): the failed node is
 drained or deleted, which marks the job's pod DisruptionTarget; the Job's podFailurePolicy and the
@@ -42,6 +44,7 @@ NODE_TEMPLATE = "k8s.io/cluster-autoscaler/node-template/"
 # capacity types are listed in (karpenter-provider-aws v1.14.1 docs, concepts/nodepools.md; read 2026-12-08).
 KARPENTER_CAPACITY_ORDER = ("reserved", "spot", "on-demand")
 EKS_MARKETS = {"ON_DEMAND": "on-demand", "SPOT": "spot", "CAPACITY_BLOCK": "capacity-block"}
+COMPUTE_CLASS = "cloud.google.com/compute-class"
 GKE_TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 QUANTITY = re.compile(r"^([0-9.]+)(m|Ki|Mi|Gi|Ti|k|M|G)?$")
 SCALE = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
@@ -68,6 +71,7 @@ class NodePool:
     nodes: list[dict[str, float]] = field(default_factory=list)  # what is left on each node added
     taken_by: str | None = None  # the job instance that holds a whole slice (exclusive topology)
     asg: str = ""  # an EKS node group's Auto Scaling group, which the priority expander's patterns match
+    gke_name: str = ""  # a GKE node pool's name, which a compute class's priorities list
     market: str = "on-demand"
     # Higher grows first (the priority expander's number; Karpenter's capacity-type order); None: never grown.
     priority: int | None = 0
@@ -180,6 +184,7 @@ class ClusterModel:
             if pool.cluster in expander and pool.asg:
                 pool.priority = _expander_priority(expander[pool.cluster], pool.asg)
         for cluster, bodies in self.objects.items():
+            self._compute_classes(cluster, bodies)
             self.pools.extend(self._karpenter_pools(cluster, bodies))
         self.workloads = [w for cluster, bodies in self.objects.items() for w in self._workloads(cluster, bodies)]
         # the nodes each workload's pods hold: (pool, node, requests) per pod
@@ -275,6 +280,18 @@ class ClusterModel:
                 out.append(pool)
         return out
 
+    def _compute_classes(self, cluster: str, bodies: Sequence[dict[str, Any]]) -> None:
+        """A class's node pools grow in the order of its priorities; one bound to it (its label) that no
+        priority names is never grown for its pods."""
+        for body in bodies:
+            if body["kind"] != "ComputeClass" or body["apiVersion"] != "cloud.google.com/v1":
+                continue
+            order = [name for priority in body["spec"]["priorities"] for name in priority.get("nodepools", [])]
+            for pool in self.pools:
+                if pool.cluster != cluster or pool.labels.get(COMPUTE_CLASS) != body["metadata"]["name"]:
+                    continue
+                pool.priority = -order.index(pool.gke_name) if pool.gke_name in order else None
+
     def _gke_pool(self, pool: Resource) -> NodePool:
         """A GKE node pool with what GKE puts on its nodes: the TPU labels and the accelerator taint."""
         config = pool.inputs["nodeConfig"]
@@ -298,6 +315,12 @@ class ClusterModel:
             )
             labels["cloud.google.com/gke-tpu-accelerator"] = tpu.gke_accelerator
             labels["cloud.google.com/gke-tpu-topology"] = topology
+        if config.get("spot"):
+            market = "spot"
+        elif config.get("reservationAffinity"):
+            market = "reservation"
+        else:
+            market = "on-demand"
         return NodePool(
             pool.name,
             self._cluster_component(pool.urn),
@@ -305,6 +328,8 @@ class ClusterModel:
             taints,
             capacity,
             int(pool.inputs["autoscaling"]["maxNodeCount"]),
+            market=market,
+            gke_name=str(pool.outputs["name"]),
         )
 
     def _workloads(self, cluster: str, bodies: Sequence[dict[str, Any]]) -> list[Workload]:
@@ -494,7 +519,7 @@ class ClusterModel:
     def _full(pool: NodePool) -> str:
         """Why the scaler adds no node to the pool ('' when it may)."""
         if pool.priority is None:
-            return "named by no expander priority"
+            return "named by no compute class priority" if pool.gke_name else "named by no expander priority"
         if sum(len(p.nodes) for p in pool.limit_with or [pool]) >= pool.max_nodes:
             return f"at its max of {pool.max_nodes}"
         if pool.launchable is not None and len(pool.nodes) >= pool.launchable:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from meshstack.components.k8s.addons import (
 )
 from meshstack.components.tags import named
 from meshstack.core.kubernetes import SupportType
-from meshstack.core.nodes import NodePoolArgs
+from meshstack.core.nodes import NodePoolArgs, market_variants
 
 # Add-ons that must be there before nodes join, and those that need nodes to schedule on.
 NETWORK_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
@@ -38,31 +37,6 @@ SCHEDULED_ADDONS = ("coredns", "aws-ebs-csi-driver", "eks-node-monitoring-agent"
 ADMIN_POLICY = "arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
 
-def market_groups(pool: NodePoolArgs) -> list[tuple[int, NodePoolArgs]]:
-    """(fallback rank, the pool as that group runs it) for each market of a managed pool: a node group has
-    one capacity type, so each fallback market is a group of its own. The pool's floor (min_nodes), its
-    workload nodes (priced) and its reservation stay on the group of its first market; a fallback group
-    starts empty and grows only when that one cannot."""
-    order = (pool.market, *pool.fallback)
-    return [
-        (
-            rank,
-            pool
-            if rank == 0
-            else dataclasses.replace(
-                pool,
-                market=market,
-                fallback=pool.fallback[rank:],
-                reservation_id=None,
-                min_nodes=0,
-                desired_nodes=0,
-                workload_nodes=0,
-            ),
-        )
-        for rank, market in enumerate(order)
-    ]
-
-
 def fallback_priorities(pools: Sequence[NodePoolArgs]) -> dict[int, list[str]]:
     """The priority expander's patterns: each pool's groups in its market order, every other group below
     them all (unnamed groups would never grow); empty where no pool has a fallback."""
@@ -70,8 +44,8 @@ def fallback_priorities(pools: Sequence[NodePoolArgs]) -> dict[int, list[str]]:
         return {}
     priorities: dict[int, list[str]] = {1: [".*"]}
     for pool in pools:
-        groups = market_groups(pool)
-        for rank, group in groups:
+        groups = market_variants(pool)
+        for rank, group in enumerate(groups):
             priorities.setdefault(10 * (len(groups) - rank) + 1, []).append(group_pattern(group, rank))
     return priorities
 
@@ -241,7 +215,8 @@ class EksCluster(pulumi.ComponentResource):
         managed = [p for p in args.node_pools if not p.karpenter]
         self.node_groups = {}
         for pool in managed:
-            for rank, group in market_groups(pool):
+            # A node group has one capacity type, so each market of the pool's order is a group of its own.
+            for rank, group in enumerate(market_variants(pool)):
                 key = pool.name if rank == 0 else f"{pool.name}-{group.market}"
                 self.node_groups[key] = NodeGroup(
                     f"{name}-{key}",

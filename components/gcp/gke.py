@@ -15,9 +15,12 @@ import pulumi_kubernetes as k8s
 from meshstack.components.gcp.dashboard import dashboard_json
 from meshstack.components.gcp.iam import ClusterIdentity, ClusterIdentityArgs
 from meshstack.components.gcp.network import PODS, SERVICES
+from meshstack.components.gcp.pricing import FALLBACK_LABEL
 from meshstack.components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs, webhook_ports
-from meshstack.core.nodes import NodePoolArgs, node_labels
+from meshstack.core.gke_node_pools import member_types, node_pool_keys
+from meshstack.core.nodes import NodePoolArgs, compute_class_taints, launch_types, market_variants, node_labels
 from meshstack.core.types import WORKLOAD_NODES
+from meshstack.workloads.k8s.objects import CustomObject
 
 KEDA_PRINCIPAL = (
     "principal://iam.googleapis.com/projects/{number}/locations/global/workloadIdentityPools/"
@@ -108,10 +111,45 @@ def accelerator_dashboard(
     )
 
 
-def slice_pool_names(cluster: str, pool: NodePoolArgs) -> list[str]:
-    """One GKE node pool per TPU slice (a multi-host slice is created and removed whole), else one."""
-    slices = pool.tpu.slices if pool.tpu is not None else 1
-    return [f"{cluster}-{pool.name}" + (f"-s{i}" if slices > 1 else "") for i in range(slices)]
+def node_pool_members(cluster: str, pool: NodePoolArgs) -> list[tuple[str, NodePoolArgs]]:
+    """(resource name, the pool as that node pool runs it) for each GKE node pool of the pool, in the order
+    they are tried: a slice each for a TPU pool of several, else a market and machine type each. Only the
+    first market's first type keeps the pool's floor, reservation and priced workload nodes."""
+    keys = iter(node_pool_keys(pool.name, pool.tpu.slices if pool.tpu else 1, pool.markets, launch_types(pool)))
+    if pool.tpu is not None and pool.tpu.slices > 1:
+        return [(f"{cluster}-{key}", pool) for key in keys]
+    members = []
+    for rank, variant in enumerate(market_variants(pool)):
+        for j, machine in enumerate(member_types(rank, variant.market, launch_types(pool))):
+            member = replace(
+                variant,
+                instance_type=machine,
+                instance_types=(machine,),
+                gpu_type=pool.gpu_types.get(machine, pool.gpu_type),
+            )
+            if j:
+                member = replace(member, min_nodes=0, desired_nodes=0, workload_nodes=0, reservation_id=None)
+            members.append((f"{cluster}-{next(keys)}", member))
+    return members
+
+
+def compute_class(pool: NodePoolArgs, node_pools: Sequence[pulumi.Output[str]]) -> dict[str, Any]:
+    """The class GKE's autoscaler follows for the pool's pods: its node pools one priority each, in order.
+    No node pool is created for it (meshstack creates them all), nothing is tried past the last, and no
+    running pod is moved back to a higher priority (active migration would restart a training job)."""
+    return {
+        "apiVersion": "cloud.google.com/v1",
+        "kind": "ComputeClass",
+        "metadata": {"name": pool.compute_class},
+        "spec": {
+            "description": f"meshstack pool {pool.name}: {' then '.join(pool.markets)}, "
+            f"on {', '.join(launch_types(pool))}",
+            "nodePoolAutoCreation": {"enabled": False},
+            "activeMigration": {"optimizeRulePriority": False},
+            "whenUnsatisfiable": "DoNotScaleUp",
+            "priorities": [{"nodepools": [name]} for name in node_pools],
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -191,8 +229,8 @@ class GkeCluster(pulumi.ComponentResource):
         args: GkeClusterArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        pool_names = {pool.name: slice_pool_names(name, pool) for pool in args.node_pools}
-        busy = {resource: p.workload_nodes for p in args.node_pools for resource in pool_names[p.name]}
+        members = {pool.name: node_pool_members(name, pool) for pool in args.node_pools}
+        busy = {resource: member.workload_nodes for pool in members.values() for resource, member in pool}
         super().__init__("meshstack:gcp:GkeCluster", name, {WORKLOAD_NODES: busy}, opts)
         child = pulumi.ResourceOptions(parent=self)
         project, region, zone, labels = args.project, args.region, args.zone, args.labels
@@ -277,11 +315,11 @@ class GkeCluster(pulumi.ComponentResource):
         self.endpoint = cluster.endpoint
         # The cluster creates the project's Workload Identity pool: whatever names it is built from this.
         self.workload_pool = cluster.workload_identity_config.apply(_workload_pool)
-        pools = [
-            self._node_pool(resource, pool, cluster, project, region, zone)
-            for pool in args.node_pools
-            for resource in pool_names[pool.name]
-        ]
+        node_pools = {
+            pool: [self._node_pool(resource, member, cluster, project, region, zone) for resource, member in listed]
+            for pool, listed in members.items()
+        }
+        pools = [p for listed in node_pools.values() for p in listed]
         self.kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.master_auth).apply(
             lambda a: kubeconfig(a[0], a[1], a[2]["cluster_ca_certificate"])
         )
@@ -317,6 +355,13 @@ class GkeCluster(pulumi.ComponentResource):
             addons,
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=after),
         )
+        for pool in args.node_pools:
+            if pool.compute_class:
+                CustomObject(
+                    f"{name}-{pool.name}-class",
+                    compute_class(pool, [p.name for p in node_pools[pool.name]]),
+                    pulumi.ResourceOptions(parent=self, provider=self.provider),
+                )
         accelerator_dashboard(name, project, vendors, child)
         self.register_outputs(
             {"cluster_name": self.cluster_name, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig}
@@ -331,14 +376,16 @@ class GkeCluster(pulumi.ComponentResource):
         region: str,
         zone: str,
     ) -> gcp.container.NodePool:
-        """GKE adds the nvidia.com/gpu and google.com/tpu taints itself; only the spec's own go here."""
+        """GKE adds the nvidia.com/gpu and google.com/tpu taints itself; only the spec's own (and a compute
+        class's) go here."""
+        own = [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints] + compute_class_taints(pool)
         config: dict[str, Any] = {
             "machine_type": pool.instance_type,
             "service_account": self.identity.node_email,
             "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
             "labels": node_labels(pool),
-            "resource_labels": self._labels,
-            "taints": [{"key": t.key, "value": t.value, "effect": EFFECTS[t.effect]} for t in pool.taints],
+            "resource_labels": {**self._labels, **({FALLBACK_LABEL: "_".join(pool.fallback)} if pool.fallback else {})},
+            "taints": [{**t, "effect": EFFECTS[t["effect"]]} for t in own],
             "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
             "workload_metadata_config": {"mode": "GKE_METADATA"},
             "gvnic": {"enabled": True},

@@ -14,6 +14,9 @@ from meshstack.core.resources import ResourceView
 from meshstack.core.types import GKE_NODE_POOL
 
 POOL_TYPES = (GKE_NODE_POOL,)
+# The markets a node pool's compute class falls back to after the pool's own, in order and joined by `_`,
+# as a Compute Engine label on its nodes (label values take no spaces).
+FALLBACK_LABEL = "meshstack-fallback"
 
 
 class Services(BaseModel):
@@ -51,7 +54,15 @@ def pool_shape(pool: ResourceView) -> PoolShape:
         market = "reservation"
     else:
         market = "on-demand"
-    return PoolShape(str(config.get("machineType", "?")), minimum, per_zone * zones, maximum, market)
+    fallback = mapping(config, "resourceLabels").get(FALLBACK_LABEL)
+    return PoolShape(
+        str(config.get("machineType", "?")),
+        minimum,
+        per_zone * zones,
+        maximum,
+        market,
+        tuple(str(fallback).split("_")) if isinstance(fallback, str) and fallback else (),
+    )
 
 
 def price(r: ResourceView, ctx: PricingContext) -> Priced | None:

@@ -7,6 +7,7 @@ It holds plain data, so a Pulumi program that does not use meshstack's stack spe
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -16,6 +17,10 @@ from meshstack.core.catalog import Accelerator, InstanceType
 LABEL_POOL = "meshstack.io/node-pool"
 LABEL_ACCELERATOR = "meshstack.io/accelerator"
 LABEL_ACCELERATOR_COUNT = "meshstack.io/accelerator-count"
+# GKE binds a node pool it did not create to a custom compute class by this label and a NoSchedule taint
+# of the same key and value on the pool, and a pod asks for the class with a nodeSelector on the label
+# (GKE "About custom ComputeClasses"; google/skills gke-compute-classes @ 1af77752, read 2026-12-07).
+LABEL_COMPUTE_CLASS = "cloud.google.com/compute-class"
 CPU_POD_VCPUS = 4  # what a pod on a CPU pool is sized for: an inference replica without accelerators
 
 TaintEffect = Literal["NoSchedule", "NoExecute", "PreferNoSchedule"]
@@ -64,12 +69,39 @@ class NodePoolArgs:
     taints: Sequence[Taint] = ()
     tpu: TpuSlice | None = None
     gpu_type: str | None = None  # GKE: the guest accelerator type of a GPU pool
+    # GKE: each listed type's guest accelerator type where it is not gpu_type (a3-megagpu-8g's H100 Mega)
+    gpu_types: Mapping[str, str] = field(default_factory=dict)
+    # GKE: the custom compute class that orders the pool's node pools (several types, a market fallback)
+    compute_class: str | None = None
     workload_nodes: int = 0  # nodes (per slice) the stack's own workloads need at full size: the running cost
+
+    @property
+    def markets(self) -> list[str]:
+        """The market order: `market`, then its fallbacks."""
+        return [self.market, *self.fallback]
 
 
 def launch_types(pool: NodePoolArgs) -> list[str]:
     """The instance types the pool may launch, in the order tried."""
     return list(pool.instance_types) or [pool.instance_type]
+
+
+def market_variants(pool: NodePoolArgs) -> list[NodePoolArgs]:
+    """The pool as it runs in each market of its order, first market first. A fallback market's nodes
+    start at none and come only when the markets before it cannot launch: the pool's floor (min_nodes),
+    its workload nodes (priced) and its reservation stay with the first market."""
+    return [pool] + [
+        dataclasses.replace(
+            pool,
+            market=market,
+            fallback=pool.fallback[rank + 1 :],
+            reservation_id=None,
+            min_nodes=0,
+            desired_nodes=0,
+            workload_nodes=0,
+        )
+        for rank, market in enumerate(pool.fallback)
+    ]
 
 
 def pods_per_node(accelerators_per_node: int, vcpus: int, devices: int) -> int:
@@ -85,12 +117,22 @@ def node_labels(pool: NodePoolArgs) -> dict[str, str]:
         LABEL_POOL: pool.name,
         LABEL_ACCELERATOR: pool.accelerator_name,
         LABEL_ACCELERATOR_COUNT: str(pool.accelerators_per_node),
+        **({LABEL_COMPUTE_CLASS: pool.compute_class} if pool.compute_class else {}),
     }
+
+
+def compute_class_taints(pool: NodePoolArgs) -> list[dict[str, str]]:
+    """A node pool GKE did not create serves a compute class only with this taint (and the label): pods
+    that do not ask for the class stay off it."""
+    if not pool.compute_class:
+        return []
+    return [{"key": LABEL_COMPUTE_CLASS, "value": pool.compute_class, "effect": "NoSchedule"}]
 
 
 def node_taints(pool: NodePoolArgs) -> list[dict[str, str]]:
     """Accelerator nodes repel pods that do not ask for the accelerator, so CPU work cannot strand them."""
     taints = [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]
+    taints += compute_class_taints(pool)
     resource = pool.accelerator.resource
     if resource and all(t["key"] != resource for t in taints):
         taints.append({"key": resource, "value": "present", "effect": "NoSchedule"})

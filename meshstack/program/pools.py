@@ -11,6 +11,10 @@ from meshstack.core.spec import NodePool, StackSpec
 def pool_args(pool: NodePool, catalog: Catalog, workload_nodes: int = 0, karpenter: bool = False) -> NodePoolArgs:
     """The validated spec has already resolved the instance types and per-node count."""
     types = pool.instance_types or [str(pool.instance_type)]
+    gpu_types = {t: catalog.instance_types[t].gpu_type or catalog.gpu_types.get(pool.accelerator) for t in types}
+    gpu_type = gpu_types[types[0]]
+    # GKE: one node pool of each type in each market, which only a compute class tries in order.
+    ordered = catalog.cloud == "gcp" and (len(types) > 1 or bool(pool.fallback))
     tpu = None
     if catalog.is_tpu(pool.accelerator):
         generation = catalog.tpus[pool.accelerator]
@@ -38,7 +42,9 @@ def pool_args(pool: NodePool, catalog: Catalog, workload_nodes: int = 0, karpent
         labels=dict(pool.labels),
         taints=tuple(Taint(t.key, t.value, t.effect) for t in pool.taints),
         tpu=tpu,
-        gpu_type=catalog.instance_types[str(pool.instance_type)].gpu_type or catalog.gpu_types.get(pool.accelerator),
+        gpu_type=gpu_type,
+        gpu_types={t: own for t, own in gpu_types.items() if own is not None and own != gpu_type},
+        compute_class=f"meshstack-{pool.name}" if ordered else None,
         workload_nodes=workload_nodes,
     )
 

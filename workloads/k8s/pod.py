@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshstack.core.nodes import LABEL_POOL, NodePoolArgs, node_taints, pods_per_node
+from meshstack.core.nodes import LABEL_COMPUTE_CLASS, LABEL_POOL, NodePoolArgs, node_taints, pods_per_node
 
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
 TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
@@ -30,6 +30,9 @@ class Placement:
 
     def node_selector(self) -> dict[str, str]:
         selector = {LABEL_POOL: self.pool.name}
+        if self.pool.compute_class:
+            # GKE's autoscaler follows the class's priorities only for pods that ask for it.
+            selector[LABEL_COMPUTE_CLASS] = self.pool.compute_class
         tpu = self.pool.tpu
         if tpu is not None:
             selector[TPU_ACCELERATOR_LABEL] = tpu.gke_accelerator

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from meshstack.core.catalog import Catalog, InstanceType
+from meshstack.core.gke_node_pools import RESERVED_MARKETS, node_pool_keys, too_long
 from meshstack.core.kubernetes import SUPPORTED_VERSIONS, SupportType
 from meshstack.core.spec.base import (
     DNS_LABEL,
@@ -63,7 +64,8 @@ class NodePool(SpecModel):
         min_length=1,
         description="Several catalog instance types with the same accelerator and count per node, in the order "
         "they are tried (the first is priced): capacity of one type runs out where another's is free. Instead "
-        "of instance_type; after validation it lists every type, instance_type its first.",
+        "of instance_type; after validation it lists every type, instance_type its first. EKS: one node group "
+        "(or NodePool) lists them all; GKE: a node pool each, tried in this order by a custom compute class.",
     )
     min_nodes: int = Field(default=0, ge=0)
     max_nodes: int = Field(ge=1, description="Required: an unbounded pool is an unbounded bill.")
@@ -72,7 +74,9 @@ class NodePool(SpecModel):
     fallback: list[FallbackMarket] = Field(
         default_factory=list,
         description="Markets tried in order when `market` has no capacity (a reservation that is full or over, "
-        "spot that is not to be had): e.g. [spot, on-demand] after a capacity block. EKS only.",
+        "spot that is not to be had): e.g. [spot, on-demand] after a capacity block. EKS: a node group per "
+        "market, ordered by the cluster-autoscaler's priority expander (or Karpenter's capacity types); GKE: a "
+        "node pool per market and type, ordered by a custom compute class.",
     )
     reservation_id: str | None = Field(
         default=None, description="The capacity block or reservation to launch into (AWS: cr-..., GCP: its name)."
@@ -147,12 +151,10 @@ class NodePool(SpecModel):
 
     def _check_fallback(self, catalog: Catalog) -> None:
         """Each fallback market is offered by the cloud, sold for every listed type, and comes once."""
+        if catalog.cloud == "gcp":
+            self._check_gke_order(catalog)
         if not self.fallback:
             return
-        if catalog.cloud != "aws":
-            raise field_error(
-                "fallback", f"a market fallback is rendered on EKS only; on {catalog.cloud.upper()} list one market"
-            )
         seen: list[str] = [self.market]
         for i, market in enumerate(self.fallback):
             if market in seen:
@@ -161,8 +163,29 @@ class NodePool(SpecModel):
             if market not in catalog.facts.markets:
                 raise field_error(f"fallback[{i}]", f"{catalog.cloud.upper()} does not offer '{market}'")
             unsold = [n for n in self.instance_types or [] if market == "spot" and not catalog.instance_types[n].spot]
+            if market == "spot" and catalog.is_tpu(self.accelerator) and not catalog.tpus[self.accelerator].spot:
+                unsold = [self.accelerator]
             if unsold:
                 raise field_error(f"fallback[{i}]", f"{', '.join(unsold)} cannot be had as spot capacity")
+
+    def _check_gke_order(self, catalog: Catalog) -> None:
+        """What a GKE compute class can try in order: node pools of one machine type and one market each."""
+        types = self.instance_types or []
+        if self.fallback and catalog.is_tpu(self.accelerator):
+            generation = catalog.tpus[self.accelerator]
+            if self.slices > 1 or generation.topologies[str(self.topology)].hosts > 1:
+                raise field_error(
+                    "fallback",
+                    "a TPU pool of several slices, or of a multi-host slice, is a node pool per slice created and "
+                    "removed whole, which a compute class cannot fall back between: use a single-host topology "
+                    "with one slice, or one market",
+                )
+        if self.market in RESERVED_MARKETS and len(types) > 1 and not self.fallback:
+            raise field_error(
+                "instance_types[1]",
+                f"a GKE reservation holds one machine type ({types[0]}): the other types would never launch; "
+                "give them a market to fall back to (fallback: [on-demand]) or list one type",
+            )
 
     def sizing_type(self, catalog: Catalog) -> str:
         """The smallest listed type: a pod sized for it fits whichever type the pool launches."""
@@ -632,6 +655,23 @@ class ClusterSpec(SpecModel):
     @model_validator(mode="after")
     def _unique_pools(self) -> ClusterSpec:
         check_unique(((f"node_pools[{i}].name", p.name) for i, p in enumerate(self.node_pools)), "node pool")
+        return self
+
+    @model_validator(mode="after")
+    def _check_gke_names(self, info: ValidationInfo) -> ClusterSpec:
+        """The node pools meshstack creates on GKE are named `<cluster>-<pool>[-<market>][-<n>]` plus Pulumi's
+        suffix, which GKE takes up to 40 characters: a longer one would fail at `pulumi up`."""
+        if catalog_from(info).cloud != "gcp" or self.existing is not None:
+            return self
+        for i, pool in enumerate(self.node_pools):
+            keys = node_pool_keys(pool.name, pool.slices, pool.markets, pool.instance_types or [])
+            long = next((k for k in keys if too_long(self.name, k)), None)
+            if long is not None:
+                raise field_error(
+                    f"node_pools[{i}].name",
+                    f"GKE would refuse node pool '{self.name}-{long}-' plus Pulumi's 7 random characters "
+                    "(at most 40 in all): shorten the cluster's or the pool's name",
+                )
         return self
 
     @model_validator(mode="after")
