@@ -9,7 +9,7 @@ Linux nodes only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -98,92 +98,173 @@ def _contexts(pod: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]
         yield where, as_map(get(c, "securityContext"))
 
 
-def _baseline(pod: Mapping[str, Any], annotations: Mapping[str, Any]) -> Iterator[Breach]:
+Pod = Mapping[str, Any]
+Annotations = Mapping[str, Any]
+Check = Callable[[Pod, Annotations], Iterator[Breach]]
+
+
+def _host_process(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
     for where, ctx in _contexts(pod):
         if get(ctx, "windowsOptions", "hostProcess") is True:
             yield Breach("HostProcess", f"{where}: windowsOptions.hostProcess: true")
+
+
+def _host_namespaces(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
     for key in ("hostNetwork", "hostPID", "hostIPC"):
         if pod.get(key) is True:
             yield Breach("Host Namespaces", f"{key}: true")
+
+
+def _privileged(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
     for where, c in _containers(pod):
-        ctx = as_map(get(c, "securityContext"))
-        if ctx.get("privileged") is True:
+        if get(c, "securityContext", "privileged") is True:
             yield Breach("Privileged Containers", f"{where}: privileged: true")
-        added = sorted({text(a) for a in as_list(get(ctx, "capabilities", "add"))} - BASELINE_CAPABILITIES)
+
+
+def _added_capabilities(container: Mapping[str, Any]) -> set[str]:
+    return {text(a) for a in as_list(get(container, "securityContext", "capabilities", "add"))}
+
+
+def _baseline_capabilities(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
+    for where, c in _containers(pod):
+        added = sorted(_added_capabilities(c) - BASELINE_CAPABILITIES)
         if added:
             yield Breach("Capabilities", f"{where} adds {', '.join(added)}")
+
+
+def _host_ports(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
+    for where, c in _containers(pod):
         for port in as_list(c.get("ports")):
             host = get(port, "hostPort")
             if host not in (None, 0):
                 yield Breach("Host Ports", f"{where}: hostPort {_port(host)}")
-        if ctx.get("procMount") not in (None, "Default"):
-            yield Breach("/proc Mount Type", f"{where}: procMount {ctx.get('procMount')}")
+
+
+def _proc_mount(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
+    for where, c in _containers(pod):
+        mount = get(c, "securityContext", "procMount")
+        if mount not in (None, "Default"):
+            yield Breach("/proc Mount Type", f"{where}: procMount {mount}")
+
+
+def _host_path(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
     for volume in as_list(pod.get("volumes")):
         if isinstance(volume, Mapping) and volume.get("hostPath") is not None:
             yield Breach("HostPath Volumes", f"volume {volume.get('name')}: hostPath {get(volume, 'hostPath', 'path')}")
+
+
+def _apparmor(pod: Pod, annotations: Annotations) -> Iterator[Breach]:
     for where, ctx in _contexts(pod):
-        apparmor = get(ctx, "appArmorProfile", "type")
-        if apparmor not in (None, "RuntimeDefault", "Localhost"):
-            yield Breach("AppArmor", f"{where}: appArmorProfile {apparmor}")
-        selinux = as_map(get(ctx, "seLinuxOptions"))
-        if str(selinux.get("type") or "") not in SELINUX_TYPES:
-            yield Breach("SELinux", f"{where}: seLinuxOptions.type {selinux.get('type')}")
-        if selinux.get("user") or selinux.get("role"):
-            yield Breach("SELinux", f"{where}: seLinuxOptions sets user or role")
-        if get(ctx, "seccompProfile", "type") == "Unconfined":
-            yield Breach("Seccomp", f"{where}: seccompProfile Unconfined")
+        profile = get(ctx, "appArmorProfile", "type")
+        if profile not in (None, "RuntimeDefault", "Localhost"):
+            yield Breach("AppArmor", f"{where}: appArmorProfile {profile}")
     for key, value in annotations.items():
         if str(key).startswith(APPARMOR_ANNOTATION) and not (
             value == "runtime/default" or str(value).startswith("localhost/")
         ):
             yield Breach("AppArmor", f"annotation {key}: {value}")
+
+
+def _selinux(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
+    for where, ctx in _contexts(pod):
+        selinux = as_map(get(ctx, "seLinuxOptions"))
+        if str(selinux.get("type") or "") not in SELINUX_TYPES:
+            yield Breach("SELinux", f"{where}: seLinuxOptions.type {selinux.get('type')}")
+        if selinux.get("user") or selinux.get("role"):
+            yield Breach("SELinux", f"{where}: seLinuxOptions sets user or role")
+
+
+def _seccomp_not_unconfined(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
+    for where, ctx in _contexts(pod):
+        if get(ctx, "seccompProfile", "type") == "Unconfined":
+            yield Breach("Seccomp", f"{where}: seccompProfile Unconfined")
+
+
+def _sysctls(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
     for sysctl in as_list(get(pod, "securityContext", "sysctls")):
         if text(get(sysctl, "name")) not in SAFE_SYSCTLS:
             yield Breach("Sysctls", f"sysctl {get(sysctl, 'name')}")
 
 
-def _restricted(pod: Mapping[str, Any]) -> Iterator[Breach]:
+def _volume_types(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
     for volume in as_list(pod.get("volumes")):
         if not isinstance(volume, Mapping):
             continue
         sources = sorted(k for k in volume if k != "name")
         if any(s not in RESTRICTED_VOLUME_SOURCES for s in sources):
             yield Breach("Volume Types", f"volume {volume.get('name')}: {', '.join(sources)}")
-    pod_ctx = as_map(get(pod, "securityContext"))
-    pod_non_root = pod_ctx.get("runAsNonRoot")
-    pod_seccomp = get(pod_ctx, "seccompProfile", "type")
+
+
+def _privilege_escalation(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
+    for where, c in _containers(pod):
+        if get(c, "securityContext", "allowPrivilegeEscalation") is not False:
+            yield Breach("Privilege Escalation", f"{where}: allowPrivilegeEscalation is not false")
+
+
+def _non_root(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
+    pod_non_root = get(pod, "securityContext", "runAsNonRoot")
     if pod_non_root is False:
         yield Breach("Running as Non-root", "pod: runAsNonRoot: false")
-    if pod_ctx.get("runAsUser") == 0:
-        yield Breach("Running as Non-root user", "pod: runAsUser: 0")
     for where, c in _containers(pod):
-        ctx = as_map(get(c, "securityContext"))
-        if ctx.get("allowPrivilegeEscalation") is not False:
-            yield Breach("Privilege Escalation", f"{where}: allowPrivilegeEscalation is not false")
-        non_root = ctx.get("runAsNonRoot")
+        non_root = get(c, "securityContext", "runAsNonRoot")
         if non_root is False or (non_root is None and pod_non_root is not True):
             yield Breach("Running as Non-root", f"{where}: runAsNonRoot is not true (nor set on the pod)")
+
+
+def _non_root_user(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
+    for where, ctx in _contexts(pod):
         if ctx.get("runAsUser") == 0:
             yield Breach("Running as Non-root user", f"{where}: runAsUser: 0")
-        seccomp = get(ctx, "seccompProfile", "type")
-        if seccomp not in ("RuntimeDefault", "Localhost") and not (
-            seccomp is None and pod_seccomp in ("RuntimeDefault", "Localhost")
-        ):
+
+
+def _seccomp_set(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
+    allowed = ("RuntimeDefault", "Localhost")
+    pod_profile = get(pod, "securityContext", "seccompProfile", "type")
+    for where, c in _containers(pod):
+        profile = get(c, "securityContext", "seccompProfile", "type")
+        if profile not in allowed and not (profile is None and pod_profile in allowed):
             yield Breach("Seccomp", f"{where}: seccompProfile is not RuntimeDefault or Localhost")
-        if "ALL" not in {text(d) for d in as_list(get(ctx, "capabilities", "drop"))}:
+
+
+def _restricted_capabilities(pod: Pod, _annotations: Annotations) -> Iterator[Breach]:
+    for where, c in _containers(pod):
+        if "ALL" not in {text(d) for d in as_list(get(c, "securityContext", "capabilities", "drop"))}:
             yield Breach("Capabilities", f"{where} does not drop ALL")
-        added = sorted({text(a) for a in as_list(get(ctx, "capabilities", "add"))} - RESTRICTED_CAPABILITIES)
+        added = sorted(_added_capabilities(c) - RESTRICTED_CAPABILITIES)
         if added:
             yield Breach("Capabilities", f"{where} adds {', '.join(added)} (restricted allows NET_BIND_SERVICE only)")
 
 
-def breaches(pod: Mapping[str, Any], level: Level, annotations: Mapping[str, Any] | None = None) -> list[Breach]:
+# The standard's controls in its own order, each at the lowest level that has it (restricted includes
+# baseline): one function per control, so a control added to the standard is one row here.
+CONTROLS: tuple[tuple[Level, Check], ...] = (
+    ("baseline", _host_process),
+    ("baseline", _host_namespaces),
+    ("baseline", _privileged),
+    ("baseline", _baseline_capabilities),
+    ("baseline", _host_path),
+    ("baseline", _host_ports),
+    ("baseline", _apparmor),
+    ("baseline", _selinux),
+    ("baseline", _proc_mount),
+    ("baseline", _seccomp_not_unconfined),
+    ("baseline", _sysctls),
+    ("restricted", _volume_types),
+    ("restricted", _privilege_escalation),
+    ("restricted", _non_root),
+    ("restricted", _non_root_user),
+    ("restricted", _seccomp_set),
+    ("restricted", _restricted_capabilities),
+)
+
+
+def breaches(pod: Pod, level: Level, annotations: Annotations | None = None) -> list[Breach]:
     """Every control of `level` (restricted includes baseline) that this pod spec fails."""
-    if level == "privileged":
-        return []
-    found = list(_baseline(pod, as_map(annotations)))
-    if level == "restricted":
-        found += [b for b in _restricted(pod) if b not in found]
+    applied = LEVELS[1 : LEVELS.index(level) + 1]
+    found: list[Breach] = []
+    for control_level, check in CONTROLS:
+        if control_level in applied:
+            found += [b for b in check(pod, as_map(annotations)) if b not in found]
     return found
 
 
