@@ -9,7 +9,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from meshstack.core.resources import ResourceView
 from meshstack.policies.values import Unknown
@@ -75,6 +75,46 @@ class Rule:
         """The schema's defaults overlaid with the stack's config for this rule."""
         defaults = {k: v["default"] for k, v in self.config.items() if "default" in v}
         return {**defaults, **(config or {})}
+
+
+Check = TypeVar("Check", ResourceCheck, StackCheck)
+
+
+class RuleSet(list[Rule]):
+    """A module's rules, each declared on its check with `@RULES.rule(...)`: what a rule says about itself
+    (its id, severity, remediation) sits on the code that enforces it."""
+
+    def rule(
+        self,
+        *,
+        id: str,
+        name: str,
+        description: str,
+        severity: Severity,
+        enforcement: Enforcement,
+        remediation: str,
+        kind: Literal["resource", "stack"] = "resource",
+        resource_types: tuple[str, ...] = (),
+        config: dict[str, dict[str, Any]] | None = None,
+    ) -> Callable[[Check], Check]:
+        def register(check: Check) -> Check:
+            self.append(
+                Rule(
+                    id=id,
+                    name=name,
+                    description=description,
+                    severity=severity,
+                    enforcement=enforcement,
+                    remediation=remediation,
+                    check=check,
+                    kind=kind,
+                    resource_types=resource_types,
+                    config=config or {},
+                )
+            )
+            return check
+
+        return register
 
 
 # Helpers for reading resource properties. They arrive as plain data of any shape a program may

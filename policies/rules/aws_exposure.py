@@ -9,7 +9,7 @@ from typing import Any
 from meshstack.core.resources import ResourceView
 from meshstack.policies.iam import open_to_anyone
 from meshstack.policies.rule import (
-    Rule,
+    RuleSet,
     Undecided,
     as_list,
     as_map,
@@ -50,6 +50,19 @@ def _grantees(resource: ResourceView) -> list[Any]:
     return [*inline, *policy]
 
 
+RULES = RuleSet()
+
+
+@RULES.rule(
+    id="MS-AWS-013",
+    name="s3-no-public-grants",
+    description="No bucket policy allows any principal, and no bucket or object ACL grants public access.",
+    severity="critical",
+    enforcement="mandatory",
+    resource_types=(*BUCKET_TYPES, BUCKET_POLICY, *ACL_TYPES, *OBJECT_TYPES),
+    remediation="Name the principals in the bucket policy (or add a condition on aws:SourceVpce or "
+    "aws:PrincipalOrgID), and use the 'private' ACL with BucketOwnerEnforced object ownership.",
+)
 def s3_no_public_grants(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
     """A bucket policy statement that allows anyone, a public canned ACL, or a grant to all (authenticated)
     users: each opens the bucket or object to the world unless a public access block ignores it."""
@@ -68,6 +81,23 @@ def s3_no_public_grants(resource: ResourceView, config: Mapping[str, Any]) -> It
             yield f"'{resource.name}' has a bucket policy statement that allows any principal ('*')"
 
 
+@RULES.rule(
+    id="MS-AWS-019",
+    name="load-balancer-internal",
+    description="Elastic load balancers (ALB, NLB, classic) are internal unless allowed.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=LOAD_BALANCER_TYPES,
+    config={
+        "allowed_public_load_balancers": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": [],
+            "description": "Names of load balancers that may face the internet.",
+        }
+    },
+    remediation="Set internal=True, or list the load balancer in allowed_public_load_balancers.",
+)
 def load_balancer_internal(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
     internal = resource.props.get("internal")
     name = text(resource.props.get("name")) or resource.name
@@ -77,52 +107,18 @@ def load_balancer_internal(resource: ResourceView, config: Mapping[str, Any]) ->
         yield f"load balancer '{name}' is internet-facing (internal is not true)"
 
 
+@RULES.rule(
+    id="MS-AWS-018",
+    name="eks-node-group-ssh-restricted",
+    description="EKS managed node groups with remote access name the security groups SSH may come from.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=(NODE_GROUP,),
+    remediation="Set remote_access.source_security_group_ids to a bastion's group, or drop remote_access and "
+    "reach nodes through SSM Session Manager.",
+)
 def node_group_ssh_restricted(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     """A managed node group with an SSH key and no source security groups opens port 22 to 0.0.0.0/0."""
     remote = as_map(resource.props.get("remoteAccess"))
     if get(remote, "ec2SshKey") and not as_list(get(remote, "sourceSecurityGroupIds")):
         yield f"node group '{resource.name}' admits SSH from anywhere (remote access without source security groups)"
-
-
-RULES = [
-    Rule(
-        id="MS-AWS-013",
-        name="s3-no-public-grants",
-        description="No bucket policy allows any principal, and no bucket or object ACL grants public access.",
-        severity="critical",
-        enforcement="mandatory",
-        resource_types=(*BUCKET_TYPES, BUCKET_POLICY, *ACL_TYPES, *OBJECT_TYPES),
-        check=s3_no_public_grants,
-        remediation="Name the principals in the bucket policy (or add a condition on aws:SourceVpce or "
-        "aws:PrincipalOrgID), and use the 'private' ACL with BucketOwnerEnforced object ownership.",
-    ),
-    Rule(
-        id="MS-AWS-018",
-        name="eks-node-group-ssh-restricted",
-        description="EKS managed node groups with remote access name the security groups SSH may come from.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=(NODE_GROUP,),
-        check=node_group_ssh_restricted,
-        remediation="Set remote_access.source_security_group_ids to a bastion's group, or drop remote_access and "
-        "reach nodes through SSM Session Manager.",
-    ),
-    Rule(
-        id="MS-AWS-019",
-        name="load-balancer-internal",
-        description="Elastic load balancers (ALB, NLB, classic) are internal unless allowed.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=LOAD_BALANCER_TYPES,
-        check=load_balancer_internal,
-        config={
-            "allowed_public_load_balancers": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": [],
-                "description": "Names of load balancers that may face the internet.",
-            }
-        },
-        remediation="Set internal=True, or list the load balancer in allowed_public_load_balancers.",
-    ),
-]

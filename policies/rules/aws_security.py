@@ -15,7 +15,7 @@ from meshstack.core.resources import ResourceView
 from meshstack.policies.rule import (
     OPEN_CIDRS,
     Finding,
-    Rule,
+    RuleSet,
     Undecided,
     as_list,
     as_map,
@@ -91,6 +91,23 @@ def _flags_off(block: ResourceView) -> tuple[list[str], list[str]]:
     return off, [f for f in BLOCK_FLAGS if isinstance(block.props.get(f), Unknown)]
 
 
+ALL_PROTOCOLS = ("-1", "all")
+
+RULES = RuleSet()
+
+
+@RULES.rule(
+    id="MS-AWS-001",
+    name="s3-public-access-blocked",
+    description="S3 buckets block every form of public access, and no public access block (a bucket's or "
+    "the account's) leaves a flag off.",
+    severity="critical",
+    enforcement="mandatory",
+    kind="stack",
+    resource_types=(*BUCKET_TYPES, PUBLIC_ACCESS_BLOCK, ACCOUNT_PUBLIC_ACCESS_BLOCK),
+    remediation="Give the bucket an aws.s3.BucketPublicAccessBlock (or the account an "
+    "aws.s3.AccountPublicAccessBlock) with all four flags true (meshstack's Storage component does this).",
+)
 def s3_public_access_blocked(
     resources: Sequence[ResourceView], config: Mapping[str, Any]
 ) -> Iterable[Finding | Undecided]:
@@ -135,6 +152,23 @@ def _inline_algorithms(bucket: ResourceView) -> list[Any]:
     ]
 
 
+@RULES.rule(
+    id="MS-AWS-002",
+    name="s3-encrypted",
+    description="S3 buckets encrypt objects by default with KMS.",
+    severity="high",
+    enforcement="mandatory",
+    kind="stack",
+    resource_types=(*BUCKET_TYPES, *SSE_TYPES),
+    config={
+        "allow_sse_s3": {
+            "type": "boolean",
+            "default": False,
+            "description": "Accept SSE-S3 (AES256) as well as SSE-KMS.",
+        }
+    },
+    remediation="Add an aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm 'aws:kms'.",
+)
 def s3_encrypted(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding | Undecided]:
     allowed = {"aws:kms", "aws:kms:dsse"} | ({"AES256"} if config["allow_sse_s3"] else set())
     for bucket in (r for r in resources if r.type in BUCKET_TYPES):
@@ -155,6 +189,15 @@ def s3_encrypted(resources: Sequence[ResourceView], config: Mapping[str, Any]) -
         )
 
 
+@RULES.rule(
+    id="MS-AWS-003",
+    name="eks-secrets-encrypted",
+    description="EKS clusters encrypt Kubernetes secrets with a KMS key.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=(EKS_CLUSTER,),
+    remediation="Set encryption_config={'provider': {'key_arn': <KMS key ARN>}, 'resources': ['secrets']}.",
+)
 def eks_secrets_encrypted(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
     encryption = as_map(resource.props.get("encryptionConfig"))
     key = get(encryption, "provider", "keyArn")
@@ -164,6 +207,16 @@ def eks_secrets_encrypted(resource: ResourceView, config: Mapping[str, Any]) -> 
         yield f"cluster '{resource.name}' does not encrypt Kubernetes secrets with a KMS key"
 
 
+@RULES.rule(
+    id="MS-AWS-004",
+    name="eks-endpoint-restricted",
+    description="The EKS API endpoint is private, or public only to listed CIDRs.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=(EKS_CLUSTER,),
+    remediation="Leave the cluster's public_access_cidrs empty (private endpoint) or list your office or VPN "
+    "CIDRs; never 0.0.0.0/0.",
+)
 def eks_endpoint_restricted(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
     vpc = as_map(resource.props.get("vpcConfig"))
     public = get(vpc, "endpointPublicAccess", default=True)
@@ -176,6 +229,22 @@ def eks_endpoint_restricted(resource: ResourceView, config: Mapping[str, Any]) -
         yield f"cluster '{resource.name}' API endpoint is public to the whole internet"
 
 
+@RULES.rule(
+    id="MS-AWS-005",
+    name="eks-control-plane-logging",
+    description="EKS clusters send their control-plane logs to CloudWatch.",
+    severity="medium",
+    enforcement="mandatory",
+    resource_types=(EKS_CLUSTER,),
+    config={
+        "required_log_types": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": ["api", "audit", "authenticator"],
+        }
+    },
+    remediation="Add the missing types to the cluster's log_types (default: all five).",
+)
 def eks_logging(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     enabled = {t for t in as_list(resource.props.get("enabledClusterLogTypes")) if isinstance(t, str)}
     missing = [str(t) for t in config["required_log_types"] if t not in enabled]
@@ -183,6 +252,16 @@ def eks_logging(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[s
         yield f"cluster '{resource.name}' does not send control-plane logs: {', '.join(missing)}"
 
 
+@RULES.rule(
+    id="MS-AWS-006",
+    name="imdsv2-required",
+    description="Instances, however they are launched, and the account's metadata default require IMDSv2 "
+    "tokens (or turn the metadata endpoint off).",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=IMDS_TYPES,
+    remediation="Set metadata_options={'http_tokens': 'required', 'http_put_response_hop_limit': 1}.",
+)
 def imdsv2_required(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
     """IMDSv1 is possible only where the metadata endpoint is on; a disabled endpoint serves neither version."""
     options = resource.props if resource.type == METADATA_DEFAULTS else as_map(resource.props.get("metadataOptions"))
@@ -234,6 +313,18 @@ def _volumes(resource: ResourceView) -> list[Any] | None:
     return _instance_volumes(props)
 
 
+@RULES.rule(
+    id="MS-AWS-007",
+    name="ebs-volumes-encrypted",
+    description="Every EBS volume is encrypted: those instances, launch templates, launch configurations "
+    "and spot requests declare, and standalone volumes (unless the stack turns on EBS encryption by default).",
+    severity="high",
+    enforcement="mandatory",
+    kind="stack",
+    resource_types=(*EBS_TYPES, EBS_DEFAULT),
+    remediation="Declare the root volume in block_device_mappings with ebs.encrypted 'true' (a volume: "
+    "encrypted=True), or turn on aws.ebs.EncryptionByDefault for the account and region.",
+)
 def volumes_encrypted(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding | Undecided]:
     """Every EBS volume a stack declares, wherever: with the account's encryption by default on (an
     aws.ebs.EncryptionByDefault of this stack), EC2 encrypts every new volume whatever it says."""
@@ -257,9 +348,6 @@ def volumes_encrypted(resources: Sequence[ResourceView], config: Mapping[str, An
             yield Finding(f"'{resource.name}' {what}", resource.urn)
         elif any(isinstance(f, Unknown) for f in flags):
             yield Undecided(f"'{resource.name}': whether its volumes are encrypted is unknown", resource.urn)
-
-
-ALL_PROTOCOLS = ("-1", "all")
 
 
 def _ports_allowed(low: Any, high: Any, protocol: str, allowed: set[int]) -> bool:
@@ -301,6 +389,24 @@ def _ports(low: Any, high: Any, protocol: str) -> str:
     return f"ports {first}-{last}/{protocol}"
 
 
+@RULES.rule(
+    id="MS-AWS-008",
+    name="security-group-no-public-ingress",
+    description="No security group admits 0.0.0.0/0 or ::/0, except on ports the config allows.",
+    severity="critical",
+    enforcement="mandatory",
+    resource_types=SG_TYPES,
+    config={
+        "allowed_ports": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "default": [],
+            "description": "Ports that may be open to the internet (e.g. 443).",
+        }
+    },
+    remediation="Admit traffic from a security group (referenced_security_group_id) or a narrow CIDR, "
+    "or list the port in this rule's allowed_ports.",
+)
 def no_public_ingress(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
     allowed = {p for p in (integer(p) for p in config["allowed_ports"]) if p is not None}
     for cidrs, low, high, protocol in _rules(resource):
@@ -311,6 +417,16 @@ def no_public_ingress(resource: ResourceView, config: Mapping[str, Any]) -> Iter
             yield Undecided(f"'{resource.name}': the CIDR it admits is unknown")
 
 
+@RULES.rule(
+    id="MS-AWS-011",
+    name="fsx-encrypted",
+    description="FSx file systems (persistent Lustre, ONTAP, OpenZFS, Windows) use a customer-managed KMS key.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=FSX_TYPES,
+    config={"require_customer_key": {"type": "boolean", "default": True}},
+    remediation="Set kms_key_id to the stack's storage key.",
+)
 def fsx_encrypted(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     """Scratch Lustre cannot take a customer key (AWS encrypts it with its own); every other FSx can."""
     if resource.type == LUSTRE and not text(resource.props.get("deploymentType")).startswith("PERSISTENT"):
@@ -319,146 +435,18 @@ def fsx_encrypted(resource: ResourceView, config: Mapping[str, Any]) -> Iterable
         yield f"FSx file system '{resource.name}' is not encrypted with a customer-managed KMS key"
 
 
+@RULES.rule(
+    id="MS-AWS-012",
+    name="efs-encrypted",
+    description="EFS file systems are encrypted at rest.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=("aws:efs/fileSystem:FileSystem",),
+    remediation="Set encrypted=True and kms_key_id.",
+)
 def efs_encrypted(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
     encrypted = resource.props.get("encrypted")
     if isinstance(encrypted, Unknown):
         yield Undecided(f"EFS '{resource.name}': encryption unknown")
     elif not is_true(encrypted):
         yield f"EFS '{resource.name}' is not encrypted at rest"
-
-
-RULES = [
-    Rule(
-        id="MS-AWS-001",
-        name="s3-public-access-blocked",
-        description="S3 buckets block every form of public access, and no public access block (a bucket's or "
-        "the account's) leaves a flag off.",
-        severity="critical",
-        enforcement="mandatory",
-        kind="stack",
-        resource_types=(*BUCKET_TYPES, PUBLIC_ACCESS_BLOCK, ACCOUNT_PUBLIC_ACCESS_BLOCK),
-        check=s3_public_access_blocked,
-        remediation="Give the bucket an aws.s3.BucketPublicAccessBlock (or the account an "
-        "aws.s3.AccountPublicAccessBlock) with all four flags true (meshstack's Storage component does this).",
-    ),
-    Rule(
-        id="MS-AWS-002",
-        name="s3-encrypted",
-        description="S3 buckets encrypt objects by default with KMS.",
-        severity="high",
-        enforcement="mandatory",
-        kind="stack",
-        resource_types=(*BUCKET_TYPES, *SSE_TYPES),
-        check=s3_encrypted,
-        config={
-            "allow_sse_s3": {
-                "type": "boolean",
-                "default": False,
-                "description": "Accept SSE-S3 (AES256) as well as SSE-KMS.",
-            }
-        },
-        remediation="Add an aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm 'aws:kms'.",
-    ),
-    Rule(
-        id="MS-AWS-003",
-        name="eks-secrets-encrypted",
-        description="EKS clusters encrypt Kubernetes secrets with a KMS key.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=(EKS_CLUSTER,),
-        check=eks_secrets_encrypted,
-        remediation="Set encryption_config={'provider': {'key_arn': <KMS key ARN>}, 'resources': ['secrets']}.",
-    ),
-    Rule(
-        id="MS-AWS-004",
-        name="eks-endpoint-restricted",
-        description="The EKS API endpoint is private, or public only to listed CIDRs.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=(EKS_CLUSTER,),
-        check=eks_endpoint_restricted,
-        remediation="Leave the cluster's public_access_cidrs empty (private endpoint) or list your office or VPN "
-        "CIDRs; never 0.0.0.0/0.",
-    ),
-    Rule(
-        id="MS-AWS-005",
-        name="eks-control-plane-logging",
-        description="EKS clusters send their control-plane logs to CloudWatch.",
-        severity="medium",
-        enforcement="mandatory",
-        resource_types=(EKS_CLUSTER,),
-        check=eks_logging,
-        config={
-            "required_log_types": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": ["api", "audit", "authenticator"],
-            }
-        },
-        remediation="Add the missing types to the cluster's log_types (default: all five).",
-    ),
-    Rule(
-        id="MS-AWS-006",
-        name="imdsv2-required",
-        description="Instances, however they are launched, and the account's metadata default require IMDSv2 "
-        "tokens (or turn the metadata endpoint off).",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=IMDS_TYPES,
-        check=imdsv2_required,
-        remediation="Set metadata_options={'http_tokens': 'required', 'http_put_response_hop_limit': 1}.",
-    ),
-    Rule(
-        id="MS-AWS-007",
-        name="ebs-volumes-encrypted",
-        description="Every EBS volume is encrypted: those instances, launch templates, launch configurations "
-        "and spot requests declare, and standalone volumes (unless the stack turns on EBS encryption by default).",
-        severity="high",
-        enforcement="mandatory",
-        kind="stack",
-        resource_types=(*EBS_TYPES, EBS_DEFAULT),
-        check=volumes_encrypted,
-        remediation="Declare the root volume in block_device_mappings with ebs.encrypted 'true' (a volume: "
-        "encrypted=True), or turn on aws.ebs.EncryptionByDefault for the account and region.",
-    ),
-    Rule(
-        id="MS-AWS-008",
-        name="security-group-no-public-ingress",
-        description="No security group admits 0.0.0.0/0 or ::/0, except on ports the config allows.",
-        severity="critical",
-        enforcement="mandatory",
-        resource_types=SG_TYPES,
-        check=no_public_ingress,
-        config={
-            "allowed_ports": {
-                "type": "array",
-                "items": {"type": "integer"},
-                "default": [],
-                "description": "Ports that may be open to the internet (e.g. 443).",
-            }
-        },
-        remediation="Admit traffic from a security group (referenced_security_group_id) or a narrow CIDR, "
-        "or list the port in this rule's allowed_ports.",
-    ),
-    Rule(
-        id="MS-AWS-011",
-        name="fsx-encrypted",
-        description="FSx file systems (persistent Lustre, ONTAP, OpenZFS, Windows) use a customer-managed KMS key.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=FSX_TYPES,
-        check=fsx_encrypted,
-        config={"require_customer_key": {"type": "boolean", "default": True}},
-        remediation="Set kms_key_id to the stack's storage key.",
-    ),
-    Rule(
-        id="MS-AWS-012",
-        name="efs-encrypted",
-        description="EFS file systems are encrypted at rest.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=("aws:efs/fileSystem:FileSystem",),
-        check=efs_encrypted,
-        remediation="Set encrypted=True and kms_key_id.",
-    ),
-]

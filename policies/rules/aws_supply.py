@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from meshstack.core.resources import ResourceView
-from meshstack.policies.rule import Finding, Rule, Undecided, as_list, as_map, get, is_true, text
+from meshstack.policies.rule import Finding, RuleSet, Undecided, as_list, as_map, get, is_true, text
 from meshstack.policies.values import Unknown
 
 KMS_KEY = "aws:kms/key:Key"
@@ -19,6 +19,18 @@ IMMUTABLE = ("IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION")
 SCANNING_FREQUENCIES = ("SCAN_ON_PUSH", "CONTINUOUS_SCAN")
 
 
+RULES = RuleSet()
+
+
+@RULES.rule(
+    id="MS-AWS-014",
+    name="kms-key-rotation",
+    description="Symmetric KMS keys rotate their key material automatically.",
+    severity="medium",
+    enforcement="mandatory",
+    resource_types=(KMS_KEY,),
+    remediation="Set enable_key_rotation=True (meshstack's keys rotate yearly).",
+)
 def kms_rotation(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
     """Only symmetric encryption keys in KMS's own key store can rotate automatically; asymmetric, HMAC and
     custom-key-store keys are left alone."""
@@ -34,6 +46,15 @@ def kms_rotation(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[
         yield f"KMS key '{resource.name}' does not rotate its key material (enable_key_rotation is not true)"
 
 
+@RULES.rule(
+    id="MS-AWS-015",
+    name="ecr-tag-immutability",
+    description="ECR repositories keep image tags immutable, so a tag always names the image it was pushed as.",
+    severity="medium",
+    enforcement="mandatory",
+    resource_types=(REPOSITORY, CREATION_TEMPLATE),
+    remediation="Set image_tag_mutability='IMMUTABLE' (or IMMUTABLE_WITH_EXCLUSION for a moving tag you name).",
+)
 def ecr_immutable(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     mutability = text(resource.props.get("imageTagMutability") or "MUTABLE")
     if mutability not in IMMUTABLE:
@@ -57,6 +78,18 @@ def _registry_scans(config: ResourceView, repository: str) -> bool:
     return False
 
 
+@RULES.rule(
+    id="MS-AWS-016",
+    name="ecr-scan-on-push",
+    description="Images pushed to ECR are scanned for vulnerabilities: by the repository, or by the "
+    "registry's scanning configuration.",
+    severity="medium",
+    enforcement="mandatory",
+    kind="stack",
+    resource_types=(REPOSITORY, REGISTRY_SCANNING),
+    remediation="Set image_scanning_configuration={'scan_on_push': True}, or declare an "
+    "aws.ecr.RegistryScanningConfiguration that scans on push.",
+)
 def ecr_scan_on_push(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding | Undecided]:
     registry = [r for r in resources if r.type == REGISTRY_SCANNING]
     for repo in (r for r in resources if r.type == REPOSITORY):
@@ -68,40 +101,3 @@ def ecr_scan_on_push(resources: Sequence[ResourceView], config: Mapping[str, Any
             yield Undecided(f"repository '{repo.name}': whether pushed images are scanned is unknown", repo.urn)
         else:
             yield Finding(f"repository '{repo.name}' does not scan images on push", repo.urn)
-
-
-RULES = [
-    Rule(
-        id="MS-AWS-014",
-        name="kms-key-rotation",
-        description="Symmetric KMS keys rotate their key material automatically.",
-        severity="medium",
-        enforcement="mandatory",
-        resource_types=(KMS_KEY,),
-        check=kms_rotation,
-        remediation="Set enable_key_rotation=True (meshstack's keys rotate yearly).",
-    ),
-    Rule(
-        id="MS-AWS-015",
-        name="ecr-tag-immutability",
-        description="ECR repositories keep image tags immutable, so a tag always names the image it was pushed as.",
-        severity="medium",
-        enforcement="mandatory",
-        resource_types=(REPOSITORY, CREATION_TEMPLATE),
-        check=ecr_immutable,
-        remediation="Set image_tag_mutability='IMMUTABLE' (or IMMUTABLE_WITH_EXCLUSION for a moving tag you name).",
-    ),
-    Rule(
-        id="MS-AWS-016",
-        name="ecr-scan-on-push",
-        description="Images pushed to ECR are scanned for vulnerabilities: by the repository, or by the "
-        "registry's scanning configuration.",
-        severity="medium",
-        enforcement="mandatory",
-        kind="stack",
-        resource_types=(REPOSITORY, REGISTRY_SCANNING),
-        check=ecr_scan_on_push,
-        remediation="Set image_scanning_configuration={'scan_on_push': True}, or declare an "
-        "aws.ecr.RegistryScanningConfiguration that scans on push.",
-    ),
-]

@@ -13,7 +13,7 @@ from meshstack.core.pricing import PoolShape, count, quantity
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import GKE_NODE_POOL, GOVERNANCE
 from meshstack.cost import plan_estimate, pool_shape, pool_types
-from meshstack.policies.rule import Finding, Rule, as_list, as_map, get, number, string_map, text
+from meshstack.policies.rule import Finding, RuleSet, as_list, as_map, get, number, string_map, text
 
 
 def budget(resources: Sequence[ResourceView]) -> Mapping[str, Any]:
@@ -43,6 +43,28 @@ def _limit(config: Mapping[str, Any], key: str, resources: Sequence[ResourceView
     return number(value)
 
 
+ASG = "aws:autoscaling/group:Group"
+GKE_CLUSTER = "gcp:container/cluster:Cluster"
+# Groups of nodes that are no meshstack pool type but scale all the same: Auto Scaling groups, and the
+# node pools a GKE cluster declares inline.
+SCALING_TYPES = (*pool_types(), ASG, GKE_CLUSTER)
+# Resources whose cost labels sit below the top level: a GKE pool labels its VMs through its node config.
+NESTED_TAGS = {"gcp:container/nodePool:NodePool": ("nodeConfig", "resourceLabels")}
+
+RULES = RuleSet()
+
+
+@RULES.rule(
+    id="MS-COST-001",
+    name="accelerator-cap",
+    description="The stack cannot scale past its accelerator cap.",
+    severity="high",
+    enforcement="mandatory",
+    kind="stack",
+    resource_types=(GOVERNANCE, *pool_types()),
+    config={"max_accelerators": {"type": "number", "description": "Overrides meshstack:budget.max_accelerators."}},
+    remediation="Lower the node pools' max_nodes, or raise meshstack:budget.max_accelerators with sign-off.",
+)
 def accelerator_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
     limit = _limit(config, "max_accelerators", resources)
     if limit is None:
@@ -59,6 +81,18 @@ def accelerator_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]
         yield Finding(f"the stack can scale to {total} accelerators ({'; '.join(parts)}), over the cap of {limit:g}")
 
 
+@RULES.rule(
+    id="MS-COST-002",
+    name="stack-cost-cap",
+    description="The stack's estimated cost while its workloads run stays under its hourly and monthly caps.",
+    severity="high",
+    enforcement="mandatory",
+    kind="stack",
+    resource_types=(GOVERNANCE, *pool_types()),
+    config={"max_hourly_usd": {"type": "number"}, "max_monthly_usd": {"type": "number"}},
+    remediation="Run fewer or smaller workloads (or fewer max replicas), use spot or smaller instance types, "
+    "or raise meshstack:budget with sign-off.",
+)
 def cost_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
     report = plan_estimate(resources, catalog_of(resources))
     hourly, monthly = _limit(config, "max_hourly_usd", resources), _limit(config, "max_monthly_usd", resources)
@@ -76,6 +110,18 @@ def cost_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> It
         )
 
 
+@RULES.rule(
+    id="MS-COST-008",
+    name="stack-energy-cap",
+    description="The stack's estimated energy while its workloads run stays under its monthly kWh cap.",
+    severity="medium",
+    enforcement="mandatory",
+    kind="stack",
+    resource_types=(GOVERNANCE, *pool_types()),
+    config={"max_monthly_kwh": {"type": "number", "description": "Overrides meshstack:budget.max_monthly_kwh."}},
+    remediation="Run fewer or smaller workloads, pick a more efficient accelerator, or raise "
+    "meshstack:budget.max_monthly_kwh with sign-off.",
+)
 def energy_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
     limit = _limit(config, "max_monthly_kwh", resources)
     if limit is None:
@@ -86,13 +132,6 @@ def energy_cap(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> 
             f"while its workloads run the stack draws {energy.running_monthly_kwh:,.0f} kWh/month, "
             f"over the cap of {limit:,.0f} kWh/month"
         )
-
-
-ASG = "aws:autoscaling/group:Group"
-GKE_CLUSTER = "gcp:container/cluster:Cluster"
-# Groups of nodes that are no meshstack pool type but scale all the same: Auto Scaling groups, and the
-# node pools a GKE cluster declares inline.
-SCALING_TYPES = (*pool_types(), ASG, GKE_CLUSTER)
 
 
 def max_sizes(resource: ResourceView) -> list[tuple[str, int | None]]:
@@ -111,6 +150,17 @@ def max_sizes(resource: ResourceView) -> list[tuple[str, int | None]]:
     ]
 
 
+@RULES.rule(
+    id="MS-COST-003",
+    name="node-group-max-size",
+    description="Node groups (EKS node groups, Auto Scaling groups, GKE pools, separate or inline, counted per "
+    "zone or in total) have a bounded max size.",
+    severity="medium",
+    enforcement="mandatory",
+    resource_types=SCALING_TYPES,
+    config={"max_nodes": {"type": "integer", "default": 64}},
+    remediation="Set the pool's max_nodes at or under this rule's max_nodes.",
+)
 def node_group_max_size(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     limit = count(config["max_nodes"])
     for what, size in max_sizes(resource):
@@ -120,6 +170,17 @@ def node_group_max_size(resource: ResourceView, config: Mapping[str, Any]) -> It
             yield f"{what} can grow to {size} nodes, over the limit of {limit}"
 
 
+@RULES.rule(
+    id="MS-COST-004",
+    name="dev-spot-or-scale-to-zero",
+    description="Development stacks run node groups on spot or let them scale to zero.",
+    severity="medium",
+    enforcement="mandatory",
+    kind="stack",
+    resource_types=(GOVERNANCE, *pool_types()),
+    config={"environments": {"type": "array", "items": {"type": "string"}, "default": ["dev"]}},
+    remediation="Set market: spot or min_nodes: 0 on the pool.",
+)
 def dev_spot_or_zero(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
     if budget(resources).get("environment") not in config["environments"]:
         return
@@ -129,6 +190,15 @@ def dev_spot_or_zero(resources: Sequence[ResourceView], config: Mapping[str, Any
             yield Finding(f"node group '{group.name}' is on-demand and never scales to zero", group.urn)
 
 
+@RULES.rule(
+    id="MS-COST-005",
+    name="training-job-deadline",
+    description="Training jobs carry a deadline and a TTL after they finish.",
+    severity="medium",
+    enforcement="mandatory",
+    resource_types=("kubernetes:batch/v1:Job", "kubernetes:jobset.x-k8s.io/*:JobSet"),
+    remediation="Set activeDeadlineSeconds on each job and ttlSecondsAfterFinished on the job or JobSet.",
+)
 def job_deadline(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     spec = as_map(resource.props.get("spec"))
     if resource.type.endswith(":JobSet"):
@@ -159,10 +229,16 @@ def tag_property(resource_type: str) -> str | None:
     return next((prop for python, prop in candidates if python in parameters), None)
 
 
-# Resources whose cost labels sit below the top level: a GKE pool labels its VMs through its node config.
-NESTED_TAGS = {"gcp:container/nodePool:NodePool": ("nodeConfig", "resourceLabels")}
-
-
+@RULES.rule(
+    id="MS-COST-006",
+    name="required-tags",
+    description="Taggable AWS resources carry the cost-allocation tags, and labelled GCP resources the labels.",
+    severity="medium",
+    enforcement="mandatory",
+    resource_types=("aws:*", "gcp:*"),
+    config={"required": {"type": "array", "items": {"type": "string"}, "default": ["team", "project", "cost-center"]}},
+    remediation="Set the tags in meshstack:tags; meshstack's components put them on every taggable resource.",
+)
 def required_tags(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     if resource.type in NESTED_TAGS:
         tags = string_map(get(resource.props, *NESTED_TAGS[resource.type]))
@@ -177,6 +253,23 @@ def required_tags(resource: ResourceView, config: Mapping[str, Any]) -> Iterable
         yield f"'{resource.name}' lacks the cost-allocation tags {', '.join(missing)}"
 
 
+@RULES.rule(
+    id="MS-COST-007",
+    name="storage-size-cap",
+    description="File systems and volumes stay under their size caps.",
+    severity="medium",
+    enforcement="advisory",
+    resource_types=(
+        "aws:fsx/lustreFileSystem:LustreFileSystem",
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        "aws:ebs/volume:Volume",
+    ),
+    config={
+        "max_lustre_gib": {"type": "number", "default": 100800},
+        "max_volume_gib": {"type": "number", "default": 2048},
+    },
+    remediation="Shrink the file system or volume, or raise the cap in the stack's policy config.",
+)
 def storage_size_cap(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     if resource.type == "aws:fsx/lustreFileSystem:LustreFileSystem":
         size = quantity(resource.props.get("storageCapacity"))
@@ -191,110 +284,3 @@ def storage_size_cap(resource: ResourceView, config: Mapping[str, Any]) -> Itera
             size = quantity(get(mapping, "ebs", "volumeSize"))
             if size > config["max_volume_gib"]:
                 yield f"'{resource.name}' has a {size:g} GiB volume, over the cap of {config['max_volume_gib']} GiB"
-
-
-RULES = [
-    Rule(
-        id="MS-COST-001",
-        name="accelerator-cap",
-        description="The stack cannot scale past its accelerator cap.",
-        severity="high",
-        enforcement="mandatory",
-        kind="stack",
-        resource_types=(GOVERNANCE, *pool_types()),
-        check=accelerator_cap,
-        config={"max_accelerators": {"type": "number", "description": "Overrides meshstack:budget.max_accelerators."}},
-        remediation="Lower the node pools' max_nodes, or raise meshstack:budget.max_accelerators with sign-off.",
-    ),
-    Rule(
-        id="MS-COST-002",
-        name="stack-cost-cap",
-        description="The stack's estimated cost while its workloads run stays under its hourly and monthly caps.",
-        severity="high",
-        enforcement="mandatory",
-        kind="stack",
-        resource_types=(GOVERNANCE, *pool_types()),
-        check=cost_cap,
-        config={"max_hourly_usd": {"type": "number"}, "max_monthly_usd": {"type": "number"}},
-        remediation="Run fewer or smaller workloads (or fewer max replicas), use spot or smaller instance types, "
-        "or raise meshstack:budget with sign-off.",
-    ),
-    Rule(
-        id="MS-COST-003",
-        name="node-group-max-size",
-        description="Node groups (EKS node groups, Auto Scaling groups, GKE pools, separate or inline, counted per "
-        "zone or in total) have a bounded max size.",
-        severity="medium",
-        enforcement="mandatory",
-        resource_types=SCALING_TYPES,
-        check=node_group_max_size,
-        config={"max_nodes": {"type": "integer", "default": 64}},
-        remediation="Set the pool's max_nodes at or under this rule's max_nodes.",
-    ),
-    Rule(
-        id="MS-COST-004",
-        name="dev-spot-or-scale-to-zero",
-        description="Development stacks run node groups on spot or let them scale to zero.",
-        severity="medium",
-        enforcement="mandatory",
-        kind="stack",
-        resource_types=(GOVERNANCE, *pool_types()),
-        check=dev_spot_or_zero,
-        config={"environments": {"type": "array", "items": {"type": "string"}, "default": ["dev"]}},
-        remediation="Set market: spot or min_nodes: 0 on the pool.",
-    ),
-    Rule(
-        id="MS-COST-005",
-        name="training-job-deadline",
-        description="Training jobs carry a deadline and a TTL after they finish.",
-        severity="medium",
-        enforcement="mandatory",
-        resource_types=("kubernetes:batch/v1:Job", "kubernetes:jobset.x-k8s.io/*:JobSet"),
-        check=job_deadline,
-        remediation="Set activeDeadlineSeconds on each job and ttlSecondsAfterFinished on the job or JobSet.",
-    ),
-    Rule(
-        id="MS-COST-006",
-        name="required-tags",
-        description="Taggable AWS resources carry the cost-allocation tags, and labelled GCP resources the labels.",
-        severity="medium",
-        enforcement="mandatory",
-        resource_types=("aws:*", "gcp:*"),
-        check=required_tags,
-        config={
-            "required": {"type": "array", "items": {"type": "string"}, "default": ["team", "project", "cost-center"]}
-        },
-        remediation="Set the tags in meshstack:tags; meshstack's components put them on every taggable resource.",
-    ),
-    Rule(
-        id="MS-COST-007",
-        name="storage-size-cap",
-        description="File systems and volumes stay under their size caps.",
-        severity="medium",
-        enforcement="advisory",
-        resource_types=(
-            "aws:fsx/lustreFileSystem:LustreFileSystem",
-            "aws:ec2/launchTemplate:LaunchTemplate",
-            "aws:ebs/volume:Volume",
-        ),
-        check=storage_size_cap,
-        config={
-            "max_lustre_gib": {"type": "number", "default": 100800},
-            "max_volume_gib": {"type": "number", "default": 2048},
-        },
-        remediation="Shrink the file system or volume, or raise the cap in the stack's policy config.",
-    ),
-    Rule(
-        id="MS-COST-008",
-        name="stack-energy-cap",
-        description="The stack's estimated energy while its workloads run stays under its monthly kWh cap.",
-        severity="medium",
-        enforcement="mandatory",
-        kind="stack",
-        resource_types=(GOVERNANCE, *pool_types()),
-        check=energy_cap,
-        config={"max_monthly_kwh": {"type": "number", "description": "Overrides meshstack:budget.max_monthly_kwh."}},
-        remediation="Run fewer or smaller workloads, pick a more efficient accelerator, or raise "
-        "meshstack:budget.max_monthly_kwh with sign-off.",
-    ),
-]

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from meshstack.core.resources import ResourceView
-from meshstack.policies.rule import Rule, Undecided, as_list, get, is_true, text
+from meshstack.policies.rule import RuleSet, Undecided, as_list, get, is_true, text
 from meshstack.policies.values import Unknown
 
 GKE_CLUSTER = "gcp:container/cluster:Cluster"
@@ -42,11 +42,33 @@ HIERARCHY_IAM_TYPES = tuple(
 PRIMITIVE_ROLES = ["roles/owner", "roles/editor"]
 
 
+RULES = RuleSet()
+
+
+@RULES.rule(
+    id="MS-GCP-008",
+    name="gke-no-legacy-abac",
+    description="GKE clusters leave legacy ABAC off, so RBAC alone decides who may do what.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=(GKE_CLUSTER,),
+    remediation="Set enable_legacy_abac=False (the default) and grant rights with RBAC.",
+)
 def no_legacy_abac(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     if is_true(resource.props.get("enableLegacyAbac")):
         yield f"cluster '{resource.name}' enables legacy ABAC, which grants rights outside RBAC"
 
 
+@RULES.rule(
+    id="MS-GCP-009",
+    name="gke-no-legacy-credentials",
+    description="GKE clusters use neither basic authentication nor a client certificate.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=(GKE_CLUSTER,),
+    remediation="Drop master_auth's username and password, and set "
+    "master_auth.client_certificate_config.issue_client_certificate=False; authenticate with IAM.",
+)
 def no_legacy_credentials(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     auth = resource.props.get("masterAuth")
     if get(auth, "username") or get(auth, "password"):
@@ -80,6 +102,17 @@ def _public(member: Any) -> bool:
     return isinstance(member, str) and member.rsplit(":", 1)[-1] in PUBLIC_MEMBERS
 
 
+@RULES.rule(
+    id="MS-GCP-010",
+    name="gcs-no-public-members",
+    description="No bucket, managed folder or object grants access to allUsers or allAuthenticatedUsers "
+    "(IAM members, bindings, policies, ACLs and access controls).",
+    severity="critical",
+    enforcement="mandatory",
+    resource_types=(*BUCKET_IAM_TYPES, *BUCKET_ACL_TYPES),
+    remediation="Grant the role to named users, groups or service accounts; serve public content through a "
+    "CDN or signed URLs.",
+)
 def gcs_no_public_members(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
     acl = resource.props.get("predefinedAcl")
     if isinstance(acl, str) and acl in PUBLIC_PREDEFINED_ACLS:
@@ -93,6 +126,16 @@ def gcs_no_public_members(resource: ResourceView, config: Mapping[str, Any]) -> 
         yield f"'{resource.name}' grants bucket access to {', '.join(public)}"
 
 
+@RULES.rule(
+    id="MS-GCP-011",
+    name="gcp-no-primitive-roles",
+    description="No project, folder or organisation grants the primitive owner or editor role.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=HIERARCHY_IAM_TYPES,
+    config={"primitive_roles": {"type": "array", "items": {"type": "string"}, "default": PRIMITIVE_ROLES}},
+    remediation="Grant predefined or custom roles with the permissions the member needs.",
+)
 def no_primitive_roles(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
     found = grants(resource)
     if isinstance(found, Unknown):
@@ -102,51 +145,3 @@ def no_primitive_roles(resource: ResourceView, config: Mapping[str, Any]) -> Ite
     for role, member in found:
         if isinstance(role, str) and role in roles:
             yield f"'{resource.name}' grants {role} to {text(member)}: a primitive role over everything in its scope"
-
-
-RULES = [
-    Rule(
-        id="MS-GCP-008",
-        name="gke-no-legacy-abac",
-        description="GKE clusters leave legacy ABAC off, so RBAC alone decides who may do what.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=(GKE_CLUSTER,),
-        check=no_legacy_abac,
-        remediation="Set enable_legacy_abac=False (the default) and grant rights with RBAC.",
-    ),
-    Rule(
-        id="MS-GCP-009",
-        name="gke-no-legacy-credentials",
-        description="GKE clusters use neither basic authentication nor a client certificate.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=(GKE_CLUSTER,),
-        check=no_legacy_credentials,
-        remediation="Drop master_auth's username and password, and set "
-        "master_auth.client_certificate_config.issue_client_certificate=False; authenticate with IAM.",
-    ),
-    Rule(
-        id="MS-GCP-010",
-        name="gcs-no-public-members",
-        description="No bucket, managed folder or object grants access to allUsers or allAuthenticatedUsers "
-        "(IAM members, bindings, policies, ACLs and access controls).",
-        severity="critical",
-        enforcement="mandatory",
-        resource_types=(*BUCKET_IAM_TYPES, *BUCKET_ACL_TYPES),
-        check=gcs_no_public_members,
-        remediation="Grant the role to named users, groups or service accounts; serve public content through a "
-        "CDN or signed URLs.",
-    ),
-    Rule(
-        id="MS-GCP-011",
-        name="gcp-no-primitive-roles",
-        description="No project, folder or organisation grants the primitive owner or editor role.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=HIERARCHY_IAM_TYPES,
-        check=no_primitive_roles,
-        config={"primitive_roles": {"type": "array", "items": {"type": "string"}, "default": PRIMITIVE_ROLES}},
-        remediation="Grant predefined or custom roles with the permissions the member needs.",
-    ),
-]

@@ -15,7 +15,7 @@ from meshstack.core.resources import ResourceView
 from meshstack.core.types import GKE_NODE_POOL
 from meshstack.policies.rule import (
     OPEN_CIDRS,
-    Rule,
+    RuleSet,
     Undecided,
     as_list,
     as_map,
@@ -62,6 +62,20 @@ def node_configs(resource: ResourceView) -> Iterator[tuple[str, Any]]:
         yield f"cluster '{resource.name}' (auto-provisioned pools)", defaults
 
 
+NODE_TYPES = (GKE_CLUSTER, GKE_NODE_POOL)
+
+RULES = RuleSet()
+
+
+@RULES.rule(
+    id="MS-GCP-001",
+    name="gcs-public-access-prevented",
+    description="GCS buckets use uniform bucket-level access and enforce public access prevention.",
+    severity="critical",
+    enforcement="mandatory",
+    resource_types=(BUCKET,),
+    remediation="Set uniform_bucket_level_access=True and public_access_prevention='enforced'.",
+)
 def bucket_not_public(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     if not is_true(resource.props.get("uniformBucketLevelAccess")):
         yield f"bucket '{resource.name}' allows per-object ACLs (uniform bucket-level access is off)"
@@ -69,6 +83,15 @@ def bucket_not_public(resource: ResourceView, config: Mapping[str, Any]) -> Iter
         yield f"bucket '{resource.name}' does not enforce public access prevention"
 
 
+@RULES.rule(
+    id="MS-GCP-002",
+    name="gcs-encrypted-with-kms",
+    description="GCS buckets are encrypted with a Cloud KMS key.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=(BUCKET,),
+    remediation="Set encryption={'default_kms_key_name': <key id>} (meshstack's Storage does this).",
+)
 def bucket_kms(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     if not get(resource.props, "encryption", "defaultKmsKeyName"):
         yield f"bucket '{resource.name}' is not encrypted with a Cloud KMS key"
@@ -81,6 +104,15 @@ def _endpoint_private(props: Mapping[str, Any]) -> bool:
     )
 
 
+@RULES.rule(
+    id="MS-GCP-003",
+    name="gke-private-cluster",
+    description="GKE nodes are private, and the control plane is private or limited to listed CIDRs.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=(GKE_CLUSTER,),
+    remediation="Enable private nodes; leave public_access_cidrs empty or list only your own ranges.",
+)
 def private_cluster(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
     props = resource.props
     if not is_true(get(props, "privateClusterConfig", "enablePrivateNodes")):
@@ -94,6 +126,16 @@ def private_cluster(resource: ResourceView, config: Mapping[str, Any]) -> Iterab
         yield f"cluster '{resource.name}' control plane is reachable from the whole internet"
 
 
+@RULES.rule(
+    id="MS-GCP-004",
+    name="gke-workload-identity",
+    description="GKE clusters use Workload Identity and every node pool (separate, inline or the default "
+    "one) hides the node's metadata from pods.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=NODE_TYPES,
+    remediation="Set workload_identity_config and node_config.workload_metadata_config.mode = GKE_METADATA.",
+)
 def workload_identity(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     """Autopilot always runs Workload Identity and the GKE metadata server."""
     if is_autopilot(resource):
@@ -107,6 +149,17 @@ def workload_identity(resource: ResourceView, config: Mapping[str, Any]) -> Iter
             yield f"{what} exposes the node's metadata server to pods (mode is not GKE_METADATA)"
 
 
+@RULES.rule(
+    id="MS-GCP-005",
+    name="gke-node-service-account",
+    description="GKE nodes (separate, inline, default and auto-provisioned pools, Autopilot's) run as a "
+    "dedicated service account, never the default compute account.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=NODE_TYPES,
+    remediation="Give node_config.service_account a least-privilege account (ClusterIdentity makes one); on "
+    "Autopilot, cluster_autoscaling.auto_provisioning_defaults.service_account.",
+)
 def node_service_account(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     for what, node_config in node_configs(resource):
         account = get(node_config, "serviceAccount")
@@ -117,6 +170,15 @@ def node_service_account(resource: ResourceView, config: Mapping[str, Any]) -> I
             yield f"{what} runs its nodes as the default compute service account"
 
 
+@RULES.rule(
+    id="MS-GCP-006",
+    name="gke-secrets-encrypted",
+    description="GKE clusters encrypt Kubernetes secrets with a Cloud KMS key.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=(GKE_CLUSTER,),
+    remediation="Set database_encryption={'state': 'ENCRYPTED', 'key_name': <key id>}.",
+)
 def secrets_encrypted(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     encryption = as_map(resource.props.get("databaseEncryption"))
     if text(encryption.get("state")) != "ENCRYPTED" or not encryption.get("keyName"):
@@ -153,6 +215,16 @@ def _opened(resource: ResourceView) -> tuple[list[str], list[tuple[Any, list[Any
     return [str(r) for r in ranges if is_open(r)], admitted, any(isinstance(r, Unknown) for r in ranges)
 
 
+@RULES.rule(
+    id="MS-GCP-007",
+    name="gcp-firewall-no-public-ingress",
+    description="No firewall rule or firewall policy rule admits 0.0.0.0/0 or ::/0, except on ports the config allows.",
+    severity="critical",
+    enforcement="mandatory",
+    resource_types=(FIREWALL, *FIREWALL_POLICY_RULES),
+    config={"allowed_ports": {"type": "array", "items": {"type": "integer"}, "default": []}},
+    remediation="Admit only your subnets' ranges, or list the port in this rule's allowed_ports.",
+)
 def firewall_no_public_ingress(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
     opened, admitted, unknown = _opened(resource)
     if not opened:
@@ -164,84 +236,3 @@ def firewall_no_public_ingress(resource: ResourceView, config: Mapping[str, Any]
         shown = [text(p) for p in ports]
         if text(protocol) == "all" or not ports or not all(_port_allowed(p, allowed) for p in ports):
             yield f"firewall '{resource.name}' admits {', '.join(opened)} on {text(protocol)} {shown or 'all'}"
-
-
-NODE_TYPES = (GKE_CLUSTER, GKE_NODE_POOL)
-
-RULES = [
-    Rule(
-        id="MS-GCP-001",
-        name="gcs-public-access-prevented",
-        description="GCS buckets use uniform bucket-level access and enforce public access prevention.",
-        severity="critical",
-        enforcement="mandatory",
-        resource_types=(BUCKET,),
-        check=bucket_not_public,
-        remediation="Set uniform_bucket_level_access=True and public_access_prevention='enforced'.",
-    ),
-    Rule(
-        id="MS-GCP-002",
-        name="gcs-encrypted-with-kms",
-        description="GCS buckets are encrypted with a Cloud KMS key.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=(BUCKET,),
-        check=bucket_kms,
-        remediation="Set encryption={'default_kms_key_name': <key id>} (meshstack's Storage does this).",
-    ),
-    Rule(
-        id="MS-GCP-003",
-        name="gke-private-cluster",
-        description="GKE nodes are private, and the control plane is private or limited to listed CIDRs.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=(GKE_CLUSTER,),
-        check=private_cluster,
-        remediation="Enable private nodes; leave public_access_cidrs empty or list only your own ranges.",
-    ),
-    Rule(
-        id="MS-GCP-004",
-        name="gke-workload-identity",
-        description="GKE clusters use Workload Identity and every node pool (separate, inline or the default "
-        "one) hides the node's metadata from pods.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=NODE_TYPES,
-        check=workload_identity,
-        remediation="Set workload_identity_config and node_config.workload_metadata_config.mode = GKE_METADATA.",
-    ),
-    Rule(
-        id="MS-GCP-005",
-        name="gke-node-service-account",
-        description="GKE nodes (separate, inline, default and auto-provisioned pools, Autopilot's) run as a "
-        "dedicated service account, never the default compute account.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=NODE_TYPES,
-        check=node_service_account,
-        remediation="Give node_config.service_account a least-privilege account (ClusterIdentity makes one); on "
-        "Autopilot, cluster_autoscaling.auto_provisioning_defaults.service_account.",
-    ),
-    Rule(
-        id="MS-GCP-006",
-        name="gke-secrets-encrypted",
-        description="GKE clusters encrypt Kubernetes secrets with a Cloud KMS key.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=(GKE_CLUSTER,),
-        check=secrets_encrypted,
-        remediation="Set database_encryption={'state': 'ENCRYPTED', 'key_name': <key id>}.",
-    ),
-    Rule(
-        id="MS-GCP-007",
-        name="gcp-firewall-no-public-ingress",
-        description="No firewall rule or firewall policy rule admits 0.0.0.0/0 or ::/0, except on ports the "
-        "config allows.",
-        severity="critical",
-        enforcement="mandatory",
-        resource_types=(FIREWALL, *FIREWALL_POLICY_RULES),
-        check=firewall_no_public_ingress,
-        config={"allowed_ports": {"type": "array", "items": {"type": "integer"}, "default": []}},
-        remediation="Admit only your subnets' ranges, or list the port in this rule's allowed_ports.",
-    ),
-]

@@ -10,7 +10,7 @@ from typing import Any
 
 from meshstack.core.resources import ResourceView
 from meshstack.policies.pod_security import CONTAINER_KEYS, breaches, containers, namespace_level
-from meshstack.policies.rule import Finding, Rule, Undecided, as_list, as_map, get, integer, matches_type, text
+from meshstack.policies.rule import Finding, RuleSet, Undecided, as_list, as_map, get, integer, matches_type, text
 from meshstack.policies.values import Unknown
 
 # Where each kind keeps its pod template (metadata and spec); a Pod is its own template. The provider's
@@ -124,6 +124,31 @@ def namespace_of(resource: ResourceView) -> str:
     return text(get(resource.props, "metadata", "namespace") or "default")
 
 
+STRING_LIST = {"type": "array", "items": {"type": "string"}}
+
+RULES = RuleSet()
+
+
+@RULES.rule(
+    id="MS-K8S-001",
+    name="pod-security-standards",
+    description="Every pod template passes the Pod Security Standard its namespace enforces (baseline where "
+    "the namespace sets none): admission would reject it otherwise.",
+    severity="critical",
+    enforcement="mandatory",
+    kind="stack",
+    resource_types=(*OBJECT_TYPES, NAMESPACE_TYPE),
+    config={
+        "default_level": {
+            "type": "string",
+            "enum": ["privileged", "baseline", "restricted"],
+            "default": "baseline",
+            "description": "The level assumed for a namespace with no pod-security.kubernetes.io/enforce label.",
+        }
+    },
+    remediation="Change the pod to meet the control named (meshstack's workloads meet restricted), or label "
+    "its namespace with the level it really needs.",
+)
 def pod_security(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding]:
     """Each pod template against the level its namespace enforces, as admission would judge the pods."""
     default = str(config["default_level"])
@@ -145,12 +170,30 @@ def pod_security(resources: Sequence[ResourceView], config: Mapping[str, Any]) -
                 )
 
 
+@RULES.rule(
+    id="MS-K8S-002",
+    name="pod-not-privileged",
+    description="No container runs privileged.",
+    severity="critical",
+    enforcement="mandatory",
+    resource_types=WORKLOAD_TYPES,
+    remediation="Remove securityContext.privileged; add only the capability the workload needs.",
+)
 def not_privileged(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     for where, _, c in each_container(resource):
         if get(c, "securityContext", "privileged") is True:
             yield f"{where} runs privileged"
 
 
+@RULES.rule(
+    id="MS-K8S-003",
+    name="pod-no-host-namespaces",
+    description="Pods do not share the host's network, PID or IPC namespace.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=WORKLOAD_TYPES,
+    remediation="Remove hostNetwork, hostPID and hostIPC; EFA works through the device plugin, not hostNetwork.",
+)
 def no_host_namespaces(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     for where, pod in pod_specs(resource):
         shared = [key for key in ("hostNetwork", "hostPID", "hostIPC") if pod.get(key) is True]
@@ -158,6 +201,15 @@ def no_host_namespaces(resource: ResourceView, config: Mapping[str, Any]) -> Ite
             yield f"{resource.name} ({where}) shares the host's namespaces: {', '.join(shared)}"
 
 
+@RULES.rule(
+    id="MS-K8S-004",
+    name="pod-run-as-non-root",
+    description="Containers run as a non-root user.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=OBJECT_TYPES,
+    remediation="Set securityContext.runAsNonRoot: true and runAsUser to a non-zero uid.",
+)
 def run_as_non_root(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     for where, pod, c in each_container(resource):
         pod_context = as_map(pod.get("securityContext"))
@@ -169,12 +221,32 @@ def run_as_non_root(resource: ResourceView, config: Mapping[str, Any]) -> Iterab
             yield f"{where} may run as root (set runAsNonRoot: true and a non-zero runAsUser)"
 
 
+@RULES.rule(
+    id="MS-K8S-005",
+    name="pod-no-privilege-escalation",
+    description="Containers cannot gain more privileges than they start with.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=OBJECT_TYPES,
+    remediation="Set securityContext.allowPrivilegeEscalation: false on every container.",
+)
 def no_privilege_escalation(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     for where, _, c in each_container(resource):
         if get(c, "securityContext", "allowPrivilegeEscalation") is not False:
             yield f"{where} does not set allowPrivilegeEscalation: false"
 
 
+@RULES.rule(
+    id="MS-K8S-006",
+    name="pod-capabilities-allowed",
+    description="Containers add only the Linux capabilities this rule allows (none by default).",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=WORKLOAD_TYPES,
+    config={"allowed_capabilities": {**STRING_LIST, "default": []}},
+    remediation="Drop ALL and add nothing back; EFA needs the node's memlock limit, which meshstack's EFA "
+    "pools raise, not IPC_LOCK. List a capability in allowed_capabilities only with a reason.",
+)
 def capabilities_allowed(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     allowed = {str(c) for c in config["allowed_capabilities"]}
     for where, _, c in each_container(resource):
@@ -235,6 +307,38 @@ def _could_fill(entry: str, repository: str) -> bool:
     return fnmatch.fnmatchcase(repository, re.sub(r"\{(account|region|project)\}", "*", entry))
 
 
+@RULES.rule(
+    id="MS-K8S-007",
+    name="pod-images-allowed",
+    description="Images come from the stack's own registry or an allowed one (and, where required, are "
+    "pinned by digest).",
+    severity="high",
+    enforcement="mandatory",
+    kind="stack",
+    resource_types=WORKLOAD_TYPES,
+    config={
+        "allowed_registries": {
+            **STRING_LIST,
+            "default": [
+                "{account}.dkr.ecr.{region}.amazonaws.com/*",
+                "*-docker.pkg.dev/{project}/*",
+                "registry.k8s.io/*",
+                "nvcr.io/nvidia/*",
+                "public.ecr.aws/neuron/*",
+            ],
+            "description": "Globs over the image's repository (registry host and path, without tag or "
+            "digest). {account} and {region} are the stack's AWS account and region, {project} its GCP "
+            "project, read from the stack's own resources.",
+        },
+        "require_digest": {
+            "type": "boolean",
+            "default": False,
+            "description": "Images must be image@sha256:... (set in production stacks).",
+        },
+    },
+    remediation="Push the image to the stack's own ECR or Artifact Registry (or add its repository to "
+    "allowed_registries) and reference it as registry/name@sha256:<digest>.",
+)
 def images_allowed(resources: Sequence[ResourceView], config: Mapping[str, Any]) -> Iterable[Finding | Undecided]:
     """Decided image by image: while the stack's ARNs are unknown (`pulumi preview` of a new stack) an image
     that only an {account} entry could admit is undecided; every other image is judged as usual."""
@@ -260,6 +364,15 @@ def images_allowed(resources: Sequence[ResourceView], config: Mapping[str, Any])
                 yield Finding(f"{where} image '{image}' is not pinned by digest", resource.urn)
 
 
+@RULES.rule(
+    id="MS-K8S-008",
+    name="pod-image-tag-pinned",
+    description="Images name a fixed tag or a digest, never :latest or no tag at all.",
+    severity="medium",
+    enforcement="mandatory",
+    resource_types=WORKLOAD_TYPES,
+    remediation="Reference the image by a release tag (name:1.4.2) or, better, by digest (name@sha256:...).",
+)
 def image_tag_pinned(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     for where, _, c in each_container(resource):
         if isinstance(c.get("image"), Unknown):
@@ -275,6 +388,24 @@ def _path_allowed(path: str, allowed: Sequence[str]) -> bool:
     return any(path == a.rstrip("/") or path.startswith(a.rstrip("/") + "/") for a in allowed)
 
 
+@RULES.rule(
+    id="MS-K8S-010",
+    name="pod-no-host-path",
+    description="Pods mount no directory of the node (hostPath), except the paths this rule allows.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=WORKLOAD_TYPES,
+    config={
+        "allowed_host_paths": {
+            **STRING_LIST,
+            "default": [],
+            "description": "Path prefixes a pod may mount (a CSI driver's /var/lib/kubelet, a device "
+            "plugin's /var/lib/kubelet/device-plugins).",
+        }
+    },
+    remediation="Use a persistent volume claim, an emptyDir or a CSI volume; list the path in "
+    "allowed_host_paths only for node agents that need it.",
+)
 def no_host_path(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     allowed = [str(a) for a in config["allowed_host_paths"]]
     for where, pod in pod_specs(resource):
@@ -284,6 +415,16 @@ def no_host_path(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[
                 yield f"{resource.name} ({where}) mounts the node's {path} (volume {get(volume, 'name')})"
 
 
+@RULES.rule(
+    id="MS-K8S-011",
+    name="pod-no-host-port",
+    description="Containers bind no port on the node (hostPort), except the ports this rule allows.",
+    severity="medium",
+    enforcement="mandatory",
+    resource_types=WORKLOAD_TYPES,
+    config={"allowed_host_ports": {"type": "array", "items": {"type": "integer"}, "default": []}},
+    remediation="Expose the port through a Service; list it in allowed_host_ports only for node agents.",
+)
 def no_host_port(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     allowed = {integer(p) for p in config["allowed_host_ports"]} - {None}
     for where, _, c in each_container(resource):
@@ -293,172 +434,19 @@ def no_host_port(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[
                 yield f"{where} binds port {_port(host)} on the node (hostPort)"
 
 
+@RULES.rule(
+    id="MS-K8S-009",
+    name="pod-resource-limits",
+    description="Containers set resource limits.",
+    severity="medium",
+    enforcement="advisory",
+    resource_types=OBJECT_TYPES,
+    config={"required_limits": {**STRING_LIST, "default": ["cpu", "memory"]}},
+    remediation="Set resources.limits for cpu and memory (and the accelerator you request).",
+)
 def resource_limits(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     for where, _, c in each_container(resource, keys=("containers",)):
         limits = as_map(get(c, "resources", "limits"))
         missing = [str(k) for k in config["required_limits"] if k not in limits]
         if missing:
             yield f"{where} sets no limit for {', '.join(missing)}"
-
-
-STRING_LIST = {"type": "array", "items": {"type": "string"}}
-
-RULES = [
-    Rule(
-        id="MS-K8S-001",
-        name="pod-security-standards",
-        description="Every pod template passes the Pod Security Standard its namespace enforces (baseline where "
-        "the namespace sets none): admission would reject it otherwise.",
-        severity="critical",
-        enforcement="mandatory",
-        kind="stack",
-        resource_types=(*OBJECT_TYPES, NAMESPACE_TYPE),
-        check=pod_security,
-        config={
-            "default_level": {
-                "type": "string",
-                "enum": ["privileged", "baseline", "restricted"],
-                "default": "baseline",
-                "description": "The level assumed for a namespace with no pod-security.kubernetes.io/enforce label.",
-            }
-        },
-        remediation="Change the pod to meet the control named (meshstack's workloads meet restricted), or label "
-        "its namespace with the level it really needs.",
-    ),
-    Rule(
-        id="MS-K8S-002",
-        name="pod-not-privileged",
-        description="No container runs privileged.",
-        severity="critical",
-        enforcement="mandatory",
-        resource_types=WORKLOAD_TYPES,
-        check=not_privileged,
-        remediation="Remove securityContext.privileged; add only the capability the workload needs.",
-    ),
-    Rule(
-        id="MS-K8S-003",
-        name="pod-no-host-namespaces",
-        description="Pods do not share the host's network, PID or IPC namespace.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=WORKLOAD_TYPES,
-        check=no_host_namespaces,
-        remediation="Remove hostNetwork, hostPID and hostIPC; EFA works through the device plugin, not hostNetwork.",
-    ),
-    Rule(
-        id="MS-K8S-004",
-        name="pod-run-as-non-root",
-        description="Containers run as a non-root user.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=OBJECT_TYPES,
-        check=run_as_non_root,
-        remediation="Set securityContext.runAsNonRoot: true and runAsUser to a non-zero uid.",
-    ),
-    Rule(
-        id="MS-K8S-005",
-        name="pod-no-privilege-escalation",
-        description="Containers cannot gain more privileges than they start with.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=OBJECT_TYPES,
-        check=no_privilege_escalation,
-        remediation="Set securityContext.allowPrivilegeEscalation: false on every container.",
-    ),
-    Rule(
-        id="MS-K8S-006",
-        name="pod-capabilities-allowed",
-        description="Containers add only the Linux capabilities this rule allows (none by default).",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=WORKLOAD_TYPES,
-        check=capabilities_allowed,
-        config={"allowed_capabilities": {**STRING_LIST, "default": []}},
-        remediation="Drop ALL and add nothing back; EFA needs the node's memlock limit, which meshstack's EFA "
-        "pools raise, not IPC_LOCK. List a capability in allowed_capabilities only with a reason.",
-    ),
-    Rule(
-        id="MS-K8S-007",
-        name="pod-images-allowed",
-        description="Images come from the stack's own registry or an allowed one (and, where required, are "
-        "pinned by digest).",
-        severity="high",
-        enforcement="mandatory",
-        kind="stack",
-        resource_types=WORKLOAD_TYPES,
-        check=images_allowed,
-        config={
-            "allowed_registries": {
-                **STRING_LIST,
-                "default": [
-                    "{account}.dkr.ecr.{region}.amazonaws.com/*",
-                    "*-docker.pkg.dev/{project}/*",
-                    "registry.k8s.io/*",
-                    "nvcr.io/nvidia/*",
-                    "public.ecr.aws/neuron/*",
-                ],
-                "description": "Globs over the image's repository (registry host and path, without tag or "
-                "digest). {account} and {region} are the stack's AWS account and region, {project} its GCP "
-                "project, read from the stack's own resources.",
-            },
-            "require_digest": {
-                "type": "boolean",
-                "default": False,
-                "description": "Images must be image@sha256:... (set in production stacks).",
-            },
-        },
-        remediation="Push the image to the stack's own ECR or Artifact Registry (or add its repository to "
-        "allowed_registries) and reference it as registry/name@sha256:<digest>.",
-    ),
-    Rule(
-        id="MS-K8S-008",
-        name="pod-image-tag-pinned",
-        description="Images name a fixed tag or a digest, never :latest or no tag at all.",
-        severity="medium",
-        enforcement="mandatory",
-        resource_types=WORKLOAD_TYPES,
-        check=image_tag_pinned,
-        remediation="Reference the image by a release tag (name:1.4.2) or, better, by digest (name@sha256:...).",
-    ),
-    Rule(
-        id="MS-K8S-009",
-        name="pod-resource-limits",
-        description="Containers set resource limits.",
-        severity="medium",
-        enforcement="advisory",
-        resource_types=OBJECT_TYPES,
-        check=resource_limits,
-        config={"required_limits": {**STRING_LIST, "default": ["cpu", "memory"]}},
-        remediation="Set resources.limits for cpu and memory (and the accelerator you request).",
-    ),
-    Rule(
-        id="MS-K8S-010",
-        name="pod-no-host-path",
-        description="Pods mount no directory of the node (hostPath), except the paths this rule allows.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=WORKLOAD_TYPES,
-        check=no_host_path,
-        config={
-            "allowed_host_paths": {
-                **STRING_LIST,
-                "default": [],
-                "description": "Path prefixes a pod may mount (a CSI driver's /var/lib/kubelet, a device "
-                "plugin's /var/lib/kubelet/device-plugins).",
-            }
-        },
-        remediation="Use a persistent volume claim, an emptyDir or a CSI volume; list the path in "
-        "allowed_host_paths only for node agents that need it.",
-    ),
-    Rule(
-        id="MS-K8S-011",
-        name="pod-no-host-port",
-        description="Containers bind no port on the node (hostPort), except the ports this rule allows.",
-        severity="medium",
-        enforcement="mandatory",
-        resource_types=WORKLOAD_TYPES,
-        check=no_host_port,
-        config={"allowed_host_ports": {"type": "array", "items": {"type": "integer"}, "default": []}},
-        remediation="Expose the port through a Service; list it in allowed_host_ports only for node agents.",
-    ),
-]

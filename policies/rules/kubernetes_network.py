@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from meshstack.core.resources import ResourceView
-from meshstack.policies.rule import Rule, as_map, get, text
+from meshstack.policies.rule import RuleSet, as_map, get, text
 
 SERVICE_TYPES = ("kubernetes:core/v1:Service", "kubernetes:core/v1:ServicePatch")
 INGRESS_TYPES = (
@@ -38,6 +38,24 @@ def _public_ingress(resource: ResourceView) -> bool:
     return text(annotations.get(ALB_SCHEME)) == "internet-facing" or ingress_class in EXTERNAL_INGRESS_CLASSES
 
 
+STRING_LIST = {"type": "array", "items": {"type": "string"}}
+
+RULES = RuleSet()
+
+
+@RULES.rule(
+    id="MS-K8S-012",
+    name="service-load-balancer-internal",
+    description="Load balancers Kubernetes provisions (Services of type LoadBalancer, Ingresses) are "
+    "internal unless allowed.",
+    severity="high",
+    enforcement="mandatory",
+    resource_types=(*SERVICE_TYPES, *INGRESS_TYPES),
+    config={"allowed_public_services": {**STRING_LIST, "default": []}},
+    remediation="Annotate service.beta.kubernetes.io/aws-load-balancer-scheme: internal (GKE: "
+    "networking.gke.io/load-balancer-type: Internal; an Ingress: alb.ingress.kubernetes.io/scheme: internal "
+    "or class gce-internal), or list the name in allowed_public_services.",
+)
 def load_balancer_internal(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     name = _name(resource)
     if name in config["allowed_public_services"]:
@@ -53,39 +71,18 @@ def load_balancer_internal(resource: ResourceView, config: Mapping[str, Any]) ->
         yield f"service '{name}' is an internet-facing load balancer"
 
 
+@RULES.rule(
+    id="MS-K8S-013",
+    name="service-no-node-port",
+    description="No Service is of type NodePort, which opens its port on every node of the cluster.",
+    severity="medium",
+    enforcement="mandatory",
+    resource_types=SERVICE_TYPES,
+    config={"allowed_node_port_services": {**STRING_LIST, "default": []}},
+    remediation="Use a ClusterIP Service (with an internal load balancer or Ingress in front), or list the "
+    "service in allowed_node_port_services.",
+)
 def no_node_port(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str]:
     name = _name(resource)
     if text(get(resource.props, "spec", "type")) == "NodePort" and name not in config["allowed_node_port_services"]:
         yield f"service '{name}' opens a port on every node (type NodePort)"
-
-
-STRING_LIST = {"type": "array", "items": {"type": "string"}}
-
-RULES = [
-    Rule(
-        id="MS-K8S-012",
-        name="service-load-balancer-internal",
-        description="Load balancers Kubernetes provisions (Services of type LoadBalancer, Ingresses) are "
-        "internal unless allowed.",
-        severity="high",
-        enforcement="mandatory",
-        resource_types=(*SERVICE_TYPES, *INGRESS_TYPES),
-        check=load_balancer_internal,
-        config={"allowed_public_services": {**STRING_LIST, "default": []}},
-        remediation="Annotate service.beta.kubernetes.io/aws-load-balancer-scheme: internal (GKE: "
-        "networking.gke.io/load-balancer-type: Internal; an Ingress: alb.ingress.kubernetes.io/scheme: internal "
-        "or class gce-internal), or list the name in allowed_public_services.",
-    ),
-    Rule(
-        id="MS-K8S-013",
-        name="service-no-node-port",
-        description="No Service is of type NodePort, which opens its port on every node of the cluster.",
-        severity="medium",
-        enforcement="mandatory",
-        resource_types=SERVICE_TYPES,
-        check=no_node_port,
-        config={"allowed_node_port_services": {**STRING_LIST, "default": []}},
-        remediation="Use a ClusterIP Service (with an internal load balancer or Ingress in front), or list the "
-        "service in allowed_node_port_services.",
-    ),
-]
