@@ -14,8 +14,8 @@ from meshstack.components.aws.pricing import FALLBACK_TAG
 from meshstack.components.tags import named
 from meshstack.core.nodes import NodePoolArgs, launch_types, node_labels, node_taints
 from meshstack.core.types import WORKLOAD_NODES
+from meshstack.core.vendors import VENDORS
 
-AMI_TYPES = {"nvidia": "AL2023_x86_64_NVIDIA", "aws-neuron": "AL2023_x86_64_NEURON", "none": "AL2023_x86_64_STANDARD"}
 CAPACITY_TYPES = {
     "on-demand": "ON_DEMAND",
     "spot": "SPOT",
@@ -206,7 +206,7 @@ class NodeGroup(pulumi.ComponentResource):
             # Several types: on-demand takes them in this order (EKS's prioritized allocation), spot by
             # price and capacity across all of them.
             instance_types=launch_types(pool),
-            ami_type=AMI_TYPES[accelerator.vendor],
+            ami_type=VENDORS[accelerator.vendor].eks_ami_type,
             capacity_type=CAPACITY_TYPES[pool.market],
             scaling_config={"min_size": pool.min_nodes, "max_size": pool.max_nodes, "desired_size": pool.desired_nodes},
             update_config=update_config(pool),

@@ -20,6 +20,7 @@ from meshstack.components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAd
 from meshstack.core.gke_node_pools import member_types, node_pool_keys
 from meshstack.core.nodes import NodePoolArgs, compute_class_taints, launch_types, market_variants, node_labels
 from meshstack.core.types import WORKLOAD_NODES
+from meshstack.core.vendors import VENDORS
 from meshstack.workloads.k8s.objects import CustomObject
 
 KEDA_PRINCIPAL = (
@@ -293,7 +294,7 @@ class GkeCluster(pulumi.ComponentResource):
                 "enable_components": [
                     "SYSTEM_COMPONENTS",
                     *KUBE_STATE_PACKAGES,
-                    *(["DCGM"] if "nvidia" in vendors else []),
+                    *sorted(m for v in vendors if (m := VENDORS[v].gke_monitoring)),
                 ],
                 "managed_prometheus": {"enabled": True},
             },

@@ -21,6 +21,7 @@ from meshstack.components.k8s.queues import QueueNeeds, queue_objects
 from meshstack.core.kubernetes import AUTOSCALER_IMAGES
 from meshstack.core.nodes import LABEL_ACCELERATOR, LABEL_POOL, NodePoolArgs
 from meshstack.core.observability import AlertSpec
+from meshstack.core.vendors import VENDORS
 from meshstack.core.yaml_text import load_yaml
 from meshstack.workloads.k8s.objects import CustomObject
 from meshstack.workloads.k8s.workload_base import waits_for
@@ -137,6 +138,18 @@ class ClusterAddonsArgs:
     installed: Sequence[str] = ()
 
 
+def _plugin_values(chart: str, args: ClusterAddonsArgs) -> dict[str, Any]:
+    """What a device plugin's chart takes besides where it runs."""
+    if chart == "neuron-device-plugin":
+        # neuron-monitor with its PodMonitor (where a Prometheus Operator reads it): NeuronCore
+        # utilisation for the dashboards and alerts.
+        return {
+            "npd": {"enabled": False},
+            "monitor": {"enabled": True, "prometheusPodMonitor": {"enabled": args.prometheus_operator}},
+        }
+    return {}
+
+
 def releases_of(args: ClusterAddonsArgs) -> dict[str, dict[str, Any]]:
     """The charts a cluster gets, in install order, with their values: one decision that the
     component installs and the cloud's firewall opens webhook ports for."""
@@ -145,16 +158,10 @@ def releases_of(args: ClusterAddonsArgs) -> dict[str, dict[str, Any]]:
     for pool in pools:
         vendors.setdefault(pool.accelerator.vendor, []).append(pool.accelerator_name)
     out: dict[str, dict[str, Any]] = {}
-    if args.device_plugins and "nvidia" in vendors:
-        out["nvidia-device-plugin"] = _on_accelerators(vendors["nvidia"])
-    if args.device_plugins and "aws-neuron" in vendors:
-        # neuron-monitor with its PodMonitor (where a Prometheus Operator reads it): NeuronCore
-        # utilisation for the dashboards and alerts.
-        out["neuron-device-plugin"] = {
-            "npd": {"enabled": False},
-            "monitor": {"enabled": True, "prometheusPodMonitor": {"enabled": args.prometheus_operator}},
-            **_on_accelerators(vendors["aws-neuron"]),
-        }
+    carried = [(VENDORS[v], accelerators) for v, accelerators in sorted(vendors.items())]
+    for vendor, accelerators in carried:
+        if args.device_plugins and vendor.device_plugin:
+            out[vendor.device_plugin] = {**_plugin_values(vendor.device_plugin, args), **_on_accelerators(accelerators)}
     efa_pools = sorted(p.name for p in pools if p.efa)
     if args.device_plugins and efa_pools:
         # The chart reads no `affinity`: its node affinity is `key In values` per supportedInstanceLabels
@@ -172,9 +179,10 @@ def releases_of(args: ClusterAddonsArgs) -> dict[str, dict[str, Any]]:
         out["metrics-server"] = {}
     if args.prometheus_operator:
         out["kube-prometheus-stack"] = PROMETHEUS_VALUES
-        if "nvidia" in vendors:
-            # GPU telemetry (GKE has its own: the cluster's DCGM monitoring component).
-            out["dcgm-exporter"] = _on_accelerators(vendors["nvidia"])
+        # Accelerator telemetry (GKE has its own: the cluster's monitoring components).
+        for vendor, accelerators in carried:
+            if vendor.telemetry:
+                out[vendor.telemetry] = _on_accelerators(accelerators)
     else:
         # The cloud's Prometheus (GKE's) has no node state, which the node alerts read.
         out["kube-state-metrics"] = NODE_STATE_VALUES

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from meshstack.core.observability import (
-    GPU_HEALTH_PANEL,
     NODE_HEALTH_PANELS,
     SERVING_PANELS,
     TRAINING_PANELS,
@@ -21,6 +20,7 @@ from meshstack.core.observability import (
     Panel,
     accelerator_panels,
     alerts,
+    health_panels,
 )
 
 NAMESPACE = "monitoring"  # kube-prometheus-stack's release namespace
@@ -115,7 +115,7 @@ def dashboard_sections(vendors: set[str]) -> list[tuple[str, Sequence[Panel]]]:
     chosen = accelerator_panels(vendors)
     if chosen:
         sections.append(("Accelerators", chosen))
-    health = (*NODE_HEALTH_PANELS, *([GPU_HEALTH_PANEL] if "nvidia" in vendors else []))
+    health = (*NODE_HEALTH_PANELS, *health_panels(vendors))
     sections.append(("Node health and repair", health))
     return sections
 

@@ -9,12 +9,14 @@ resolves. The programs import the same names, so a renamed metric breaks a test,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
 
 from meshstack.core.validation import SpecModel
+from meshstack.core.vendors import DCGM_XID_ERRORS, VENDORS, Chart, Vendor
 
 # The trainer's metrics (workloads/jax/train_metrics.py), one series per process.
 TRAIN_STEP = "meshstack_train_step"
@@ -45,9 +47,6 @@ SERVE_GENERATED_TOKENS = "meshstack_generated_tokens"  # a counter: exposed with
 
 # Accelerator telemetry: NVIDIA's DCGM exporter, AWS's neuron-monitor, GKE's TPU system metrics (in
 # Managed Prometheus, a Cloud Monitoring metric's name with ':' and '_' for '/' and '.').
-DCGM_UTILIZATION = "DCGM_FI_DEV_GPU_UTIL"  # percent
-NEURON_UTILIZATION = "neuroncore_utilization_ratio"  # percent
-TPU_DUTY_CYCLE = "kubernetes_io:node_accelerator_duty_cycle"  # percent
 
 # kube-state-metrics: node readiness, and node labels (the chart is told to expose the pool label).
 NODE_READY = "kube_node_status_condition"
@@ -56,7 +55,6 @@ POOL_LABEL = "label_meshstack_io_node_pool"
 # The condition the EKS node monitoring agent sets from its accelerator checks (NVIDIA XID errors and
 # DCGM diagnostics, Neuron errors); node auto repair replaces a node that reports it False.
 ACCELERATOR_HEALTH = "AcceleratedHardwareReady"
-DCGM_XID_ERRORS = "DCGM_FI_DEV_XID_ERRORS"  # the last XID error a GPU raised (0: none)
 
 
 class AlertSpec(SpecModel):
@@ -205,11 +203,11 @@ def alerts(spec: AlertSpec, accelerators: set[str], training_pools: list[str]) -
                 "it is drained and replaced, and its job resumes from its last checkpoint",
             )
         )
-    for vendor in sorted(accelerators & set(UTILISATION_PANELS)):
+    for vendor, panel in _charts(accelerators, lambda v: v.utilisation):
         out.append(
             Alert(
                 f"AcceleratorsIdle{vendor.title().replace('-', '')}",
-                f"{UTILISATION_PANELS[vendor].expr} < {spec.accelerator_idle_percent:g}",
+                f"{panel.expr} < {spec.accelerator_idle_percent:g}",
                 spec.accelerator_idle_minutes,
                 "warning",
                 "A node's accelerators have been under "
@@ -229,12 +227,6 @@ class Panel:
     local_field: str | None = None
 
 
-# Utilisation per node, by accelerator vendor: charted, and alerted on when low for long.
-UTILISATION_PANELS = {
-    "nvidia": Panel("GPU utilisation", f"avg by (Hostname) ({DCGM_UTILIZATION})", "%"),
-    "aws-neuron": Panel("NeuronCore utilisation", f"avg by (instance) ({NEURON_UTILIZATION})", "%"),
-    "google-tpu": Panel("TPU duty cycle", f"avg by (node_name) ({TPU_DUTY_CYCLE})", "%"),
-}
 TRAINING_PANELS = (
     Panel("Loss", f"avg by (job_name) ({TRAIN_LOSS})", "nats/token", "loss"),
     Panel("Tokens per second", f"max by (job_name) ({TRAIN_TOKENS_PER_SECOND})", "tokens/s", "tokens_per_s"),
@@ -291,9 +283,20 @@ NODE_HEALTH_PANELS = (
     ),
     Panel("Nodes lost in the last hour by pool", f"count by ({POOL_LABEL}) ({_lost_nodes(1)})", "nodes"),
 )
-GPU_HEALTH_PANEL = Panel("GPU XID errors", f"max by (Hostname) ({DCGM_XID_ERRORS})", "xid")
+
+
+def _charts(accelerators: set[str], pick: Callable[[Vendor], Chart | None]) -> list[tuple[str, Panel]]:
+    """(vendor, panel) for each vendor among `accelerators` whose registry entry has that chart, by name."""
+    picked = [(v, pick(VENDORS[v])) for v in sorted(accelerators) if v in VENDORS]
+    return [(v, Panel(c.title, c.expr, c.unit)) for v, c in picked if c is not None]
 
 
 def accelerator_panels(accelerators: set[str]) -> tuple[Panel, ...]:
-    """Utilisation per node of each accelerator vendor the cluster's pools carry."""
-    return tuple(UTILISATION_PANELS[v] for v in sorted(accelerators & set(UTILISATION_PANELS)))
+    """Utilisation per node of each accelerator vendor the cluster's pools carry: charted, and alerted on
+    when low for long."""
+    return tuple(panel for _, panel in _charts(accelerators, lambda v: v.utilisation))
+
+
+def health_panels(accelerators: set[str]) -> tuple[Panel, ...]:
+    """Each carried vendor's own health signal, charted beside the node conditions repair acts on."""
+    return tuple(panel for _, panel in _charts(accelerators, lambda v: v.health))

@@ -12,10 +12,11 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from meshstack.core.errors import EXIT_INVALID, MeshstackError
 from meshstack.core.input_files import load_yaml_file
+from meshstack.core.vendors import VENDORS
 from meshstack.core.yaml_text import load_yaml
 
 HERE = Path(__file__).parent
@@ -107,7 +108,7 @@ class Discounts(_Model):
 class Accelerator(_Model):
     """Peak dense (no sparsity) rates per accelerator; 0 where it has no such path (fp8 on an A100)."""
 
-    vendor: Literal["nvidia", "aws-neuron", "google-tpu", "none"]
+    vendor: str = Field(description="A vendor of meshstack/core/vendors.py: what its nodes, add-ons and telemetry are.")
     memory_gib: float = Field(ge=0)
     memory_gbps: float = Field(ge=0, description="Memory bandwidth, GB/s: what bounds decoding.")
     bf16_tflops: float = Field(ge=0)
@@ -116,7 +117,24 @@ class Accelerator(_Model):
     fp32_tflops: float = Field(ge=0)
     board_watts: float = Field(ge=0, description="Board power (TDP).")
     board_watts_estimated: bool = Field(default=False, description="True where the vendor publishes no figure.")
-    resource: str
+    resource: str = Field(
+        description="The extended resource pods request: the vendor's own (empty for none), taken from it when "
+        "left out."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vendor_known(cls, data: Any) -> Any:
+        """The vendor has an entry, and the resource is its own: an accelerator cannot claim another's."""
+        if not isinstance(data, dict) or not isinstance(data.get("vendor"), str):
+            return data
+        vendor = VENDORS.get(data["vendor"])
+        if vendor is None:
+            raise ValueError(f"unknown vendor '{data['vendor']}': known are {', '.join(VENDORS)}")
+        own = vendor.resource or ""
+        if data.setdefault("resource", own) != own:
+            raise ValueError(f"resource '{data['resource']}' is not {data['vendor']}'s ('{own}')")
+        return data
 
     def peak_tflops(self, precision: str) -> float:
         """The dense peak for a precision: bf16, fp8, int8 or fp32."""

@@ -22,6 +22,7 @@ import yaml
 
 from meshstack.core.contract import CHECKPOINT_URI_ENV, DATA_URI_ENV, MeshConfig, TrainConfig
 from meshstack.core.validation import field_error
+from meshstack.core.vendors import VENDORS
 
 FACTS = Path(__file__).with_name("maxtext_base.yaml")
 # The mesh axes meshstack's spec has, as MaxText names them.
@@ -45,7 +46,6 @@ FROM_SPEC = frozenset(
 )
 # What MaxText's GPU recipes pass (src/maxtext/configs/gpu/models/*.yml): overridable in `maxtext`.
 GPU_DEFAULTS: dict[str, str] = {"attention": "cudnn_flash_te"}
-HARDWARE = {"nvidia": "gpu", "google-tpu": "tpu", "none": "cpu"}
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def command(
         "run_name": run_name,
         "base_output_directory": f"$({CHECKPOINT_URI_ENV})",
         "dataset_path": f"$({DATA_URI_ENV})",
-        "hardware": HARDWARE[vendor],
+        "hardware": VENDORS[vendor].maxtext_hardware,
         "steps": train.steps,
         "per_device_batch_size": train.global_batch / devices,
         "max_target_length": train.seq_len,

@@ -26,12 +26,12 @@ from meshstack.core.spec.workload import InferenceWorkload, StorageRef, Training
 from meshstack.core.spec.zones import check_zones
 from meshstack.core.storage import StorageSpec
 from meshstack.core.validation import check_unique
+from meshstack.core.vendors import VENDORS
 
 if TYPE_CHECKING:
     from meshstack.core.capacity import Demand
 
 REQUIRED_TAGS = ("team", "project", "cost-center")
-VLLM_IMAGE_KEYS = {"nvidia": "gpu", "google-tpu": "tpu"}  # which of vLLM's images serves on which accelerator
 SERVER_WEIGHTS_SHARE = 0.8  # of the memory a server takes, at most this for weights: the rest is KV cache
 GCP_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 GCP_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
@@ -398,7 +398,7 @@ class StackSpec(SpecModel):
         if isinstance(workload, TrainingWorkload):
             if workload.custom or workload.program != "maxtext":
                 return
-            if vendor not in maxtext.HARDWARE:
+            if VENDORS[vendor].maxtext_hardware is None:
                 raise field_error(f"{at}.program", f"MaxText runs on GPUs, TPUs and CPUs, not on {pool.accelerator}")
             if pool.topology is not None:
                 within, across = math.prod(int(d) for d in pool.topology.split("x")), pool.slices
@@ -411,11 +411,12 @@ class StackSpec(SpecModel):
             return
         if workload.engine != "vllm":
             return
-        if vendor not in ("nvidia", "google-tpu"):
+        image = VENDORS[vendor].vllm_image
+        if image is None:
             raise field_error(
                 f"{at}.node_pool", f"vLLM's images serve on NVIDIA GPUs and TPUs, not on {pool.accelerator}"
             )
-        if VLLM_IMAGE_KEYS[vendor] not in vllm.facts().images and workload.image is None:
+        if image not in vllm.facts().images and workload.image is None:
             raise field_error(
                 f"{at}.image",
                 f"vLLM {vllm.facts().source['tag']} publishes no image for {pool.accelerator} pools: give image "
