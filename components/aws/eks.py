@@ -6,7 +6,6 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -23,9 +22,11 @@ from meshstack.components.k8s.addons import (
     ClusterAddonsArgs,
     autoscaler_values,
 )
+from meshstack.components.k8s.kubeconfig import exec_kubeconfig
 from meshstack.components.tags import named
 from meshstack.core.kubernetes import SupportType
 from meshstack.core.nodes import NodePoolArgs
+from meshstack.core.vocabulary import LOG_TYPES, LogType
 
 # Add-ons that must be there before nodes join, and those that need nodes to schedule on.
 NETWORK_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
@@ -78,32 +79,8 @@ def fallback_priorities(pools: Sequence[NodePoolArgs]) -> dict[int, list[str]]:
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
     """A kubeconfig that fetches short-lived tokens with `aws eks get-token`; it holds no secret."""
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
-            ],
-            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": cluster_name,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "aws",
-                            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region],
-                        }
-                    },
-                }
-            ],
-        }
-    )
-
-
-LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
+    plugin = {"command": "aws", "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region]}
+    return exec_kubeconfig(cluster_name, endpoint, ca_data, plugin)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,7 +106,7 @@ class EksClusterArgs:
     # At the end of the version's standard support: STANDARD lets EKS upgrade the control plane,
     # EXTENDED keeps the version (at the extended-support price) until its extended support ends.
     support_type: SupportType = "STANDARD"
-    log_types: Sequence[LogType] = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+    log_types: Sequence[LogType] = LOG_TYPES
     # Karpenter launches the nodes of the pools marked `karpenter`; the others stay managed node groups.
     karpenter: bool = False
     addons: AddonNeeds = field(default_factory=AddonNeeds)

@@ -14,6 +14,7 @@ from meshstack.components.aws.pricing import FALLBACK_TAG
 from meshstack.components.tags import named
 from meshstack.core.nodes import NodePoolArgs, launch_types, node_labels, node_taints
 from meshstack.core.types import WORKLOAD_NODES
+from meshstack.core.vocabulary import PINNED_MARKETS, TAINT_EFFECT_ENUMS
 
 AMI_TYPES = {"nvidia": "AL2023_x86_64_NVIDIA", "aws-neuron": "AL2023_x86_64_NEURON", "none": "AL2023_x86_64_STANDARD"}
 CAPACITY_TYPES = {
@@ -22,7 +23,6 @@ CAPACITY_TYPES = {
     "capacity-block": "CAPACITY_BLOCK",
     "reservation": "ON_DEMAND",
 }
-TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 ROOT_DEVICE = "/dev/xvda"  # the AL2023 EKS AMIs' root device
 MIME_BOUNDARY = "MESHSTACK"
 # EFA registers (pins) memory for RDMA, bounded by RLIMIT_MEMLOCK. Containers inherit it from
@@ -105,7 +105,7 @@ def update_config(pool: NodePoolArgs) -> dict[str, Any]:
     launches new nodes before it drains old ones, which a capacity block or a targeted reservation
     whose every instance runs cannot give; MINIMAL terminates first (EKS API NodegroupUpdateConfig),
     and all at once, so a training job spread over the pool restarts once, not once per node."""
-    if pool.market in ("capacity-block", "reservation"):
+    if pool.market in PINNED_MARKETS:
         return {"max_unavailable_percentage": 100, "update_strategy": "MINIMAL"}
     return {"max_unavailable": 1}
 
@@ -213,7 +213,7 @@ class NodeGroup(pulumi.ComponentResource):
             node_repair_config=node_repair_config(pool),
             launch_template={"id": launch_template.id, "version": launch_template.latest_version.apply(str)},
             labels=node_labels(pool),
-            taints=[{**t, "effect": TAINT_EFFECTS[t["effect"]]} for t in node_taints(pool)],
+            taints=[{**t, "effect": TAINT_EFFECT_ENUMS[t["effect"]]} for t in node_taints(pool)],
             tags={**named(tags, name), **({FALLBACK_TAG: " ".join(pool.fallback)} if pool.fallback else {})},
             opts=pulumi.ResourceOptions(
                 parent=self,

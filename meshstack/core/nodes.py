@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from meshstack.core.catalog import Accelerator, InstanceType
+from meshstack.core.vocabulary import TaintEffect
 
 LABEL_POOL = "meshstack.io/node-pool"
 LABEL_ACCELERATOR = "meshstack.io/accelerator"
 LABEL_ACCELERATOR_COUNT = "meshstack.io/accelerator-count"
 CPU_POD_VCPUS = 4  # what a pod on a CPU pool is sized for: an inference replica without accelerators
-
-TaintEffect = Literal["NoSchedule", "NoExecute", "PreferNoSchedule"]
 
 
 @dataclass(frozen=True)
