@@ -85,32 +85,39 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> s
 
 @dataclass(frozen=True, kw_only=True)
 class EksClusterArgs:
-    """The cluster's nodes go in `subnet_ids` (private ones) with `node_security_group_id`; a pool
-    naming a zone goes in that zone's subnet of `zone_subnets` alone.
-
-    The API endpoint is private; `public_access_cidrs` opens it to those networks too, and
-    `deployer_cidrs` (private networks routed to the VPC) reach the private endpoint on 443.
-    `admin_principal_arns` get cluster-admin through access entries.
-    """
+    """An EKS cluster on private subnets, its API endpoint private unless opened."""
 
     region: str
+    """The region the cluster is created in."""
     kubernetes_version: str
+    """The minor version, such as '1.35': one meshstack pins add-ons for."""
     node_pools: Sequence[NodePoolArgs]
+    """The cluster's pools: a managed node group per pool and market, or a Karpenter NodePool."""
     subnet_ids: Sequence[pulumi.Input[str]]
+    """The private subnets the nodes and the API endpoint's interfaces go in."""
     node_security_group_id: pulumi.Input[str]
+    """The security group every node gets (members reach each other on all protocols)."""
     zone_subnets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """The private subnet of each zone id: a pool naming a zone goes in that zone's subnet alone."""
     public_access_cidrs: Sequence[str] = ()
+    """Networks the API endpoint is opened to from the internet; empty keeps it private."""
     deployer_cidrs: Sequence[str] = ()
-    deployer: Deployer | None = None  # who runs the program; looked up when not given
+    """Private networks routed to the VPC (a VPN, a CI runner's subnet) that reach the private endpoint on 443."""
+    deployer: Deployer | None = None
+    """Who runs the program (its account and role, given cluster-admin); looked up when not given."""
     admin_principal_arns: Sequence[str] = ()
-    # At the end of the version's standard support: STANDARD lets EKS upgrade the control plane,
-    # EXTENDED keeps the version (at the extended-support price) until its extended support ends.
+    """IAM roles or users given cluster-admin through access entries."""
     support_type: SupportType = "STANDARD"
+    """At the end of the version's standard support: STANDARD lets EKS upgrade the control plane, EXTENDED keeps the
+    version (at the extended-support price) until its extended support ends."""
     log_types: Sequence[LogType] = LOG_TYPES
-    # Karpenter launches the nodes of the pools marked `karpenter`; the others stay managed node groups.
+    """The control-plane logs sent to CloudWatch."""
     karpenter: bool = False
+    """Install Karpenter: it launches the nodes of the pools marked `karpenter`; the others stay managed node groups."""
     addons: AddonNeeds = field(default_factory=AddonNeeds)
+    """What the stack's workloads and storage need installed (file system drivers, queues, namespaces, alerts)."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags every taggable resource gets."""
 
 
 class EksCluster(pulumi.ComponentResource):

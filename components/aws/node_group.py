@@ -79,14 +79,20 @@ def _autoscaling_group(resources: Sequence[aws.eks.outputs.NodeGroupResource]) -
 @dataclass(frozen=True, kw_only=True)
 class NodeGroupArgs:
     pool: NodePoolArgs
+    """The pool the group runs: its types, market, counts, labels and taints."""
     cluster_name: pulumi.Input[str]
+    """The EKS cluster the group joins."""
     node_role_arn: pulumi.Input[str]
+    """The IAM role its nodes run as."""
     subnet_ids: Sequence[pulumi.Input[str]]
+    """The subnets its nodes launch in (the pool's zone's alone where it names one)."""
     security_group_ids: Sequence[pulumi.Input[str]]
+    """The security groups its nodes' launch template gives them."""
     tags: Mapping[str, str] = field(default_factory=dict)
-    # 0: the group of the pool's first market; n: of its n-th fallback (`pool` then carries that market,
-    # and what follows it as its fallback).
+    """Tags the group, its launch template and its instances get."""
     fallback_rank: int = 0
+    """0: the group of the pool's first market; n: of its n-th fallback (`pool` then carries that market, and what
+    follows it as its fallback)."""
 
 
 def group_prefix(pool: NodePoolArgs, fallback_rank: int) -> str:

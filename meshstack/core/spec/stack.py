@@ -83,7 +83,9 @@ class StackSpec(SpecModel):
         description="Decides defaults and which cost rules apply (dev stacks must use spot or scale to zero)."
     )
     tags: dict[str, str] = Field(
-        description="Cost-allocation tags for every taggable resource; team, project, cost-center required."
+        description="Cost-allocation tags for every taggable resource, which also gets meshstack:stack and "
+        "managed-by; team, project and cost-center are required. On Google Cloud they are labels (lower-case; "
+        "meshstack-stack)."
     )
     network: NetworkSpec = Field(
         default_factory=NetworkSpec, description="The VPC the clusters and file systems sit in, new or existing."
