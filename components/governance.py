@@ -15,12 +15,19 @@ class StackGovernanceArgs:
     and the region whose grid the energy estimate turns into CO2."""
 
     cloud: str
+    """The stack's cloud, whose catalog prices the plan."""
     environment: str
+    """dev, staging or prod: which cost rules apply."""
     region: str | None = None
+    """The region whose grid turns the energy estimate into CO2; the catalog's base region when not given."""
     max_hourly_usd: float | None = None
+    """The budget's cap on the cost per hour while the workloads run."""
     max_monthly_usd: float | None = None
+    """The budget's cap on the cost per month."""
     max_accelerators: int | None = None
+    """The budget's cap on accelerators the pools can grow to."""
     max_monthly_kwh: float | None = None
+    """The budget's cap on energy per month."""
 
 
 class StackGovernance(pulumi.ComponentResource):

@@ -27,6 +27,7 @@ from meshstack.core.errors import (
 )
 from meshstack.core.extras import require
 from meshstack.core.stack_file import Project, find_project
+from meshstack.core.vocabulary import STACK_NAME, STACK_NAME_RULE
 from meshstack.planner.request import add_arguments as add_plan_arguments
 
 DEBUG_ENV = "MESHSTACK_DEBUG"
@@ -36,9 +37,6 @@ DEMO_EXTRA = "demo"
 STACK_ENV = "PULUMI_STACK"
 
 
-STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-
-
 def _shown(text: str) -> str:
     """A value as it can be printed on one line, however long or strange."""
     shown = ascii(text)
@@ -46,10 +44,8 @@ def _shown(text: str) -> str:
 
 
 def stack_name(text: str) -> str:
-    if not STACK_NAME.match(text):
-        raise argparse.ArgumentTypeError(
-            f"{_shown(text)} is not a stack name (letters, digits, '-', '_' and '.', at most 100)"
-        )
+    if not re.match(STACK_NAME, text):
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a stack name ({STACK_NAME_RULE})")
     return text
 
 

@@ -251,9 +251,9 @@ class _Pricer:
         # A capacity block is bought up front for all its instances: paid at every level, idle included.
         # Its nodes draw power only while they run, so the energy stays at the nodes that do.
         paid = (
-            (peak, peak, peak, peak) if shape.market == "capacity block" else (shape.desired_nodes, peak, idle, running)
+            (peak, peak, peak, peak) if shape.market == "capacity-block" else (shape.desired_nodes, peak, idle, running)
         )
-        if shape.market == "capacity block":
+        if shape.market == "capacity-block":
             description += f"; the block's {peak} prepaid, used or not"
         if shape.fallback:
             prices = [

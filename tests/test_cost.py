@@ -53,7 +53,7 @@ def test_prod_items_add_up_to_the_reported_totals(preview: Callable[[str], Previ
     assert sum(cost.by_component().values()) == pytest.approx(cost.hourly_usd)
     h100 = next(i for i in cost.items if i.name == "prod-aws-train-h100")
     assert h100.description == (
-        "0 x p5.48xlarge (capacity block), 4 with its workloads running, up to 4; the block's 4 prepaid, used or not"
+        "0 x p5.48xlarge (capacity-block), 4 with its workloads running, up to 4; the block's 4 prepaid, used or not"
     )
     block = 4 * (31.464 + 500 * 0.08 / 730)
     assert (h100.idle_hourly_usd, h100.hourly_usd, h100.running_hourly_usd) == (pytest.approx(block),) * 3, (

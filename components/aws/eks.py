@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -22,9 +21,11 @@ from meshstack.components.k8s.addons import (
     ClusterAddonsArgs,
     autoscaler_values,
 )
+from meshstack.components.k8s.kubeconfig import exec_kubeconfig
 from meshstack.components.tags import named
 from meshstack.core.kubernetes import SupportType
 from meshstack.core.nodes import NodePoolArgs, market_variants
+from meshstack.core.vocabulary import LOG_TYPES, LogType
 
 # Add-ons that must be there before nodes join, and those that need nodes to schedule on.
 NETWORK_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
@@ -52,62 +53,45 @@ def fallback_priorities(pools: Sequence[NodePoolArgs]) -> dict[int, list[str]]:
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
     """A kubeconfig that fetches short-lived tokens with `aws eks get-token`; it holds no secret."""
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
-            ],
-            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": cluster_name,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "aws",
-                            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region],
-                        }
-                    },
-                }
-            ],
-        }
-    )
-
-
-LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
+    plugin = {"command": "aws", "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region]}
+    return exec_kubeconfig(cluster_name, endpoint, ca_data, plugin)
 
 
 @dataclass(frozen=True, kw_only=True)
 class EksClusterArgs:
-    """The cluster's nodes go in `subnet_ids` (private ones) with `node_security_group_id`; a pool
-    naming a zone goes in that zone's subnet of `zone_subnets` alone.
-
-    The API endpoint is private; `public_access_cidrs` opens it to those networks too, and
-    `deployer_cidrs` (private networks routed to the VPC) reach the private endpoint on 443.
-    `admin_principal_arns` get cluster-admin through access entries.
-    """
+    """An EKS cluster on private subnets, its API endpoint private unless opened."""
 
     region: str
+    """The region the cluster is created in."""
     kubernetes_version: str
+    """The minor version, such as '1.35': one meshstack pins add-ons for."""
     node_pools: Sequence[NodePoolArgs]
+    """The cluster's pools: a managed node group per pool and market, or a Karpenter NodePool."""
     subnet_ids: Sequence[pulumi.Input[str]]
+    """The private subnets the nodes and the API endpoint's interfaces go in."""
     node_security_group_id: pulumi.Input[str]
+    """The security group every node gets (members reach each other on all protocols)."""
     zone_subnets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """The private subnet of each zone id: a pool naming a zone goes in that zone's subnet alone."""
     public_access_cidrs: Sequence[str] = ()
+    """Networks the API endpoint is opened to from the internet; empty keeps it private."""
     deployer_cidrs: Sequence[str] = ()
-    deployer: Deployer | None = None  # who runs the program; looked up when not given
+    """Private networks routed to the VPC (a VPN, a CI runner's subnet) that reach the private endpoint on 443."""
+    deployer: Deployer | None = None
+    """Who runs the program (its account and role, given cluster-admin); looked up when not given."""
     admin_principal_arns: Sequence[str] = ()
-    # At the end of the version's standard support: STANDARD lets EKS upgrade the control plane,
-    # EXTENDED keeps the version (at the extended-support price) until its extended support ends.
+    """IAM roles or users given cluster-admin through access entries."""
     support_type: SupportType = "STANDARD"
-    log_types: Sequence[LogType] = ("api", "audit", "authenticator", "controllerManager", "scheduler")
-    # Karpenter launches the nodes of the pools marked `karpenter`; the others stay managed node groups.
+    """At the end of the version's standard support: STANDARD lets EKS upgrade the control plane, EXTENDED keeps the
+    version (at the extended-support price) until its extended support ends."""
+    log_types: Sequence[LogType] = LOG_TYPES
+    """The control-plane logs sent to CloudWatch."""
     karpenter: bool = False
+    """Install Karpenter: it launches the nodes of the pools marked `karpenter`; the others stay managed node groups."""
     addons: AddonNeeds = field(default_factory=AddonNeeds)
+    """What the stack's workloads and storage need installed (file system drivers, queues, namespaces, alerts)."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags every taggable resource gets."""
 
 
 class EksCluster(pulumi.ComponentResource):

@@ -20,18 +20,25 @@ from meshstack.core.nodes import NodePoolArgs
 
 @dataclass(frozen=True, kw_only=True)
 class ExistingEksClusterArgs:
-    """`cluster_name` in `region`. Its API is reached at the looked-up endpoint with `aws eks get-token`
-    credentials, or through `context` of the deployer's kubeconfig. `zones` are zone ids whose subnets
-    (among the cluster's) the stack's file systems put mount targets in."""
+    """An EKS cluster its owners run. Its API is reached at the looked-up endpoint with `aws eks get-token`
+    credentials, or through `context`."""
 
     cluster_name: str
+    """The cluster's name in EKS, looked up at every `pulumi up` and preview."""
     region: str
+    """The region the cluster is in."""
     node_pools: Sequence[NodePoolArgs]
+    """The nodes the cluster already has, as the stack's pools describe them (for placement and add-ons)."""
     context: str | None = None
+    """A context of the deployer's kubeconfig to reach the API through instead of the looked-up endpoint."""
     installed: Sequence[str] = ()
+    """Add-ons the cluster's owners already run, which are then not installed."""
     zones: Sequence[str] = ()
+    """Zone ids whose subnets (among the cluster's) the stack's file systems put mount targets in."""
     addons: AddonNeeds = field(default_factory=AddonNeeds)
+    """What the stack's workloads and storage need installed (file system drivers, queues, namespaces)."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags every taggable resource gets."""
 
 
 class ExistingEksCluster(pulumi.ComponentResource):

@@ -166,7 +166,9 @@ def autoscaler_policy(cluster_name: str) -> str:
 @dataclass(frozen=True)
 class ClusterIamArgs:
     region: str
+    """The cluster's region, which the roles' trust and policies name."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags every role and policy gets."""
 
 
 class ClusterIam(pulumi.ComponentResource):

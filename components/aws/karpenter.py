@@ -320,11 +320,17 @@ def node_class(
 @dataclass(frozen=True, kw_only=True)
 class KarpenterArgs:
     cluster_name: str
+    """The EKS cluster's name, as Karpenter's settings and discovery tags name it."""
     region: str
+    """The cluster's region."""
     deployer: Deployer
+    """Who runs the program: its account goes into the controller's policy."""
     iam: ClusterIam
+    """The cluster's IAM component, which makes the node role and the controller's pod identity role."""
     cluster: pulumi.Input[str]  # the cluster's name as an output, so the AWS resources wait for it
+    """The cluster's name as an output, so the AWS resources wait for the cluster."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags every taggable resource gets."""
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -415,10 +421,15 @@ class Karpenter(pulumi.ComponentResource):
 @dataclass(frozen=True)
 class KarpenterPoolArgs:
     pool: NodePoolArgs
+    """The pool Karpenter launches nodes for (one EC2NodeClass and NodePool)."""
     instance_profile: pulumi.Input[str]
+    """The instance profile its nodes launch with."""
     subnet_ids: Sequence[pulumi.Input[str]]
+    """The subnets its nodes launch in (the pool's zone's alone where it names one)."""
     security_group_ids: Sequence[pulumi.Input[str]]
+    """The security groups its nodes get."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags the launched instances and the placement group get."""
 
 
 class KarpenterPool(pulumi.ComponentResource):

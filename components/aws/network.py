@@ -17,8 +17,11 @@ INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts")
 @dataclass(frozen=True)
 class NetworkArgs:
     network: NetworkSpec
+    """The stack's network spec: a new VPC's ranges and zones, or an existing VPC's subnets."""
     region: str
+    """The region the VPC and its endpoints are created in."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags every taggable resource gets."""
 
 
 class Network(pulumi.ComponentResource):

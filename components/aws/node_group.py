@@ -15,6 +15,7 @@ from meshstack.components.tags import named
 from meshstack.core.nodes import NodePoolArgs, launch_types, node_labels, node_taints
 from meshstack.core.types import WORKLOAD_NODES
 from meshstack.core.vendors import VENDORS
+from meshstack.core.vocabulary import PINNED_MARKETS, TAINT_EFFECT_ENUMS
 
 CAPACITY_TYPES = {
     "on-demand": "ON_DEMAND",
@@ -22,7 +23,6 @@ CAPACITY_TYPES = {
     "capacity-block": "CAPACITY_BLOCK",
     "reservation": "ON_DEMAND",
 }
-TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 ROOT_DEVICE = "/dev/xvda"  # the AL2023 EKS AMIs' root device
 MIME_BOUNDARY = "MESHSTACK"
 # EFA registers (pins) memory for RDMA, bounded by RLIMIT_MEMLOCK. Containers inherit it from
@@ -79,14 +79,20 @@ def _autoscaling_group(resources: Sequence[aws.eks.outputs.NodeGroupResource]) -
 @dataclass(frozen=True, kw_only=True)
 class NodeGroupArgs:
     pool: NodePoolArgs
+    """The pool the group runs: its types, market, counts, labels and taints."""
     cluster_name: pulumi.Input[str]
+    """The EKS cluster the group joins."""
     node_role_arn: pulumi.Input[str]
+    """The IAM role its nodes run as."""
     subnet_ids: Sequence[pulumi.Input[str]]
+    """The subnets its nodes launch in (the pool's zone's alone where it names one)."""
     security_group_ids: Sequence[pulumi.Input[str]]
+    """The security groups its nodes' launch template gives them."""
     tags: Mapping[str, str] = field(default_factory=dict)
-    # 0: the group of the pool's first market; n: of its n-th fallback (`pool` then carries that market,
-    # and what follows it as its fallback).
+    """Tags the group, its launch template and its instances get."""
     fallback_rank: int = 0
+    """0: the group of the pool's first market; n: of its n-th fallback (`pool` then carries that market, and what
+    follows it as its fallback)."""
 
 
 def group_prefix(pool: NodePoolArgs, fallback_rank: int) -> str:
@@ -105,7 +111,7 @@ def update_config(pool: NodePoolArgs) -> dict[str, Any]:
     launches new nodes before it drains old ones, which a capacity block or a targeted reservation
     whose every instance runs cannot give; MINIMAL terminates first (EKS API NodegroupUpdateConfig),
     and all at once, so a training job spread over the pool restarts once, not once per node."""
-    if pool.market in ("capacity-block", "reservation"):
+    if pool.market in PINNED_MARKETS:
         return {"max_unavailable_percentage": 100, "update_strategy": "MINIMAL"}
     return {"max_unavailable": 1}
 
@@ -213,7 +219,7 @@ class NodeGroup(pulumi.ComponentResource):
             node_repair_config=node_repair_config(pool),
             launch_template={"id": launch_template.id, "version": launch_template.latest_version.apply(str)},
             labels=node_labels(pool),
-            taints=[{**t, "effect": TAINT_EFFECTS[t["effect"]]} for t in node_taints(pool)],
+            taints=[{**t, "effect": TAINT_EFFECT_ENUMS[t["effect"]]} for t in node_taints(pool)],
             tags={**named(tags, name), **({FALLBACK_TAG: " ".join(pool.fallback)} if pool.fallback else {})},
             opts=pulumi.ResourceOptions(
                 parent=self,

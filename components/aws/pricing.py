@@ -18,7 +18,7 @@ from meshstack.core.types import EKS_NODE_GROUP
 
 KARPENTER_NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 POOL_TYPES = (EKS_NODE_GROUP, KARPENTER_NODE_POOL)
-MARKETS = {"ON_DEMAND": "on-demand", "SPOT": "spot", "CAPACITY_BLOCK": "capacity block"}
+MARKETS = {"ON_DEMAND": "on-demand", "SPOT": "spot", "CAPACITY_BLOCK": "capacity-block"}
 # A NodePool's capacity types in the order Karpenter takes them; `reserved` is priced as a reservation
 # unless meshstack's annotation says it is a capacity block.
 KARPENTER_MARKETS = {"reserved": "reservation", "spot": "spot", "on-demand": "on-demand"}
@@ -79,7 +79,7 @@ def _karpenter_shape(props: Mapping[str, Any]) -> PoolShape:
     }
     annotated = mapping(mapping(props, "metadata"), "annotations").get(MARKETS_ANNOTATION)
     if isinstance(annotated, str) and annotated.split():
-        markets = [m.replace("-", " ") if m == "capacity-block" else m for m in annotated.split()]
+        markets = annotated.split()
     else:
         types = wanted.get("karpenter.sh/capacity-type")
         listed = {str(t) for t in types} if isinstance(types, list) else {"on-demand"}

@@ -53,17 +53,25 @@ def deny_insecure_transport(bucket_arn: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class StorageArgs:
-    """File systems get mount targets in `private_subnet_ids`, reachable from `node_security_group_id` only."""
+    """The stack's S3 buckets, FSx for Lustre and EFS file systems, encrypted with one KMS key."""
 
     storage: StorageSpec
+    """The stack's buckets and file systems (its `storage` spec section)."""
     vpc_id: pulumi.Input[str]
+    """The VPC the file systems' security group is created in."""
     private_subnet_ids: Sequence[pulumi.Input[str]]
+    """Subnets the file systems' mount targets go in."""
     node_security_group_id: pulumi.Input[str]
-    # Where each Lustre file system goes (the subnet of the pools that mount it); the first subnet otherwise.
+    """The only group allowed to reach the file systems (NFS, Lustre)."""
     lustre_subnets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Where each Lustre file system goes, by name (the subnet of the pools that mount it); the first subnet
+    otherwise."""
     region: str = "us-east-1"
-    deployer: Deployer | None = None  # who runs the program (its account); looked up when not given
+    """The region the key policy and endpoints name."""
+    deployer: Deployer | None = None
+    """Who runs the program (its account, for the KMS key policy); looked up when not given."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags every taggable resource gets."""
 
 
 def key_policy(account: str, region: str, s3_via: bool) -> str:

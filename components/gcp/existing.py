@@ -21,16 +21,23 @@ from meshstack.core.nodes import NodePoolArgs
 
 @dataclass(frozen=True, kw_only=True)
 class ExistingGkeClusterArgs:
-    """`cluster_name` in `location` (a region or zone) of `project`. Its API is reached at the looked-up
-    endpoint with gke-gcloud-auth-plugin credentials, or through `context` of the deployer's kubeconfig."""
+    """A GKE cluster its owners run. Its API is reached at the looked-up endpoint with gke-gcloud-auth-plugin
+    credentials, or through `context`."""
 
     cluster_name: str
+    """The cluster's name in GKE, looked up at every `pulumi up` and preview."""
     project: str
+    """The project the cluster is in."""
     location: str
+    """The cluster's region or zone."""
     node_pools: Sequence[NodePoolArgs]
+    """The nodes the cluster already has, as the stack's pools describe them (for placement and add-ons)."""
     context: str | None = None
+    """A context of the deployer's kubeconfig to reach the API through instead of the looked-up endpoint."""
     installed: Sequence[str] = ()
+    """Add-ons the cluster's owners already run, which are then not installed."""
     addons: AddonNeeds = field(default_factory=AddonNeeds)
+    """What the stack's workloads and storage need installed (file system drivers, queues, namespaces)."""
 
 
 class ExistingGkeCluster(pulumi.ComponentResource):

@@ -3,7 +3,6 @@ with their drivers, and TPU node pools, one per slice, placed compactly in their
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,17 +16,18 @@ from meshstack.components.gcp.iam import ClusterIdentity, ClusterIdentityArgs
 from meshstack.components.gcp.network import PODS, SERVICES
 from meshstack.components.gcp.pricing import FALLBACK_LABEL
 from meshstack.components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs, webhook_ports
+from meshstack.components.k8s.kubeconfig import exec_kubeconfig
 from meshstack.core.gke_node_pools import member_types, node_pool_keys
 from meshstack.core.nodes import NodePoolArgs, compute_class_taints, launch_types, market_variants, node_labels
 from meshstack.core.types import WORKLOAD_NODES
 from meshstack.core.vendors import VENDORS
+from meshstack.core.vocabulary import TAINT_EFFECT_ENUMS
 from meshstack.workloads.k8s.objects import CustomObject
 
 KEDA_PRINCIPAL = (
     "principal://iam.googleapis.com/projects/{number}/locations/global/workloadIdentityPools/"
     "{pool}/subject/ns/keda/sa/keda-operator"
 )
-EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 # GKE's kube state metrics packages: Pods, Deployments, StatefulSets, DaemonSets, HPAs, PVs and PVCs,
 # and JobSets (GKE 1.32.1-gke.1357001 and later), GKE "Collect and view kube state metrics" (read
 # 2026-12-07); the values pulumi_gcp's ClusterMonitoringConfig.enable_components documents.
@@ -36,30 +36,12 @@ KUBE_STATE_PACKAGES = ("STORAGE", "HPA", "POD", "DAEMONSET", "DEPLOYMENT", "STAT
 
 def kubeconfig(name: str, endpoint: str, ca_data: str) -> str:
     """A kubeconfig that gets tokens from gke-gcloud-auth-plugin; it holds no secret."""
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {"name": name, "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca_data}}
-            ],
-            "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
-            "current-context": name,
-            "users": [
-                {
-                    "name": name,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "gke-gcloud-auth-plugin",
-                            "provideClusterInfo": True,
-                            "installHint": "gcloud components install gke-gcloud-auth-plugin",
-                        }
-                    },
-                }
-            ],
-        }
-    )
+    plugin = {
+        "command": "gke-gcloud-auth-plugin",
+        "provideClusterInfo": True,
+        "installHint": "gcloud components install gke-gcloud-auth-plugin",
+    }
+    return exec_kubeconfig(name, f"https://{endpoint}", ca_data, plugin)
 
 
 def _workload_pool(config: Any) -> str:
@@ -158,8 +140,11 @@ class MaintenanceExclusionArgs:
     """No minor or node upgrades from `start` to `end` (RFC 3339): a long run's slices stay as they are."""
 
     name: str
+    """The exclusion's name, unique in the cluster."""
     start: str
+    """When it begins, RFC 3339."""
     end: str
+    """When it ends, RFC 3339."""
 
 
 @dataclass(frozen=True)
@@ -167,9 +152,13 @@ class MaintenanceArgs:
     """A recurring window (its first occurrence, RFC 3339 in UTC, and an RRULE) and the exclusions."""
 
     start_time: str = "2025-01-11T02:00:00Z"
+    """The window's first occurrence begins, RFC 3339 in UTC (a past date on the first listed day)."""
     end_time: str = "2025-01-11T08:00:00Z"
+    """The window's first occurrence ends, RFC 3339 in UTC: its length is every occurrence's."""
     recurrence: str = "FREQ=WEEKLY;BYDAY=SA,SU"
+    """An RFC 5545 RRULE: the days the window recurs on."""
     exclusions: Sequence[MaintenanceExclusionArgs] = ()
+    """Stretches with no minor or node upgrades (a long run's slices stay as they are)."""
 
 
 def maintenance_policy(maintenance: MaintenanceArgs) -> dict[str, Any]:
@@ -200,19 +189,33 @@ class GkeClusterArgs:
     pods and services use the subnetwork's secondary ranges named by meshstack.components.gcp.network."""
 
     project: str
+    """The Google Cloud project the cluster, its key and its node pools are created in."""
     region: str
+    """The region of the (regional) cluster and its KMS key ring."""
     zone: str
+    """The zone node pools run in unless a pool names its own."""
     kubernetes_version: str
+    """The minor version, such as '1.35' (the cluster's minimum master version; REGULAR channel)."""
     node_pools: Sequence[NodePoolArgs]
+    """The pools: a node pool each (per slice for TPUs, per market and type with a compute class)."""
     network_id: pulumi.Input[str]
+    """The VPC network the cluster joins."""
     subnetwork_id: pulumi.Input[str]
+    """Its subnetwork, with the secondary ranges named by meshstack.components.gcp.network."""
     master_cidr: str
+    """The control plane's private /28."""
     public_access_cidrs: Sequence[str] = ()
+    """Networks the public endpoint admits; empty keeps the endpoint private."""
     deployer_cidrs: Sequence[str] = ()
+    """Private networks `pulumi up` runs from, admitted to the endpoint."""
     addons: AddonNeeds = field(default_factory=AddonNeeds)
+    """What the add-ons must serve: storage drivers, scaled services, alerts, queues."""
     maintenance: MaintenanceArgs = field(default_factory=MaintenanceArgs)
+    """When GKE may upgrade the control plane and nodes, and when not."""
     deletion_protection: bool = True
+    """GKE refuses to delete the cluster while set (a `pulumi destroy` must clear it first)."""
     labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels on the cluster, its key and its nodes (the stack's tags as GCP labels)."""
 
 
 class GkeCluster(pulumi.ComponentResource):
@@ -386,7 +389,7 @@ class GkeCluster(pulumi.ComponentResource):
             "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
             "labels": node_labels(pool),
             "resource_labels": {**self._labels, **({FALLBACK_LABEL: "_".join(pool.fallback)} if pool.fallback else {})},
-            "taints": [{**t, "effect": EFFECTS[t["effect"]]} for t in own],
+            "taints": [{**t, "effect": TAINT_EFFECT_ENUMS[t["effect"]]} for t in own],
             "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
             "workload_metadata_config": {"mode": "GKE_METADATA"},
             "gvnic": {"enabled": True},

@@ -59,6 +59,7 @@ def prefix_condition(bucket: str, prefix: str) -> dict[str, str] | None:
 @dataclass(frozen=True)
 class ClusterIdentityArgs:
     project: str
+    """The project the node service account and workload identities are created in."""
 
 
 class ClusterIdentity(pulumi.ComponentResource):

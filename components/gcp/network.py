@@ -16,9 +16,13 @@ PODS, SERVICES = "pods", "services"
 @dataclass(frozen=True)
 class NetworkArgs:
     network: NetworkSpec
+    """The stack's network spec: a new VPC's ranges, or an existing network and subnetwork."""
     project: str
+    """The project the VPC is created in."""
     region: str
+    """Where the subnetwork, router and NAT go."""
     labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels every labelled resource gets."""
 
 
 class Network(pulumi.ComponentResource):

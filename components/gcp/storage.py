@@ -25,11 +25,17 @@ class StorageArgs:
     """Buckets in `region`; Filestore instances in `zone`, on the VPC `network_id`."""
 
     storage: StorageSpec
+    """The stack's buckets and Filestore instances (its `storage` spec section)."""
     project: str
+    """The Google Cloud project they are created in."""
     region: str
+    """Where the buckets and their Cloud KMS key ring go."""
     zone: str
+    """Where Filestore instances go (the stack's zone, beside its pools)."""
     network_id: pulumi.Input[str]
+    """The VPC Filestore instances are reachable on."""
     labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels every resource gets (the stack's tags as labels)."""
 
 
 class Storage(pulumi.ComponentResource):

@@ -119,23 +119,26 @@ def _on_accelerators(names: Sequence[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ClusterAddonsArgs:
-    """The pools decide the device plugins. Where the cloud brings its own (GKE: device plugins,
-    node autoscaling, metrics-server, Managed Prometheus) the flags turn meshstack's off.
-
-    `autoscaler_values` are the cluster-autoscaler chart's values for this cloud (its identity,
-    region, discovery); None installs no autoscaler. `karpenter_values`, Karpenter's chart values
-    (EKS, where the cluster asks for it); None installs none. `installed` names releases an existing
-    cluster's owners already run, which are then left to them.
-    """
+    """The add-ons a cluster gets: the pools decide the device plugins; where the cloud brings its own
+    (GKE: device plugins, node autoscaling, metrics-server, Managed Prometheus) the flags turn meshstack's off."""
 
     node_pools: Sequence[NodePoolArgs]
+    """The cluster's pools: their accelerators decide the device plugins and telemetry exporters."""
     needs: AddonNeeds = field(default_factory=AddonNeeds)
+    """What the stack's workloads and storage ask of the cluster beyond its pools."""
     device_plugins: bool = True
+    """Install meshstack's device plugins; off where the cloud brings its own (GKE)."""
     autoscaler_values: Mapping[str, Any] | None = None
+    """The cluster-autoscaler chart's values for this cloud (its identity, region, discovery); None installs no
+    autoscaler."""
     karpenter_values: Mapping[str, Any] | None = None
+    """Karpenter's chart values (EKS, where the cluster asks for it); None installs none."""
     metrics_server: bool = True
+    """Install metrics-server; off where the cloud runs one (GKE)."""
     prometheus_operator: bool = True
+    """Install kube-prometheus-stack; off where the cloud's managed Prometheus is used (GKE)."""
     installed: Sequence[str] = ()
+    """Releases an existing cluster's owners already run, which are left to them."""
 
 
 def _plugin_values(chart: str, args: ClusterAddonsArgs) -> dict[str, Any]:

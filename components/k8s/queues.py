@@ -20,13 +20,16 @@ EFA_RESOURCE = "vpc.amazonaws.com/efa"
 
 @dataclass(frozen=True)
 class QueueArgs:
-    """A ClusterQueue holding `nodes` nodes' worth of each named pool (hosts of all slices for TPUs);
-    pools it does not name get no quota. Queues of one `cohort` lend each other unused quota."""
+    """A Kueue ClusterQueue: how much of the cluster's pools the jobs sent to it may hold at once."""
 
     name: str
+    """The ClusterQueue's name."""
     nodes: Mapping[str, int]
+    """Nominal quota in nodes per pool name (hosts of all slices for TPUs); pools not named get none."""
     namespaces: Sequence[str] = ()
+    """Namespaces that get a LocalQueue of its name, the only ones it admits from; none: any LocalQueue."""
     cohort: str | None = None
+    """Queues of one cohort lend each other unused quota."""
 
 
 @dataclass(frozen=True)

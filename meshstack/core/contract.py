@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from meshstack.core.validation import SpecModel, field_error
+from meshstack.core.vocabulary import ComputeDtype
 
 JOB_CONFIG_ENV = "MESHSTACK_JOB_CONFIG"
 # What a pod of meshstack's own trainer and server runs (the image of this repository's Dockerfile).
@@ -131,11 +132,19 @@ class RopeScaling(SpecModel):
     `factor`; `llama3` (Llama 3.1's) divides the low frequencies by `factor`, keeps the high ones and blends
     between them, by wavelength against `original_max_position_embeddings`."""
 
-    rope_type: Literal["linear", "llama3"]
-    factor: float = Field(gt=0)
-    low_freq_factor: float | None = Field(default=None, gt=0)
-    high_freq_factor: float | None = Field(default=None, gt=0)
-    original_max_position_embeddings: int | None = Field(default=None, ge=1)
+    rope_type: Literal["linear", "llama3"] = Field(description="How the frequencies are scaled (see above).")
+    factor: float = Field(gt=0, description="What the (low) frequencies are divided by.")
+    low_freq_factor: float | None = Field(
+        default=None, gt=0, description="llama3: wavelengths beyond original/low_freq_factor are scaled whole."
+    )
+    high_freq_factor: float | None = Field(
+        default=None,
+        gt=0,
+        description="llama3: wavelengths below original/high_freq_factor are kept; above low_freq_factor.",
+    )
+    original_max_position_embeddings: int | None = Field(
+        default=None, ge=1, description="llama3: the context the model was trained at before scaling."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RopeScaling:
@@ -160,18 +169,22 @@ class ModelConfig(SpecModel):
     vocab_size: int = Field(
         default=260, ge=2, description="Token ids; 260 for the byte tokenizer (256 bytes, 4 special)."
     )
-    hidden_size: int = Field(default=64, ge=8)
-    num_hidden_layers: int = Field(default=2, ge=1)
-    num_attention_heads: int = Field(default=4, ge=1)
+    hidden_size: int = Field(default=64, ge=8, description="The residual stream's width (the embedding size).")
+    num_hidden_layers: int = Field(default=2, ge=1, description="Decoder layers.")
+    num_attention_heads: int = Field(
+        default=4, ge=1, description="Query heads; they divide hidden_size unless head_dim is given."
+    )
     num_key_value_heads: int | None = Field(
         default=None, ge=1, description="Grouped-query attention's key/value heads; num_attention_heads if not given."
     )
     head_dim: int | None = Field(default=None, ge=2, description="hidden_size / num_attention_heads if not given.")
     intermediate_size: int = Field(default=256, ge=8, description="SwiGLU's width.")
     max_position_embeddings: int = Field(default=128, ge=8, description="The longest sequence the model takes.")
-    rope_theta: float = Field(default=10000.0, gt=1)
-    rope_scaling: RopeScaling | None = None
-    rms_norm_eps: float = Field(default=1e-6, gt=0, lt=1)
+    rope_theta: float = Field(default=10000.0, gt=1, description="RoPE's base wavelength.")
+    rope_scaling: RopeScaling | None = Field(
+        default=None, description="RoPE frequency scaling for a longer context (Llama 3.1's); none if not given."
+    )
+    rms_norm_eps: float = Field(default=1e-6, gt=0, lt=1, description="RMSNorm's epsilon.")
     tie_word_embeddings: bool = Field(default=True, description="The output layer is the embedding, transposed.")
 
     @model_validator(mode="before")
@@ -231,9 +244,13 @@ class ModelConfig(SpecModel):
 class MeshConfig(SpecModel):
     """The device mesh: data parallel, fully sharded data parallel, tensor parallel."""
 
-    data: int = Field(default=1, ge=1)
-    fsdp: int = Field(default=1, ge=1)
-    tensor: int = Field(default=1, ge=1)
+    data: int = Field(default=1, ge=1, description="Replicas of the whole model, each on its own share of the batch.")
+    fsdp: int = Field(
+        default=1, ge=1, description="Devices the weights, gradients and optimizer state are sharded over (FSDP)."
+    )
+    tensor: int = Field(
+        default=1, ge=1, description="Devices each layer's heads and feed-forward width are split over."
+    )
 
     @property
     def size(self) -> int:
@@ -241,23 +258,23 @@ class MeshConfig(SpecModel):
 
 
 class TrainConfig(SpecModel):
-    steps: int = Field(default=200, ge=1)
+    steps: int = Field(default=200, ge=1, description="Optimizer steps the run takes.")
     global_batch: int = Field(default=8, ge=1, description="Sequences per optimizer step, over all processes.")
-    seq_len: int = Field(default=64, ge=8)
+    seq_len: int = Field(default=64, ge=8, description="Tokens per training sequence.")
     micro_batches: int = Field(default=1, ge=1, description="Gradient accumulation: the batch is split this often.")
     skip_nonfinite_steps: int = Field(
         default=0, ge=0, description="Steps in a row with a non-finite loss skipped (no update) before the job stops."
     )
-    learning_rate: float = Field(default=3e-3, gt=0)
-    warmup_steps: int = Field(default=10, ge=0)
-    weight_decay: float = Field(default=0.01, ge=0)
-    seed: int = 0
-    compute_dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        default="auto", description="auto: bfloat16 on GPU and TPU, float32 on CPU."
+    learning_rate: float = Field(
+        default=3e-3, gt=0, description="The peak rate: reached after warmup, then cosine decay to a tenth of it."
     )
-    checkpoint_every: int = Field(default=50, ge=1)
-    keep_checkpoints: int = Field(default=3, ge=1)
-    log_every: int = Field(default=1, ge=1)
+    warmup_steps: int = Field(default=10, ge=0, description="Steps of linear warmup from 0 to learning_rate.")
+    weight_decay: float = Field(default=0.01, ge=0, description="AdamW's decoupled weight decay.")
+    seed: int = Field(default=0, description="Seeds the initial weights and the data order.")
+    compute_dtype: ComputeDtype = Field(default="auto", description="auto: bfloat16 on GPU and TPU, float32 on CPU.")
+    checkpoint_every: int = Field(default=50, ge=1, description="Steps between checkpoints (and after the last).")
+    keep_checkpoints: int = Field(default=3, ge=1, description="Checkpoints kept; older ones are deleted.")
+    log_every: int = Field(default=1, ge=1, description="Steps between the trainer's step log lines.")
     stall_timeout_s: float = Field(
         default=900,
         ge=1,
@@ -267,7 +284,7 @@ class TrainConfig(SpecModel):
 
 
 class ServeConfig(SpecModel):
-    port: int = Field(default=8080, ge=1, le=65535)
+    port: int = Field(default=8080, ge=1, le=65535, description="The port the server listens on.")
     max_batch_size: int = Field(
         default=8,
         ge=1,
@@ -277,7 +294,9 @@ class ServeConfig(SpecModel):
         default=64, ge=1, description="Requests waiting for a row beyond this are refused with 429 and Retry-After."
     )
     max_new_tokens: int = Field(default=64, ge=1, description="The largest max_tokens a request may ask for.")
-    max_prompt_bytes: int = Field(default=4096, ge=1)
+    max_prompt_bytes: int = Field(
+        default=4096, ge=1, description="A longer prompt (in UTF-8 bytes) is refused with 413."
+    )
     max_seq_len: int | None = Field(
         default=None,
         ge=8,
@@ -293,9 +312,7 @@ class ServeConfig(SpecModel):
     quantization: Literal["none", "int8"] = Field(
         default="none", description="int8: weight-only, one scale per output channel (a quarter of fp32's memory)."
     )
-    compute_dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        default="auto", description="auto: bfloat16 on GPU and TPU, float32 on CPU."
-    )
+    compute_dtype: ComputeDtype = Field(default="auto", description="auto: bfloat16 on GPU and TPU, float32 on CPU.")
     prefill_chunk: int = Field(
         default=256, ge=16, description="Prompt tokens prefilled per step, between the running requests' decodes."
     )

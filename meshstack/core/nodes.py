@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from meshstack.core.catalog import Accelerator, InstanceType
+from meshstack.core.vocabulary import FallbackMarket, Market, TaintEffect
 
 LABEL_POOL = "meshstack.io/node-pool"
 LABEL_ACCELERATOR = "meshstack.io/accelerator"
@@ -22,8 +22,6 @@ LABEL_ACCELERATOR_COUNT = "meshstack.io/accelerator-count"
 # (GKE "About custom ComputeClasses"; google/skills gke-compute-classes @ 1af77752, read 2026-12-07).
 LABEL_COMPUTE_CLASS = "cloud.google.com/compute-class"
 CPU_POD_VCPUS = 4  # what a pod on a CPU pool is sized for: an inference replica without accelerators
-
-TaintEffect = Literal["NoSchedule", "NoExecute", "PreferNoSchedule"]
 
 
 @dataclass(frozen=True)
@@ -48,32 +46,55 @@ class NodePoolArgs:
     """One pool of identical nodes. Node counts are per pool (per slice for TPUs)."""
 
     name: str
+    """The pool's name in the spec: the node label workloads select and the prefix of its node groups."""
     accelerator_name: str
+    """The catalog accelerator it carries (h100, tpu-v5p, cpu), as node labels and queue flavors name it."""
     accelerator: Accelerator
+    """That accelerator's catalog entry: its vendor, extended resource and peaks."""
     instance_type: str
-    instance: InstanceType  # the smallest of instance_types: what a pod is sized for fits every node
-    instance_types: Sequence[str] = ()  # every type the pool may launch, in the order tried; () is instance_type
+    """The first of the types it launches (the one priced); a TPU pool's host machine type."""
+    instance: InstanceType
+    """The smallest of its types: a pod sized for it fits every node the pool may launch."""
+    instance_types: Sequence[str] = ()
+    """Every type the pool may launch, in the order tried; empty means instance_type alone."""
     accelerators_per_node: int
+    """Accelerators on each node (chips per host for TPUs), the same for every listed type."""
     max_nodes: int
+    """The most nodes the pool grows to (per slice for TPUs; per market group on a fallback)."""
     min_nodes: int = 0
+    """Nodes it keeps however idle: the floor the autoscaler never goes below."""
     desired_nodes: int = 0
-    market: Literal["on-demand", "spot", "capacity-block", "reservation"] = "on-demand"
-    fallback: Sequence[Literal["spot", "on-demand"]] = ()  # markets tried after `market`, in order
-    karpenter: bool = False  # Karpenter launches the pool's nodes (a NodePool), not a managed node group
+    """Nodes it starts with; later changes are the autoscaler's."""
+    market: Market = "on-demand"
+    """Where its nodes come from first: on-demand, spot, a capacity block or a reservation."""
+    fallback: Sequence[FallbackMarket] = ()
+    """Markets tried after `market`, in order, when it has no capacity."""
+    karpenter: bool = False
+    """Karpenter launches its nodes (a NodePool and EC2NodeClass), not a managed node group."""
     reservation_id: str | None = None
-    zone: str | None = None  # AWS a zone id, GCP a zone: where the pool's nodes run (None: the cluster's)
+    """The capacity block or reservation its first market launches into (AWS cr-..., GCP its name)."""
+    zone: str | None = None
+    """Where its nodes run: an AWS zone id or a GCP zone; None means wherever the cluster's subnets are."""
     efa: bool = False
+    """One EFA interface per network card of the type, and the EFA device plugin on its nodes."""
     placement_group: bool = False
+    """Launch into a cluster placement group (one AZ)."""
     root_volume_gib: int = 200
+    """Each node's root disk, GiB."""
     labels: Mapping[str, str] = field(default_factory=dict)
+    """Node labels of the spec's own, beside meshstack's."""
     taints: Sequence[Taint] = ()
+    """Node taints of the spec's own, beside the accelerator's (and a compute class's)."""
     tpu: TpuSlice | None = None
-    gpu_type: str | None = None  # GKE: the guest accelerator type of a GPU pool
-    # GKE: each listed type's guest accelerator type where it is not gpu_type (a3-megagpu-8g's H100 Mega)
+    """A TPU pool's slice shape; None for GPU and CPU pools."""
+    gpu_type: str | None = None
+    """GKE: the guest accelerator type of the first listed type (nvidia-h100-80gb)."""
     gpu_types: Mapping[str, str] = field(default_factory=dict)
-    # GKE: the custom compute class that orders the pool's node pools (several types, a market fallback)
+    """GKE: each listed type's guest accelerator type where it is not gpu_type (a3-megagpu-8g's H100 Mega)."""
     compute_class: str | None = None
-    workload_nodes: int = 0  # nodes (per slice) the stack's own workloads need at full size: the running cost
+    """GKE: the custom compute class that orders the pool's node pools (several types, a market fallback)."""
+    workload_nodes: int = 0
+    """Nodes (per slice) the stack's own workloads need at full size: what the running cost counts."""
 
     @property
     def markets(self) -> list[str]:

@@ -67,7 +67,9 @@ class AlertSpec(SpecModel):
     checkpoint_intervals: float = Field(
         default=3, gt=1, description="The last checkpoint older than this many expected intervals."
     )
-    accelerator_idle_percent: float = Field(default=10, ge=0, le=100)
+    accelerator_idle_percent: float = Field(
+        default=10, ge=0, le=100, description="Accelerator utilisation below this counts as idle."
+    )
     accelerator_idle_minutes: float = Field(
         default=30, gt=0, description="Accelerators under accelerator_idle_percent for this long while they bill."
     )

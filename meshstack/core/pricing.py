@@ -141,7 +141,6 @@ def node_hourly(
     and the assumptions the figure rests on. The cost estimate, the planner and the training-run
     estimate all price nodes here."""
     itype = catalog.instance_types[instance_type]
-    market = market.replace("-", " ")
     region = region or catalog.prices.region
     hourly, assumptions = list_price(catalog, instance_type, region)
     if market == "spot":
@@ -158,7 +157,7 @@ def node_hourly(
             assumptions.append(
                 f"{instance_type} spot: on-demand less {discount:.0%}, a typical discount; it moves hourly"
             )
-    elif market == "capacity block":
+    elif market == "capacity-block":
         if itype.capacity_block_price_per_hour is not None:
             hourly = itype.capacity_block_price_per_hour
         else:

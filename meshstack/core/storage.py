@@ -15,23 +15,37 @@ EFS_MAX_PROVISIONED_MIBPS = 3414
 
 class BucketSpec(SpecModel):
     name: str = Field(pattern=DNS_LABEL, description="Logical name; the bucket is named <stack>-<name>-<suffix>.")
-    versioning: bool = True
+    versioning: bool = Field(
+        default=True, description="Keep old object versions (S3 versioning, GCS object versioning) until expired."
+    )
     noncurrent_expiration_days: int = Field(default=30, ge=1, description="Old object versions are deleted after this.")
-    abort_incomplete_upload_days: int = Field(default=7, ge=1)
+    abort_incomplete_upload_days: int = Field(
+        default=7, ge=1, description="Unfinished multipart uploads are deleted after this many days."
+    )
     size_gib: float = Field(default=0, ge=0, description="Expected stored size, for the cost estimate.")
 
 
 class LustreSpec(SpecModel):
-    name: str = Field(pattern=DNS_LABEL)
+    """AWS FSx for Lustre: a parallel file system in one subnet, mounted by name (`mounts: [{lustre: NAME}]`)."""
+
+    name: str = Field(pattern=DNS_LABEL, description="How workloads' mounts name it; unique among file systems.")
     capacity_gib: int = Field(ge=1200, description="1200, or a multiple of 2400.")
-    deployment_type: Literal["PERSISTENT_2", "SCRATCH_2"] = "PERSISTENT_2"
+    deployment_type: Literal["PERSISTENT_2", "SCRATCH_2"] = Field(
+        default="PERSISTENT_2",
+        description="PERSISTENT_2: replicated, throughput chosen per TiB, linkable to S3; SCRATCH_2: unreplicated, "
+        "fixed throughput.",
+    )
     throughput_per_tib: int | None = Field(
         default=None, description="MB/s per TiB: 125, 250, 500 or 1000 on PERSISTENT_2; none on SCRATCH_2."
     )
     s3_bucket: str | None = Field(
         default=None, description="A bucket of this stack to link through a data repository association."
     )
-    mount_path: str = Field(default="/data", pattern=r"^/[A-Za-z0-9/_-]*$", description="Where the bucket appears.")
+    mount_path: str = Field(
+        default="/data",
+        pattern=r"^/[A-Za-z0-9/_-]*$",
+        description="Where the linked bucket appears in the file system.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LustreSpec:
@@ -52,10 +66,18 @@ class LustreSpec(SpecModel):
 
 
 class EfsSpec(SpecModel):
-    name: str = Field(pattern=DNS_LABEL)
-    throughput_mode: Literal["elastic", "bursting", "provisioned"] = "elastic"
-    provisioned_mibps: float | None = Field(default=None, description="Only with throughput_mode provisioned.")
-    performance_mode: Literal["generalPurpose", "maxIO"] = "generalPurpose"
+    """AWS EFS: shared NFS with a mount target in each private subnet, mounted by name (`mounts: [{efs: NAME}]`)."""
+
+    name: str = Field(pattern=DNS_LABEL, description="How workloads' mounts name it; unique among file systems.")
+    throughput_mode: Literal["elastic", "bursting", "provisioned"] = Field(
+        default="elastic", description="EFS throughput mode; provisioned takes provisioned_mibps."
+    )
+    provisioned_mibps: float | None = Field(
+        default=None, description=f"Only with throughput_mode provisioned: 1 to {EFS_MAX_PROVISIONED_MIBPS} MiB/s."
+    )
+    performance_mode: Literal["generalPurpose", "maxIO"] = Field(
+        default="generalPurpose", description="EFS performance mode; maxIO cannot be used with elastic throughput."
+    )
     size_gib: float = Field(default=0, ge=0, description="Expected stored size, for the cost estimate.")
 
     @model_validator(mode="after")
@@ -77,8 +99,10 @@ class EfsSpec(SpecModel):
 class FilestoreSpec(SpecModel):
     """Google Cloud Filestore: shared NFS for a GKE cluster, in the stack's zone."""
 
-    name: str = Field(pattern=DNS_LABEL)
-    tier: Literal["BASIC_HDD", "BASIC_SSD", "ZONAL"] = "BASIC_HDD"
+    name: str = Field(
+        pattern=DNS_LABEL, description="How workloads' mounts name it (`mounts: [{filestore: NAME}]`); unique."
+    )
+    tier: Literal["BASIC_HDD", "BASIC_SSD", "ZONAL"] = Field(default="BASIC_HDD", description="Filestore service tier.")
     capacity_gib: int = Field(ge=1024, description="BASIC_HDD from 1024, BASIC_SSD from 2560, ZONAL from 1024 GiB.")
 
     @model_validator(mode="after")
@@ -89,7 +113,11 @@ class FilestoreSpec(SpecModel):
 
 
 class StorageSpec(SpecModel):
-    buckets: list[BucketSpec] = Field(default_factory=list)
+    """The stack's storage; each kind is offered on the clouds its description names, refused on the others."""
+
+    buckets: list[BucketSpec] = Field(
+        default_factory=list, description="Object storage buckets (S3 on AWS, GCS on Google Cloud), encrypted."
+    )
     lustre: list[LustreSpec] = Field(default_factory=list, description="AWS: FSx for Lustre.")
     efs: list[EfsSpec] = Field(default_factory=list, description="AWS: EFS.")
     filestore: list[FilestoreSpec] = Field(default_factory=list, description="Google Cloud: Filestore.")

@@ -26,6 +26,7 @@ from meshstack.core.errors import SpecError, UsageError
 from meshstack.core.kubernetes import default_version, support_date
 from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import Project, spec_from_config
+from meshstack.core.vocabulary import STACK_NAME, STACK_NAME_RULE
 from meshstack.planner.search import Option, PlanRequest
 
 NODE_SEARCH = 2  # try node counts up to this multiple of the planned one
@@ -184,8 +185,8 @@ class Access:
 def access_of(args: Any, project: Project, clouds: tuple[str, ...], region: str | None) -> Access:
     """Every --emit-stack argument checked before the search runs, so a bad one costs no search."""
     name = args.emit_stack
-    if not re.match(r"^[A-Za-z0-9_.-]{1,100}$", name):
-        raise EmitError(f"--emit-stack {name!r}: not a stack name (letters, digits, '-', '_' and '.', at most 100)")
+    if not re.match(STACK_NAME, name):
+        raise EmitError(f"--emit-stack {name!r}: not a stack name ({STACK_NAME_RULE})")
     if project.stack_file(name).exists():
         raise EmitError(f"{project.stack_file(name)} exists: choose another --emit-stack name or remove the file")
     if not args.image:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from meshstack.core.catalog import known_clouds, load_catalog
 from meshstack.core.errors import UsageError
 from meshstack.core.sizing import PLANNING_MFU, PRECISION_BYTES, PRESETS, Transformer
+from meshstack.core.vocabulary import MARKETS
 from meshstack.planner.search import PlanRequest
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|[smhd])$")
@@ -89,7 +90,6 @@ def model_of(args: argparse.Namespace) -> Transformer:
 
 
 BUDGET_KEYS = ("max_hourly_usd", "max_monthly_usd", "max_run_usd", "max_monthly_kwh")
-MARKETS = ("on-demand", "spot", "capacity-block", "reservation")
 
 
 def budget_of(items: list[str]) -> dict[str, float]:

@@ -191,7 +191,7 @@ def _node_hourly(unit: _Unit, region: str) -> tuple[float, float | None, float |
     hourly = node_hourly(catalog, unit.instance_type, "on-demand", region)[0]
     spot = node_hourly(catalog, unit.instance_type, "spot", region)[0] if spot_allowed else None
     block = (
-        node_hourly(catalog, unit.instance_type, "capacity block", region)[0]
+        node_hourly(catalog, unit.instance_type, "capacity-block", region)[0]
         if itype.capacity_block_price_per_hour
         else None
     )

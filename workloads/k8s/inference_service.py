@@ -59,18 +59,27 @@ class ServerContainer:
 
 @dataclass(frozen=True, kw_only=True)
 class InferenceServiceArgs(WorkloadArgs):
-    """Replicas between the bounds, as many as keep `target_in_flight` requests in flight on each;
-    the server listens on `port`; `metrics` says where the cluster's Prometheus lives."""
+    """An inference service: replicas between the bounds, as many as keep `target_in_flight` requests in
+    flight on each."""
 
     server: ServerContainer = field(default_factory=ServerContainer)
+    """What the engine runs and how Kubernetes tells it is up (command, port, probes, metrics)."""
     min_replicas: int = 1
+    """Replicas kept however idle."""
     max_replicas: int = 2
+    """Replicas KEDA may scale up to."""
     target_in_flight: int = 8
+    """Requests in flight per replica KEDA scales towards."""
     metrics: MetricsBackend = field(default_factory=MetricsBackend.operator)
+    """Where the cluster's Prometheus lives, which KEDA queries and which scrapes the server."""
     client_namespaces: Sequence[str] = ()
+    """Namespaces whose pods the NetworkPolicy admits besides the service's own."""
     client_labels: Mapping[str, str] = field(default_factory=dict)
-    token_secret: str | None = None  # the Secret (key "token") the server's callers must present
-    drain_seconds: float = 25  # how long the server drains after SIGTERM
+    """Labels a calling pod must carry (in its own namespace and those)."""
+    token_secret: str | None = None
+    """The Secret (key 'token') whose value the server's callers must present as a bearer token."""
+    drain_seconds: float = 25
+    """How long the server drains in-flight requests after SIGTERM."""
 
 
 def network_policy(args: InferenceServiceArgs, meta: dict[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:

@@ -42,31 +42,42 @@ PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingJobArgs(WorkloadArgs):
-    """`processes` processes, one pod each; `placement` says how much of a node each takes.
-
-    The container runs `command` and `args` (meshstack's trainer by default) with the environment
-    contract, `env` added; the checkpoint and data URIs reach any program as variables.
-
-    With a `queue` (a Kueue LocalQueue of the namespace) the job is created suspended and Kueue
-    starts it once the queue's quota can hold all of its pods; `priority` names a Kueue
-    WorkloadPriorityClass."""
+    """A training job of one pod per process. The container runs its command with the environment
+    contract, so the checkpoint and data URIs reach any program as variables."""
 
     processes: int
+    """Processes, one pod each."""
     command: Sequence[str] = TRAINER_COMMAND
+    """The container's command; meshstack's trainer by default."""
     args: Sequence[str] = ()
+    """Arguments after `command`."""
     env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment variables beside the contract's."""
     checkpoint_uri: pulumi.Input[str] | None = None
+    """MESHSTACK_CHECKPOINT_URI: where checkpoints go (s3:// or gs://)."""
     data_uri: pulumi.Input[str] | None = None
+    """MESHSTACK_DATA_URI: where the training data is."""
     use_jobset: bool = True
+    """A JobSet (one restartable group); else an Indexed Job with a headless Service."""
     max_restarts: int = 3
+    """Whole-job restarts after a pod fails."""
     deadline_seconds: int = 86400
+    """activeDeadlineSeconds of each job."""
     ttl_seconds_after_finished: int = 3600
+    """How long a finished job object stays before Kubernetes deletes it."""
     coordinator_port: int = 1234
+    """Port of process 0's JAX coordinator (JAX_COORDINATOR_ADDRESS)."""
     queue: str | None = None
+    """A Kueue LocalQueue of the namespace: the job is created suspended and Kueue starts it once the queue's quota
+    holds all its pods."""
     priority: str | None = None
-    grace_seconds: int = 60  # the pod's termination grace: two steps and a save (sizing.preemption_grace_seconds)
+    """A Kueue WorkloadPriorityClass."""
+    grace_seconds: int = 60
+    """The pod's termination grace: two steps and a save (sizing.preemption_grace_seconds)."""
     metrics: MetricsBackend = field(default_factory=MetricsBackend.operator)
-    metrics_port: int | None = None  # scraped by the cluster's Prometheus where set
+    """Where the cluster's Prometheus lives, which scrapes the pods."""
+    metrics_port: int | None = None
+    """The port the pods serve metrics on, scraped by the cluster's Prometheus where set."""
 
 
 # Which pod failures are the infrastructure's and which the program's (Job podFailurePolicy; the Job

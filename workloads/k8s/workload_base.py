@@ -15,22 +15,25 @@ from meshstack.workloads.k8s.volumes import VolumeMount, claims
 
 @dataclass(frozen=True, kw_only=True)
 class WorkloadArgs:
-    """Where and as whom a workload runs.
-
-    `job_config` is what meshstack's own trainer and server read; other programs get none.
-    `account_annotations` carry the cloud identity its pods use (an IRSA role ARN, a GCP
-    service account); `volumes` are the existing file systems it mounts. The cluster's
-    Kubernetes provider comes through `opts.provider`, and what the pods must wait for
-    (add-ons, CRDs) through `opts.depends_on`, as for any Pulumi component.
-    """
+    """Where and as whom a workload runs. The cluster's Kubernetes provider comes through
+    `opts.provider`, and what the pods must wait for (add-ons, CRDs) through `opts.depends_on`, as for
+    any Pulumi component."""
 
     name: str
+    """The workload's name: its Kubernetes objects and service account."""
     namespace: str
+    """The namespace its objects go in."""
     image: str
+    """The container image its pods run."""
     placement: Placement
-    job_config: pulumi.Input[str] | None = None  # MESHSTACK_JOB_CONFIG, for meshstack's own programs
+    """The pool its pods run on and how much of a node each takes."""
+    job_config: pulumi.Input[str] | None = None
+    """MESHSTACK_JOB_CONFIG, the JSON meshstack's own trainer and server read; other programs get none."""
     account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Annotations of its service account that carry the cloud identity its pods use (an IRSA role ARN, a GCP
+    service account)."""
     volumes: Sequence[VolumeMount] = ()
+    """The existing file systems its pods mount."""
 
 
 @dataclass(frozen=True)

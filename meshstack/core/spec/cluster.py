@@ -21,24 +21,24 @@ from meshstack.core.spec.base import (
     field_error,
 )
 from meshstack.core.validation import check_unique
+from meshstack.core.vocabulary import LOG_TYPES, PINNED_MARKETS, FallbackMarket, LogType, Market, TaintEffect
 
-Market = Literal["on-demand", "spot", "capacity-block", "reservation"]
-# A pool has one reservation id, so only the open markets can follow the first.
-FallbackMarket = Literal["spot", "on-demand"]
 Autoscaler = Literal["cluster-autoscaler", "karpenter"]
 # The order Karpenter takes a NodePool's capacity types in, whatever order they are listed in: reserved
 # (capacity reservations and blocks), then spot, then on-demand (karpenter-provider-aws v1.14.1,
 # website/content/en/docs/concepts/nodepools.md "capacity type"; read 2026-12-08).
 KARPENTER_ORDER: dict[str, int] = {"capacity-block": 0, "reservation": 0, "spot": 1, "on-demand": 2}
 
-LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
-ALL_LOG_TYPES: list[LogType] = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
-
 
 class Taint(SpecModel):
-    key: str
-    value: str = ""
-    effect: Literal["NoSchedule", "NoExecute", "PreferNoSchedule"] = "NoSchedule"
+    """A node taint: pods without a matching toleration are kept off (or evicted from) the pool's nodes."""
+
+    key: str = Field(description="A Kubernetes label key (prefix/name).")
+    value: str = Field(default="", description="A Kubernetes label value; empty by default.")
+    effect: TaintEffect = Field(
+        default="NoSchedule",
+        description="NoSchedule keeps new pods off, PreferNoSchedule avoids the nodes, NoExecute also evicts.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Taint:
@@ -47,9 +47,12 @@ class Taint(SpecModel):
 
 
 class NodePool(SpecModel):
-    name: str = Field(pattern=DNS_LABEL)
+    """Identical nodes of one accelerator, on one market (and its fallbacks), scaled between min and max."""
+
+    name: str = Field(pattern=DNS_LABEL, description="A DNS label, unique in the cluster; workloads name it.")
     accelerator: str = Field(
-        description="What the nodes carry: h100, a100, l40s, l4, a10g, trainium1, trainium2 or cpu."
+        description="What the nodes carry: an accelerator of the stack's cloud's catalog (validation lists them), "
+        "or cpu."
     )
     accelerators_per_node: int | None = Field(
         default=None, ge=0, description="Picks the instance type with that many; taken from instance_type when omitted."
@@ -67,7 +70,7 @@ class NodePool(SpecModel):
         "of instance_type; after validation it lists every type, instance_type its first. EKS: one node group "
         "(or NodePool) lists them all; GKE: a node pool each, tried in this order by a custom compute class.",
     )
-    min_nodes: int = Field(default=0, ge=0)
+    min_nodes: int = Field(default=0, ge=0, description="Nodes kept however idle.")
     max_nodes: int = Field(ge=1, description="Required: an unbounded pool is an unbounded bill.")
     desired_nodes: int | None = Field(default=None, ge=0, description="Defaults to min_nodes.")
     market: Market = Field(default="on-demand", description="The market the pool takes its nodes from first.")
@@ -96,9 +99,15 @@ class NodePool(SpecModel):
         description="Instances the capacity block or reservation holds (hosts for TPUs, all slices together); "
         "a job needing more can never start.",
     )
-    root_volume_gib: int = Field(default=200, ge=20, le=16384)
-    labels: dict[str, str] = Field(default_factory=dict)
-    taints: list[Taint] = Field(default_factory=list)
+    root_volume_gib: int = Field(default=200, ge=20, le=16384, description="Each node's boot disk (images, logs).")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Node labels beside meshstack's own (pool, accelerator, count)."
+    )
+    taints: list[Taint] = Field(
+        default_factory=list,
+        description="Node taints; an accelerator pool also gets NoSchedule on its device resource unless a taint "
+        "here has that key.",
+    )
 
     @field_validator("labels")
     @classmethod
@@ -331,7 +340,7 @@ class NodePool(SpecModel):
             )
         if self.market == "capacity-block":
             self._check_capacity_block()
-        needs_id = self.market in ("capacity-block", "reservation")
+        needs_id = self.market in PINNED_MARKETS
         if needs_id and self.reservation_id is None:
             raise field_error(
                 "reservation_id", f"market '{self.market}' needs the reservation id (cr-...) it launches into"
@@ -392,7 +401,7 @@ MIN_HOURS_PER_32_DAYS = 48
 class MaintenanceExclusion(SpecModel):
     """A stretch (a long training run) when GKE makes no minor or node upgrades: no slice is recreated."""
 
-    name: str = Field(pattern=DNS_LABEL)
+    name: str = Field(pattern=DNS_LABEL, description="A DNS label, unique among the cluster's exclusions.")
     start: str = Field(description="RFC 3339, with its offset: 2026-12-01T00:00:00Z.")
     end: str = Field(description="RFC 3339, with its offset.")
 
@@ -427,10 +436,21 @@ class MaintenanceSpec(SpecModel):
     job on it). EKS has no windows: its node groups change only when the stack changes, and its control
     plane only at the end of the version's support (see ClusterSpec.support_type)."""
 
-    days: list[Weekday] = Field(default_factory=lambda: list[Weekday](["SA", "SU"]), min_length=1)
+    days: list[Weekday] = Field(
+        default_factory=lambda: list[Weekday](["SA", "SU"]),
+        min_length=1,
+        description="The window's weekdays (MO ... SU).",
+    )
     start_utc: str = Field(default="02:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, UTC.")
-    hours: int = Field(default=6, ge=MIN_WINDOW_HOURS, le=24)
-    exclusions: list[MaintenanceExclusion] = Field(default_factory=list)
+    hours: int = Field(
+        default=6,
+        ge=MIN_WINDOW_HOURS,
+        le=24,
+        description=f"The window's length; with `days`, at least {MIN_HOURS_PER_32_DAYS} hours in any 32 days.",
+    )
+    exclusions: list[MaintenanceExclusion] = Field(
+        default_factory=list, description="Stretches with no minor or node upgrade (a long training run)."
+    )
 
     @model_validator(mode="after")
     def _enough(self) -> MaintenanceSpec:
@@ -462,7 +482,7 @@ class MaintenanceSpec(SpecModel):
 class QueueSpec(SpecModel):
     """A Kueue ClusterQueue: how much of the cluster's pools the jobs sent to it may hold at once."""
 
-    name: str = Field(pattern=DNS_LABEL)
+    name: str = Field(pattern=DNS_LABEL, description="A DNS label, unique in the cluster; training workloads name it.")
     nodes: dict[str, int] | None = Field(
         default=None,
         description="Nominal quota in nodes per pool (by pool name; hosts for TPU pools, all slices together). "
@@ -551,7 +571,11 @@ class ExistingCluster(SpecModel):
 
 
 class ClusterSpec(SpecModel):
-    name: str = Field(pattern=DNS_LABEL)
+    """A Kubernetes cluster meshstack creates (EKS or GKE), or an existing one it deploys onto."""
+
+    name: str = Field(
+        pattern=DNS_LABEL, description="A DNS label, unique in the stack: workloads name it, resources carry it."
+    )
     existing: ExistingCluster | None = Field(
         default=None,
         description="A cluster that already exists, by name: meshstack creates no cluster, node group, "
@@ -570,7 +594,7 @@ class ClusterSpec(SpecModel):
         "version stays until its extended support ends, at the extended-support price (priced by the estimate). "
         "GKE: STANDARD only (its clusters follow the REGULAR release channel).",
     )
-    node_pools: list[NodePool] = Field(min_length=1)
+    node_pools: list[NodePool] = Field(min_length=1, description="The cluster's node pools, at least one.")
     public_access_cidrs: list[str] = Field(
         default_factory=list,
         description="CIDRs allowed to reach the API endpoint from the internet; empty keeps the endpoint private.",
@@ -583,7 +607,10 @@ class ClusterSpec(SpecModel):
     admin_principal_arns: list[str] = Field(
         default_factory=list, description="IAM roles or users given cluster-admin through EKS access entries."
     )
-    log_types: list[LogType] = Field(default_factory=lambda: list(ALL_LOG_TYPES))
+    log_types: list[LogType] = Field(
+        default_factory=lambda: list(LOG_TYPES),
+        description="EKS: the control-plane logs sent to CloudWatch; all of them when omitted.",
+    )
     queues: list[QueueSpec] = Field(
         default_factory=list,
         description=f"Kueue queues for the training jobs; none declared: one '{DEFAULT_QUEUE}' queue over every pool.",

@@ -27,6 +27,7 @@ from meshstack.core.spec.zones import check_zones
 from meshstack.core.storage import StorageSpec
 from meshstack.core.validation import check_unique
 from meshstack.core.vendors import VENDORS
+from meshstack.core.vocabulary import STACK_NAME
 
 if TYPE_CHECKING:
     from meshstack.core.capacity import Demand
@@ -48,9 +49,19 @@ CLUSTER_NAMES = {
 class Budget(SpecModel):
     """Limits the policy pack enforces against the stack's estimated cost and energy."""
 
-    max_hourly_usd: float | None = Field(default=None, gt=0)
-    max_monthly_usd: float | None = Field(default=None, gt=0)
-    max_accelerators: int | None = Field(default=None, ge=0)
+    max_hourly_usd: float | None = Field(
+        default=None, gt=0, description="The cost per hour while the workloads run (Cost, in the README)."
+    )
+    max_monthly_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="The cost per month while the workloads run, each training run counted once a month.",
+    )
+    max_accelerators: int | None = Field(
+        default=None,
+        ge=0,
+        description="Accelerators the pools can grow to (in the pack), and the workloads need at once (at validation).",
+    )
     max_monthly_kwh: float | None = Field(
         default=None, gt=0, description="Energy while the workloads run, kWh per month at the wall."
     )
@@ -63,7 +74,7 @@ class Budget(SpecModel):
 
 
 class StackSpec(SpecModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$", description="The Pulumi stack name.")
+    name: str = Field(pattern=STACK_NAME, description="The Pulumi stack name.")
     cloud: str = Field(default="aws", description="The cloud whose provider keys the stack sets (aws:*, gcp:*).")
     region: str = Field(description="From aws:region or gcp:region.")
     project: str | None = Field(default=None, description="From gcp:project.")
@@ -72,14 +83,24 @@ class StackSpec(SpecModel):
         description="Decides defaults and which cost rules apply (dev stacks must use spot or scale to zero)."
     )
     tags: dict[str, str] = Field(
-        description="Cost-allocation tags for every taggable resource; team, project, cost-center required."
+        description="Cost-allocation tags for every taggable resource, which also gets meshstack:stack and "
+        "managed-by; team, project and cost-center are required. On Google Cloud they are labels (lower-case; "
+        "meshstack-stack)."
     )
-    network: NetworkSpec = Field(default_factory=NetworkSpec)
-    clusters: list[ClusterSpec] = Field(min_length=1)
-    storage: StorageSpec = Field(default_factory=StorageSpec)
-    budget: Budget = Field(default_factory=Budget)
+    network: NetworkSpec = Field(
+        default_factory=NetworkSpec, description="The VPC the clusters and file systems sit in, new or existing."
+    )
+    clusters: list[ClusterSpec] = Field(min_length=1, description="The Kubernetes clusters, each with its pools.")
+    storage: StorageSpec = Field(
+        default_factory=StorageSpec, description="Buckets and file systems the workloads read and write."
+    )
+    budget: Budget = Field(
+        default_factory=Budget, description="Cost, accelerator and energy limits; the policy pack enforces them."
+    )
     alerts: AlertSpec = Field(default_factory=AlertSpec, description="Thresholds of the alerts each cluster gets.")
-    workloads: list[Workload] = Field(default_factory=list)
+    workloads: list[Workload] = Field(
+        default_factory=list, description="Training jobs and inference services, told apart by `kind`."
+    )
 
     @field_validator("cloud")
     @classmethod

@@ -46,10 +46,12 @@ class StorageRef(SpecModel):
 class Mount(SpecModel):
     """A file system of the stack, mounted into every pod at `path`."""
 
-    lustre: str | None = None
-    efs: str | None = None
-    filestore: str | None = None
-    path: str = Field(pattern=r"^/[A-Za-z0-9/_.-]*$")
+    lustre: str | None = Field(default=None, description="A storage.lustre[].name (AWS); one of the three.")
+    efs: str | None = Field(default=None, description="A storage.efs[].name (AWS); one of the three.")
+    filestore: str | None = Field(
+        default=None, description="A storage.filestore[].name (Google Cloud); one of the three."
+    )
+    path: str = Field(pattern=r"^/[A-Za-z0-9/_.-]*$", description="Where the file system appears in the pods.")
 
     @model_validator(mode="after")
     def _one(self) -> Mount:
@@ -122,7 +124,7 @@ class _Workload(SpecModel):
 
 
 class TrainingWorkload(_Workload):
-    kind: Literal["training"]
+    kind: Literal["training"] = Field(description="training: a job of processes that runs to its end.")
     program: Literal["meshstack", "maxtext"] = Field(
         default="meshstack",
         description="meshstack: meshstack's own JAX trainer; maxtext: MaxText's train command rendered from the "
@@ -235,8 +237,10 @@ class Clients(SpecModel):
     """Who may reach an inference service (its NetworkPolicy): pods of its own namespace, and of these
     namespaces; `pod_labels` narrows both to pods carrying them."""
 
-    namespaces: list[str] = Field(default_factory=list)
-    pod_labels: dict[str, str] = Field(default_factory=dict)
+    namespaces: list[str] = Field(default_factory=list, description="Other namespaces whose pods may call the service.")
+    pod_labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels a calling pod must carry, in its own namespace and those."
+    )
 
     @field_validator("namespaces")
     @classmethod
@@ -253,7 +257,7 @@ class Clients(SpecModel):
 
 
 class InferenceWorkload(_Workload):
-    kind: Literal["inference"]
+    kind: Literal["inference"] = Field(description="inference: a service of replicas that KEDA scales.")
     engine: Literal["meshstack", "vllm", "custom"] = Field(
         default="meshstack",
         description="meshstack: meshstack's server on its checkpoints; vllm: vLLM's OpenAI server on `weights` or "

@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 
 from meshstack.core.catalog import Catalog
 from meshstack.core.validation import field_error
+from meshstack.core.vocabulary import PINNED_MARKETS
 
 if TYPE_CHECKING:
     from meshstack.core.spec.cluster import NodePool
     from meshstack.core.spec.stack import StackSpec
-
-PINNED_MARKETS = ("capacity-block", "reservation")
 
 
 def pool_zone(spec: StackSpec, pool: NodePool) -> str | None:
