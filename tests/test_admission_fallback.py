@@ -53,16 +53,20 @@ def karpenter(tmp_path_factory: pytest.TempPathFactory) -> Preview:
     return previewed(tmp_path_factory.mktemp("karpenter"), "kfb", with_fallback(karpenter_config()))
 
 
-def pretrain_nodes(resources: list[Resource], launchable: dict[str, int]) -> dict[str, int]:
-    """The nodes pretrain's pods take, pool by pool, when each named pool's market can give only so many
-    instances (the rest of the block is taken, spot is short)."""
-    model = ClusterModel(resources, load_catalog(cloud="aws"))
+def held_nodes(resources: list[Resource], cloud: str, workload: str, launchable: dict[str, int]) -> dict[str, int]:
+    """The nodes a workload's pods take, pool by pool, when each named pool's market can give only so many
+    instances (the rest of the reservation is taken, spot is short)."""
+    model = ClusterModel(resources, load_catalog(cloud=cloud))
     for pool in model.pools:
         pool.launchable = launchable.get(pool.name, pool.launchable)
-    outcome = next(o for o in model.run() if o.workload == "pretrain")
+    outcome = next(o for o in model.run() if o.workload == workload)
     assert outcome.admitted and outcome.placed, outcome.reason
-    held = [pool.name for pool, _node, _requests in model.held["pretrain"]]
+    held = [pool.name for pool, _node, _requests in model.held[workload]]
     return {name: held.count(name) for name in dict.fromkeys(held)}
+
+
+def pretrain_nodes(resources: list[Resource], launchable: dict[str, int]) -> dict[str, int]:
+    return held_nodes(resources, "aws", "pretrain", launchable)
 
 
 def test_a_job_takes_the_capacity_block_while_it_has_instances(managed: Preview) -> None:

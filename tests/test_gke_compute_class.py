@@ -22,7 +22,7 @@ from meshstack.preview.recorder import Resource
 from tests.admission_model import ClusterModel
 from tests.cli_project import init, meshstack, write_config
 from tests.conftest import of_type, stack_config
-from tests.test_admission_fallback import previewed
+from tests.test_admission_fallback import held_nodes, previewed
 from tests.test_manifests import crd_schema
 from tests.test_spec import pools, problems_of
 
@@ -128,15 +128,7 @@ def test_the_jobs_pods_and_its_flavor_ask_for_the_class(flex: Preview) -> None:
 
 
 def finetune_nodes(resources: list[Resource], launchable: dict[str, int]) -> dict[str, int]:
-    """The nodes finetune's pods take, node pool by node pool, when each named one's market can give only so
-    many instances."""
-    model = ClusterModel(resources, load_catalog(cloud="gcp"))
-    for pool in model.pools:
-        pool.launchable = launchable.get(pool.name, pool.launchable)
-    outcome = next(o for o in model.run() if o.workload == "finetune")
-    assert outcome.admitted and outcome.placed, outcome.reason
-    held = [pool.name for pool, _node, _requests in model.held["finetune"]]
-    return {name: held.count(name) for name in dict.fromkeys(held)}
+    return held_nodes(resources, "gcp", "finetune", launchable)
 
 
 def test_a_job_takes_the_reservation_then_spot_then_on_demand_first_type_first(flex: Preview) -> None:
