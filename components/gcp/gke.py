@@ -17,7 +17,7 @@ from meshstack.components.gcp.network import PODS, SERVICES
 from meshstack.components.gcp.pricing import FALLBACK_LABEL
 from meshstack.components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs, webhook_ports
 from meshstack.components.k8s.kubeconfig import exec_kubeconfig
-from meshstack.core.gke_node_pools import member_types, node_pool_keys
+from meshstack.core.gke_node_pools import member_key, member_types, node_pool_keys
 from meshstack.core.nodes import NodePoolArgs, compute_class_taints, launch_types, market_variants, node_labels
 from meshstack.core.types import WORKLOAD_NODES
 from meshstack.core.vendors import VENDORS
@@ -98,12 +98,11 @@ def node_pool_members(cluster: str, pool: NodePoolArgs) -> list[tuple[str, NodeP
     """(resource name, the pool as that node pool runs it) for each GKE node pool of the pool, in the order
     they are tried: a slice each for a TPU pool of several, else a market and machine type each. Only the
     first market's first type keeps the pool's floor, reservation and priced workload nodes."""
-    keys = iter(node_pool_keys(pool.name, pool.tpu.slices if pool.tpu else 1, pool.markets, launch_types(pool)))
     if pool.tpu is not None and pool.tpu.slices > 1:
-        return [(f"{cluster}-{key}", pool) for key in keys]
+        return [(f"{cluster}-{key}", pool) for key in node_pool_keys(pool.name, pool.tpu.slices, pool.markets, ())]
     members = []
     for rank, variant in enumerate(market_variants(pool)):
-        for j, machine in enumerate(member_types(rank, variant.market, launch_types(pool))):
+        for j, machine in enumerate(member_types(variant.market, launch_types(pool))):
             member = replace(
                 variant,
                 instance_type=machine,
@@ -111,8 +110,8 @@ def node_pool_members(cluster: str, pool: NodePoolArgs) -> list[tuple[str, NodeP
                 gpu_type=pool.gpu_types.get(machine, pool.gpu_type),
             )
             if j:
-                member = replace(member, min_nodes=0, desired_nodes=0, workload_nodes=0, reservation_id=None)
-            members.append((f"{cluster}-{next(keys)}", member))
+                member = replace(member, min_nodes=0, desired_nodes=0, workload_nodes=0)
+            members.append((f"{cluster}-{member_key(pool.name, rank, variant.market, j)}", member))
     return members
 
 

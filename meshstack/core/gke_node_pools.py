@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from meshstack.core.vocabulary import PINNED_MARKETS
+
 # GKE refuses a node pool name over 40 characters (Compute Engine's resource name rule as GKE applies it),
 # and Pulumi names a resource it auto-names `<logical name>-<7 random characters>`.
 GKE_NODE_POOL_NAME_MAX = 40
 PULUMI_AUTONAME_SUFFIX = len("-abcdefg")
-# The markets' short forms in a fallback node pool's name.
-MARKET_CODES = {"spot": "spot", "on-demand": "od", "reservation": "res"}
-# A reservation holds one machine type, so a pool's reservation is taken by its first type alone.
-RESERVED_MARKETS = ("reservation",)
+# The fallback markets' short forms in their node pools' names.
+MARKET_CODES = {"spot": "spot", "on-demand": "od"}
 
 
 def member_key(pool: str, market_rank: int, market: str, type_rank: int) -> str:
@@ -26,9 +26,10 @@ def member_key(pool: str, market_rank: int, market: str, type_rank: int) -> str:
     return pool + (f"-{MARKET_CODES[market]}" if market_rank else "") + (f"-{type_rank + 1}" if type_rank else "")
 
 
-def member_types(market_rank: int, market: str, types: Sequence[str]) -> list[str]:
-    """The machine types a market of the pool's order launches."""
-    return list(types[:1]) if market_rank == 0 and market in RESERVED_MARKETS else list(types)
+def member_types(market: str, types: Sequence[str]) -> list[str]:
+    """The machine types a market of the pool's order launches: a reservation holds one machine type, so
+    it is taken by the first type alone."""
+    return list(types[:1]) if market in PINNED_MARKETS else list(types)
 
 
 def node_pool_keys(pool: str, slices: int, markets: Sequence[str], types: Sequence[str]) -> list[str]:
@@ -38,7 +39,7 @@ def node_pool_keys(pool: str, slices: int, markets: Sequence[str], types: Sequen
     return [
         member_key(pool, rank, market, j)
         for rank, market in enumerate(markets)
-        for j, _ in enumerate(member_types(rank, market, types))
+        for j, _ in enumerate(member_types(market, types))
     ]
 
 

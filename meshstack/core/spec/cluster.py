@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from meshstack.core.catalog import Catalog, InstanceType
-from meshstack.core.gke_node_pools import RESERVED_MARKETS, node_pool_keys, too_long
+from meshstack.core.gke_node_pools import node_pool_keys, too_long
 from meshstack.core.kubernetes import SUPPORTED_VERSIONS, SupportType
 from meshstack.core.spec.base import (
     DNS_LABEL,
@@ -189,7 +189,7 @@ class NodePool(SpecModel):
                     "removed whole, which a compute class cannot fall back between: use a single-host topology "
                     "with one slice, or one market",
                 )
-        if self.market in RESERVED_MARKETS and len(types) > 1 and not self.fallback:
+        if self.market in PINNED_MARKETS and len(types) > 1 and not self.fallback:
             raise field_error(
                 "instance_types[1]",
                 f"a GKE reservation holds one machine type ({types[0]}): the other types would never launch; "
