@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshstack.core.nodes import LABEL_COMPUTE_CLASS, LABEL_POOL, NodePoolArgs, node_taints
+from meshstack.core.nodes import NodePoolArgs, node_taints, pool_selector
 
 KUEUE_API = "kueue.x-k8s.io/v1beta1"
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
@@ -56,8 +56,7 @@ def _quantity(resource: str, amount: float) -> str:
 def resource_flavor(pool: NodePoolArgs) -> dict[str, Any]:
     """Admitting a job to this flavor means its pods land on the pool's nodes: they select its label
     and tolerate its taints, which Kueue checks before admission."""
-    labels = {LABEL_POOL: pool.name, **({LABEL_COMPUTE_CLASS: pool.compute_class} if pool.compute_class else {})}
-    spec: dict[str, Any] = {"nodeLabels": labels}
+    spec: dict[str, Any] = {"nodeLabels": pool_selector(pool)}
     taints = node_taints(pool)
     if taints:
         spec["nodeTaints"] = taints

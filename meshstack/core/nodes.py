@@ -131,6 +131,12 @@ def pods_per_node(accelerators_per_node: int, vcpus: int, devices: int) -> int:
     return max(pods, 1)
 
 
+def pool_selector(pool: NodePoolArgs) -> dict[str, str]:
+    """The node labels that pick the pool's nodes: its name, and on GKE its compute class, which the
+    autoscaler follows only for pods that ask for it."""
+    return {LABEL_POOL: pool.name, **({LABEL_COMPUTE_CLASS: pool.compute_class} if pool.compute_class else {})}
+
+
 def node_labels(pool: NodePoolArgs) -> dict[str, str]:
     """What a workload selects on to land on this pool."""
     return {

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshstack.core.nodes import LABEL_COMPUTE_CLASS, LABEL_POOL, NodePoolArgs, node_taints, pods_per_node
+from meshstack.core.nodes import NodePoolArgs, node_taints, pods_per_node, pool_selector
 
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
 TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
@@ -29,10 +29,7 @@ class Placement:
         return cls(pool, devices, pods_per_node(pool.accelerators_per_node, pool.instance.vcpus, devices))
 
     def node_selector(self) -> dict[str, str]:
-        selector = {LABEL_POOL: self.pool.name}
-        if self.pool.compute_class:
-            # GKE's autoscaler follows the class's priorities only for pods that ask for it.
-            selector[LABEL_COMPUTE_CLASS] = self.pool.compute_class
+        selector = pool_selector(self.pool)
         tpu = self.pool.tpu
         if tpu is not None:
             selector[TPU_ACCELERATOR_LABEL] = tpu.gke_accelerator
