@@ -1,5 +1,5 @@
 """What `meshstack serve`, `meshstack export` and `meshstack data prepare` do, without the command line
-(meshstack/cli.py parses it and turns every refusal into one line and exit 2).
+(meshstack/cli/workload_commands.py parses it and turns every refusal into one line and exit 2).
 
 Refusals are the exceptions in BAD_INPUT: a model folder, checkpoint, tokenizer or input that cannot be
 used, each saying which file and which key, tensor or line.
