@@ -13,7 +13,8 @@ import yaml
 
 from meshstack.core.sizing import PRESETS
 from meshstack.core.stack_file import PROJECT_ROOT
-from meshstack.planner.search import PlanRequest, plan
+from meshstack.planner.options import PlanRequest
+from meshstack.planner.search import plan
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/meshstack:0.1.0"
 EMIT = (

@@ -27,7 +27,7 @@ from meshstack.core.kubernetes import default_version, support_date
 from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import Project, spec_from_config
 from meshstack.core.vocabulary import STACK_NAME, STACK_NAME_RULE
-from meshstack.planner.search import Option, PlanRequest
+from meshstack.planner.options import Option, PlanRequest
 
 NODE_SEARCH = 2  # try node counts up to this multiple of the planned one
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshstack.planner.search import Option, Plan
+from meshstack.planner.options import Option, Plan
 
 
 def _duration(hours: float) -> str:

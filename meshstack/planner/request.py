@@ -11,7 +11,7 @@ from meshstack.core.catalog import known_clouds, load_catalog
 from meshstack.core.errors import UsageError
 from meshstack.core.sizing import PLANNING_MFU, PRECISION_BYTES, PRESETS, Transformer
 from meshstack.core.vocabulary import MARKETS
-from meshstack.planner.search import PlanRequest
+from meshstack.planner.options import PlanRequest
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|[smhd])$")
 SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
