@@ -82,7 +82,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from meshstack.planner.emit import EmitError, access_of, stack_config, write_stack
+    from meshstack.planner.access import EmitError, access_of
+    from meshstack.planner.emit import stack_config, write_stack
     from meshstack.planner.report import table, to_json
     from meshstack.planner.request import budget_of, request_of
     from meshstack.planner.search import plan
