@@ -39,6 +39,9 @@ ResourceCheck = Callable[[ResourceView, Mapping[str, Any]], Iterable["str | Unde
 StackCheck = Callable[[Sequence[ResourceView], Mapping[str, Any]], Iterable["Finding | Undecided"]]
 
 
+# The config schema of a rule parameter that lists strings (registries, paths, capabilities, names).
+STRING_LIST = {"type": "array", "items": {"type": "string"}}
+
 RULE_ID = re.compile(r"^MS-(AWS|GCP|K8S|COST)-\d{3}$")
 
 

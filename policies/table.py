@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from meshstack.policies.pod_templates import OBJECT_TYPES, WORKLOAD_TYPES
 from meshstack.policies.rule import Rule
-from meshstack.policies.rules.kubernetes import OBJECT_TYPES, WORKLOAD_TYPES
 
 # Type lists too long for a table cell, named once below the table.
 NAMED_SETS = {

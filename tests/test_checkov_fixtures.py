@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from meshstack.policies.rules.kubernetes import is_workload
+from meshstack.policies.pod_templates import is_workload
 from meshstack.preview.policy_runner import evaluate
 from meshstack.preview.recorder import Resource
 from tests.test_checkov_oracle import CONCEPTS, PACK_CONFIG

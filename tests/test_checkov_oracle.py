@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from meshstack.policies.rules.kubernetes import image_reference
+from meshstack.policies.rules.kubernetes_images import image_reference
 from meshstack.preview.plan import Preview
 from meshstack.preview.policy_runner import evaluate
 from meshstack.preview.recorder import Resource

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from meshstack.policies.pack import RULES_BY_ID
-from meshstack.policies.rules.kubernetes import WORKLOAD_TYPES
+from meshstack.policies.pod_templates import WORKLOAD_TYPES
 
 CLASS = re.compile(r"^class (\w+)\(pulumi\.CustomResource\):", re.M)
 PARAM = re.compile(r"^\s+(\w+):", re.M)

@@ -9,8 +9,9 @@ from meshstack.policies.rules import (
     cost,
     gcp_access,
     gcp_security,
-    kubernetes,
+    kubernetes_images,
     kubernetes_network,
+    kubernetes_pods,
 )
 
 MODULES = (
@@ -20,7 +21,8 @@ MODULES = (
     aws_supply,
     gcp_security,
     gcp_access,
-    kubernetes,
+    kubernetes_pods,
+    kubernetes_images,
     kubernetes_network,
     cost,
 )

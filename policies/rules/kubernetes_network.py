@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from meshstack.core.resources import ResourceView
-from meshstack.policies.rule import RuleSet, as_map, get, text
+from meshstack.policies.rule import STRING_LIST, RuleSet, as_map, get, text
 
 SERVICE_TYPES = ("kubernetes:core/v1:Service", "kubernetes:core/v1:ServicePatch")
 INGRESS_TYPES = (
@@ -37,8 +37,6 @@ def _public_ingress(resource: ResourceView) -> bool:
     ingress_class = text(get(resource.props, "spec", "ingressClassName") or annotations.get(INGRESS_CLASS))
     return text(annotations.get(ALB_SCHEME)) == "internet-facing" or ingress_class in EXTERNAL_INGRESS_CLASSES
 
-
-STRING_LIST = {"type": "array", "items": {"type": "string"}}
 
 RULES = RuleSet()
 
