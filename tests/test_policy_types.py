@@ -15,7 +15,7 @@ import pytest
 
 from meshstack.policies import pod_templates
 from meshstack.policies.rule import Rule
-from meshstack.policies.rules import ALL_RULES, aws_security, cost, gcp_security
+from meshstack.policies.rules import ALL_RULES, aws_compute, aws_exposure, aws_storage, cost, gcp_security
 from meshstack.preview.plan import Preview
 from tests.conftest import SHIPPED_STACKS
 from tests.test_karpenter import karpenter_preview
@@ -53,7 +53,7 @@ def test_every_pattern_of_every_rule_matches_a_real_type(rule: Rule, real_types:
 def type_constants() -> list[str]:
     """Type tokens the rule modules name as constants (stack rules pick resources by these)."""
     found = []
-    for module in (aws_security, gcp_security, pod_templates, cost):
+    for module in (aws_storage, aws_compute, aws_exposure, gcp_security, pod_templates, cost):
         for value in vars(module).values():
             values = value if isinstance(value, tuple | list | frozenset | set | dict) else [value]
             found += [v for v in values if isinstance(v, str) and TOKEN.match(v) and "*" not in v]

@@ -2,9 +2,10 @@
 
 from meshstack.policies.rule import Rule
 from meshstack.policies.rules import (
+    aws_compute,
     aws_exposure,
     aws_iam,
-    aws_security,
+    aws_storage,
     aws_supply,
     cost,
     gcp_access,
@@ -15,7 +16,8 @@ from meshstack.policies.rules import (
 )
 
 MODULES = (
-    aws_security,
+    aws_storage,
+    aws_compute,
     aws_iam,
     aws_exposure,
     aws_supply,

@@ -1,5 +1,5 @@
 """What an AWS stack opens to the internet or to anyone: public S3 grants, internet-facing load balancers,
-SSH to node groups from anywhere."""
+SSH to node groups from anywhere, security groups that admit 0.0.0.0/0 or ::/0."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from meshstack.policies.rule import (
     as_list,
     as_map,
     get,
+    integer,
+    is_open,
     is_true,
     policy_document,
     policy_statements,
@@ -40,6 +42,16 @@ LOAD_BALANCER_TYPES = (
     "aws:elb/loadBalancer:LoadBalancer",
 )
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+SG_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+SG_TYPES = (
+    SG_INGRESS_RULE,
+    SG_RULE,
+    "aws:ec2/securityGroup:SecurityGroup",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
+)
+
+ALL_PROTOCOLS = ("-1", "all")
 
 
 def _grantees(resource: ResourceView) -> list[Any]:
@@ -122,3 +134,70 @@ def node_group_ssh_restricted(resource: ResourceView, config: Mapping[str, Any])
     remote = as_map(resource.props.get("remoteAccess"))
     if get(remote, "ec2SshKey") and not as_list(get(remote, "sourceSecurityGroupIds")):
         yield f"node group '{resource.name}' admits SSH from anywhere (remote access without source security groups)"
+
+
+def _ports_allowed(low: Any, high: Any, protocol: str, allowed: set[int]) -> bool:
+    """Whether every port of low..high is one the config allows (never for all protocols or no ports)."""
+    first, last = integer(low), integer(high)
+    if protocol in ALL_PROTOCOLS or first is None or last is None or first > last or first < 0:
+        return False
+    return last - first < len(allowed) and all(p in allowed for p in range(first, last + 1))
+
+
+def _rules(resource: ResourceView) -> list[tuple[list[Any], Any, Any, str]]:
+    """(CIDRs, from port, to port, protocol) for each ingress rule the resource declares."""
+    props = resource.props
+    if resource.type == SG_INGRESS_RULE:
+        cidrs = [props.get("cidrIpv4"), props.get("cidrIpv6")]
+        return [(cidrs, props.get("fromPort"), props.get("toPort"), text(props.get("ipProtocol")).lower())]
+    if resource.type == SG_RULE:
+        if text(props.get("type")) != "ingress":
+            return []
+        cidrs = [*as_list(props.get("cidrBlocks")), *as_list(props.get("ipv6CidrBlocks"))]
+        return [(cidrs, props.get("fromPort"), props.get("toPort"), text(props.get("protocol")).lower())]
+    return [
+        (
+            [*as_list(get(rule, "cidrBlocks")), *as_list(get(rule, "ipv6CidrBlocks"))],
+            get(rule, "fromPort"),
+            get(rule, "toPort"),
+            text(get(rule, "protocol")).lower(),
+        )
+        for rule in as_list(props.get("ingress"))
+    ]
+
+
+def _ports(low: Any, high: Any, protocol: str) -> str:
+    if protocol in ALL_PROTOCOLS:
+        return "all ports"
+    first, last = integer(low), integer(high)
+    if first is None or last is None:
+        return f"all ports/{protocol or '?'}"
+    return f"ports {first}-{last}/{protocol}"
+
+
+@RULES.rule(
+    id="MS-AWS-008",
+    name="security-group-no-public-ingress",
+    description="No security group admits 0.0.0.0/0 or ::/0, except on ports the config allows.",
+    severity="critical",
+    enforcement="mandatory",
+    resource_types=SG_TYPES,
+    config={
+        "allowed_ports": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "default": [],
+            "description": "Ports that may be open to the internet (e.g. 443).",
+        }
+    },
+    remediation="Admit traffic from a security group (referenced_security_group_id) or a narrow CIDR, "
+    "or list the port in this rule's allowed_ports.",
+)
+def no_public_ingress(resource: ResourceView, config: Mapping[str, Any]) -> Iterable[str | Undecided]:
+    allowed = {p for p in (integer(p) for p in config["allowed_ports"]) if p is not None}
+    for cidrs, low, high, protocol in _rules(resource):
+        opened = [str(c) for c in cidrs if is_open(c)]
+        if opened and not _ports_allowed(low, high, protocol, allowed):
+            yield f"'{resource.name}' admits {', '.join(opened)} on {_ports(low, high, protocol)}"
+        elif not opened and any(isinstance(c, Unknown) for c in cidrs):
+            yield Undecided(f"'{resource.name}': the CIDR it admits is unknown")
