@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from meshstack.core.contract import JobConfig, ModelConfig, ServeConfig, ServeJobConfig, TrainConfig
+from meshstack.core.contract import JobConfig, ServeConfig, ServeJobConfig, TrainConfig
+from meshstack.core.model_config import ModelConfig
 from meshstack.workloads.jax import tokenizer
 from meshstack.workloads.jax.data import ensure_corpus, held_out_text
 from meshstack.workloads.jax.quantize import perplexity, quantize_int8

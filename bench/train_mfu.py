@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from meshstack.core.contract import JobConfig, ModelConfig, TrainConfig
+from meshstack.core.contract import JobConfig, TrainConfig
+from meshstack.core.model_config import ModelConfig
 from meshstack.workloads.jax.data import TokenReader, ensure_corpus
 from meshstack.workloads.jax.distributed import Topology
 from meshstack.workloads.jax.train import Trainer, compute_dtype

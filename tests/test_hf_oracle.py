@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from meshstack.core.contract import ModelConfig
+from meshstack.core.model_config import ModelConfig
 from meshstack.workloads.jax import hf, model_store
 from meshstack.workloads.jax.model import forward
 from tests.hf_models import VARIANTS, hf_greedy, hf_logits, tiny_llama, train_tokenizer

@@ -14,7 +14,8 @@ import pytest
 
 from meshstack.components.k8s.addons import CHARTS
 from meshstack.core.catalog import load_catalog
-from meshstack.core.contract import EXIT_CONTRACT, EXIT_PREEMPTED, EXIT_STALLED, EXIT_UNTRUSTED, ModelConfig
+from meshstack.core.contract import EXIT_CONTRACT, EXIT_PREEMPTED, EXIT_STALLED, EXIT_UNTRUSTED
+from meshstack.core.model_config import ModelConfig
 from meshstack.core.nodes import node_labels
 from meshstack.core.stack_file import find_project
 from meshstack.preview.manifests import kubernetes_objects

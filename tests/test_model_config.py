@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from meshstack.core.contract import ModelConfig
+from meshstack.core.model_config import ModelConfig
 from meshstack.workloads.jax import model_store
 
 

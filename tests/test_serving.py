@@ -24,7 +24,8 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from meshstack.core.contract import SERVE_TOKEN_ENV, ModelConfig, ServeJobConfig
+from meshstack.core.contract import SERVE_TOKEN_ENV, ServeJobConfig
+from meshstack.core.model_config import ModelConfig
 from meshstack.core.observability import SERVE_IN_FLIGHT, SERVE_KV_USAGE, SERVE_PREFIX_HIT_RATIO, SERVE_TTFT
 from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.demo import MetricsSampler
@@ -462,7 +463,7 @@ def test_tensor_parallel_over_four_devices_matches_one(tmp_path: Path) -> None:
     script = tmp_path / "tp.py"
     script.write_text(
         "import jax, json\n"
-        "from meshstack.core.contract import ModelConfig\n"
+        "from meshstack.core.model_config import ModelConfig\n"
         "from meshstack.workloads.jax.model import init_params\n"
         "from tests.test_serving import greedy\n"
         "from meshstack.workloads.jax.engine import Engine\n"

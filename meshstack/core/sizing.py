@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from meshstack.core.contract import ModelConfig
+from meshstack.core.model_config import ModelConfig
 
 Precision = Literal["fp32", "bf16", "fp8", "int8"]
 PRECISION_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp8": 1, "int8": 1}

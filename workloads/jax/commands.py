@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from meshstack.core.contract import ModelConfig, ServeConfig, ServeJobConfig
+from meshstack.core.contract import ServeConfig, ServeJobConfig
+from meshstack.core.model_config import ModelConfig
 from meshstack.workloads.jax import hf, model_store
 from meshstack.workloads.jax.checkpoint import CheckpointError
 from meshstack.workloads.jax.data import DataMismatchError

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from meshstack.core.contract import ModelConfig
+from meshstack.core.model_config import ModelConfig
 from meshstack.workloads.jax import tokenizer
 from meshstack.workloads.jax.storage import StorageError, filesystem
 

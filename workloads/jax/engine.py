@@ -34,7 +34,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from meshstack.core.contract import ModelConfig
+from meshstack.core.model_config import ModelConfig
 from meshstack.core.sizing import kv_cache_rows, of_model
 from meshstack.workloads.jax.model import (
     PARAM_SPECS,

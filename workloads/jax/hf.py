@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from meshstack.core.contract import ModelConfig
+from meshstack.core.model_config import ModelConfig
 
 CONFIG = "config.json"
 INDEX = "model.safetensors.index.json"

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from meshstack.core.contract import ModelConfig
+from meshstack.core.model_config import ModelConfig
 
 Params = dict[str, Any]
 # (queries [B, T, H, Dh], keys and values [B, T, KV, Dh] of the new tokens) -> attention output [B, T, H, Dh]

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from meshstack.core.contract import ModelConfig
+from meshstack.core.model_config import ModelConfig
 from meshstack.workloads.jax import hf
 from meshstack.workloads.jax.storage import REMOTE, filesystem
 from meshstack.workloads.jax.tokenization import (

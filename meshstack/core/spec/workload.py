@@ -16,13 +16,13 @@ from meshstack.core.contract import (
     TORCH_MASTER_PORT,
     TRAIN_METRICS_PORT,
     MeshConfig,
-    ModelConfig,
     ServeConfig,
     TrainConfig,
     served_seq_len,
     shape_problem,
 )
 from meshstack.core.engines.vllm import VLLM_PORT, VllmConfig
+from meshstack.core.model_config import ModelConfig
 from meshstack.core.programs.maxtext import check_overrides
 from meshstack.core.spec.base import DNS_LABEL, SpecModel, check_labels, field_error
 
