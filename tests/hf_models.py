@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from meshstack.core.stack_file import PROJECT_ROOT
-from meshstack.workloads.jax import hf
+from meshstack.workloads.jax import hf_config, hf_weights
 from meshstack.workloads.jax.data import training_text
 from meshstack.workloads.local.processes import free_port
 
@@ -144,22 +144,22 @@ def meshstack(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[s
     )
 
 
-def tensors(folder: Path, file: str = hf.SINGLE) -> dict[str, np.ndarray]:
+def tensors(folder: Path, file: str = hf_weights.SINGLE) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
     return load_file(str(folder / file))
 
 
-def save(folder: Path, named: dict[str, np.ndarray], file: str = hf.SINGLE) -> None:
+def save(folder: Path, named: dict[str, np.ndarray], file: str = hf_weights.SINGLE) -> None:
     from safetensors.numpy import save_file
 
     save_file(named, str(folder / file), metadata={"format": "pt"})
 
 
 def edit_config(folder: Path, **changes: object) -> None:
-    config = json.loads((folder / hf.CONFIG).read_text())
+    config = json.loads((folder / hf_config.CONFIG).read_text())
     config.update(changes)
-    (folder / hf.CONFIG).write_text(json.dumps(config))
+    (folder / hf_config.CONFIG).write_text(json.dumps(config))
 
 
 def refused_by_serve(folder: Path) -> str:

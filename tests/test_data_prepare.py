@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from meshstack.core.contract import JOB_CONFIG_ENV, JobConfig
-from meshstack.workloads.jax import hf
+from meshstack.workloads.jax import hf_config
 from meshstack.workloads.jax.data import DataMismatchError, TokenReader, ensure_corpus, training_text
 from tests.hf_models import meshstack
 
@@ -74,17 +74,17 @@ def test_the_shards_hold_the_tokenizers_own_ids(hf_model: Path, inputs: list[Pat
 def test_a_vocabulary_past_65535_ids_is_stored_uint32(hf_model: Path, inputs: list[Path], tmp_path: Path) -> None:
     wide = tmp_path / "wide"
     shutil.copytree(hf_model, wide)
-    config = json.loads((wide / hf.CONFIG).read_text())
-    (wide / hf.CONFIG).write_text(json.dumps({**config, "vocab_size": 128256}))
+    config = json.loads((wide / hf_config.CONFIG).read_text())
+    (wide / hf_config.CONFIG).write_text(json.dumps({**config, "vocab_size": 128256}))
     out = tmp_path / "shards"
     done = meshstack("data", "prepare", *map(str, inputs), "--tokenizer", str(wide), "--out", str(out), "--quiet")
     assert done.returncode == 0, done.stderr
     index, ids = shard_ids(out)
     assert index["dtype"] == "uint32" and ids.dtype == np.dtype("<u4")
     assert ids.tolist() == expected_ids(hf_model, documents(inputs))
-    wide_model, _ = hf.read_config(wide)
+    wide_model, _ = hf_config.read_config(wide)
     assert TokenReader(out.as_uri(), 16, 0, wide_model).read(0, 0).tolist() == ids[:17].tolist()
-    narrow, _ = hf.read_config(hf_model)
+    narrow, _ = hf_config.read_config(hf_model)
     with pytest.raises(DataMismatchError, match="the shards' vocabulary has 128256 ids; the model's vocab_size is 384"):
         TokenReader(out.as_uri(), 16, 0, narrow)
 
@@ -94,7 +94,7 @@ def test_the_trainer_refuses_shards_of_another_width_or_tokenizer(
 ) -> None:
     from meshstack.workloads.jax import train
 
-    model, _ = hf.read_config(hf_model)
+    model, _ = hf_config.read_config(hf_model)
     byte_shards = (tmp_path / "bytes").as_uri()
     ensure_corpus(byte_shards)
     job = JobConfig(

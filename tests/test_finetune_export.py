@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from meshstack.core.contract import JobConfig
-from meshstack.workloads.jax import hf, model_store
+from meshstack.workloads.jax import hf_config, hf_weights, model_store
 from meshstack.workloads.jax.commands import data_prepare
 from meshstack.workloads.jax.data import TokenReader, ensure_corpus, training_text
 from meshstack.workloads.jax.model import forward
@@ -42,7 +42,7 @@ def finetuned(tmp_path_factory: pytest.TempPathFactory, hf_model: Path) -> dict[
     text.write_text(training_text()[:40000])
     data = (root / "data").as_uri()
     data_prepare([text], data, str(hf_model), "text", 1 << 20, quiet=True)
-    cfg, _ = hf.read_config(hf_model)
+    cfg, _ = hf_config.read_config(hf_model)
     job = JobConfig(
         name="ft",
         model=cfg,
@@ -128,7 +128,7 @@ def test_a_sharded_export_is_read_back_whole(finetuned: dict[str, Any], tmp_path
     ckpt = finetuned["root"] / "ckpt"
     out = tmp_path / "sharded"
     assert meshstack("export", str(ckpt), str(out), "--max-shard-gib", "0.0001").returncode == 0
-    index = json.loads((out / hf.INDEX).read_text())
+    index = json.loads((out / hf_weights.INDEX).read_text())
     assert len(set(index["weight_map"].values())) > 2
     back = model_store.load_hf_folder(str(out))
     trained, _ = model_store.load_checkpoint(ckpt.as_uri(), finetuned["job"].model)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meshstack.workloads.jax import hf
+from meshstack.workloads.jax import hf_config, hf_weights
 from tests.hf_models import edit_config, meshstack, refused_by_serve, save, tensors, tiny_llama
 
 pytest.importorskip("transformers")
@@ -45,7 +45,7 @@ def inf_weights(folder: Path) -> None:
 
 def sharded_with_a_shard_gone(folder: Path) -> None:
     named = tensors(folder)
-    (folder / hf.SINGLE).unlink()
+    (folder / hf_weights.SINGLE).unlink()
     from safetensors.numpy import save_file
 
     names = sorted(named)
@@ -58,7 +58,7 @@ def sharded_with_a_shard_gone(folder: Path) -> None:
         str(folder / "model-00001-of-00002.safetensors"),
         metadata={"format": "pt"},
     )
-    (folder / hf.INDEX).write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (folder / hf_weights.INDEX).write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
 
 
 def unsupported_architecture(folder: Path) -> None:
@@ -74,9 +74,9 @@ def negative_eps(folder: Path) -> None:
 
 
 def unsupported_rope(folder: Path) -> None:
-    config = json.loads((folder / hf.CONFIG).read_text())
+    config = json.loads((folder / hf_config.CONFIG).read_text())
     config["rope_parameters"] = {"rope_type": "yarn", "factor": 4.0, "rope_theta": 10000.0}
-    (folder / hf.CONFIG).write_text(json.dumps(config))
+    (folder / hf_config.CONFIG).write_text(json.dumps(config))
 
 
 def tokenizer_larger_than_the_model(folder: Path) -> None:
@@ -98,7 +98,7 @@ CASES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
     "infinite weights": (inf_weights, ["model.safetensors", "model.norm.weight", "infinite"]),
     "a shard the index names is not there": (
         sharded_with_a_shard_gone,
-        [hf.INDEX, "model-00002-of-00002.safetensors", "not in the folder"],
+        [hf_weights.INDEX, "model-00002-of-00002.safetensors", "not in the folder"],
     ),
     "an architecture meshstack does not build": (
         unsupported_architecture,

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from meshstack.core.contract import SERVER_COMMAND, TRAINER_COMMAND, JobConfig, ServeJobConfig
 from meshstack.core.stack_file import PROJECT_ROOT
-from meshstack.workloads.jax import hf, model_store
+from meshstack.workloads.jax import hf_config, hf_weights, model_store
 from meshstack.workloads.jax.commands import BAD_INPUT
 from meshstack.workloads.local.processes import free_port, process_env, python_module
 from tests.damage import flip_drawn, halve, randomize, truncate
@@ -47,7 +47,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory, hf_tokenizer: Path) -> dic
     root = tmp_path_factory.mktemp("hf-damage")
     single = tiny_llama(root / "single", hf_tokenizer, seed=4)
     sharded = tiny_llama(root / "sharded", hf_tokenizer, seed=4, max_shard_size="100KB")
-    assert sorted(p.name for p in sharded.glob("*.safetensors"))[2] == SHARD and (sharded / hf.INDEX).is_file()
+    assert sorted(p.name for p in sharded.glob("*.safetensors"))[2] == SHARD and (sharded / hf_weights.INDEX).is_file()
     return {"single": single, "sharded": sharded}
 
 
@@ -58,9 +58,9 @@ def copy_of(folders: dict[str, Path], kind: str, where: Path) -> Path:
 
 
 def edit_index(folder: Path, change: Callable[[dict[str, str]], None]) -> None:
-    index = json.loads((folder / hf.INDEX).read_text())
+    index = json.loads((folder / hf_weights.INDEX).read_text())
     change(index["weight_map"])
-    (folder / hf.INDEX).write_text(json.dumps(index))
+    (folder / hf_weights.INDEX).write_text(json.dumps(index))
 
 
 def another_shard(weight_map: dict[str, str], name: str) -> None:
@@ -86,37 +86,41 @@ def untied_edited_to_tied(folder: Path) -> None:
 DAMAGES: dict[str, tuple[str, Callable[[Path], None], list[str]]] = {
     "safetensors truncated to half": (
         "single",
-        lambda f: halve(f / hf.SINGLE),
-        [hf.SINGLE, "not a safetensors file", "not fully covered"],
+        lambda f: halve(f / hf_weights.SINGLE),
+        [hf_weights.SINGLE, "not a safetensors file", "not fully covered"],
     ),
     "safetensors truncated to nothing": (
         "single",
-        lambda f: truncate(f / hf.SINGLE, 0),
-        [hf.SINGLE, "not a safetensors file", "header too small"],
+        lambda f: truncate(f / hf_weights.SINGLE, 0),
+        [hf_weights.SINGLE, "not a safetensors file", "header too small"],
     ),
     "safetensors of random bytes": (
         "single",
-        lambda f: randomize(f / hf.SINGLE),
-        [hf.SINGLE, "not a safetensors file"],
+        lambda f: randomize(f / hf_weights.SINGLE),
+        [hf_weights.SINGLE, "not a safetensors file"],
     ),
     "safetensors deleted": (
         "single",
-        lambda f: (f / hf.SINGLE).unlink(),
+        lambda f: (f / hf_weights.SINGLE).unlink(),
         ["no model.safetensors and no model.safetensors.index.json"],
     ),
     "a shard truncated": ("sharded", lambda f: halve(f / SHARD), [SHARD, "not a safetensors file"]),
     "a shard of random bytes": ("sharded", lambda f: randomize(f / SHARD), [SHARD, "not a safetensors file"]),
-    "a shard deleted": ("sharded", lambda f: (f / SHARD).unlink(), [hf.INDEX, SHARD, "which is not in the folder"]),
+    "a shard deleted": (
+        "sharded",
+        lambda f: (f / SHARD).unlink(),
+        [hf_weights.INDEX, SHARD, "which is not in the folder"],
+    ),
     "the index deleted": (
         "sharded",
-        lambda f: (f / hf.INDEX).unlink(),
+        lambda f: (f / hf_weights.INDEX).unlink(),
         ["several *.safetensors files and no model.safetensors.index.json"],
     ),
-    "the index truncated": ("sharded", lambda f: halve(f / hf.INDEX), [hf.INDEX, "not valid JSON"]),
+    "the index truncated": ("sharded", lambda f: halve(f / hf_weights.INDEX), [hf_weights.INDEX, "not valid JSON"]),
     "the index names a shard that is not there": (
         "sharded",
         lambda f: edit_index(f, lambda m: m.update({"model.norm.weight": "model-00009-of-00009.safetensors"})),
-        [hf.INDEX, "model.norm.weight", "model-00009-of-00009.safetensors", "not in the folder"],
+        [hf_weights.INDEX, "model.norm.weight", "model-00009-of-00009.safetensors", "not in the folder"],
     ),
     "the index puts a tensor in a shard that does not hold it": (
         "sharded",
@@ -126,7 +130,7 @@ DAMAGES: dict[str, tuple[str, Callable[[Path], None], list[str]]] = {
     "the index leaves a tensor out": (
         "sharded",
         lambda f: edit_index(f, lambda m: m.pop("model.layers.1.self_attn.v_proj.weight")),
-        [hf.INDEX, "model.layers.1.self_attn.v_proj.weight is missing"],
+        [hf_weights.INDEX, "model.layers.1.self_attn.v_proj.weight is missing"],
     ),
     "the index names a tensor no Llama of this shape has": (
         "sharded",
@@ -134,7 +138,11 @@ DAMAGES: dict[str, tuple[str, Callable[[Path], None], list[str]]] = {
         [SHARD, "model.layers.7.mlp.up_proj.weight is not one of a 2-layer Llama's"],
     ),
     "a shard's tensors NaN-filled": ("sharded", lambda f: nan_filled(f, SHARD), [SHARD, "holds NaN or infinite"]),
-    "every tensor NaN-filled": ("single", lambda f: nan_filled(f, hf.SINGLE), [hf.SINGLE, "holds NaN or infinite"]),
+    "every tensor NaN-filled": (
+        "single",
+        lambda f: nan_filled(f, hf_weights.SINGLE),
+        [hf_weights.SINGLE, "holds NaN or infinite"],
+    ),
     "a tensor of the wrong shape in a shard": (
         "sharded",
         lambda f: reshaped(f, SHARD, next(iter(tensors(f, SHARD)))),
@@ -143,12 +151,12 @@ DAMAGES: dict[str, tuple[str, Callable[[Path], None], list[str]]] = {
     "config.json: hidden_size edited": (
         "single",
         lambda f: edit_config(f, hidden_size=128),
-        [hf.SINGLE, "model.embed_tokens.weight has shape [384, 64]; config.json says [384, 128]"],
+        [hf_weights.SINGLE, "model.embed_tokens.weight has shape [384, 64]; config.json says [384, 128]"],
     ),
     "config.json: a layer added": (
         "single",
         lambda f: edit_config(f, num_hidden_layers=3),
-        [hf.SINGLE, "model.layers.2.input_layernorm.weight is missing"],
+        [hf_weights.SINGLE, "model.layers.2.input_layernorm.weight is missing"],
     ),
     "config.json: a layer removed": (
         "sharded",
@@ -158,15 +166,19 @@ DAMAGES: dict[str, tuple[str, Callable[[Path], None], list[str]]] = {
     "config.json: the heads edited": (
         "single",
         lambda f: edit_config(f, num_attention_heads=8, num_key_value_heads=4),
-        [hf.SINGLE, "q_proj.weight has shape [64, 64]; config.json says [128, 64]"],
+        [hf_weights.SINGLE, "q_proj.weight has shape [64, 64]; config.json says [128, 64]"],
     ),
     "config.json: said tied when the weights are not": (
         "single",
         untied_edited_to_tied,
-        [hf.SINGLE, "lm_head.weight is not model.embed_tokens.weight", "tie_word_embeddings"],
+        [hf_weights.SINGLE, "lm_head.weight is not model.embed_tokens.weight", "tie_word_embeddings"],
     ),
-    "config.json truncated": ("single", lambda f: halve(f / hf.CONFIG), [hf.CONFIG, "not valid JSON"]),
-    "config.json of random bytes": ("single", lambda f: randomize(f / hf.CONFIG), [hf.CONFIG, "not valid JSON"]),
+    "config.json truncated": ("single", lambda f: halve(f / hf_config.CONFIG), [hf_config.CONFIG, "not valid JSON"]),
+    "config.json of random bytes": (
+        "single",
+        lambda f: randomize(f / hf_config.CONFIG),
+        [hf_config.CONFIG, "not valid JSON"],
+    ),
     "tokenizer.json truncated": (
         "single",
         lambda f: halve(f / "tokenizer.json"),
@@ -237,7 +249,7 @@ def test_the_clusters_server_exits_at_its_start_up_without_serving(
 )
 def test_the_trainer_refuses_a_damaged_init_from_folder(folders: dict[str, Path], tmp_path: Path, how: str) -> None:
     folder, expected = damaged(folders, how, tmp_path)
-    model, _ = hf.read_config(folders["single"])
+    model, _ = hf_config.read_config(folders["single"])
     job = JobConfig(
         name="ft",
         model=model,
@@ -293,7 +305,7 @@ def test_a_bit_flipped_anywhere_is_refused_naming_a_file_or_loads_only_that_chan
             message = str(exc)
             assert "\n" not in message and message.startswith(str(folder)), message
             return
-        assert hf.finite_everywhere(loaded.params) is None
+        assert hf_weights.finite_everywhere(loaded.params) is None
         assert scalars_changed(loaded.params, pristine) <= 1
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from meshstack.core.model_config import ModelConfig
-from meshstack.workloads.jax import hf, model_store
+from meshstack.workloads.jax import hf_config, model_store
 from meshstack.workloads.jax.model import forward
 from tests.hf_models import VARIANTS, hf_greedy, hf_logits, tiny_llama, train_tokenizer
 
@@ -62,7 +62,7 @@ def test_the_same_greedy_continuation_as_transformers(folder: Path) -> None:
 
 
 def test_config_json_maps_onto_model_config_key_for_key(folder: Path) -> None:
-    cfg, raw = hf.read_config(folder)
+    cfg, raw = hf_config.read_config(folder)
     for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"):
         assert getattr(cfg, key) == raw[key]
     assert cfg.kv_heads == raw["num_key_value_heads"]
@@ -94,6 +94,6 @@ def test_legacy_rope_keys_read_as_transformers_5_writes_them() -> None:
     }
     new = {**legacy, "rope_parameters": {"rope_theta": 500000.0, **legacy["rope_scaling"]}}
     del new["rope_theta"], new["rope_scaling"]
-    assert hf.config_from_hf(legacy) == hf.config_from_hf(new)
-    assert hf.config_from_hf(legacy).max_position_embeddings == 2048  # LlamaConfig's default where absent
-    assert hf.config_from_hf(legacy).tie_word_embeddings is False
+    assert hf_config.config_from_hf(legacy) == hf_config.config_from_hf(new)
+    assert hf_config.config_from_hf(legacy).max_position_embeddings == 2048  # LlamaConfig's default where absent
+    assert hf_config.config_from_hf(legacy).tie_word_embeddings is False

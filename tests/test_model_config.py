@@ -60,10 +60,12 @@ def test_a_model_folder_on_object_storage_is_read_as_a_local_one(
 
 
 def test_a_server_whose_stack_declares_another_model_than_its_weights_refuses(hf_model: Path) -> None:
-    from meshstack.workloads.jax import hf
+    from meshstack.workloads.jax import hf_config
 
-    found, _ = hf.read_config(hf_model)
-    with pytest.raises(hf.ModelFolderError, match=r"config.json: model.vocab_size is 260 but the weights' is 384"):
+    found, _ = hf_config.read_config(hf_model)
+    with pytest.raises(
+        hf_config.ModelFolderError, match=r"config.json: model.vocab_size is 260 but the weights' is 384"
+    ):
         model_store.load_served(str(hf_model), ModelConfig(), declared=ModelConfig())
     shorter = found.model_copy(update={"max_position_embeddings": 64})
     assert model_store.load_served(str(hf_model), ModelConfig(), declared=shorter).cfg == shorter

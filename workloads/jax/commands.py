@@ -15,7 +15,7 @@ from typing import Any
 
 from meshstack.core.contract import ServeConfig, ServeJobConfig
 from meshstack.core.model_config import ModelConfig
-from meshstack.workloads.jax import hf, model_store
+from meshstack.workloads.jax import hf_config, hf_weights, model_store
 from meshstack.workloads.jax.checkpoint import CheckpointError
 from meshstack.workloads.jax.data import DataMismatchError
 from meshstack.workloads.jax.events import write_event
@@ -23,14 +23,14 @@ from meshstack.workloads.jax.prepare import PrepareError, prepare
 from meshstack.workloads.jax.storage import StorageError
 from meshstack.workloads.jax.tokenization import ByteTokenizer, Tokenizer, TokenizerError, load_hf_tokenizer
 
-# ValueError covers hf.ModelFolderError, TokenizerError, PrepareError, DataMismatchError and the
+# ValueError covers hf_config.ModelFolderError, TokenizerError, PrepareError, DataMismatchError and the
 # engine's refusals of a serve setting (a KV budget that holds no request, a tensor-parallel degree).
 BAD_INPUT = (
     ValueError,
     FileNotFoundError,
     CheckpointError,
     StorageError,
-    hf.ModelFolderError,
+    hf_config.ModelFolderError,
     TokenizerError,
     PrepareError,
     DataMismatchError,
@@ -83,7 +83,7 @@ def _ids(tok: Tokenizer) -> tuple[list[int], int | None]:
     return eos, bos
 
 
-def export(checkpoint: str, out: Path, max_shard_bytes: int = hf.DEFAULT_SHARD_BYTES) -> list[Path]:
+def export(checkpoint: str, out: Path, max_shard_bytes: int = hf_weights.DEFAULT_SHARD_BYTES) -> list[Path]:
     """meshstack's newest trusted checkpoint as a Hugging Face folder (or a Hugging Face folder copied
     through meshstack: what it reads, it writes)."""
     uri = model_store.uri_of(checkpoint)
@@ -108,9 +108,9 @@ def data_prepare(
         vocab = tok.vocab_size
     else:
         folder = model_store.local_folder(tokenizer)
-        if (folder / hf.CONFIG).is_file():
-            cfg, raw = hf.read_config(folder)
-            tok = model_store.folder_tokenizer(folder, cfg, hf.model_eos(folder, raw))
+        if (folder / hf_config.CONFIG).is_file():
+            cfg, raw = hf_config.read_config(folder)
+            tok = model_store.folder_tokenizer(folder, cfg, hf_config.model_eos(folder, raw))
             vocab = cfg.vocab_size
         else:
             tok = load_hf_tokenizer(folder)

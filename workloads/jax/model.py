@@ -11,7 +11,7 @@ keys and values into its slotted KV cache and reads them back (workloads/jax/eng
 Every weight has a PartitionSpec over the mesh axes ("data", "fsdp", "tensor"): fsdp shards the model
 dimension, tensor shards the heads (query and key/value alike) and the feed-forward width, and XLA
 inserts the collectives. Matmul weights are stored [in, out]: a Hugging Face Linear's weight
-transposed (workloads/jax/hf.py maps the names).
+transposed (workloads/jax/hf_weights.py maps the names).
 """
 
 from __future__ import annotations

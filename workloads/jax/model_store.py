@@ -2,7 +2,7 @@
 and the trainer load from it:
 
 - a Hugging Face model folder (config.json, *.safetensors, tokenizer.json, tokenizer_config.json): read
-  by workloads/jax/hf.py, its tokenizer through the tokenizers library, every part checked;
+  by workloads/jax/hf_config.py and hf_weights.py, its tokenizer through the tokenizers library, every part checked;
 - meshstack's own checkpoints (orbax steps with checksum manifests, workloads/jax/checkpoint.py): the
   trainer writes the model's shape beside them (meshstack-model.json) and, when it started from a
   Hugging Face folder, that folder's tokenizer files (tokenizer/), so a server needs nothing else.
@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from meshstack.core.model_config import ModelConfig
-from meshstack.workloads.jax import hf
+from meshstack.workloads.jax import hf_config, hf_weights
 from meshstack.workloads.jax.storage import REMOTE, filesystem
 from meshstack.workloads.jax.tokenization import (
     BYTE_CHAT_TEMPLATE,
@@ -53,7 +53,7 @@ def uri_of(location: str) -> str:
 
 def is_hf_folder(uri: str) -> bool:
     fs, root = filesystem(uri_of(uri))
-    return bool(fs.exists(f"{root.rstrip('/')}/{hf.CONFIG}"))
+    return bool(fs.exists(f"{root.rstrip('/')}/{hf_config.CONFIG}"))
 
 
 def local_folder(uri: str) -> Path:
@@ -110,15 +110,15 @@ def folder_tokenizer(folder: Path, cfg: ModelConfig, eos: list[int]) -> Tokenize
 
 
 def load_hf_folder(uri: str, with_tokenizer: bool = True) -> LoadedModel:
-    """A Hugging Face folder's model, weights and tokenizer, each checked (hf.ModelFolderError,
+    """A Hugging Face folder's model, weights and tokenizer, each checked (hf_config.ModelFolderError,
     TokenizerError: one line naming the file and the key or tensor)."""
     folder = local_folder(uri)
-    if not (folder / hf.CONFIG).is_file():
-        raise FileNotFoundError(f"{folder / hf.CONFIG}: missing (not a Hugging Face model folder)")
-    cfg, raw = hf.read_config(folder)
-    eos = hf.model_eos(folder, raw)
+    if not (folder / hf_config.CONFIG).is_file():
+        raise FileNotFoundError(f"{folder / hf_config.CONFIG}: missing (not a Hugging Face model folder)")
+    cfg, raw = hf_config.read_config(folder)
+    eos = hf_config.model_eos(folder, raw)
     tok: Tokenizer = folder_tokenizer(folder, cfg, eos) if with_tokenizer else ByteTokenizer()
-    params = hf.read_weights(folder, cfg)
+    params = hf_weights.read_weights(folder, cfg)
     return LoadedModel(cfg, params, tok, uri)
 
 
@@ -157,7 +157,9 @@ def read_model_file(checkpoint_uri: str) -> tuple[ModelConfig, str] | None:
             body = json.load(f)
             return ModelConfig.model_validate(body["model"]), str(body.get("tokenizer", "bytes"))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise hf.ModelFolderError(f"{checkpoint_uri}/{MODEL_FILE}: not meshstack's model file ({exc})") from None
+            raise hf_config.ModelFolderError(
+                f"{checkpoint_uri}/{MODEL_FILE}: not meshstack's model file ({exc})"
+            ) from None
 
 
 def checkpoint_tokenizer(checkpoint_uri: str, cfg: ModelConfig, kind: str) -> tuple[Tokenizer, Path | None]:
@@ -168,7 +170,7 @@ def checkpoint_tokenizer(checkpoint_uri: str, cfg: ModelConfig, kind: str) -> tu
     eos: list[int] = []
     source = folder / "source-config.json"
     if source.is_file():
-        eos = hf.model_eos(folder, hf.read_json(source))
+        eos = hf_config.model_eos(folder, hf_config.read_json(source))
     tok = load_hf_tokenizer(folder, eos)
     check_tokenizer(tok, cfg, str(folder / "tokenizer.json"))
     return tok, folder
@@ -198,30 +200,30 @@ def export(
     tokenizer_folder: Path | None,
     eos: list[int],
     bos: int | None,
-    max_shard_bytes: int = hf.DEFAULT_SHARD_BYTES,
+    max_shard_bytes: int = hf_weights.DEFAULT_SHARD_BYTES,
 ) -> list[Path]:
     """A Hugging Face folder of the model: config.json, generation_config.json, safetensors, tokenizer."""
     host = {
         **{k: np.asarray(v) for k, v in params.items() if k != "layers"},
         "layers": {k: np.asarray(v) for k, v in params["layers"].items()},
     }
-    bad = hf.finite_everywhere(host)
+    bad = hf_weights.finite_everywhere(host)
     if bad is not None:
-        raise hf.ModelFolderError(f"{out}: tensor {bad} holds NaN or infinite values; nothing was written")
+        raise hf_config.ModelFolderError(f"{out}: tensor {bad} holds NaN or infinite values; nothing was written")
     out.mkdir(parents=True, exist_ok=True)
-    written = hf.write_weights(out, host, cfg, max_shard_bytes)
-    (out / hf.CONFIG).write_text(json.dumps(hf.config_to_hf(cfg, bos, eos), indent=2) + "\n")
+    written = hf_weights.write_weights(out, host, cfg, max_shard_bytes)
+    (out / hf_config.CONFIG).write_text(json.dumps(hf_config.config_to_hf(cfg, bos, eos), indent=2) + "\n")
     generation: dict[str, Any] = {"eos_token_id": eos[0] if len(eos) == 1 else eos}
     if bos is not None:
         generation["bos_token_id"] = bos
-    (out / hf.GENERATION_CONFIG).write_text(json.dumps(generation, indent=2) + "\n")
+    (out / hf_config.GENERATION_CONFIG).write_text(json.dumps(generation, indent=2) + "\n")
     if tokenizer_folder is None:
         write_byte_tokenizer(out)
     else:
         for name in TOKENIZER_FILES:
-            if name != hf.GENERATION_CONFIG and (tokenizer_folder / name).is_file():
+            if name != hf_config.GENERATION_CONFIG and (tokenizer_folder / name).is_file():
                 shutil.copyfile(tokenizer_folder / name, out / name)
-    return [*written, out / hf.CONFIG]
+    return [*written, out / hf_config.CONFIG]
 
 
 # --- what a server loads ---------------------------------------------------------------------------
@@ -273,7 +275,7 @@ def load_checkpoint(
     model that is not the recorded one is refused."""
     recorded = read_model_file(checkpoint_uri)
     if recorded is not None and declared is not None and (problem := mismatch(declared, recorded[0])):
-        raise hf.ModelFolderError(
+        raise hf_config.ModelFolderError(
             f"{checkpoint_uri}/{MODEL_FILE}: {problem}: the workload must declare the model trained"
         )
     cfg, kind = recorded if recorded is not None else (declared or default, "bytes")
@@ -288,7 +290,9 @@ def load_served(checkpoint_uri: str, default: ModelConfig, declared: ModelConfig
     if is_hf_folder(checkpoint_uri):
         loaded = load_hf_folder(checkpoint_uri)
         if declared is not None and (problem := mismatch(declared, loaded.cfg)):
-            raise hf.ModelFolderError(f"{checkpoint_uri}/{hf.CONFIG}: {problem}: the workload must declare this model")
+            raise hf_config.ModelFolderError(
+                f"{checkpoint_uri}/{hf_config.CONFIG}: {problem}: the workload must declare this model"
+            )
     else:
         loaded = load_checkpoint(uri_of(checkpoint_uri), default, declared)[0]
     if declared is not None:  # the context the stack sized the server for

@@ -42,7 +42,7 @@ from meshstack.core.contract import (
     JobConfig,
     TrainConfig,
 )
-from meshstack.workloads.jax import checkpoint, distributed, hf, model_store
+from meshstack.workloads.jax import checkpoint, distributed, hf_config, model_store
 from meshstack.workloads.jax.data import DataMismatchError, TokenReader
 from meshstack.workloads.jax.events import write_event
 from meshstack.workloads.jax.lifecycle import Preemption, Watchdog
@@ -327,7 +327,7 @@ def _init_from(cfg: JobConfig) -> model_store.LoadedModel | None:
     problem = model_store.mismatch(cfg.model, loaded.cfg)
     if problem is not None:
         raise distributed.ContractError(
-            f"{cfg.init_from_uri}/{hf.CONFIG}: {problem}: the job's model must be the pretrained one"
+            f"{cfg.init_from_uri}/{hf_config.CONFIG}: {problem}: the job's model must be the pretrained one"
         )
     return loaded
 
@@ -350,7 +350,13 @@ def main() -> int:
     group restarts from."""
     try:
         return run(load_job_config())
-    except (distributed.ContractError, ValidationError, hf.ModelFolderError, TokenizerError, DataMismatchError) as exc:
+    except (
+        distributed.ContractError,
+        ValidationError,
+        hf_config.ModelFolderError,
+        TokenizerError,
+        DataMismatchError,
+    ) as exc:
         write_event({"event": "error", "message": str(exc)})
         return EXIT_CONTRACT
     except (DivergedError, checkpoint.CheckpointError) as exc:
