@@ -21,9 +21,9 @@ from meshstack.policies.rule import (
     policy_statements,
     text,
 )
+from meshstack.policies.rules.aws_storage import BUCKET_TYPES
 from meshstack.policies.values import Unknown
 
-BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 ACL_TYPES = ("aws:s3/bucketAcl:BucketAcl", "aws:s3/bucketAclV2:BucketAclV2")
 OBJECT_TYPES = (
