@@ -11,7 +11,7 @@ import yaml
 
 from meshstack.cli import main
 from meshstack.core.catalog import CatalogError, load_catalog
-from meshstack.core.vendors import VENDORS, Chart, Vendor
+from meshstack.core.vendors import VENDORS, Chart, HealthAlert, Vendor
 from tests.conftest import stack_config
 from tests.test_admission_fallback import previewed
 from tests.test_spec import pools
@@ -24,7 +24,10 @@ ACME = Vendor(
     eks_ami_type="AL2023_x86_64_STANDARD",
     utilisation=Chart("NPU utilisation", "avg by (instance) (acme_npu_busy_ratio)", "%"),
     health=Chart("NPU faults", "max by (instance) (acme_npu_faults)", "faults"),
+    health_alert=HealthAlert("AcmeNpuFaulted", "max by (instance) (acme_npu_faults) > 0", "An NPU node faulted"),
     maxtext_hardware=None,
+    maxtext_keys={},
+    maxtext_coordinator_env=False,
     vllm_image=None,
 )
 OVERRIDE = {
@@ -110,3 +113,4 @@ def test_a_vendor_registered_in_one_entry_reaches_the_previewed_stack(
     assert "NPU utilisation" in text and "acme_npu_faults" in text
     rules = "".join(str(r.inputs) for r in preview.resources if r.type.endswith("PrometheusRule"))
     assert "AcceleratorsIdleAcme" in rules and "acme_npu_busy_ratio" in rules
+    assert "AcmeNpuFaulted" in rules and "acme_npu_faults) > 0" in rules

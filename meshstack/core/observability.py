@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field
 
 from meshstack.core.validation import SpecModel
-from meshstack.core.vendors import DCGM_XID_ERRORS, VENDORS, Chart, Vendor
+from meshstack.core.vendors import VENDORS, Chart, Vendor
 
 # The trainer's metrics (workloads/jax/train_metrics.py), one series per process.
 TRAIN_STEP = "meshstack_train_step"
@@ -193,18 +193,11 @@ def alerts(spec: AlertSpec, accelerators: set[str], training_pools: list[str]) -
             f"{spec.node_loss_hours:g} h: repair keeps replacing them",
         ),
     ]
-    if "nvidia" in accelerators:
-        out.append(
-            Alert(
-                "GpuHealthCheckFailed",
-                f'{NODE_READY}{{condition="{ACCELERATOR_HEALTH}",status="false"}} == 1 '
-                f"or max by (Hostname) ({DCGM_XID_ERRORS}) > 0",
-                0,
-                "critical",
-                "A GPU node failed its health check (DCGM diagnostics or an XID error): "
-                "it is drained and replaced, and its job resumes from its last checkpoint",
-            )
-        )
+    for vendor in sorted(accelerators & VENDORS.keys()):
+        health = VENDORS[vendor].health_alert
+        if health is not None:
+            condition = f'{NODE_READY}{{condition="{ACCELERATOR_HEALTH}",status="false"}} == 1'
+            out.append(Alert(health.name, f"{condition} or {health.expr}", 0, "critical", health.summary))
     for vendor, panel in _charts(accelerators, lambda v: v.utilisation):
         out.append(
             Alert(

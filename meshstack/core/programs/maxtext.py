@@ -44,8 +44,6 @@ FROM_SPEC = frozenset(
         *(f"{layer}_{axis}_parallelism" for layer in ("ici", "dcn") for axis in AXES.values()),
     }
 )
-# What MaxText's GPU recipes pass (src/maxtext/configs/gpu/models/*.yml): overridable in `maxtext`.
-GPU_DEFAULTS: dict[str, str] = {"attention": "cudnn_flash_te"}
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,7 @@ def command(
         "enable_checkpointing": True,
         **{f"ici_{AXES[a]}_parallelism": n for a, n in ici.items()},
         **{f"dcn_{AXES[a]}_parallelism": n for a, n in dcn.items()},
-        **(GPU_DEFAULTS if vendor == "nvidia" else {}),
+        **VENDORS[vendor].maxtext_keys,
         **overrides,
     }
     return [*facts().command, *(f"{key}={_value(value)}" for key, value in keys.items())]
@@ -139,7 +137,7 @@ def command(
 def environment(vendor: str, coordinator_host: str, coordinator_port: int, processes: int) -> dict[str, str]:
     """What MaxText's GPU start-up reads (max_utils.initialize_jax_for_gpu) beside the JAX contract:
     the coordinator as host and port, the node count; NODE_RANK comes from the pod's index."""
-    if vendor != "nvidia":
+    if not VENDORS[vendor].maxtext_coordinator_env:
         return {}
     return {
         "JAX_COORDINATOR_IP": coordinator_host,
