@@ -14,10 +14,10 @@ import pulumi_kubernetes as k8s
 from meshstack.components.gcp.dashboard import dashboard_json
 from meshstack.components.gcp.iam import ClusterIdentity, ClusterIdentityArgs
 from meshstack.components.gcp.network import PODS, SERVICES
+from meshstack.components.gcp.node_pools import member_key, member_types, node_pool_keys
 from meshstack.components.gcp.pricing import FALLBACK_LABEL
 from meshstack.components.k8s.addons import AddonNeeds, ClusterAddons, ClusterAddonsArgs, webhook_ports
 from meshstack.components.k8s.kubeconfig import exec_kubeconfig
-from meshstack.core.gke_node_pools import member_key, member_types, node_pool_keys
 from meshstack.core.nodes import NodePoolArgs, compute_class_taints, launch_types, market_variants, node_labels
 from meshstack.core.types import WORKLOAD_NODES
 from meshstack.core.vendors import VENDORS

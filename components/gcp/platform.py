@@ -15,7 +15,7 @@ from meshstack.components.gcp.storage import Storage, StorageArgs
 from meshstack.components.platform import ClusterHandle, Platform, StorageTargets, addon_needs
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.spec import ClusterSpec, StackSpec
-from meshstack.core.spec.cluster import MaintenanceSpec
+from meshstack.core.spec.maintenance import MaintenanceSpec
 from meshstack.workloads.k8s.metrics import MetricsBackend
 from meshstack.workloads.k8s.volumes import FileSystemRef
 

@@ -12,7 +12,7 @@ from meshstack.core import sizing
 from meshstack.core.catalog import Catalog, InstanceType, known_clouds, load_catalog
 from meshstack.core.pricing import HOURS_PER_MONTH, node_hourly
 from meshstack.core.sizing import Transformer
-from meshstack.core.spec.stack import SERVER_WEIGHTS_SHARE
+from meshstack.core.spec.workload_fit import SERVER_WEIGHTS_SHARE
 
 MAX_NODES = 1024  # the largest cluster the search considers
 VLLM_MEMORY_UTILIZATION = 0.9  # vLLM's gpu_memory_utilization as emitted stacks leave it

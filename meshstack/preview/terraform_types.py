@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshstack.core import clouds
+
 TABLES = Path(__file__).parent / "terraform"
-PROVIDERS = {"aws": "registry.terraform.io/hashicorp/aws", "gcp": "registry.terraform.io/hashicorp/google"}
 # {terraform field: [MaxItems=1 (1) or a list (0), {its block's fields}?]}
 Fields = dict[str, list[Any]]
 ARGS = re.compile(r"'(\w+Args)'")
@@ -34,6 +35,12 @@ class TerraformType:
     type: str
     fields: Fields
     plural_blocks: frozenset[str] = frozenset()
+
+
+@functools.cache
+def providers() -> dict[str, tuple[str, str]]:
+    """(config key, registry address) of each registered cloud's Terraform provider, by its Pulumi package."""
+    return {c.name: c.terraform for c in clouds.registered().values() if c.terraform is not None}
 
 
 @functools.cache
@@ -80,7 +87,7 @@ def _sdk_fields(function: Any, inputs: Any, plural: frozenset[str] = frozenset()
 
 
 @functools.cache
-def _aws_fields(token: str, plural: frozenset[str]) -> Fields:
+def _sdk_blocks(token: str, plural: frozenset[str]) -> Fields:
     cls = _sdk_class(token)
     inputs = importlib.import_module(cls.__module__.rsplit(".", 1)[0] + "._inputs")
     return _sdk_fields(cls._internal_init, inputs, plural)
@@ -89,15 +96,16 @@ def _aws_fields(token: str, plural: frozenset[str]) -> Fields:
 def terraform_type(token: str) -> TerraformType | None:
     """The Terraform type of a provider resource, None where the tables know none (Kubernetes, components)."""
     provider = token.split(":", 1)[0]
-    if provider not in PROVIDERS:
+    if provider not in providers():
         return None
     entry = table(provider)["resources"].get(token)
     if entry is None:
         return None
-    if provider == "aws":
-        plural = frozenset(table("aws").get("plural_blocks", {}).get(token, ()))
-        return TerraformType(provider, entry["type"], _aws_fields(token, plural), plural)
-    return TerraformType(provider, entry["type"], entry["fields"])
+    if "fields" in entry:
+        return TerraformType(provider, entry["type"], entry["fields"])
+    # A table that lists no blocks (aws.json) has them read from the installed SDK's own types.
+    plural = frozenset(table(provider).get("plural_blocks", {}).get(token, ()))
+    return TerraformType(provider, entry["type"], _sdk_blocks(token, plural), plural)
 
 
 def field_name(key: str, fields: Fields) -> str:

@@ -16,7 +16,7 @@ from meshstack.core.validation import field_error
 from meshstack.core.vocabulary import PINNED_MARKETS
 
 if TYPE_CHECKING:
-    from meshstack.core.spec.cluster import NodePool
+    from meshstack.core.spec.pool import NodePool
     from meshstack.core.spec.stack import StackSpec
 
 
