@@ -19,7 +19,11 @@ PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+$")
 
 
 def check_stack(spec: StackSpec) -> None:
-    """An EKS cluster is in the stack's region, and an existing one's subnets are found by zone id."""
+    """AWS keeps the aws: tag prefix to itself; an EKS cluster is in the stack's region, and an existing
+    one's subnets are found by zone id."""
+    for key in spec.tags:
+        if key.lower().startswith("aws:"):
+            raise field_error(f"tags.{key}", f"'{key}' is not a valid AWS tag key: the aws: prefix is AWS's own")
     for name in ("network", "subnetwork"):
         if getattr(spec.network, name) is not None:
             raise field_error(f"network.{name}", "names a network of another cloud, not AWS's")

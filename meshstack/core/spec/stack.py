@@ -114,8 +114,8 @@ class StackSpec(SpecModel):
             if not tags.get(key, "").strip():
                 raise field_error(key, f"the '{key}' tag is required (required tags: {', '.join(REQUIRED_TAGS)})")
         for key, value in tags.items():
-            if key.lower().startswith("aws:") or not TAG_KEY.match(key):
-                raise field_error(key, f"'{key}' is not a valid AWS tag key (1-128 characters, not starting with aws:)")
+            if not TAG_KEY.match(key):
+                raise field_error(key, f"'{key}' is not a valid tag key (1-128 letters, digits, spaces and _.:/=+-@)")
             if len(value) > 256:
                 raise field_error(key, "tag values are at most 256 characters")
         return tags
