@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 import pulumi
 
 from meshstack.components.gcp.existing import ExistingGkeCluster, ExistingGkeClusterArgs
-from meshstack.components.gcp.gke import GkeCluster, GkeClusterArgs, MaintenanceArgs, MaintenanceExclusionArgs
+from meshstack.components.gcp.gke import GkeCluster, GkeClusterArgs
+from meshstack.components.gcp.maintenance import MaintenanceArgs, MaintenanceExclusionArgs
 from meshstack.components.gcp.network import Network, NetworkArgs
 from meshstack.components.gcp.storage import Storage, StorageArgs
 from meshstack.components.platform import ClusterHandle, Platform, StorageTargets, addon_needs

@@ -19,8 +19,9 @@ from meshstack.core.observability import AlertSpec
 from meshstack.core.spec import workload_fit
 from meshstack.core.spec.base import SpecModel, catalog_from, field_error
 from meshstack.core.spec.cluster import ClusterSpec
+from meshstack.core.spec.data import StorageRef
 from meshstack.core.spec.pool import NodePool
-from meshstack.core.spec.workload import InferenceWorkload, StorageRef, TrainingWorkload, Workload
+from meshstack.core.spec.workload import InferenceWorkload, TrainingWorkload, Workload
 from meshstack.core.spec.zones import check_zones
 from meshstack.core.storage import StorageSpec
 from meshstack.core.validation import check_unique

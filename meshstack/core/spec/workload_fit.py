@@ -15,8 +15,9 @@ from meshstack.core.contract import served_seq_len
 from meshstack.core.engines import vllm
 from meshstack.core.programs import maxtext
 from meshstack.core.spec.base import field_error
+from meshstack.core.spec.data import StorageRef
 from meshstack.core.spec.pool import NodePool
-from meshstack.core.spec.workload import InferenceWorkload, StorageRef, TrainingWorkload
+from meshstack.core.spec.workload import InferenceWorkload, TrainingWorkload
 from meshstack.core.vendors import VENDORS
 
 if TYPE_CHECKING:
