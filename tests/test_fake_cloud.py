@@ -1,61 +1,45 @@
 """A third cloud from one folder: tests/fixtures/clouds holds the package `fakecloud` (its Cloud, catalog,
-platform, pricing and mocks) and the entry point that registers it, as `pip install` of a plugin would
-leave them. A user's `meshstack validate` and `meshstack preview` then build, price and police a stack
-on it, with nothing of meshstack changed. README "Adding a cloud" is written from this folder."""
+first stack file, platform, pricing and mocks) and the entry point that registers it, as `pip install`
+of a plugin would leave them. A user's `meshstack init --cloud fakecloud`, `validate` and `preview` then
+scaffold, build, price and police a stack on it, with nothing of meshstack changed. README "Adding a
+cloud" is written from this folder."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from meshstack.core.stack_file import PROJECT_ROOT
-from tests.cli_project import init, meshstack, write_config
+from tests.cli_project import meshstack
 
 PLUGINS = PROJECT_ROOT / "tests" / "fixtures" / "clouds"
 ENV = {"PYTHONPATH": os.pathsep.join((str(PROJECT_ROOT), str(PLUGINS)))}
-CONFIG: dict[str, Any] = {
-    "fakecloud:region": "fk-east1",
-    "meshstack:environment": "dev",
-    "meshstack:tags": {"team": "ml", "project": "fake", "cost-center": "42"},
-    "meshstack:clusters": [
-        {
-            "name": "main",
-            "kubernetes_version": "1.35",
-            "public_access_cidrs": ["203.0.113.0/24"],
-            "node_pools": [
-                {"name": "system", "accelerator": "cpu", "instance_type": "fk-cpu-4", "min_nodes": 1, "max_nodes": 2},
-                {"name": "gpu", "accelerator": "l4", "accelerators_per_node": 1, "min_nodes": 0, "max_nodes": 2},
-            ],
-        }
-    ],
-    "meshstack:storage": {"buckets": [{"name": "artifacts", "size_gib": 50}]},
-    "meshstack:budget": {"max_hourly_usd": 5},
-}
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = init(tmp_path_factory.mktemp("fake") / "infra")
-    write_config(root, CONFIG, stack="fake")
+    root = tmp_path_factory.mktemp("fake") / "infra"
+    done = meshstack("init", str(root), "--cloud", "fakecloud", cwd=root.parent, env_extra=ENV)
+    assert done.returncode == 0, done.stderr
     return root
 
 
 def test_the_fake_cloud_is_registered_from_its_folder_alone(project: Path) -> None:
-    done = meshstack("validate", "-s", "fake", cwd=project, env_extra=ENV)
+    assert "fakecloud:region: fk-east1" in (project / "Pulumi.dev.yaml").read_text()
+    done = meshstack("validate", "-s", "dev", cwd=project, env_extra=ENV)
     assert done.returncode == 0, done.stderr
-    assert "fake: valid (1 cluster(s), 2 node pool(s)" in done.stdout
+    assert "dev: valid (1 cluster(s), 2 node pool(s)" in done.stdout
     # Without the folder on the path no cloud owns fakecloud:region, and the stack reads as AWS's.
-    outside = meshstack("validate", "-s", "fake", cwd=project)
+    outside = meshstack("validate", "-s", "dev", cwd=project)
     assert outside.returncode == 2 and "aws:region: is required" in outside.stderr
 
 
 @pytest.mark.slow
 def test_a_stack_on_the_fake_cloud_previews_with_its_resources_cost_and_policy(project: Path) -> None:
-    done = meshstack("preview", "-s", "fake", "--json", cwd=project, env_extra=ENV)
+    done = meshstack("preview", "-s", "dev", "--json", cwd=project, env_extra=ENV)
     report = json.loads(done.stdout)
     types = [r["type"] for r in report["resources"]]
     assert types.count("fakecloud:compute/pool:Pool") == 2
@@ -70,6 +54,6 @@ def test_a_stack_on_the_fake_cloud_previews_with_its_resources_cost_and_policy(p
     # node fails the dev cost rule, and the preview exits 1 on it.
     [violation] = report["policy"]["violations"]
     assert violation["id"] == "MS-COST-004" and violation["urn"].endswith(
-        "fakecloud:compute/pool:Pool::fake-main-system"
+        "fakecloud:compute/pool:Pool::dev-main-system"
     )
     assert done.returncode == 1

@@ -99,7 +99,7 @@ def test_the_installed_wheel_starts_a_project_that_validates(wheel: Path, tmp_pa
     """`meshstack init` writes its templates from the installed package's data, not from this checkout."""
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {
-        "meshstack/templates/stacks/aws.yaml",
+        "meshstack/components/aws/stack.yaml",
         "meshstack/templates/project/github/workflows/meshstack-up.yml",
     } <= names
     site = tmp_path / "site"

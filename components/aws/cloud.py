@@ -84,6 +84,7 @@ CLOUD = Cloud(
     name="aws",
     title="AWS",
     catalog=Path(__file__).with_name("catalog.yaml"),
+    stack_template=Path(__file__).with_name("stack.yaml"),
     cluster_name=re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,99}$"),
     cluster_name_help="an EKS cluster name (letters, digits, - and _)",
     platform="meshstack.components.aws.platform:platform",

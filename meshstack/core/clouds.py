@@ -54,6 +54,8 @@ class Cloud:
     """How messages name it: AWS, GCP."""
     catalog: Path
     """Its catalog file: accelerators, instance types, prices, and the location facts the spec checks."""
+    stack_template: Path
+    """The first stack file `meshstack init --cloud <name>` writes (@PROJECT@ becomes the project's name)."""
     cluster_name: re.Pattern[str]
     """What the cloud takes as a cluster's name (an existing cluster's is checked against it)."""
     cluster_name_help: str
