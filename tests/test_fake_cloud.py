@@ -57,3 +57,15 @@ def test_a_stack_on_the_fake_cloud_previews_with_its_resources_cost_and_policy(p
         "fakecloud:compute/pool:Pool::dev-main-system"
     )
     assert done.returncode == 1
+
+
+def test_the_readme_lists_every_file_the_fake_cloud_took() -> None:
+    """README "Adding a cloud" counts and names the folder's files: a file added here must be listed there."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme.split("### Adding a cloud", 1)[1].split("\n### ", 1)[0]
+    files = sorted(
+        str(p.relative_to(PLUGINS)) for p in PLUGINS.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
+    assert f"It took {len(files)} files, all in that one\nfolder" in section
+    for path in files:
+        assert f"`{path}`" in section, path
