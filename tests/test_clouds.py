@@ -9,8 +9,11 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from meshstack.core import clouds
+from meshstack.core.catalog import load_catalog
+from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import PROJECT_ROOT
 from tests.conftest import stack_config
 from tests.test_spec import problems_of
@@ -123,3 +126,13 @@ def test_a_network_of_the_other_cloud_is_refused_by_the_stacks_cloud(
     config = stack_config(stack)
     config["meshstack:network"] = network
     assert any(path == field and "names a network of another cloud" in why for path, why in problems_of(config, stack))
+
+
+def test_a_setting_the_stacks_cloud_does_not_declare_is_refused_at_its_path() -> None:
+    config = stack_config("dev")
+    data = {key.partition(":")[2]: value for key, value in config.items() if key.startswith("meshstack:")}
+    data.update(name="dev", cloud="aws", region=config["aws:region"], settings={"project": "my-project"})
+    with pytest.raises(ValidationError) as info:
+        StackSpec.model_validate(data, context={"catalog": load_catalog(cloud="aws")})
+    [error] = info.value.errors()
+    assert error["ctx"] == {"field": "settings.project"} and "Extra inputs are not permitted" in error["msg"]

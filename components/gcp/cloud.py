@@ -6,16 +6,34 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
 from meshstack.components.gcp.node_pools import node_pool_keys, too_long
 from meshstack.core.catalog import Catalog
 from meshstack.core.clouds import Cloud
-from meshstack.core.validation import field_error
+from meshstack.core.validation import SpecModel, field_error
 from meshstack.core.vocabulary import PINNED_MARKETS
 
 if TYPE_CHECKING:
     from meshstack.core.spec.cluster import ClusterSpec
     from meshstack.core.spec.pool import NodePool
     from meshstack.core.spec.stack import StackSpec
+
+
+class GcpSettings(SpecModel):
+    """What gcp:project and gcp:zone set beside gcp:region (checked against the catalog's facts)."""
+
+    project: str = Field(description="From gcp:project: the project the stack's resources are created in.")
+    zone: str = Field(
+        description="From gcp:zone: where TPU slices and GPU pools run, unless a pool names its own zone."
+    )
+
+
+def settings_of(spec: StackSpec) -> GcpSettings:
+    """The stack's project and zone, as validated with the stack."""
+    settings = spec.cloud_settings()
+    assert isinstance(settings, GcpSettings), f"stack '{spec.name}' is not on GCP"
+    return settings
 
 
 def check_stack(spec: StackSpec) -> None:
@@ -79,6 +97,7 @@ CLOUD = Cloud(
     platform="meshstack.components.gcp.platform:platform",
     pricing="meshstack.components.gcp.pricing",
     mocks="meshstack.components.gcp.mocks:GcpMocks",
+    settings=GcpSettings,
     orders_fallback=True,
     check_stack=check_stack,
     check_cluster=check_cluster,

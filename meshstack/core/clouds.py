@@ -19,6 +19,8 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meshstack.core.validation import SpecModel
+
 if TYPE_CHECKING:
     from meshstack.core.catalog import Catalog
     from meshstack.core.spec.cluster import ClusterSpec
@@ -41,6 +43,10 @@ class CloudError(ValueError):
 
 def _no_check(_: Any, *__: Any) -> None:
     """A cloud with nothing of its own to check."""
+
+
+class NoSettings(SpecModel):
+    """A cloud whose provider keys set only the stack's region."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,9 @@ class Cloud:
     """The module that prices its resources: `price(resource, ctx)`, `pool_shape(resource)`, `POOL_TYPES`."""
     mocks: str
     """"module:class" of its offline answers (`new_resource`, `call`), built with the stack's region."""
+    settings: type[SpecModel] = NoSettings
+    """Its own section of the spec: the fields its provider keys fill beside the region (GCP's project and
+    zone, from gcp:project and gcp:zone), which validate the stack's `settings`."""
     orders_fallback: bool = False
     """Whether a pool of several types or markets is one node pool per type and market, which the
     cluster tries in order (a GKE compute class); else one pool (an EKS node group) takes them all."""

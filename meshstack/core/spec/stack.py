@@ -6,7 +6,7 @@ import datetime
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from meshstack.core import (
     capacity,  # the module, not its names: capacity reads the spec's own classes
@@ -67,8 +67,11 @@ class StackSpec(SpecModel):
     name: str = Field(pattern=STACK_NAME, description="The Pulumi stack name.")
     cloud: str = Field(default="aws", description="The cloud whose provider keys the stack sets (aws:*, gcp:*).")
     region: str = Field(description="From aws:region or gcp:region.")
-    project: str | None = Field(default=None, description="From gcp:project.")
-    zone: str | None = Field(default=None, description="From gcp:zone: where TPU slices and GPU pools run.")
+    settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="The cloud's own settings, from its provider keys beside the region (gcp:project, gcp:zone), "
+        "as its settings model declares them (GcpSettings, below).",
+    )
     environment: Literal["dev", "staging", "prod"] = Field(
         description="Decides defaults and which cost rules apply (dev stacks must use spot or scale to zero)."
     )
@@ -132,14 +135,20 @@ class StackSpec(SpecModel):
                 f"'{self.region}' is not one of the catalog's {self.cloud.upper()} regions "
                 f"({', '.join(facts.regions)}); a catalog override file adds one",
             )
-        if facts.project_pattern is not None and (
-            self.project is None or not re.match(facts.project_pattern, self.project)
-        ):
-            raise field_error("project", f"{keys.get('project', 'project')} must name the project (6-30 characters)")
-        if facts.zone_required and (self.zone is None or not self.zone.startswith(f"{self.region}-")):
+        project, zone = self.settings.get("project"), self.settings.get("zone")
+        if facts.project_pattern is not None and (project is None or not re.match(facts.project_pattern, project)):
             raise field_error(
-                "zone", f"{keys.get('zone', 'zone')} must be a zone of {self.region}, such as {self.region}-a"
+                "settings.project", f"{keys.get('project', 'project')} must name the project (6-30 characters)"
             )
+        if facts.zone_required and (zone is None or not zone.startswith(f"{self.region}-")):
+            raise field_error(
+                "settings.zone", f"{keys.get('zone', 'zone')} must be a zone of {self.region}, such as {self.region}-a"
+            )
+        try:
+            self.cloud_settings()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise field_error(".".join(["settings", *map(str, first["loc"])]), first["msg"]) from exc
         for i, cluster in enumerate(self.clusters):
             if cluster.maintenance is not None and not facts.maintenance_windows:
                 raise field_error(
@@ -190,6 +199,10 @@ class StackSpec(SpecModel):
         """The rules only the stack's cloud has, declared by the cloud."""
         clouds.get(self.cloud).check_stack(self)
         return self
+
+    def cloud_settings(self) -> SpecModel:
+        """The stack's settings as its cloud's own settings model reads them."""
+        return clouds.get(self.cloud).settings.model_validate(self.settings)
 
     def outside_stack(self) -> list[str]:
         """What the stack uses but does not declare, so neither the preview nor the policy pack checked it."""

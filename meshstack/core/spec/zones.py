@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def pool_zone(spec: StackSpec, pool: NodePool) -> str | None:
     """The one zone the pool runs in: its own, or on a cloud that needs one, the stack's."""
-    return pool.zone or spec.zone
+    return pool.zone or spec.settings.get("zone")
 
 
 def check_zones(spec: StackSpec, catalog: Catalog) -> None:
