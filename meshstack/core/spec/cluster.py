@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -17,11 +18,14 @@ from meshstack.core.spec.base import (
 )
 from meshstack.core.spec.existing import ExistingCluster
 from meshstack.core.spec.maintenance import MaintenanceSpec
-from meshstack.core.spec.pool import Autoscaler, NodePool
+from meshstack.core.spec.pool import NodePool
 from meshstack.core.spec.queues import DEFAULT_QUEUE, QueueSpec
 from meshstack.core.validation import check_unique
 from meshstack.core.vocabulary import LOG_TYPES, LogType
 
+# The autoscalers meshstack installs; a cloud says which of them it runs (Cloud.autoscalers).
+Autoscaler = Literal["cluster-autoscaler", "karpenter"]
+# What a cluster entry sets only for a cluster meshstack creates; an existing one has its own.
 NEW_CLUSTER_FIELDS = (
     "kubernetes_version",
     "support_type",

@@ -19,7 +19,6 @@ OWNER_ADDONS = (
     "fsx-csi-driver",
     "efs-csi-driver",
 )
-# What a cluster entry sets only for a cluster meshstack creates; an existing one has its own.
 KUBECONFIG_CONTEXT = r"^\S{1,253}$"
 
 

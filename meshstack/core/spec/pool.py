@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -18,8 +17,6 @@ from meshstack.core.spec.base import (
     field_error,
 )
 from meshstack.core.vocabulary import PINNED_MARKETS, FallbackMarket, Market, TaintEffect
-
-Autoscaler = Literal["cluster-autoscaler", "karpenter"]
 
 
 class Taint(SpecModel):
