@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from meshstack.core.spec.cluster import ClusterSpec
     from meshstack.core.spec.stack import StackSpec
 
-# Karpenter takes capacity in this order whatever a pool lists: reserved, then spot, then on-demand.
+# The order Karpenter takes a NodePool's capacity types in, whatever order they are listed in: reserved
+# (capacity reservations and blocks), then spot, then on-demand (karpenter-provider-aws v1.14.1,
+# website/content/en/docs/concepts/nodepools.md "capacity type"; read 2026-12-08).
 KARPENTER_ORDER: dict[str, int] = {"capacity-block": 0, "reservation": 0, "spot": 1, "on-demand": 2}
 PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+$")
 
@@ -85,6 +87,7 @@ CLOUD = Cloud(
     title="AWS",
     catalog=Path(__file__).with_name("catalog.yaml"),
     stack_template=Path(__file__).with_name("stack.yaml"),
+    kubernetes_support=Path(__file__).with_name("kubernetes_support.yaml"),
     cluster_name=re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,99}$"),
     cluster_name_help="an EKS cluster name (letters, digits, - and _)",
     platform="meshstack.components.aws.platform:platform",

@@ -92,6 +92,7 @@ CLOUD = Cloud(
     title="GCP",
     catalog=Path(__file__).with_name("catalog.yaml"),
     stack_template=Path(__file__).with_name("stack.yaml"),
+    kubernetes_support=Path(__file__).with_name("kubernetes_support.yaml"),
     cluster_name=re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$"),
     cluster_name_help="a GKE cluster name (lower-case letters, digits, -)",
     platform="meshstack.components.gcp.platform:platform",

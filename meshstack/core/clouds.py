@@ -62,6 +62,9 @@ class Cloud:
     """Its catalog file: accelerators, instance types, prices, and the location facts the spec checks."""
     stack_template: Path
     """The first stack file `meshstack init --cloud <name>` writes (@PROJECT@ becomes the project's name)."""
+    kubernetes_support: Path
+    """When each Kubernetes version meshstack knows came out on the cloud and when its support ends."""
+    """The first stack file `meshstack init --cloud <name>` writes (@PROJECT@ becomes the project's name)."""
     cluster_name: re.Pattern[str]
     """What the cloud takes as a cluster's name (an existing cluster's is checked against it)."""
     cluster_name_help: str
