@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from meshstack.core.clouds import Cloud
+from meshstack.core.clouds import Cloud, TerraformProvider
 from meshstack.core.validation import field_error
 
 if TYPE_CHECKING:
@@ -96,5 +96,7 @@ CLOUD = Cloud(
     autoscalers=("cluster-autoscaler", "karpenter"),
     check_stack=check_stack,
     check_cluster=check_cluster,
-    terraform=("aws", "registry.terraform.io/hashicorp/aws"),
+    terraform=TerraformProvider(
+        "aws", "registry.terraform.io/hashicorp/aws", Path(__file__).with_name("terraform.json")
+    ),
 )

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from meshstack.components.gcp.node_pools import node_pool_keys, too_long
 from meshstack.core.catalog import Catalog
-from meshstack.core.clouds import Cloud
+from meshstack.core.clouds import Cloud, TerraformProvider
 from meshstack.core.validation import SpecModel, field_error
 from meshstack.core.vocabulary import PINNED_MARKETS
 
@@ -103,5 +103,7 @@ CLOUD = Cloud(
     check_stack=check_stack,
     check_cluster=check_cluster,
     check_pool=check_pool,
-    terraform=("google", "registry.terraform.io/hashicorp/google"),
+    terraform=TerraformProvider(
+        "google", "registry.terraform.io/hashicorp/google", Path(__file__).with_name("terraform.json")
+    ),
 )

@@ -37,6 +37,19 @@ BUILT_IN = (
 )
 
 
+@dataclass(frozen=True)
+class TerraformProvider:
+    """The Terraform provider a cloud's Pulumi provider is bridged from, for `preview --tf-plan`."""
+
+    config_key: str
+    """Its name in a plan's provider_config (google, aws)."""
+    address: str
+    """Its registry address (registry.terraform.io/hashicorp/google)."""
+    table: Path
+    """Its token-to-type table: each Pulumi type's Terraform type, and its blocks where they are not read
+    from the installed SDK (tools/extract_bridge_metadata.py writes one)."""
+
+
 class CloudError(ValueError):
     """A cloud that is not registered, or a plugin that does not register a Cloud under its own name."""
 
@@ -89,9 +102,9 @@ class Cloud:
     """The cloud's own rules on a cluster it creates."""
     check_pool: Callable[[NodePool, Catalog], None] = _no_check
     """The cloud's own rules on one node pool, beside the catalog's."""
-    terraform: tuple[str, str] | None = None
-    """(provider config key, registry address) of its Terraform provider, for `preview --plan-json`;
-    None where the preview's Terraform tables do not cover it."""
+    terraform: TerraformProvider | None = None
+    """Its Terraform provider, for `preview --tf-plan`; None where no table covers it: its resources are
+    then left out of the plan."""
 
     def owns(self, resource_type: str) -> bool:
         """Whether a resource type is one of the cloud's provider's."""

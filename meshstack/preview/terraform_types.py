@@ -4,9 +4,10 @@ pulumi-aws and pulumi-gcp are bridged from the Terraform providers, so every Pul
 a Terraform resource under another name: `gcp:container/cluster:Cluster` is `google_container_cluster`,
 its `nodeConfig` is the `node_config` block, a one-element list in Terraform that the bridge flattens
 into an object (MaxItems=1), and a list block named in the singular (`node_pool`) gets a plural Pulumi
-name (`nodePools`). The tables in meshstack/preview/terraform/ hold that mapping as the bridge metadata
-gives it (gcp.json, extracted by tools/extract_bridge_metadata.py) or as far as it could be read
-(aws.json, whose blocks come from the installed SDK's own types: see its `source`).
+name (`nodePools`). Each cloud's table (its Cloud.terraform, components/<cloud>/terraform.json) holds
+that mapping as the bridge metadata gives it (GCP's, extracted by tools/extract_bridge_metadata.py) or
+as far as it could be read (AWS's, whose blocks come from the installed SDK's own types: see its
+`source`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from meshstack.core import clouds
+from meshstack.core.clouds import TerraformProvider
 
-TABLES = Path(__file__).parent / "terraform"
 # {terraform field: [MaxItems=1 (1) or a list (0), {its block's fields}?]}
 Fields = dict[str, list[Any]]
 ARGS = re.compile(r"'(\w+Args)'")
@@ -38,14 +39,14 @@ class TerraformType:
 
 
 @functools.cache
-def providers() -> dict[str, tuple[str, str]]:
-    """(config key, registry address) of each registered cloud's Terraform provider, by its Pulumi package."""
+def providers() -> dict[str, TerraformProvider]:
+    """Each registered cloud's Terraform provider, by its Pulumi package."""
     return {c.name: c.terraform for c in clouds.registered().values() if c.terraform is not None}
 
 
 @functools.cache
 def table(provider: str) -> dict[str, Any]:
-    return json.loads((TABLES / f"{provider}.json").read_text())
+    return json.loads(providers()[provider].table.read_text())
 
 
 def snake(name: str) -> str:

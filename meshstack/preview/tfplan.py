@@ -118,7 +118,8 @@ def to_plan(resources: Sequence[Resource]) -> Export:
         addresses[r.urn] = (address, r)
         typed.append((r, address, attributes))
         common = {"address": address, "mode": "managed", "type": found.type, "name": name}
-        config_key, provider = providers()[found.provider]
+        terraform = providers()[found.provider]
+        config_key, provider = terraform.config_key, terraform.address
         configured.append(
             {
                 **common,
@@ -147,7 +148,9 @@ def to_plan(resources: Sequence[Resource]) -> Export:
         "planned_values": {"root_module": {"resources": planned}},
         "resource_changes": changes,
         "configuration": {
-            "provider_config": {short: {"name": short, "full_name": full} for short, full in providers().values()},
+            "provider_config": {
+                p.config_key: {"name": p.config_key, "full_name": p.address} for p in providers().values()
+            },
             "root_module": {
                 "resources": [
                     {**c, "expressions": references(r, attributes, addresses)}
