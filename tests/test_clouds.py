@@ -3,6 +3,7 @@ own package nothing dispatches on a cloud's name, so a new cloud is its own fold
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
@@ -136,3 +137,24 @@ def test_a_setting_the_stacks_cloud_does_not_declare_is_refused_at_its_path() ->
         StackSpec.model_validate(data, context={"catalog": load_catalog(cloud="aws")})
     [error] = info.value.errors()
     assert error["ctx"] == {"field": "settings.project"} and "Extra inputs are not permitted" in error["msg"]
+
+
+def test_a_second_cloud_of_a_registered_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    again = EntryPoint("aws", "fakecloud:CLOUD", clouds.GROUP)
+    monkeypatch.setattr(clouds, "entry_points", lambda group: [again])
+    clouds.registered.cache_clear()
+    try:
+        with pytest.raises(
+            clouds.CloudError, match=r"meshstack\.clouds:aws \(fakecloud:CLOUD\): cloud 'aws' is registered"
+        ):
+            clouds.registered()
+    finally:
+        monkeypatch.undo()
+        clouds.registered.cache_clear()
+
+
+def test_mocks_that_are_not_a_class_are_refused() -> None:
+    reference = "meshstack.components.aws.mocks:ACCOUNT"
+    cloud = dataclasses.replace(clouds.get("aws"), mocks=reference)
+    with pytest.raises(clouds.CloudError, match=re.escape(f"cloud 'aws': mocks '{reference}' is not a class")):
+        cloud.load_mocks()

@@ -19,6 +19,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meshstack.core.errors import EXIT_INVALID, MeshstackError
 from meshstack.core.validation import SpecModel
 
 if TYPE_CHECKING:
@@ -50,8 +51,10 @@ class TerraformProvider:
     from the installed SDK (tools/extract_bridge_metadata.py writes one)."""
 
 
-class CloudError(ValueError):
+class CloudError(MeshstackError, ValueError):
     """A cloud that is not registered, or a plugin that does not register a Cloud under its own name."""
+
+    exit_code = EXIT_INVALID
 
 
 def _no_check(_: Any, *__: Any) -> None:
@@ -77,7 +80,6 @@ class Cloud:
     """The first stack file `meshstack init --cloud <name>` writes (@PROJECT@ becomes the project's name)."""
     kubernetes_support: Path
     """When each Kubernetes version meshstack knows came out on the cloud and when its support ends."""
-    """The first stack file `meshstack init --cloud <name>` writes (@PROJECT@ becomes the project's name)."""
     cluster_name: re.Pattern[str]
     """What the cloud takes as a cluster's name (an existing cluster's is checked against it)."""
     cluster_name_help: str
@@ -134,7 +136,9 @@ def registered() -> dict[str, Cloud]:
     found: dict[str, Cloud] = {}
     for point in (*BUILT_IN, *entry_points(group=GROUP)):
         if point.name in found:
-            continue
+            raise CloudError(
+                f"entry point {GROUP}:{point.name} ({point.value}): cloud '{point.name}' is registered already"
+            )
         cloud = point.load()
         if not isinstance(cloud, Cloud) or cloud.name != point.name:
             raise CloudError(
