@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from meshstack.core.spec.stack import StackSpec
 
 
+LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+
+
 class GcpSettings(SpecModel):
     """What gcp:project and gcp:zone set beside gcp:region (checked against the catalog's facts)."""
 
@@ -37,7 +41,11 @@ def settings_of(spec: StackSpec) -> GcpSettings:
 
 
 def check_stack(spec: StackSpec) -> None:
-    """A GKE cluster sits in a VPC network named by `network`, and an existing one in the stack's region."""
+    """The tags are labels, which allow less than AWS tags do; a GKE cluster sits in a VPC network named by
+    `network`, and an existing one in the stack's region."""
+    for key, value in spec.tags.items():
+        if not LABEL_KEY.match(key) or not LABEL_VALUE.match(value):
+            raise field_error(f"tags.{key}", "GCP labels hold only lowercase letters, digits, - and _")
     for name in ("vpc_id", "subnet_ids"):
         if getattr(spec.network, name) is not None:
             raise field_error(f"network.{name}", "names a network of another cloud, not GCP's")

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from meshstack.core.capacity import Demand
 
 REQUIRED_TAGS = ("team", "project", "cost-center")
-GCP_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-GCP_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 
 
@@ -101,15 +99,6 @@ class StackSpec(SpecModel):
         if cloud not in known_clouds():
             raise field_error("", f"no cloud '{cloud}' is registered: known are {', '.join(known_clouds())}")
         return cloud
-
-    @model_validator(mode="after")
-    def _check_labels(self, info: ValidationInfo) -> StackSpec:
-        """Where the tags become labels (Google Cloud), they allow less than AWS tags do."""
-        if catalog_from(info, self.cloud).facts.tag_style == "labels":
-            for key, value in self.tags.items():
-                if not GCP_LABEL_KEY.match(key) or not GCP_LABEL_VALUE.match(value):
-                    raise field_error(f"tags.{key}", "GCP labels hold only lowercase letters, digits, - and _")
-        return self
 
     @field_validator("tags")
     @classmethod
