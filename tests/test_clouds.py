@@ -158,3 +158,12 @@ def test_mocks_that_are_not_a_class_are_refused() -> None:
     cloud = dataclasses.replace(clouds.get("aws"), mocks=reference)
     with pytest.raises(clouds.CloudError, match=re.escape(f"cloud 'aws': mocks '{reference}' is not a class")):
         cloud.load_mocks()
+
+
+def test_gcp_refuses_the_aws_zone_ids_of_network_zones() -> None:
+    config = stack_config("prod-gcp")
+    config.setdefault("meshstack:network", {})["zones"] = ["use1-az4", "use1-az6"]
+    assert (
+        "network.zones",
+        "lists AWS zone ids; on GCP the pools run in gcp:zone, or the zone a pool names",
+    ) in problems_of(config, "prod-gcp")

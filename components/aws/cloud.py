@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 # (capacity reservations and blocks), then spot, then on-demand (karpenter-provider-aws v1.14.1,
 # website/content/en/docs/concepts/nodepools.md "capacity type"; read 2026-12-08).
 KARPENTER_ORDER: dict[str, int] = {"capacity-block": 0, "reservation": 0, "spot": 1, "on-demand": 2}
+ZONE_ID = re.compile(r"^[a-z]{2,5}\d-az\d{1,2}$")
 PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+$")
 
 
@@ -29,6 +30,9 @@ def check_stack(spec: StackSpec) -> None:
     for name in ("network", "subnetwork"):
         if getattr(spec.network, name) is not None:
             raise field_error(f"network.{name}", "names a network of another cloud, not AWS's")
+    for i, zone in enumerate(spec.network.zones or []):
+        if not ZONE_ID.match(zone):
+            raise field_error(f"network.zones[{i}]", f"'{zone}' is not an AWS zone id such as use1-az4")
     existing = [(i, c.existing) for i, c in enumerate(spec.clusters) if c.existing is not None]
     for i, found in existing:
         if found.location is not None:

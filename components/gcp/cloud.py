@@ -49,6 +49,10 @@ def check_stack(spec: StackSpec) -> None:
     for name in ("vpc_id", "subnet_ids"):
         if getattr(spec.network, name) is not None:
             raise field_error(f"network.{name}", "names a network of another cloud, not GCP's")
+    if spec.network.zones is not None:
+        raise field_error(
+            "network.zones", "lists AWS zone ids; on GCP the pools run in gcp:zone, or the zone a pool names"
+        )
     for i, cluster in enumerate(spec.clusters):
         location = cluster.existing.location if cluster.existing is not None else None
         if location is not None and location != spec.region and not location.startswith(f"{spec.region}-"):
