@@ -14,6 +14,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
+from meshstack.core import clouds
 from meshstack.core.errors import UsageError
 from meshstack.core.workspace import MARKER, clear
 
@@ -83,7 +84,7 @@ def init_project(folder: Path, cloud: str) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         name, version = project_name(folder), installed_version()
         files = {target: TEMPLATES.joinpath(source).read_text() for source, target in PROJECT_FILES.items()}
-        files[f"Pulumi.{STACK}.yaml"] = TEMPLATES.joinpath(f"stacks/{cloud}.yaml").read_text()
+        files[f"Pulumi.{STACK}.yaml"] = clouds.get(cloud).stack_template.read_text()
         files[SCHEMA_FILE] = json.dumps(stack_schema(), indent=2) + "\n"
         written = []
         for relative, text in files.items():

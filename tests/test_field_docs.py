@@ -7,7 +7,7 @@ import dataclasses
 
 from meshstack.components.gcp import gke
 from meshstack.components.governance import StackGovernanceArgs
-from meshstack.core import vocabulary
+from meshstack.core import clouds, vocabulary
 from meshstack.core.field_docs import args_fields, spec_fields, spec_models
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.schema import stack_schema
@@ -18,7 +18,8 @@ from tools import reference
 
 
 def test_every_spec_field_has_a_description() -> None:
-    missing = [f"{m.__name__}.{f.name}" for m in spec_models(StackSpec) for f in spec_fields(m) if not f.description]
+    models = [*spec_models(StackSpec), *(c.settings for c in clouds.registered().values())]
+    missing = [f"{m.__name__}.{f.name}" for m in models for f in spec_fields(m) if not f.description]
     assert not missing, f"give these a Field(description=...) where they are declared: {missing}"
 
 

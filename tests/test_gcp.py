@@ -41,7 +41,7 @@ def pool(config: dict[str, Any], index: int) -> dict[str, Any]:
 
 def test_prod_gcp_resolves_its_tpu_pools() -> None:
     spec = spec_from_config("prod-gcp", stack_config("prod-gcp"))
-    assert spec.cloud == "gcp" and spec.project == "meshstack-prod-ml"
+    assert spec.cloud == "gcp" and spec.settings["project"] == "meshstack-prod-ml"
     v5p = spec.clusters[0].node_pools[1]
     assert (v5p.instance_type, v5p.accelerators_per_node, v5p.slices) == ("ct5p-hightpu-4t", 4, 2)
 

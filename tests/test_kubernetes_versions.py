@@ -4,6 +4,7 @@ against it as of a day, EKS's support policy as a spec choice, and its price."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +12,16 @@ from typing import Any
 
 import pytest
 
+from meshstack.core import clouds
 from meshstack.core.errors import SpecError
-from meshstack.core.kubernetes import AUTOSCALER_IMAGES, TODAY_ENV, VERSIONS, default_version, in_standard_support
+from meshstack.core.kubernetes import (
+    AUTOSCALER_IMAGES,
+    SUPPORTED_VERSIONS,
+    TODAY_ENV,
+    default_version,
+    in_standard_support,
+    support_table,
+)
 from meshstack.core.stack_file import find_project, spec_from_config
 from meshstack.preview.plan import preview_stack
 from tests.conftest import SHIPPED_STACKS, of_type, stack_config
@@ -42,20 +51,38 @@ def with_version(stack: str, version: str, support_type: str | None = None) -> d
 
 
 def test_the_table_pins_an_autoscaler_of_the_same_minor_and_orders_its_dates() -> None:
-    assert "1.35" in VERSIONS and AUTOSCALER_IMAGES["1.35"].startswith("v1.35.")
-    for version, known in VERSIONS.items():
-        assert known.autoscaler.startswith(f"v{version}."), version
-        assert set(known.support) == {"aws", "gcp"}, version
-        for cloud, support in known.support.items():
+    assert "1.35" in SUPPORTED_VERSIONS and AUTOSCALER_IMAGES["1.35"].startswith("v1.35.")
+    for version, autoscaler in AUTOSCALER_IMAGES.items():
+        assert autoscaler.startswith(f"v{version}."), version
+        for cloud in ("aws", "gcp"):
+            support = support_table(cloud)[version]
             assert support.released < support.end_of_standard, (version, cloud)
             if support.end_of_extended is not None:
                 assert support.end_of_standard < support.end_of_extended, (version, cloud)
         # EKS: 14 months of standard support, then 12 of extended (the EKS version lifecycle page).
-        eks = known.support["aws"]
+        eks = support_table("aws")[version]
         assert eks.end_of_extended is not None
         assert 13 * 30 < (eks.end_of_standard - eks.released).days < 15 * 31
         assert 360 <= (eks.end_of_extended - eks.end_of_standard).days <= 366
-        assert known.support["gcp"].end_of_extended is None
+        assert support_table("gcp")[version].end_of_extended is None
+
+
+def test_a_cloud_must_date_every_version_meshstack_knows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dates = tmp_path / "kubernetes_support.yaml"
+    dates.write_text(
+        "".join(f'"{v}": {{released: 2026-01-28, end_of_standard: 2027-03-27}}\n' for v in ("1.35", "1.99"))
+    )
+    aws = dataclasses.replace(clouds.get("aws"), kubernetes_support=dates)
+    monkeypatch.setattr(clouds, "get", lambda name: aws)
+    support_table.cache_clear()
+    try:
+        with pytest.raises(
+            clouds.CloudError, match=r"date every Kubernetes version .* missing 1\.31, .*; unknown 1\.99"
+        ):
+            support_table("aws")
+    finally:
+        monkeypatch.undo()
+        support_table.cache_clear()
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)

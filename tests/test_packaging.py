@@ -37,8 +37,8 @@ def test_the_wheel_holds_the_pack_its_configs_the_catalogs_and_type_markers(whee
     assert {f"meshstack/policies/config/{stack}.json" for stack in SHIPPED_STACKS} <= names
     assert {f"meshstack/{package}py.typed" for package in ("", "components/", "workloads/", "policies/")} <= names
     assert {
-        "meshstack/core/catalog/aws.yaml",
-        "meshstack/core/catalog/gcp.yaml",
+        "meshstack/components/aws/catalog.yaml",
+        "meshstack/components/gcp/catalog.yaml",
         "meshstack/core/kubernetes_versions.yaml",
         "meshstack/components/k8s/charts.yaml",
     } <= names
@@ -99,7 +99,7 @@ def test_the_installed_wheel_starts_a_project_that_validates(wheel: Path, tmp_pa
     """`meshstack init` writes its templates from the installed package's data, not from this checkout."""
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {
-        "meshstack/templates/stacks/aws.yaml",
+        "meshstack/components/aws/stack.yaml",
         "meshstack/templates/project/github/workflows/meshstack-up.yml",
     } <= names
     site = tmp_path / "site"

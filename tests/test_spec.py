@@ -219,7 +219,7 @@ def test_a_stack_targets_one_cloud() -> None:
         spec_from_config("dev", config, "Pulumi.dev.yaml")
 
 
-def test_a_cloud_without_a_catalog_is_refused_by_the_spec() -> None:
+def test_a_cloud_not_registered_is_refused_by_the_spec() -> None:
     data = {"name": "x", "cloud": "azure", "region": "eastus", "environment": "dev", "tags": {}, "clusters": []}
-    with pytest.raises(ValidationError, match="no catalog for cloud 'azure': known are aws, gcp"):
+    with pytest.raises(ValidationError, match="no cloud 'azure' is registered: known are aws, gcp"):
         StackSpec.model_validate(data)

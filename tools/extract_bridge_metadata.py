@@ -1,9 +1,9 @@
 """Extract the Pulumi token -> Terraform resource type table, with each field's MaxItems=1 flag, from a bridged
 provider's own bridge metadata (provider/cmd/pulumi-resource-<name>/bridge-metadata.json), into the compact
-table `meshstack preview --tf-plan` ships (meshstack/preview/terraform/<provider>.json).
+table `meshstack preview --tf-plan` ships (components/<cloud>/terraform.json).
 
     python tools/extract_bridge_metadata.py bridge-metadata.json --provider gcp --version 9.23.0 \\
-        --source "github.com/pulumi/pulumi-gcp@v9.23.0" > meshstack/preview/terraform/gcp.json
+        --source "github.com/pulumi/pulumi-gcp@v9.23.0" > components/gcp/terraform.json
 
 The metadata's `auto-aliasing.resources` maps each Terraform type to its current Pulumi token and lists the
 fields that are blocks or lists, each with `maxItemsOne` (the bridge flattens such a block into one object).

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: meshstack is this checkout's
     sys.path.insert(0, str(ROOT))
 
+from meshstack.core import clouds  # noqa: E402
 from meshstack.core.catalog import known_clouds, load_catalog  # noqa: E402
 from meshstack.core.field_docs import MODEL_DEFAULTS, REQUIRED, FieldDoc, args_fields, spec_fields, spec_models  # noqa: E402
 from meshstack.core.spec import StackSpec  # noqa: E402
@@ -77,10 +78,18 @@ def _table(first: str, rows: list[FieldDoc], key: Callable[[FieldDoc], str]) -> 
 def _stack_key(row: FieldDoc) -> str:
     if row.name not in DERIVED:
         return _code(f"meshstack:{row.name}")
+    # The stack's settings are the fields of every cloud's settings model.
+    every = {f for c in clouds.registered().values() for f in c.settings.model_fields}
+    names = every if row.name == "settings" else {row.name}
     keys = sorted(
-        {key for c in known_clouds() for f, key in load_catalog(cloud=c).facts.config_keys.items() if f == row.name}
+        {key for c in known_clouds() for f, key in load_catalog(cloud=c).facts.config_keys.items() if f in names}
     )
     return f"{row.name} (" + (", ".join(_code(k) for k in keys) if keys else "no key") + ")"
+
+
+def _setting_key(cloud: str) -> Callable[[FieldDoc], str]:
+    keys = load_catalog(cloud=cloud).facts.config_keys
+    return lambda row: f"{row.name} (" + (_code(keys[row.name]) if row.name in keys else "no key") + ")"
 
 
 def spec_reference() -> str:
@@ -92,6 +101,15 @@ def spec_reference() -> str:
             lines += [_summary(model), ""]
         key = _stack_key if top else (lambda row: _code(row.name))
         lines += _table("key" if top else "field", spec_fields(model), key)
+    for cloud in clouds.registered().values():
+        if cloud.settings.model_fields:
+            lines += [
+                "",
+                f"#### `{cloud.settings.__name__}`",
+                "",
+                f"`settings` on {cloud.title}: {_summary(cloud.settings)}",
+            ]
+            lines += ["", *_table("key", spec_fields(cloud.settings), _setting_key(cloud.name))]
     return "\n".join(lines[1:])
 
 

@@ -8,14 +8,16 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 
+from meshstack.components.gcp.cloud import settings_of
 from meshstack.components.gcp.existing import ExistingGkeCluster, ExistingGkeClusterArgs
-from meshstack.components.gcp.gke import GkeCluster, GkeClusterArgs, MaintenanceArgs, MaintenanceExclusionArgs
+from meshstack.components.gcp.gke import GkeCluster, GkeClusterArgs
+from meshstack.components.gcp.maintenance import MaintenanceArgs, MaintenanceExclusionArgs
 from meshstack.components.gcp.network import Network, NetworkArgs
 from meshstack.components.gcp.storage import Storage, StorageArgs
 from meshstack.components.platform import ClusterHandle, Platform, StorageTargets, addon_needs
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.spec import ClusterSpec, StackSpec
-from meshstack.core.spec.cluster import MaintenanceSpec
+from meshstack.core.spec.maintenance import MaintenanceSpec
 from meshstack.workloads.k8s.metrics import MetricsBackend
 from meshstack.workloads.k8s.volumes import FileSystemRef
 
@@ -41,7 +43,8 @@ Cluster = GkeCluster | ExistingGkeCluster
 
 def platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> Platform:
     labels = spec.resource_tags("labels")
-    project, zone = str(spec.project), str(spec.zone)
+    settings = settings_of(spec)
+    project, zone = settings.project, settings.zone
     built: dict[str, Cluster] = {}
     if spec.clusters[0].existing is not None:  # validated: a stack's clusters are all existing or all new
         existing = {c.name: _existing(spec, c, pools) for c in spec.clusters}
@@ -113,9 +116,9 @@ def _new(
     return GkeCluster(
         f"{spec.name}-{cluster.name}",
         GkeClusterArgs(
-            project=str(spec.project),
+            project=settings_of(spec).project,
             region=spec.region,
-            zone=str(spec.zone),
+            zone=settings_of(spec).zone,
             kubernetes_version=str(cluster.kubernetes_version),
             node_pools=[pools[(cluster.name, p.name)] for p in cluster.node_pools],
             network_id=network.network_id,
@@ -140,7 +143,7 @@ def _existing(
         f"{spec.name}-{cluster.name}",
         ExistingGkeClusterArgs(
             cluster_name=existing.name,
-            project=str(spec.project),
+            project=settings_of(spec).project,
             location=existing.location or spec.region,
             node_pools=[pools[(cluster.name, p.name)] for p in cluster.node_pools],
             context=existing.context,

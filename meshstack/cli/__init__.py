@@ -172,11 +172,19 @@ def _interrupted(*_: object) -> NoReturn:
     os._exit(EXIT_INTERRUPTED)
 
 
+def _refused(exc: MeshstackError) -> int:
+    print(f"meshstack: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # gRPC (the Pulumi SDK's, JAX's) logs an INFO line for every process started while its threads run,
     # as the demo and `run` do after a preview: noise between a person and the output they read.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except MeshstackError as exc:  # a broken cloud plugin, met while `init --cloud`'s choices are built
+        return _refused(exc)
     collecting = gc.isenabled()
     if args.command in SHORT_LIVED:
         gc.disable()
@@ -185,8 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except MeshstackError as exc:
-        print(f"meshstack: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _refused(exc)
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:

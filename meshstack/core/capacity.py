@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from meshstack.core.catalog import Catalog
 from meshstack.core.nodes import pods_per_node
-from meshstack.core.spec.cluster import ClusterSpec, NodePool, QueueSpec
+from meshstack.core.spec.cluster import ClusterSpec
+from meshstack.core.spec.pool import NodePool
+from meshstack.core.spec.queues import QueueSpec
 from meshstack.core.spec.workload import InferenceWorkload, TrainingWorkload
 
 Workload = TrainingWorkload | InferenceWorkload

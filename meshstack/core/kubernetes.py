@@ -1,5 +1,5 @@
 """The Kubernetes minor versions meshstack supports, what is pinned per version, and how long each cloud
-supports each one.
+supports each one (the cloud's own `kubernetes_support` file).
 
 Validation refuses a cluster version missing here, so no add-on meets a version it was not pinned
 for halfway through a deployment, and a version whose support has ended on the cluster's cloud (as
@@ -10,11 +10,13 @@ would try to put it back.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from meshstack.core import clouds
 from meshstack.core.yaml_text import load_yaml
 
 SupportType = Literal["STANDARD", "EXTENDED"]
@@ -30,26 +32,30 @@ class Support:
     end_of_extended: datetime.date | None = None
 
 
-@dataclass(frozen=True)
-class KubernetesVersion:
-    autoscaler: str
-    support: dict[str, Support]  # by cloud (aws, gcp)
-
-
-def _load() -> dict[str, KubernetesVersion]:
+def _load() -> dict[str, str]:
     data: dict[str, dict[str, Any]] = load_yaml(Path(__file__).with_name("kubernetes_versions.yaml").read_text())
-    return {
-        version: KubernetesVersion(
-            str(entry["autoscaler"]),
-            {cloud: Support(**dates) for cloud, dates in entry.items() if cloud != "autoscaler"},
+    return {version: str(entry["autoscaler"]) for version, entry in data.items()}
+
+
+AUTOSCALER_IMAGES = _load()
+SUPPORTED_VERSIONS = tuple(AUTOSCALER_IMAGES)
+
+
+@functools.cache
+def support_table(cloud: str) -> dict[str, Support]:
+    """The cloud's own support dates (its Cloud.kubernetes_support file), one entry for each version
+    meshstack knows: a version the cloud does not date could not be checked against its end of support."""
+    path = clouds.get(cloud).kubernetes_support
+    data: dict[str, dict[str, Any]] = load_yaml(path.read_text())
+    table = {str(version): Support(**dates) for version, dates in data.items()}
+    missing = [v for v in SUPPORTED_VERSIONS if v not in table]
+    unknown = [v for v in table if v not in SUPPORTED_VERSIONS]
+    if missing or unknown:
+        raise clouds.CloudError(
+            f"{path}: date every Kubernetes version meshstack knows ({', '.join(SUPPORTED_VERSIONS)}) and no "
+            f"other: missing {', '.join(missing) or 'none'}; unknown {', '.join(unknown) or 'none'}"
         )
-        for version, entry in data.items()
-    }
-
-
-VERSIONS = _load()
-AUTOSCALER_IMAGES: dict[str, str] = {version: v.autoscaler for version, v in VERSIONS.items()}
-SUPPORTED_VERSIONS = tuple(VERSIONS)
+    return table
 
 
 def support_date() -> datetime.date:
@@ -61,8 +67,7 @@ def support_date() -> datetime.date:
 
 
 def support_of(cloud: str, version: str) -> Support | None:
-    known = VERSIONS.get(version)
-    return known.support.get(cloud) if known is not None else None
+    return support_table(cloud).get(version)
 
 
 def support_problem(cloud: str, version: str, support_type: SupportType, on: datetime.date) -> tuple[str, str] | None:

@@ -9,7 +9,6 @@ from pydantic import Field, field_validator, model_validator
 
 from meshstack.core.validation import SpecModel, check_cidr, field_error, parse_cidr
 
-ZONE_ID = r"^[a-z]{2,5}\d-az\d{1,2}$"
 VPC_ID = r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$"
 SUBNET_ID = r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$"
 GCP_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -140,9 +139,6 @@ class NetworkSpec(SpecModel):
     @field_validator("zones")
     @classmethod
     def _check_zones(cls, zones: list[str] | None) -> list[str] | None:
-        for i, zone in enumerate(zones or []):
-            if not re.match(ZONE_ID, zone):
-                raise field_error(f"[{i}]", f"'{zone}' is not an AWS zone id such as use1-az4")
         if zones is not None and len(set(zones)) != len(zones):
             raise field_error("", "names a zone twice")
         return zones

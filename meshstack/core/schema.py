@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshstack.core.catalog import known_clouds, load_catalog
+from meshstack.core.clouds import get as get_cloud
 from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import DERIVED, spec_keys
 
@@ -33,8 +34,10 @@ def stack_schema() -> dict[str, Any]:
         facts = catalog.facts
         accelerators |= set(catalog.accelerators)
         instance_types |= set(catalog.instance_types)
+        own = get_cloud(cloud).settings.model_fields
         for field, key in facts.config_keys.items():
-            config[key] = {"type": "string", "description": fields[field].get("description", "")}
+            described = fields[field].get("description", "") if field in fields else own[field].description
+            config[key] = {"type": "string", "description": described or ""}
         config[facts.config_keys["region"]]["enum"] = list(facts.regions)
         others = "|".join(c for c in clouds if c != cloud)
         branch: dict[str, Any] = {"required": sorted(facts.config_keys.values())}

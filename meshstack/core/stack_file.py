@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from meshstack.core import clouds
 from meshstack.core.catalog import Catalog, known_clouds, load_catalog
 from meshstack.core.errors import SpecError, spec_problems
 from meshstack.core.input_files import load_yaml_file
@@ -117,8 +118,14 @@ def cloud_of(config: dict[str, Any], source: str = "") -> str:
 
 # Fields of the spec that no meshstack:* key sets: the stack's name comes from its file, its cloud from
 # the provider keys it sets, and its location from those keys (aws:region; gcp:project, gcp:region,
-# gcp:zone). A meshstack:region beside aws:region would price and police one region and deploy to another.
-DERIVED = ("name", "cloud", "region", "project", "zone")
+# gcp:zone), the region beside the cloud's own settings. A meshstack:region beside aws:region would price
+# and police one region and deploy to another.
+DERIVED = ("name", "cloud", "region", "settings")
+
+
+def derived(field: str) -> bool:
+    """Whether a meshstack:* key would set what the stack's file name or provider keys set."""
+    return field in DERIVED or any(field in c.settings.model_fields for c in clouds.registered().values())
 
 
 def spec_keys() -> list[str]:
@@ -154,9 +161,11 @@ def spec_from_config(stack: str, config: dict[str, Any], source: str = "") -> St
     refused: list[tuple[str, str]] = []
     for key, value in config.items():
         namespace, _, field = key.partition(":")
-        if key in provider_keys:
+        if key in provider_keys and provider_keys[key] in StackSpec.model_fields:
             data[provider_keys[key]] = value
-        elif namespace == "meshstack" and field in DERIVED:
+        elif key in provider_keys:
+            data.setdefault("settings", {})[provider_keys[key]] = value
+        elif namespace == "meshstack" and derived(field):
             refused.append((key, _derived_key_problem(field, catalog)))
         elif namespace == "meshstack":
             data[field] = value
@@ -177,8 +186,8 @@ def _config_problem(path: str, message: str, catalog: Catalog) -> tuple[str, str
 
 
 def _config_key(path: str, catalog: Catalog) -> str:
-    """A top-level field filled from a provider key is reported under that key (aws:region, gcp:zone)."""
-    return catalog.facts.config_keys.get(path, path)
+    """A field filled from a provider key is reported under that key (aws:region, gcp:zone)."""
+    return catalog.facts.config_keys.get(path.removeprefix("settings."), path)
 
 
 def load_stack(stack: str, project: Project | None = None) -> StackSpec:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshstack.core import clouds as cloud_registry
 from meshstack.core.catalog import Catalog, InstanceType, TpuGeneration, load_catalog
 from meshstack.core.errors import UsageError
 from meshstack.core.stack_file import Project
@@ -106,19 +107,16 @@ def access_of(args: Any, project: Project, clouds: tuple[str, ...], region: str 
     )
 
 
-REGISTRIES = {"aws": (".dkr.ecr.", "public.ecr.aws/"), "gcp": ("-docker.pkg.dev/", "gcr.io/")}
-
-
 def check_image(option: Option, image: str, gcp_project: str | None) -> None:
     """An image the pack's pod-images-allowed rule refuses by default for the stack being written: another
     cloud's registry, another region's ECR, another project's Artifact Registry."""
     rule = "as the policy pack's pod-images-allowed rule requires by default; mirror it there"
-    for other, hosts in REGISTRIES.items():
-        if other != option.cloud and any(h in image for h in hosts):
-            own = " or ".join(REGISTRIES[option.cloud])
+    ours = cloud_registry.get(option.cloud)
+    for other in cloud_registry.registered().values():
+        if other is not ours and any(h in image for h in other.image_registries):
             raise EmitError(
-                f"--image {image} is in {other.upper()}'s registry; a {option.cloud.upper()} stack pulls from its "
-                f"own ({own}), {rule}"
+                f"--image {image} is in {other.title}'s registry; a {ours.title} stack pulls from its "
+                f"own ({' or '.join(ours.image_registries)}), {rule}"
             )
     ecr = re.match(r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/", image)
     if ecr and ecr.group(1) != option.region:

@@ -7,7 +7,7 @@ import math
 
 from meshstack.core import sizing
 from meshstack.core.pricing import HOURS_PER_MONTH
-from meshstack.core.spec.stack import SERVER_WEIGHTS_SHARE
+from meshstack.core.spec.workload_fit import SERVER_WEIGHTS_SHARE
 from meshstack.planner.options import Option, PlanRequest, Rejected
 from meshstack.planner.units import Unit, priced_option
 

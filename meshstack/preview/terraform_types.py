@@ -4,9 +4,10 @@ pulumi-aws and pulumi-gcp are bridged from the Terraform providers, so every Pul
 a Terraform resource under another name: `gcp:container/cluster:Cluster` is `google_container_cluster`,
 its `nodeConfig` is the `node_config` block, a one-element list in Terraform that the bridge flattens
 into an object (MaxItems=1), and a list block named in the singular (`node_pool`) gets a plural Pulumi
-name (`nodePools`). The tables in meshstack/preview/terraform/ hold that mapping as the bridge metadata
-gives it (gcp.json, extracted by tools/extract_bridge_metadata.py) or as far as it could be read
-(aws.json, whose blocks come from the installed SDK's own types: see its `source`).
+name (`nodePools`). Each cloud's table (its Cloud.terraform, components/<cloud>/terraform.json) holds
+that mapping as the bridge metadata gives it (GCP's, extracted by tools/extract_bridge_metadata.py) or
+as far as it could be read (AWS's, whose blocks come from the installed SDK's own types: see its
+`source`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TABLES = Path(__file__).parent / "terraform"
-PROVIDERS = {"aws": "registry.terraform.io/hashicorp/aws", "gcp": "registry.terraform.io/hashicorp/google"}
+from meshstack.core import clouds
+from meshstack.core.clouds import TerraformProvider
+
 # {terraform field: [MaxItems=1 (1) or a list (0), {its block's fields}?]}
 Fields = dict[str, list[Any]]
 ARGS = re.compile(r"'(\w+Args)'")
@@ -37,8 +39,14 @@ class TerraformType:
 
 
 @functools.cache
+def providers() -> dict[str, TerraformProvider]:
+    """Each registered cloud's Terraform provider, by its Pulumi package."""
+    return {c.name: c.terraform for c in clouds.registered().values() if c.terraform is not None}
+
+
+@functools.cache
 def table(provider: str) -> dict[str, Any]:
-    return json.loads((TABLES / f"{provider}.json").read_text())
+    return json.loads(providers()[provider].table.read_text())
 
 
 def snake(name: str) -> str:
@@ -80,7 +88,7 @@ def _sdk_fields(function: Any, inputs: Any, plural: frozenset[str] = frozenset()
 
 
 @functools.cache
-def _aws_fields(token: str, plural: frozenset[str]) -> Fields:
+def _sdk_blocks(token: str, plural: frozenset[str]) -> Fields:
     cls = _sdk_class(token)
     inputs = importlib.import_module(cls.__module__.rsplit(".", 1)[0] + "._inputs")
     return _sdk_fields(cls._internal_init, inputs, plural)
@@ -89,15 +97,16 @@ def _aws_fields(token: str, plural: frozenset[str]) -> Fields:
 def terraform_type(token: str) -> TerraformType | None:
     """The Terraform type of a provider resource, None where the tables know none (Kubernetes, components)."""
     provider = token.split(":", 1)[0]
-    if provider not in PROVIDERS:
+    if provider not in providers():
         return None
     entry = table(provider)["resources"].get(token)
     if entry is None:
         return None
-    if provider == "aws":
-        plural = frozenset(table("aws").get("plural_blocks", {}).get(token, ()))
-        return TerraformType(provider, entry["type"], _aws_fields(token, plural), plural)
-    return TerraformType(provider, entry["type"], entry["fields"])
+    if "fields" in entry:
+        return TerraformType(provider, entry["type"], entry["fields"])
+    # A table that lists no blocks (aws.json) has them read from the installed SDK's own types.
+    plural = frozenset(table(provider).get("plural_blocks", {}).get(token, ()))
+    return TerraformType(provider, entry["type"], _sdk_blocks(token, plural), plural)
 
 
 def field_name(key: str, fields: Fields) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from meshstack.preview.manifests import integral
 from meshstack.preview.recorder import Resource
-from meshstack.preview.terraform_types import PROVIDERS, Fields, field_name, terraform_type
+from meshstack.preview.terraform_types import Fields, field_name, providers, terraform_type
 
 FORMAT_VERSION = "1.2"
 TERRAFORM_VERSION = "1.9.8"  # the plan format's producer as a scanner expects one; no Terraform runs
@@ -106,7 +106,7 @@ def to_plan(resources: Sequence[Resource]) -> Export:
             continue
         found = terraform_type(r.type)
         if found is None:
-            if r.type.split(":", 1)[0] in PROVIDERS:
+            if r.type.split(":", 1)[0] in providers():
                 untyped.append(r.type)
             continue
         name = _address_name(r.name)
@@ -118,11 +118,12 @@ def to_plan(resources: Sequence[Resource]) -> Export:
         addresses[r.urn] = (address, r)
         typed.append((r, address, attributes))
         common = {"address": address, "mode": "managed", "type": found.type, "name": name}
-        provider = PROVIDERS[found.provider]
+        terraform = providers()[found.provider]
+        config_key, provider = terraform.config_key, terraform.address
         configured.append(
             {
                 **common,
-                "provider_config_key": "google" if found.provider == "gcp" else found.provider,
+                "provider_config_key": config_key,
                 "schema_version": 0,
             }
         )
@@ -148,8 +149,7 @@ def to_plan(resources: Sequence[Resource]) -> Export:
         "resource_changes": changes,
         "configuration": {
             "provider_config": {
-                short: {"name": short, "full_name": full}
-                for short, full in (("aws", PROVIDERS["aws"]), ("google", PROVIDERS["gcp"]))
+                p.config_key: {"name": p.config_key, "full_name": p.address} for p in providers().values()
             },
             "root_module": {
                 "resources": [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import fields
 
@@ -10,6 +9,7 @@ import pulumi
 
 from meshstack.components.governance import StackGovernance, StackGovernanceArgs
 from meshstack.components.platform import Platform
+from meshstack.core import clouds
 from meshstack.core.catalog import Catalog, load_catalog
 from meshstack.core.nodes import NodePoolArgs
 from meshstack.core.runs import run_declarations
@@ -24,9 +24,8 @@ def fields_of(cls: type) -> set[str]:
 
 
 def cloud_platform(spec: StackSpec, pools: Mapping[tuple[str, str], NodePoolArgs]) -> Platform:
-    """The cloud's own module (components/<cloud>/platform.py) declares its network, storage and clusters."""
-    module = importlib.import_module(f"meshstack.components.{spec.cloud}.platform")
-    result: Platform = module.platform(spec, pools)
+    """The registered cloud's platform declares its network, storage and clusters."""
+    result: Platform = clouds.get(spec.cloud).load_platform()(spec, pools)
     return result
 
 

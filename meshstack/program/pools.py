@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from meshstack.core import clouds
 from meshstack.core.capacity import Demand, running_nodes
 from meshstack.core.catalog import Catalog
 from meshstack.core.nodes import NodePoolArgs, Taint, TpuSlice
@@ -13,8 +14,8 @@ def pool_args(pool: NodePool, catalog: Catalog, workload_nodes: int = 0, karpent
     types = pool.instance_types or [str(pool.instance_type)]
     gpu_types = {t: catalog.instance_types[t].gpu_type or catalog.gpu_types.get(pool.accelerator) for t in types}
     gpu_type = gpu_types[types[0]]
-    # GKE: one node pool of each type in each market, which only a compute class tries in order.
-    ordered = catalog.cloud == "gcp" and (len(types) > 1 or bool(pool.fallback))
+    # One node pool of each type in each market, where the cloud tries them in order (a GKE compute class).
+    ordered = clouds.get(catalog.cloud).orders_fallback and (len(types) > 1 or bool(pool.fallback))
     tpu = None
     if catalog.is_tpu(pool.accelerator):
         generation = catalog.tpus[pool.accelerator]

@@ -14,12 +14,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from meshstack.core import clouds
+from meshstack.core.clouds import known_clouds
 from meshstack.core.errors import EXIT_INVALID, MeshstackError
 from meshstack.core.input_files import load_yaml_file
 from meshstack.core.vendors import VENDORS
 from meshstack.core.yaml_text import load_yaml
 
-HERE = Path(__file__).parent
 OVERRIDE_ENV = "MESHSTACK_CATALOG"
 
 
@@ -314,9 +315,9 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """The shipped catalogs through libyaml's C loader; a user's override through the input boundary."""
-    data = load_yaml(path.read_text()) if path.parent == HERE else load_yaml_file(path)
+def _read(path: Path, shipped: bool = False) -> dict[str, Any]:
+    """A cloud's own catalog through libyaml's C loader; a user's override through the input boundary."""
+    data = load_yaml(path.read_text()) if shipped else load_yaml_file(path)
     if not isinstance(data, dict):
         raise CatalogError(f"catalog file {path} must hold a mapping at the top level")
     return data
@@ -335,17 +336,11 @@ def load_catalog(overrides: tuple[Path, ...] | None = None, cloud: str = "aws") 
     return _load(overrides if overrides is not None else _override_paths(), cloud)
 
 
-@functools.cache
-def known_clouds() -> tuple[str, ...]:
-    """A cloud is known when a catalog ships for it (read once: the rules ask per resource)."""
-    return tuple(sorted(p.stem for p in HERE.glob("*.yaml")))
-
-
 @functools.lru_cache(maxsize=8)
 def _load(overrides: tuple[Path, ...], cloud: str) -> Catalog:
     if cloud not in known_clouds():
         raise CatalogError(f"no catalog for cloud '{cloud}' (known: {', '.join(known_clouds())})")
-    data = _read(HERE / f"{cloud}.yaml")
+    data = _read(clouds.get(cloud).catalog, shipped=True)
     for path in overrides:
         override = _read(path)
         if override.get("cloud", "aws") == cloud:

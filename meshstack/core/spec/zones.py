@@ -16,13 +16,13 @@ from meshstack.core.validation import field_error
 from meshstack.core.vocabulary import PINNED_MARKETS
 
 if TYPE_CHECKING:
-    from meshstack.core.spec.cluster import NodePool
+    from meshstack.core.spec.pool import NodePool
     from meshstack.core.spec.stack import StackSpec
 
 
 def pool_zone(spec: StackSpec, pool: NodePool) -> str | None:
     """The one zone the pool runs in: its own, or on a cloud that needs one, the stack's."""
-    return pool.zone or spec.zone
+    return pool.zone or spec.settings.get("zone")
 
 
 def check_zones(spec: StackSpec, catalog: Catalog) -> None:

@@ -1,192 +1,22 @@
-"""Prices what a stack declares, from the catalog, resource by resource.
-
-The estimate reads only resource properties, so the same code prices a recorded
-preview and the resources the policy engine hands a stack policy: the cost the
-pull-request comment shows is the cost the budget rules enforce.
-"""
+"""The estimate itself: each resource priced by its cloud's pricing module, with the discounts, pool sizes,
+expected store sizes and training runs the stack declares."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, cast
 
+from meshstack.core import clouds
 from meshstack.core.catalog import Catalog, known_clouds, load_catalog
 from meshstack.core.pricing import HOURS_PER_MONTH, Fleet, PoolShape, Priced, check_services, node_hourly
 from meshstack.core.resources import ResourceView
 from meshstack.core.types import EXPECTED_GIB, GOVERNANCE, RUNS, TRAINING_RUNS, WORKLOAD_NODES
-
-
-@dataclass(frozen=True)
-class CostItem:
-    urn: str
-    type: str
-    name: str
-    component: str
-    description: str
-    hourly_usd: float
-    peak_hourly_usd: float
-    idle_hourly_usd: float
-    running_hourly_usd: float
-    watts: float = 0.0
-    idle_watts: float = 0.0
-    running_watts: float = 0.0
-
-    @property
-    def monthly_usd(self) -> float:
-        return self.hourly_usd * HOURS_PER_MONTH
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "urn": self.urn,
-            "type": self.type,
-            "name": self.name,
-            "component": self.component,
-            "description": self.description,
-            "idle_hourly_usd": round(self.idle_hourly_usd, 4),
-            "hourly_usd": round(self.hourly_usd, 4),
-            "running_hourly_usd": round(self.running_hourly_usd, 4),
-            "monthly_usd": round(self.monthly_usd, 2),
-            "peak_hourly_usd": round(self.peak_hourly_usd, 4),
-            "idle_monthly_kwh": round(monthly_kwh(self.idle_watts), 1),
-            "monthly_kwh": round(monthly_kwh(self.watts), 1),
-            "running_monthly_kwh": round(monthly_kwh(self.running_watts), 1),
-        }
-
-
-def monthly_kwh(watts: float) -> float:
-    return watts * HOURS_PER_MONTH / 1000
-
-
-@dataclass(frozen=True)
-class Energy:
-    """kWh per month at the wall and its kgCO2e at the region's grid intensity, at the three levels."""
-
-    idle_monthly_kwh: float
-    monthly_kwh: float
-    running_monthly_kwh: float
-    region: str
-    grid_gco2e_per_kwh: float | None
-    source: str
-
-    def kg_co2e(self, kwh: float) -> float | None:
-        return None if self.grid_gco2e_per_kwh is None else kwh * self.grid_gco2e_per_kwh / 1000
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"region": self.region, "grid_gco2e_per_kwh": self.grid_gco2e_per_kwh}
-        for level in ("idle_", "", "running_"):
-            kwh = getattr(self, f"{level}monthly_kwh")
-            co2 = self.kg_co2e(kwh)
-            out[f"{level}monthly_kwh"] = round(kwh, 1)
-            out[f"{level}monthly_kg_co2e"] = None if co2 is None else round(co2, 1)
-        out["source"] = self.source
-        return out
-
-
-@dataclass(frozen=True)
-class RunCost:
-    """A training run as the estimate counts it: its extra nodes for its hours, once a month (at most all month)."""
-
-    workload: str
-    nodes: int
-    hours: float
-    cost_usd: float
-    idle_monthly_usd: float  # what its nodes would cost for the rest of the month, which they do not run
-    idle_monthly_kwh: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "workload": self.workload,
-            "nodes": self.nodes,
-            "hours": round(self.hours, 2),
-            "cost_usd": round(self.cost_usd, 2),
-        }
-
-
-@dataclass(frozen=True)
-class CostReport:
-    items: list[CostItem]
-    price_date: str
-    price_source: str
-    region: str
-    energy: Energy
-    assumptions: list[str] = field(default_factory=list)
-    price_basis: str = ""  # whose list prices: the region's own, or the base region's where it has none
-    runs: list[RunCost] = field(default_factory=list)
-    max_run_usd: float | None = None
-
-    @property
-    def hourly_usd(self) -> float:
-        return sum(i.hourly_usd for i in self.items)
-
-    @property
-    def monthly_usd(self) -> float:
-        return self.hourly_usd * HOURS_PER_MONTH
-
-    @property
-    def peak_hourly_usd(self) -> float:
-        """Every node group at its max size: what the autoscaler may reach."""
-        return sum(i.peak_hourly_usd for i in self.items)
-
-    @property
-    def idle_hourly_usd(self) -> float:
-        """Every node group at its min size: what the stack costs with nothing running."""
-        return sum(i.idle_hourly_usd for i in self.items)
-
-    @property
-    def running_hourly_usd(self) -> float:
-        """Every node group at the nodes the stack's own workloads need: what running them costs."""
-        return sum(i.running_hourly_usd for i in self.items)
-
-    @property
-    def idle_monthly_usd(self) -> float:
-        return self.idle_hourly_usd * HOURS_PER_MONTH
-
-    @property
-    def running_monthly_usd(self) -> float:
-        """A month of the stack's workloads: serving and idle nodes all month, each training run once (its
-        extra nodes for its hours, at most the month's), not every hour of a job that finishes in two."""
-        return self.running_hourly_usd * HOURS_PER_MONTH - sum(r.idle_monthly_usd for r in self.runs)
-
-    @property
-    def peak_monthly_usd(self) -> float:
-        return self.peak_hourly_usd * HOURS_PER_MONTH
-
-    def by_component(self) -> dict[str, float]:
-        totals: dict[str, float] = defaultdict(float)
-        for item in self.items:
-            totals[item.component] += item.hourly_usd
-        return dict(sorted(totals.items()))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "idle_hourly_usd": round(self.idle_hourly_usd, 4),
-            "idle_monthly_usd": round(self.idle_monthly_usd, 2),
-            "hourly_usd": round(self.hourly_usd, 4),
-            "monthly_usd": round(self.monthly_usd, 2),
-            "running_hourly_usd": round(self.running_hourly_usd, 4),
-            "running_monthly_usd": round(self.running_monthly_usd, 2),
-            "peak_hourly_usd": round(self.peak_hourly_usd, 4),
-            "peak_monthly_usd": round(self.peak_monthly_usd, 2),
-            "training_runs": [r.to_json() for r in self.runs],
-            "max_run_usd": self.max_run_usd,
-            "currency": "USD",
-            "price_date": self.price_date,
-            "price_source": self.price_source,
-            "region": self.region,
-            "price_basis": self.price_basis,
-            "assumptions": self.assumptions,
-            "by_component": {k: round(v, 4) for k, v in self.by_component().items()},
-            "energy": self.energy.to_json(),
-            "items": [i.to_json() for i in self.items],
-        }
+from meshstack.cost.report import CostItem, CostReport, Energy, RunCost, monthly_kwh
 
 
 class _Pricer:
@@ -278,7 +108,7 @@ class _Pricer:
         """Nodes over every pool of the stack's cloud, at each level: what per-VM charges count."""
         declared = peak = idle = running = 0
         for r in self._resources:
-            if r.type not in pool_types() or not r.type.startswith(f"{self.catalog.cloud}:"):
+            if r.type not in pool_types() or not clouds.get(self.catalog.cloud).owns(r.type):
                 continue
             shape = pool_shape(r)
             declared += shape.desired_nodes
@@ -309,8 +139,9 @@ def _declared(resources: Sequence[ResourceView], key: str) -> dict[str, float]:
 
 @functools.cache
 def pricing_module(cloud: str) -> ModuleType:
-    """components/<cloud>/pricing.py: the one place that knows what a cloud's resources cost."""
-    return importlib.import_module(f"meshstack.components.{cloud}.pricing")
+    """The registered cloud's pricing module: the one place that knows what its resources cost."""
+    module: ModuleType = clouds.get(cloud).load_pricing()
+    return module
 
 
 @functools.cache
@@ -337,7 +168,7 @@ def estimate(resources: Iterable[ResourceView], catalog: Catalog | None = None) 
     items = []
     for r in resources:
         # A cloud's pools include what launches its nodes from inside the cluster (Karpenter's NodePools).
-        owned = r.type.startswith(f"{catalog.cloud}:") or r.type in pricing_module(catalog.cloud).POOL_TYPES
+        owned = clouds.get(catalog.cloud).owns(r.type) or r.type in pricing_module(catalog.cloud).POOL_TYPES
         priced = price(r, pricer) if owned else None
         if priced is not None:
             items.append(
@@ -427,60 +258,6 @@ def _stack_region(resources: Sequence[ResourceView]) -> str | None:
     """The region the stack runs in, as its governance resource declares it."""
     region = next((r.props.get("region") for r in resources if r.type == GOVERNANCE), None)
     return str(region) if region else None
-
-
-@dataclass(frozen=True)
-class CostChange:
-    key: str
-    description: str
-    before_hourly_usd: float
-    after_hourly_usd: float
-    before_running_hourly_usd: float = 0.0
-    after_running_hourly_usd: float = 0.0
-
-    @property
-    def delta_hourly_usd(self) -> float:
-        return self.after_hourly_usd - self.before_hourly_usd
-
-    @property
-    def delta_running_hourly_usd(self) -> float:
-        return self.after_running_hourly_usd - self.before_running_hourly_usd
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "resource": self.key,
-            "description": self.description,
-            "before_hourly_usd": round(self.before_hourly_usd, 4),
-            "after_hourly_usd": round(self.after_hourly_usd, 4),
-            "delta_hourly_usd": round(self.delta_hourly_usd, 4),
-            "delta_monthly_usd": round(self.delta_hourly_usd * HOURS_PER_MONTH, 2),
-            "before_running_hourly_usd": round(self.before_running_hourly_usd, 4),
-            "after_running_hourly_usd": round(self.after_running_hourly_usd, 4),
-            "delta_running_hourly_usd": round(self.delta_running_hourly_usd, 4),
-        }
-
-
-def _key(item: CostItem, stack: str) -> str:
-    """A resource's identity across two stacks: its type and its name without the stack's prefix."""
-    name = item.name.removeprefix(f"{stack}-") if stack else item.name
-    return f"{item.type.rsplit(':', 1)[-1]} {name}"
-
-
-def diff(before: CostReport, before_stack: str, after: CostReport, after_stack: str) -> list[CostChange]:
-    """What changed, resource by resource, most expensive change first; unchanged items are left out."""
-    old = {_key(i, before_stack): i for i in before.items}
-    new = {_key(i, after_stack): i for i in after.items}
-    changes = []
-    for key in old.keys() | new.keys():
-        a, b = old.get(key), new.get(key)
-        before_usd, after_usd = (a.hourly_usd if a else 0.0), (b.hourly_usd if b else 0.0)
-        before_run, after_run = (a.running_hourly_usd if a else 0.0), (b.running_hourly_usd if b else 0.0)
-        described = b or a
-        description = described.description if described is not None else ""
-        moved = abs(after_usd - before_usd) > 1e-9 or abs(after_run - before_run) > 1e-9
-        if a is None or b is None or moved or a.description != b.description:
-            changes.append(CostChange(key, description, before_usd, after_usd, before_run, after_run))
-    return sorted(changes, key=lambda c: (-abs(c.delta_running_hourly_usd), -abs(c.delta_hourly_usd), c.key))
 
 
 # The estimate `meshstack preview` made of a plan, handed to the budget rule that judges the same plan.
