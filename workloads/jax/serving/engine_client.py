@@ -71,14 +71,15 @@ class EngineClient:
 
     def _await_ready(self) -> process.Ready:
         message = self._first_message()
-        if message is None:
+        if not isinstance(message, process.Ready):
             self._process.join(STOP_WAIT_S)
+            self._conn.close()
+        if message is None:
             raise EngineDiedError(
                 f"the engine process exited with code {self._process.exitcode} while loading the model "
                 "(its own error, if it printed one, is above)"
             )
         if isinstance(message, process.Failed):
-            self._process.join(STOP_WAIT_S)
             raise message.error
         assert isinstance(message, process.Ready), f"the engine's first message: {message!r}"
         return message
