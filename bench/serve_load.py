@@ -28,8 +28,9 @@ from meshstack.core.contract import JobConfig, ServeConfig, ServeJobConfig, Trai
 from meshstack.core.model_config import ModelConfig
 from meshstack.workloads.jax import tokenizer
 from meshstack.workloads.jax.data import ensure_corpus, held_out_text
+from meshstack.workloads.jax.engine.loading import load_params
 from meshstack.workloads.jax.quantize import perplexity, quantize_int8
-from meshstack.workloads.jax.serve import Running, load_params, start
+from meshstack.workloads.jax.serving.launcher import Running, start
 from meshstack.workloads.jax.train import run
 from meshstack.workloads.local import free_port
 

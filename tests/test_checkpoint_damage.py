@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from meshstack.core.contract import JobConfig, ServeJobConfig
 from meshstack.workloads.jax import checkpoint, distributed
-from meshstack.workloads.jax.serve import load_params
+from meshstack.workloads.jax.engine.loading import load_params
 from meshstack.workloads.jax.train import Trainer, run
 from tests.damage import flip_drawn, halve, randomize, truncate
 from tests.test_checkpoint_integrity import job

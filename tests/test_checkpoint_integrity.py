@@ -14,7 +14,7 @@ import pytest
 from meshstack.core.contract import JobConfig, ServeJobConfig
 from meshstack.workloads.jax import checkpoint, distributed
 from meshstack.workloads.jax.data import ensure_corpus
-from meshstack.workloads.jax.serve import load_params
+from meshstack.workloads.jax.engine.loading import load_params
 from meshstack.workloads.jax.train import DivergedError, Trainer, run
 
 pytestmark = pytest.mark.slow

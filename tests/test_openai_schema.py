@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from meshstack.workloads.jax.serve import Running, start
+from meshstack.workloads.jax.serving.launcher import Running, start
 from tests.test_serving import MODEL, serve_job
 
 SUBSET = Path(__file__).parent / "fixtures" / "openai" / "openapi-subset.json"

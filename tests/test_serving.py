@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,13 @@ from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.demo import MetricsSampler
 from meshstack.workloads.jax import tokenizer
 from meshstack.workloads.jax.data import held_out_text
-from meshstack.workloads.jax.engine import Engine, EngineDrainingError, EngineFullError, Request, Sampling
+from meshstack.workloads.jax.engine.core import Engine
+from meshstack.workloads.jax.engine.loading import load_params
+from meshstack.workloads.jax.engine.request import EngineDrainingError, EngineFullError, Output, Request, Sampling
 from meshstack.workloads.jax.model import forward, init_params
 from meshstack.workloads.jax.quantize import perplexity, quantize_int8, weight_bytes
-from meshstack.workloads.jax.serve import Running, chat_prompt, load_params, start
+from meshstack.workloads.jax.serving.launcher import Running, start
+from meshstack.workloads.jax.serving.protocol import chat_prompt
 from meshstack.workloads.local import LocalRunError, LocalServer, free_port
 
 MODEL = "chat"
@@ -283,9 +286,9 @@ def test_a_client_gone_mid_stream_frees_its_row(checkpoint: str) -> None:
         conn.close()
         engine = long.state.engine
         deadline = time.monotonic() + 10
-        while (engine.running or long.state.active) and time.monotonic() < deadline:
+        while (engine.load().running or long.state.active) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert len(engine.running) == 0 and long.state.active == 0
+        assert engine.load().running == 0 and long.state.active == 0
         assert engine.stats.generated_tokens < 100, "generation stopped when the client left, not at max_tokens"
         assert client(long).completions.create(model=MODEL, prompt="again", max_tokens=2).choices[0].text is not None
     finally:
@@ -325,7 +328,7 @@ def test_the_engine_refuses_past_its_rows_and_line_and_while_draining() -> None:
     engine.submit(Request([tokenizer.BOS, 66], quiet, lambda o: None))
     with pytest.raises(EngineFullError):
         engine.submit(Request([tokenizer.BOS, 67], quiet, lambda o: None))
-    engine.draining.set()
+    engine.drain()
     with pytest.raises(EngineDrainingError):
         engine.submit(Request([tokenizer.BOS, 67], quiet, lambda o: None))
 
@@ -377,7 +380,7 @@ def test_the_server_answers_from_int8_weights(checkpoint: str) -> None:
     try:
         answer = client(small).completions.create(model=MODEL, prompt="The module", max_tokens=6, temperature=0)
         assert answer.choices[0].finish_reason == "length" and answer.usage and answer.usage.completion_tokens == 6
-        assert small.state.engine.params["layers"]["wq"]["q"].dtype == np.int8
+        assert "int8" in small.state.engine.weight_dtypes
     finally:
         small.drain()
 
@@ -425,17 +428,24 @@ def reference(params: Any, cfg: ModelConfig, prompt: list[int], n: int) -> list[
     return tokens[len(prompt) :]
 
 
-def greedy(engine: Engine, prompts: list[list[int]], n: int, gap_s: float = 0.0) -> list[Request]:
+def greedy(engine: Engine, prompts: list[list[int]], n: int, gap_s: float = 0.0) -> list[Output]:
+    """Each prompt's last output (its token ids, its cached tokens), decoded greedily."""
     done = [threading.Event() for _ in prompts]
-    requests = [
-        Request(p, Sampling(n, 0.0), lambda o, d=d: d.set() if o.finish_reason else None)
-        for p, d in zip(prompts, done, strict=True)
-    ]
-    for r in requests:
-        engine.submit(r)
+    last: list[Output | None] = [None] * len(prompts)
+
+    def sink(i: int) -> Callable[[Output], None]:
+        def heard(out: Output) -> None:
+            if out.finish_reason:
+                last[i] = out
+                done[i].set()
+
+        return heard
+
+    for i, p in enumerate(prompts):
+        engine.submit(Request(p, Sampling(n, 0.0), sink(i)))
         time.sleep(gap_s)
     assert all(d.wait(60) for d in done)
-    return requests
+    return [out for out in last if out is not None]
 
 
 def test_continuous_batching_decodes_exactly_what_the_model_would() -> None:
@@ -449,10 +459,10 @@ def test_continuous_batching_decodes_exactly_what_the_model_would() -> None:
     try:
         long = [int(t) for t in tokenizer.encode("The module provides functions for paths; it also says", bos=True)]
         prompts = [long, [int(t) for t in tokenizer.encode("A list", bos=True)], long[:40] + [ord(c) for c in " other"]]
-        requests = greedy(engine, prompts, 10, gap_s=0.2)
-        for r in requests:
-            assert r.generated == reference(params, cfg, r.prompt, len(r.generated))
-        assert requests[2].cached_tokens == 40, "the third prompt reused the first one's 40-token prefix"
+        outputs = greedy(engine, prompts, 10, gap_s=0.2)
+        for prompt, out in zip(prompts, outputs, strict=True):
+            assert list(out.token_ids) == reference(params, cfg, prompt, len(out.token_ids))
+        assert outputs[2].cached_tokens == 40, "the third prompt reused the first one's 40-token prefix"
     finally:
         engine.stop()
 
@@ -466,7 +476,7 @@ def test_tensor_parallel_over_four_devices_matches_one(tmp_path: Path) -> None:
         "from meshstack.core.model_config import ModelConfig\n"
         "from meshstack.workloads.jax.model import init_params\n"
         "from tests.test_serving import greedy\n"
-        "from meshstack.workloads.jax.engine import Engine\n"
+        "from meshstack.workloads.jax.engine.core import Engine\n"
         "from meshstack.workloads.jax import tokenizer\n"
         "cfg = ModelConfig(num_attention_heads=4)\n"
         "params = init_params(cfg, jax.random.key(3))\n"
@@ -475,8 +485,8 @@ def test_tensor_parallel_over_four_devices_matches_one(tmp_path: Path) -> None:
         "    engine = Engine(params, cfg, max_batch=2, max_waiting=4, devices=jax.devices()[:n])\n"
         "    engine.start()\n"
         "    prompts = [[int(t) for t in tokenizer.encode(p, bos=True)] for p in ('Sharded', 'over heads')]\n"
-        "    out[n] = [r.generated for r in greedy(engine, prompts, 12)]\n"
-        "    spec = engine.params['layers']['wq'].sharding.spec\n"
+        "    out[n] = [o.token_ids for o in greedy(engine, prompts, 12)]\n"
+        "    spec = engine.steps.params['layers']['wq'].sharding.spec\n"
         "    engine.stop()\n"
         "print(json.dumps({'same': out[1] == out[4], 'spec': str(spec), 'devices': len(jax.devices())}))\n"
     )

@@ -24,8 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from meshstack.core.contract import ServeConfig
 from meshstack.core.observability import SERVE_IN_FLIGHT, SERVE_KV_USAGE, SERVE_QUEUE, SERVE_RUNNING
 from meshstack.workloads.jax.http_guard import MAX_HEADER_LINE, MAX_HEADERS
-from meshstack.workloads.jax.serve import Running, body_limit, limits, start
 from meshstack.workloads.jax.serve_startup import StartupServer
+from meshstack.workloads.jax.serving.launcher import Running, limits, start
+from meshstack.workloads.jax.serving.protocol import body_limit
 from tests.test_serving import MODEL, client, serve_job
 
 READ_TIMEOUT_S = 1.5
@@ -393,7 +394,7 @@ def test_many_clients_gone_mid_stream_free_their_rows_and_places_at_once(server:
     counts = settles(server)
     freed_in = time.monotonic() - left_at
     assert counts == {"active": 0, SERVE_IN_FLIGHT: 0, SERVE_RUNNING: 0, SERVE_QUEUE: 0, SERVE_KV_USAGE: 0}
-    assert engine.waiting.qsize() == 0 and all(owner is None for owner in engine.owner)
+    assert engine.load().waiting == 0 and engine.load().running == 0
     wasted = engine.stats.generated_tokens - before - 2 * 24
     assert wasted < 24 * 64 // 4, f"{wasted} tokens decoded for clients that had left"
     assert freed_in < SLACK_S
@@ -409,7 +410,7 @@ def test_a_client_gone_while_it_waits_for_a_whole_answer_frees_its_row(server: R
     conn = connect(server)
     conn.sendall(post_head(len(body)) + body)
     deadline = time.monotonic() + SLACK_S
-    while not engine.running and time.monotonic() < deadline:
+    while not engine.load().running and time.monotonic() < deadline:
         time.sleep(0.005)
     conn.close()
     assert settles(server)["active"] == 0 and engine.idle()

@@ -32,7 +32,7 @@ TRAIN_CHECKPOINT_SAVE_SECONDS = "meshstack_train_checkpoint_save_seconds"
 TRAIN_RESTARTS = "meshstack_train_restarts"
 TRAIN_PREEMPTIONS = "meshstack_train_preemptions_total"
 
-# The server's metrics (workloads/jax/serve.py); the histograms have _bucket, _sum and _count series.
+# The server's metrics (workloads/jax/serving/metrics.py); the histograms have _bucket, _sum and _count series.
 SERVE_LATENCY = "meshstack_request_latency_seconds"  # arrival to last token
 SERVE_TTFT = "meshstack_time_to_first_token_seconds"
 SERVE_TPOT = "meshstack_time_per_output_token_seconds"

@@ -8,8 +8,6 @@ used, each saying which file and which key, tensor or line.
 from __future__ import annotations
 
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,6 @@ from meshstack.core.model_config import ModelConfig
 from meshstack.workloads.jax import hf_config, hf_weights, model_store
 from meshstack.workloads.jax.checkpoint import CheckpointError
 from meshstack.workloads.jax.data import DataMismatchError
-from meshstack.workloads.jax.events import write_event
 from meshstack.workloads.jax.prepare import PrepareError, prepare
 from meshstack.workloads.jax.storage import StorageError
 from meshstack.workloads.jax.tokenization import ByteTokenizer, Tokenizer, TokenizerError, load_hf_tokenizer
@@ -45,29 +42,11 @@ def model_name(path: str) -> str:
 def serve(path: str, serve_config: ServeConfig, name: str | None = None) -> int:
     """Load the folder (a Hugging Face one or meshstack's checkpoints), then serve it until interrupted.
     Nothing listens before the weights have loaded and passed every check."""
-    from meshstack.workloads.jax import serve as server_module
+    from meshstack.workloads.jax.serving import launcher
 
     job = ServeJobConfig(name=name or model_name(path), serve=serve_config, checkpoint_uri=model_store.uri_of(path))
-    server, state = server_module.build(job)
-
-    def announce() -> None:
-        while not server.started and not server.should_exit:
-            time.sleep(0.01)
-        if server.started:
-            write_event(
-                {
-                    "event": "serving",
-                    "url": f"http://{serve_config.bind}:{server.port}/v1",
-                    "model": state.model,
-                    "slots": state.engine.slots,
-                    "max_seq_len": state.engine.max_seq_len,
-                }
-            )
-
-    threading.Thread(target=announce, daemon=True).start()
-    server.run()
-    state.engine.stop()
-    return 0
+    server, state = launcher.build(job)
+    return launcher.serve_until_stopped(server, state, lambda: {"url": f"http://{serve_config.bind}:{server.port}/v1"})
 
 
 def _ids(tok: Tokenizer) -> tuple[list[int], int | None]:

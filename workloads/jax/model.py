@@ -6,7 +6,7 @@ tiny byte-level model is one configuration of it.
 The layer math is written once, in `decoder_layer`. Training runs it under lax.scan over the stacked
 layers (compile time does not grow with depth) with causal attention over the sequence (`forward`);
 the serving engine runs the same function layer by layer, with an `attend` that writes each layer's
-keys and values into its slotted KV cache and reads them back (workloads/jax/engine.py).
+keys and values into its slotted KV cache and reads them back (workloads/jax/engine/steps.py).
 
 Every weight has a PartitionSpec over the mesh axes ("data", "fsdp", "tensor"): fsdp shards the model
 dimension, tensor shards the heads (query and key/value alike) and the feed-forward width, and XLA

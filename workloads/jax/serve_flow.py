@@ -18,7 +18,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from meshstack.workloads.jax.engine import Output
+from meshstack.workloads.jax.engine.request import Output
 
 
 class ClientGoneError(Exception):
