@@ -2,7 +2,7 @@
 objects: it takes the reservation (a capacity block) first and, once the block has no instance left to
 give, the next market of the pool's order. Under cluster-autoscaler the order is the priority expander's
 `expanderPriorities` as rendered into its chart's values; under Karpenter, the capacity types the
-NodePool allows, which Karpenter takes reserved, then spot, then on-demand. Tests: tests/admission_model.py."""
+NodePool allows, which Karpenter takes reserved, then spot, then on-demand. Tests: tests/support/admission_model.py."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from meshstack.core.catalog import load_catalog
 from meshstack.core.stack_file import find_project
 from meshstack.preview.plan import Preview, preview_stack
 from meshstack.preview.recorder import Resource
-from tests.admission_model import ClusterModel
 from tests.conftest import one, stack_config
+from tests.support.admission_model import ClusterModel
 from tests.test_karpenter import karpenter_config
 from tests.test_spec import pools
 

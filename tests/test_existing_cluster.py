@@ -19,8 +19,8 @@ from meshstack.core.errors import SpecError
 from meshstack.core.kubernetes import SUPPORTED_VERSIONS
 from meshstack.core.stack_file import spec_from_config
 from meshstack.preview.plan import Preview
-from tests.cli_project import init, meshstack, write_config
 from tests.conftest import stack_config
+from tests.support.cli_project import init, meshstack, write_config
 from tests.test_manifests import crd_schema
 
 # What meshstack builds for a cluster, which an existing one has already.

@@ -15,9 +15,9 @@ import yaml
 from meshstack.core.stack_file import find_project
 from meshstack.preview.plan import Preview, preview_stack
 from meshstack.preview.policy_runner import evaluate
-from tests.cli_project import init, meshstack, read_config, write_config
 from tests.conftest import of_type, one, stack_config
-from tests.graph import Graph
+from tests.support.cli_project import init, meshstack, read_config, write_config
+from tests.support.graph import Graph
 from tests.test_manifests import crd_schema
 from tests.test_spec import pools, problems_of
 
