@@ -22,7 +22,7 @@ from meshstack.cli import parser
 from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.scaffold import installed_version
 from tests.support.cli_project import init, read_config, write_config
-from tests.test_gitops import FAKE_GH
+from tests.support.fake_gh import FAKE_GH
 
 WORKFLOWS = ("meshstack-preview.yml", "meshstack-up.yml")
 

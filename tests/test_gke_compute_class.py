@@ -22,9 +22,9 @@ from meshstack.preview.recorder import Resource
 from tests.conftest import of_type, stack_config
 from tests.support.admission_model import ClusterModel
 from tests.support.cli_project import init, meshstack, write_config
-from tests.test_admission_fallback import held_nodes, previewed
-from tests.test_manifests import crd_schema
-from tests.test_spec import pools, problems_of
+from tests.support.previews import held_nodes, previewed
+from tests.support.schemas import crd_schema
+from tests.support.specs import pools, problems_of
 
 CLASS = "meshstack-h100"
 COMPUTE_CLASS = "kubernetes:cloud.google.com/v1:ComputeClass"

@@ -14,8 +14,8 @@ from meshstack.core.stack_file import find_project
 from meshstack.preview.plan import Preview, preview_stack
 from meshstack.preview.recorder import Resource
 from tests.conftest import SHIPPED_STACKS, of_type, one, stack_config
+from tests.support.existing_clusters import existing_aws, existing_gcp
 from tests.support.graph import Graph, provider_urn
-from tests.test_existing_cluster import existing_aws, existing_gcp
 
 Previewer = Callable[[str], Preview]
 MakeProject = Callable[[str, dict[str, Any]], Path]
