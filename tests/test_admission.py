@@ -16,8 +16,8 @@ from meshstack.core.catalog import load_catalog
 from meshstack.core.stack_file import find_project
 from meshstack.core.types import WORKLOAD_NODES
 from meshstack.preview.plan import Preview, preview_stack
-from tests.admission_model import ClusterModel, Outcome
 from tests.conftest import SHIPPED_STACKS, stack_config
+from tests.support.admission_model import ClusterModel, Outcome
 
 MakeProject = Callable[[str, dict[str, Any]], Path]
 

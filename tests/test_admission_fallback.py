@@ -2,26 +2,24 @@
 objects: it takes the reservation (a capacity block) first and, once the block has no instance left to
 give, the next market of the pool's order. Under cluster-autoscaler the order is the priority expander's
 `expanderPriorities` as rendered into its chart's values; under Karpenter, the capacity types the
-NodePool allows, which Karpenter takes reserved, then spot, then on-demand. Tests: tests/admission_model.py."""
+NodePool allows, which Karpenter takes reserved, then spot, then on-demand. Tests: tests/support/admission_model.py."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from meshstack.core.catalog import load_catalog
-from meshstack.core.stack_file import find_project
-from meshstack.preview.plan import Preview, preview_stack
+from meshstack.preview.plan import Preview
 from meshstack.preview.recorder import Resource
-from tests.admission_model import ClusterModel
 from tests.conftest import one, stack_config
-from tests.test_karpenter import karpenter_config
-from tests.test_spec import pools
+from tests.support.admission_model import ClusterModel
+from tests.support.previews import held_nodes, karpenter_config, previewed
+from tests.support.specs import pools
 
 # prod-aws's pretrain: 4 nodes of 8 H100s, on the capacity-block pool of 4 nodes.
 PRETRAIN_NODES = 4
@@ -33,16 +31,6 @@ def with_fallback(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def previewed(tmp: Path, stack: str, config: dict[str, Any]) -> Preview:
-    root = tmp / "project"
-    (root / "stacks").mkdir(parents=True)
-    here = find_project(Path(__file__).parent.parent).root
-    (root / "Pulumi.yaml").write_text((here / "Pulumi.yaml").read_text())
-    (root / "stacks" / "__main__.py").write_text((here / "stacks" / "__main__.py").read_text())
-    (root / "stacks" / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
-    return preview_stack(stack, find_project(root))
-
-
 @pytest.fixture(scope="module")
 def managed(tmp_path_factory: pytest.TempPathFactory) -> Preview:
     return previewed(tmp_path_factory.mktemp("managed"), "fb", with_fallback(stack_config("prod-aws")))
@@ -51,18 +39,6 @@ def managed(tmp_path_factory: pytest.TempPathFactory) -> Preview:
 @pytest.fixture(scope="module")
 def karpenter(tmp_path_factory: pytest.TempPathFactory) -> Preview:
     return previewed(tmp_path_factory.mktemp("karpenter"), "kfb", with_fallback(karpenter_config()))
-
-
-def held_nodes(resources: list[Resource], cloud: str, workload: str, launchable: dict[str, int]) -> dict[str, int]:
-    """The nodes a workload's pods take, pool by pool, when each named pool's market can give only so many
-    instances (the rest of the reservation is taken, spot is short)."""
-    model = ClusterModel(resources, load_catalog(cloud=cloud))
-    for pool in model.pools:
-        pool.launchable = launchable.get(pool.name, pool.launchable)
-    outcome = next(o for o in model.run() if o.workload == workload)
-    assert outcome.admitted and outcome.placed, outcome.reason
-    held = [pool.name for pool, _node, _requests in model.held[workload]]
-    return {name: held.count(name) for name in dict.fromkeys(held)}
 
 
 def pretrain_nodes(resources: list[Resource], launchable: dict[str, int]) -> dict[str, int]:

@@ -120,7 +120,7 @@ def test_one_preview_validates_the_spec_once_and_prices_the_plan_once(monkeypatc
 def test_the_budget_rule_prices_the_plan_itself_when_nothing_was_handed_over() -> None:
     """Under `pulumi preview --policy-pack` there is no meshstack preview: the rule must estimate on its own."""
     from meshstack.policies.rules.cost import cost_cap
-    from tests.test_policy_rules import governed, group
+    from tests.support.policy_views import governed, group
 
     resources = [*governed("prod", max_hourly_usd=100), group("h100", "p5.48xlarge", 2, desired=2)]
     [finding] = list(cost_cap(resources, {}))

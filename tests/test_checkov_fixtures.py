@@ -21,7 +21,7 @@ import yaml
 from meshstack.policies.pod_templates import is_workload
 from meshstack.preview.policy_runner import evaluate
 from meshstack.preview.recorder import Resource
-from tests.test_checkov_oracle import CONCEPTS, PACK_CONFIG
+from tests.support.checkov_concepts import CONCEPTS, PACK_CONFIG
 
 FIXTURES = Path(__file__).parent / "fixtures" / "checkov_k8s"
 # (fixture file, concept) -> why the two differ on purpose; a file of "*" is every fixture.

@@ -17,7 +17,7 @@ from meshstack.core.catalog import load_catalog
 from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import PROJECT_ROOT
 from tests.conftest import stack_config
-from tests.test_spec import problems_of
+from tests.support.specs import problems_of
 
 # Where a cloud's own code lives: its package names it freely.
 OWN = ("components/aws/", "components/gcp/")

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from meshstack.core.catalog import load_catalog
-from tests.cli_project import init, meshstack, read_config, write_config
+from tests.support.cli_project import init, meshstack, read_config, write_config
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/meshstack:0.1.0"
 PRETRAIN: dict[str, Any] = {

@@ -23,7 +23,7 @@ from meshstack.preview.plan import Preview, preview_stack
 from meshstack.preview.policy_runner import evaluate
 from meshstack.preview.recorder import Resource
 from tests.conftest import of_type, one, scannable, stack_config
-from tests.test_manifests import crd_schema
+from tests.support.schemas import crd_schema
 
 MakeProject = Callable[[str, dict[str, Any]], Path]
 JOBSET = "kubernetes:jobset.x-k8s.io/v1alpha2:JobSet"

@@ -16,6 +16,7 @@ import pytest
 from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.demo import DemoError, run_demo
 from tests.conftest import stack_config
+from tests.support.processes import stray_processes
 
 PNG = b"\x89PNG\r\n\x1a\n"
 BROWSER_FLAGS = [
@@ -30,20 +31,6 @@ BROWSER_FLAGS = [
     "--enable-logging=stderr",
     "--v=0",
 ]
-
-
-def stray_processes(marker: Path) -> list[str]:
-    """JAX program processes still running whose job config points under `marker` (this test's directory)."""
-    left = []
-    for proc in Path("/proc").iterdir():
-        try:
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            environment = (proc / "environ").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if "meshstack.workloads.jax." in command and str(marker) in environment:
-            left.append(f"{proc.name} {command}")
-    return left
 
 
 @pytest.fixture(scope="module")

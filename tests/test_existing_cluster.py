@@ -19,9 +19,10 @@ from meshstack.core.errors import SpecError
 from meshstack.core.kubernetes import SUPPORTED_VERSIONS
 from meshstack.core.stack_file import spec_from_config
 from meshstack.preview.plan import Preview
-from tests.cli_project import init, meshstack, write_config
 from tests.conftest import stack_config
-from tests.test_manifests import crd_schema
+from tests.support.cli_project import init, meshstack, write_config
+from tests.support.existing_clusters import existing_aws, existing_gcp
+from tests.support.schemas import crd_schema
 
 # What meshstack builds for a cluster, which an existing one has already.
 CLUSTER_TYPES = (
@@ -43,29 +44,6 @@ CLUSTER_TYPES = (
     "gcp:compute/firewall:Firewall",
     "gcp:compute/router:Router",
 )
-
-
-def existing_aws() -> dict[str, Any]:
-    """prod-aws on its owners' EKS cluster: the same pools (the nodes it has), queues and workloads."""
-    config = stack_config("prod-aws")
-    [cluster] = config["meshstack:clusters"]
-    for key in ("kubernetes_version", "admin_principal_arns", "deployer_cidrs"):
-        del cluster[key]
-    cluster["existing"] = {"name": "ml-prod"}
-    for pool in cluster["node_pools"]:
-        pool.pop("root_volume_gib", None)
-    config["meshstack:network"] = {"zones": config["meshstack:network"]["zones"]}
-    return config
-
-
-def existing_gcp() -> dict[str, Any]:
-    config = stack_config("prod-gcp")
-    [cluster] = config["meshstack:clusters"]
-    for key in ("kubernetes_version", "public_access_cidrs", "deployer_cidrs", "maintenance"):
-        cluster.pop(key, None)
-    cluster["existing"] = {"name": "ml-prod", "location": "us-east5"}
-    config.pop("meshstack:network", None)
-    return config
 
 
 def problem(config: dict[str, Any], stack: str = "prod-aws") -> tuple[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from meshstack.core.stack_file import PROJECT_ROOT
-from tests.cli_project import meshstack
+from tests.support.cli_project import meshstack
 
 PLUGINS = PROJECT_ROOT / "tests" / "fixtures" / "clouds"
 ENV = {"PYTHONPATH": os.pathsep.join((str(PROJECT_ROOT), str(PLUGINS)))}

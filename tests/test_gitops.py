@@ -15,6 +15,7 @@ import yaml
 from meshstack.cli import parser
 from meshstack.core.stack_file import PROJECT_ROOT
 from tests.conftest import SHIPPED_STACKS
+from tests.support.fake_gh import FAKE_GH
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 
@@ -55,29 +56,6 @@ def test_the_checkov_step_is_optional_and_off_by_default() -> None:
 def test_pull_requests_post_the_markdown_comment_with_a_baseline() -> None:
     text = (WORKFLOWS / "pull-request.yml").read_text()
     assert "--markdown --baseline" in text
-
-
-# A stand-in for `gh api` over one pull request's comments, kept in a JSON file: GET lists them (the
-# workflow's --jq filter is applied as the jq it is: the ids of comments whose body holds the marker),
-# POST adds one, PATCH replaces one's body.
-FAKE_GH = r"""#!/usr/bin/env python3
-import json, os, re, sys
-store = os.environ["FAKE_GH_STORE"]
-comments = json.load(open(store)) if os.path.exists(store) else []
-args = sys.argv[2:]
-method = args[args.index("--method") + 1] if "--method" in args else "GET"
-path = next(a for a in args if a.startswith("repos/"))
-if method == "GET":
-    marker = re.search(r'contains\("(.*)"\)', args[args.index("--jq") + 1]).group(1)
-    print("\n".join(str(c["id"]) for c in comments if marker in c["body"]))
-else:
-    body = open(args[args.index("-F") + 1].split("=@", 1)[1]).read()
-    if method == "POST":
-        comments.append({"id": len(comments) + 1, "body": body})
-    else:
-        next(c for c in comments if str(c["id"]) == path.rsplit("/", 1)[1])["body"] = body
-    json.dump(comments, open(store, "w"))
-"""
 
 
 def test_each_stack_keeps_one_comment_that_later_runs_edit(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ import yaml
 from meshstack.cli import parser
 from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.scaffold import installed_version
-from tests.cli_project import init, read_config, write_config
-from tests.test_gitops import FAKE_GH
+from tests.support.cli_project import init, read_config, write_config
+from tests.support.fake_gh import FAKE_GH
 
 WORKFLOWS = ("meshstack-preview.yml", "meshstack-up.yml")
 

@@ -1,7 +1,7 @@
 """A GKE pool with several machine types and a market fallback: a node pool per market and type, bound to a
 custom compute class (its label and taint) whose priorities list them in the order they are tried, pods
 that ask for the class, and a job followed through what GKE's autoscaler does with them
-(tests/admission_model.py): the reservation first, then spot, then on-demand, each on the first type
+(tests/support/admission_model.py): the reservation first, then spot, then on-demand, each on the first type
 before the second."""
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import yaml
 from meshstack.core.catalog import load_catalog
 from meshstack.preview.plan import Preview
 from meshstack.preview.recorder import Resource
-from tests.admission_model import ClusterModel
-from tests.cli_project import init, meshstack, write_config
 from tests.conftest import of_type, stack_config
-from tests.test_admission_fallback import held_nodes, previewed
-from tests.test_manifests import crd_schema
-from tests.test_spec import pools, problems_of
+from tests.support.admission_model import ClusterModel
+from tests.support.cli_project import init, meshstack, write_config
+from tests.support.previews import held_nodes, previewed
+from tests.support.schemas import crd_schema
+from tests.support.specs import pools, problems_of
 
 CLASS = "meshstack-h100"
 COMPUTE_CLASS = "kubernetes:cloud.google.com/v1:ComputeClass"

@@ -12,7 +12,7 @@ from meshstack.core.contract import JOB_CONFIG_ENV
 from meshstack.core.stack_file import spec_from_config
 from meshstack.workloads.local.training import local_training
 from tests.conftest import stack_config
-from tests.test_workload_spec import problem, training
+from tests.support.specs import problem, training
 
 
 def test_init_from_a_bucket_is_in_the_job_and_the_identity(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import yaml
 from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.core.workspace import MARKER, claim
 from meshstack.scaffold import installed_version
-from tests.cli_project import init, meshstack
+from tests.support.cli_project import init, meshstack
 
 EXPECTED = {
     "Pulumi.yaml",

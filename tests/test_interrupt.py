@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from meshstack.core.stack_file import PROJECT_ROOT
-from tests.cli_project import init
+from tests.support.cli_project import init
 
 # Runs `python -m meshstack.cli preview` as a user would (argv from the command line, so the CLI installs
 # its own SIGINT handler), with one hook that writes a byte to the inherited pipe and then waits.

@@ -12,55 +12,23 @@ import jsonschema
 import pytest
 import yaml
 
-from meshstack.core.stack_file import find_project
-from meshstack.preview.plan import Preview, preview_stack
+from meshstack.preview.plan import Preview
 from meshstack.preview.policy_runner import evaluate
-from tests.cli_project import init, meshstack, read_config, write_config
 from tests.conftest import of_type, one, stack_config
-from tests.graph import Graph
-from tests.test_manifests import crd_schema
-from tests.test_spec import pools, problems_of
+from tests.support.cli_project import init, meshstack, read_config, write_config
+from tests.support.graph import Graph
+from tests.support.previews import karpenter_config, karpenter_preview
+from tests.support.schemas import crd_schema
+from tests.support.specs import pools, problems_of
 
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
-def karpenter_config() -> dict[str, Any]:
-    """prod-aws under Karpenter: the capacity-block H100 pool and the L40S pool (spot, then on-demand) go to
-    Karpenter, the CPU system pool stays a managed node group, and a CPU pool of two types falls back too."""
-    config = stack_config("prod-aws")
-    cluster = config["meshstack:clusters"][0]
-    cluster["autoscaler"] = "karpenter"
-    serve = pools(config)[2]
-    serve.update(min_nodes=0, market="spot", fallback=["on-demand"])
-    pools(config).append(
-        {
-            "name": "batch",
-            "accelerator": "cpu",
-            "instance_types": ["m7i.xlarge", "m7i.2xlarge"],
-            "min_nodes": 1,
-            "max_nodes": 3,
-            "market": "spot",
-            "fallback": ["on-demand"],
-        }
-    )
-    return config
-
-
-def karpenter_preview(root: Path) -> Preview:
-    """The preview of karpenter_config's stack, in a project made at `root`."""
-    (root / "stacks").mkdir(parents=True)
-    here = find_project(Path(__file__).parent.parent).root
-    (root / "Pulumi.yaml").write_text((here / "Pulumi.yaml").read_text())
-    (root / "stacks" / "__main__.py").write_text((here / "stacks" / "__main__.py").read_text())
-    (root / "stacks" / "Pulumi.kp.yaml").write_text(yaml.safe_dump({"config": karpenter_config()}))
-    return preview_stack("kp", find_project(root))
-
-
 @pytest.fixture(scope="module")
 def karpenter(tmp_path_factory: pytest.TempPathFactory) -> Preview:
-    return karpenter_preview(tmp_path_factory.mktemp("karpenter") / "project")
+    return karpenter_preview(tmp_path_factory.mktemp("karpenter"))
 
 
 def body(resource: Any) -> dict[str, Any]:

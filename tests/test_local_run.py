@@ -20,7 +20,7 @@ from meshstack.cli import main
 from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.workloads.local import free_port
 from tests.conftest import stack_config
-from tests.test_demo import stray_processes
+from tests.support.processes import stray_processes
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ import pytest
 
 from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.workloads.local import free_port
-from tests.test_demo import stray_processes
+from tests.support.processes import stray_processes
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,6 @@ core kinds against kubernetes-validate at the cluster's version."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,19 +18,7 @@ import yaml
 from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.preview.plan import Preview
 from tests.conftest import SHIPPED_STACKS
-
-SCHEMAS = PROJECT_ROOT.parent / "shared" / "k8s-schemas"
-# Published schemas of kinds the shared set leaves out (their sources: its README).
-OWN_SCHEMAS = Path(__file__).parent / "fixtures" / "k8s-schemas"
-
-
-def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
-    """kubeconform's layout: <group>/<kind>_<version>.json."""
-    group, version = api_version.split("/")
-    paths = [folder / group / f"{kind.lower()}_{version}.json" for folder in (SCHEMAS, OWN_SCHEMAS)]
-    path = next((p for p in paths if p.is_file()), None)
-    assert path is not None, f"no published schema for {api_version} {kind} at {' or '.join(map(str, paths))}"
-    return json.loads(path.read_text())
+from tests.support.schemas import crd_schema
 
 
 def written(stack: str, out: Path) -> list[dict[str, Any]]:

@@ -1,5 +1,5 @@
 """What a first `pulumi up` creates before what: walked on the recorded dependency graph of each shipped
-stack (tests/graph.py says which edges the engine and the SDK honour)."""
+stack (tests/support/graph.py says which edges the engine and the SDK honour)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from meshstack.core.stack_file import find_project
 from meshstack.preview.plan import Preview, preview_stack
 from meshstack.preview.recorder import Resource
 from tests.conftest import SHIPPED_STACKS, of_type, one, stack_config
-from tests.graph import Graph, provider_urn
-from tests.test_existing_cluster import existing_aws, existing_gcp
+from tests.support.existing_clusters import existing_aws, existing_gcp
+from tests.support.graph import Graph, provider_urn
 
 Previewer = Callable[[str], Preview]
 MakeProject = Callable[[str, dict[str, Any]], Path]

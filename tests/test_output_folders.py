@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from meshstack.core.workspace import MARKER
-from tests.cli_project import init, meshstack, read_config, write_config
+from tests.support.cli_project import init, meshstack, read_config, write_config
 
 
 @pytest.fixture(scope="module")

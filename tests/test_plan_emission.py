@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from meshstack.core.sizing import PRESETS
-from tests.cli_project import init, meshstack, read_config
+from tests.support.cli_project import init, meshstack, read_config
 
 TOP = 2
 IMAGES = {

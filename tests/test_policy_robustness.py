@@ -38,7 +38,7 @@ from meshstack.policies.rule import Rule
 from meshstack.policies.rules import ALL_RULES
 from meshstack.preview.policy_runner import _configure_request, _struct
 from tests.conftest import SHIPPED_STACKS, _preview
-from tests.test_policy_types import provider_types
+from tests.support.provider_types import provider_types
 
 POLICY_SOURCES = sorted((Path(__file__).parents[1] / "policies").rglob("*.py"))
 UNKNOWNS = [

@@ -8,15 +8,10 @@ from typing import Any
 import pytest
 
 from meshstack.core.resources import ResourceView
-from meshstack.core.types import GOVERNANCE, WORKLOAD_NODES
+from meshstack.core.types import WORKLOAD_NODES
 from meshstack.policies.pack import RULES_BY_NAME
 from meshstack.policies.rule import Finding
-
-URN = "urn:pulumi:test::meshstack::{}::{}"
-
-
-def view(typ: str, props: dict[str, Any], name: str = "r") -> ResourceView:
-    return ResourceView(URN.format(typ, name), typ, name, "", props)
+from tests.support.policy_views import governed, group, view
 
 
 def check(rule: str, resource: ResourceView, **config: Any) -> list[str]:
@@ -460,24 +455,6 @@ def test_wildcard_power_in_a_policy_document(statement: dict[str, Any], message:
     assert check("iam-no-wildcard-admin", policy({"Action": "iam:PassRole", "Resource": "arn:aws:iam::1:role/x"})) == []
     [found] = check("iam-no-wildcard-admin", policy(statement))
     assert message in found
-
-
-def governed(environment: str, **budget: Any) -> list[ResourceView]:
-    return [view(GOVERNANCE, {"environment": environment, **budget}, "budget")]
-
-
-def group(
-    name: str, itype: str, max_size: int, capacity: str = "ON_DEMAND", min_size: int = 0, desired: int = 0
-) -> ResourceView:
-    return view(
-        "aws:eks/nodeGroup:NodeGroup",
-        {
-            "instanceTypes": [itype],
-            "capacityType": capacity,
-            "scalingConfig": {"minSize": min_size, "maxSize": max_size, "desiredSize": desired},
-        },
-        name,
-    )
 
 
 def test_accelerator_cap_from_the_stack_budget_and_from_config() -> None:

@@ -5,11 +5,8 @@ A pattern that matches nothing is a rule that silently never runs."""
 from __future__ import annotations
 
 import fnmatch
-import importlib.util
-import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -18,24 +15,16 @@ from meshstack.policies.rule import Rule
 from meshstack.policies.rules import ALL_RULES, aws_compute, aws_exposure, aws_storage, cost, gcp_security
 from meshstack.preview.plan import Preview
 from tests.conftest import SHIPPED_STACKS
-from tests.test_karpenter import karpenter_preview
+from tests.support.previews import karpenter_preview
+from tests.support.provider_types import provider_types
 
 TOKEN = re.compile(r"^(aws|gcp|kubernetes|meshstack):[\w./-]+:\w+$")
-
-
-def provider_types(package: str) -> set[str]:
-    """The type tokens a provider SDK registers, read from its own module table (the SDK is the oracle)."""
-    spec = importlib.util.find_spec(package)
-    assert spec is not None and spec.origin is not None
-    source = Path(spec.origin).read_text()
-    table = source.split('resource_modules="""', 1)[1].split('"""', 1)[0]
-    return {token for module in json.loads(table) for token in module["classes"]}
 
 
 @pytest.fixture(scope="module")
 def real_types(preview: Callable[[str], Preview], tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     produced = {r.type for stack in SHIPPED_STACKS for r in preview(stack).resources}
-    produced |= {r.type for r in karpenter_preview(tmp_path_factory.mktemp("karpenter") / "project").resources}
+    produced |= {r.type for r in karpenter_preview(tmp_path_factory.mktemp("karpenter")).resources}
     return produced | provider_types("pulumi_aws") | provider_types("pulumi_gcp") | provider_types("pulumi_kubernetes")
 
 

@@ -20,7 +20,7 @@ from meshstack.core.contract import EXIT_PREEMPTED, EXIT_STALLED
 from meshstack.workloads.local import ProcessGroup, TrainResult, free_port, train
 from meshstack.workloads.local import training as local_training
 from tests.neighbours import cpu_burner
-from tests.training_runs import EVERY, STEPS, job, losses, quiet
+from tests.support.training_runs import EVERY, STEPS, job, losses, quiet
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,7 @@ from meshstack.core.errors import SpecError
 from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import load_stack, spec_from_config
 from tests.conftest import SHIPPED_STACKS, stack_config
-
-
-def problems_of(config: dict[str, Any], stack: str = "dev") -> list[tuple[str, str]]:
-    with pytest.raises(SpecError) as info:
-        spec_from_config(stack, config)
-    return info.value.problems
-
-
-def pools(config: dict[str, Any]) -> list[dict[str, Any]]:
-    return config["meshstack:clusters"][0]["node_pools"]
+from tests.support.specs import pools, problems_of
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)

@@ -16,7 +16,7 @@ from meshstack.core.catalog import known_clouds, load_catalog
 from meshstack.core.errors import SpecError
 from meshstack.core.spec import StackSpec
 from meshstack.core.stack_file import spec_from_config
-from tests.cli_project import init, meshstack, read_config, write_config
+from tests.support.cli_project import init, meshstack, read_config, write_config
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from meshstack.preview.plan import Preview
 from meshstack.preview.terraform_types import field_name, table, terraform_type
 from meshstack.preview.tfplan import to_plan, values
 from tests.conftest import SHIPPED_STACKS
-from tests.test_policy_types import provider_types
+from tests.support.provider_types import provider_types
 
 
 @pytest.mark.parametrize(("provider", "package"), [("aws", "pulumi_aws"), ("gcp", "pulumi_gcp")])

@@ -15,7 +15,7 @@ from meshstack.workloads.jax import tokenizer
 from meshstack.workloads.jax.data import TokenReader, ensure_corpus
 from meshstack.workloads.jax.train import run
 from meshstack.workloads.local import ProcessGroup, TrainResult, progress, train
-from tests.training_runs import EVERY, STEPS, job, losses, quiet
+from tests.support.training_runs import EVERY, STEPS, job, losses, quiet
 
 
 @pytest.fixture(scope="module")

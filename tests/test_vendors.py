@@ -13,8 +13,8 @@ from meshstack.cli import main
 from meshstack.core.catalog import CatalogError, load_catalog
 from meshstack.core.vendors import VENDORS, Chart, HealthAlert, Vendor
 from tests.conftest import stack_config
-from tests.test_admission_fallback import previewed
-from tests.test_spec import pools
+from tests.support.previews import previewed
+from tests.support.specs import pools
 
 ACME = Vendor(
     resource="acme.example.com/npu",

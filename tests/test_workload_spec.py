@@ -7,26 +7,9 @@ from typing import Any
 
 import pytest
 
-from meshstack.core.errors import SpecError
 from meshstack.core.stack_file import spec_from_config
 from tests.conftest import stack_config
-
-
-def problem(change: Callable[[dict[str, Any]], None], stack: str = "prod-aws") -> tuple[str, str]:
-    config = stack_config(stack)
-    change(config)
-    with pytest.raises(SpecError) as info:
-        spec_from_config(stack, config)
-    [found] = info.value.problems
-    return found
-
-
-def training(config: dict[str, Any]) -> dict[str, Any]:
-    return config["meshstack:workloads"][0]
-
-
-def inference(config: dict[str, Any]) -> dict[str, Any]:
-    return config["meshstack:workloads"][1]
+from tests.support.specs import inference, problem, training
 
 
 def test_shipped_workloads_resolve() -> None:
