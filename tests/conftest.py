@@ -106,7 +106,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def hf_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small BPE tokenizer trained here with Hugging Face's tokenizers, saved as transformers saves one."""
-    from tests.hf_models import train_tokenizer
+    from tests.support.hf_models import train_tokenizer
 
     return train_tokenizer(tmp_path_factory.mktemp("hf-tokenizer"))
 
@@ -114,6 +114,6 @@ def hf_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def hf_model(tmp_path_factory: pytest.TempPathFactory, hf_tokenizer: Path) -> Path:
     """A tiny random Llama (grouped-query attention, untied) saved by transformers with that tokenizer."""
-    from tests.hf_models import VARIANTS, tiny_llama
+    from tests.support.hf_models import VARIANTS, tiny_llama
 
     return tiny_llama(tmp_path_factory.mktemp("hf-model"), hf_tokenizer, seed=2, **VARIANTS["gqa-untied"])

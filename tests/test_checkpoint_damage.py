@@ -24,8 +24,8 @@ from meshstack.core.contract import JobConfig, ServeJobConfig
 from meshstack.workloads.jax import checkpoint, distributed
 from meshstack.workloads.jax.engine.loading import load_params
 from meshstack.workloads.jax.train import Trainer, run
-from tests.damage import flip_drawn, halve, randomize, truncate
-from tests.test_checkpoint_integrity import job
+from tests.support.checkpoints import job
+from tests.support.damage import flip_drawn, halve, randomize, truncate
 
 pytestmark = pytest.mark.slow
 

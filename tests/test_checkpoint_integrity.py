@@ -13,18 +13,11 @@ import pytest
 
 from meshstack.core.contract import JobConfig, ServeJobConfig
 from meshstack.workloads.jax import checkpoint, distributed
-from meshstack.workloads.jax.data import ensure_corpus
 from meshstack.workloads.jax.engine.loading import load_params
 from meshstack.workloads.jax.train import DivergedError, Trainer, run
+from tests.support.checkpoints import job
 
 pytestmark = pytest.mark.slow
-
-
-def job(tmp_path: Path, steps: int, **train: Any) -> JobConfig:
-    data = (tmp_path / "data").as_uri()
-    ensure_corpus(data)
-    settings = {"steps": steps, "global_batch": 4, "checkpoint_every": 2, "keep_checkpoints": 5, **train}
-    return JobConfig(name="c", data_uri=data, checkpoint_uri=(tmp_path / "ckpt").as_uri(), train=settings)
 
 
 def events(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:

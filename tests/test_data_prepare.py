@@ -15,7 +15,7 @@ import pytest
 from meshstack.core.contract import JOB_CONFIG_ENV, JobConfig
 from meshstack.workloads.jax import hf_config
 from meshstack.workloads.jax.data import DataMismatchError, TokenReader, ensure_corpus, training_text
-from tests.hf_models import meshstack
+from tests.support.hf_models import meshstack
 
 pytest.importorskip("tokenizers")
 pytestmark = pytest.mark.slow

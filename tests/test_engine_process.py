@@ -27,7 +27,7 @@ from meshstack.workloads.jax.engine.request import Output, Sampling
 from meshstack.workloads.jax.engine.stats import EngineStats, Load, StepMetrics
 from meshstack.workloads.jax.serving.engine_client import EngineDiedError
 from meshstack.workloads.jax.serving.launcher import start
-from tests.test_serving import MODEL, client, serve_job
+from tests.support.serving import MODEL, client, serve_job
 
 
 def test_commands_and_reports_cross_the_pipe_unchanged() -> None:

@@ -23,7 +23,7 @@ from meshstack.workloads.jax.data import TokenReader, ensure_corpus, training_te
 from meshstack.workloads.jax.model import forward
 from meshstack.workloads.jax.tokenization import ByteTokenizer
 from meshstack.workloads.jax.train import run
-from tests.hf_models import Served, hf_greedy, hf_logits, meshstack
+from tests.support.hf_models import Served, hf_greedy, hf_logits, meshstack
 
 pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow

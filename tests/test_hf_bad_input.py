@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from meshstack.workloads.jax import hf_config, hf_weights
-from tests.hf_models import edit_config, meshstack, refused_by_serve, save, tensors, tiny_llama
+from tests.support.hf_models import edit_config, meshstack, refused_by_serve, save, tensors, tiny_llama
 
 pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow

@@ -32,8 +32,8 @@ from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.workloads.jax import hf_config, hf_weights, model_store
 from meshstack.workloads.jax.commands import BAD_INPUT
 from meshstack.workloads.local.processes import free_port, process_env, python_module
-from tests.damage import flip_drawn, halve, randomize, truncate
-from tests.hf_models import edit_config, refused_by_serve, save, tensors, tiny_llama
+from tests.support.damage import flip_drawn, halve, randomize, truncate
+from tests.support.hf_models import edit_config, refused_by_serve, save, tensors, tiny_llama
 
 pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 from meshstack.core.model_config import ModelConfig
 from meshstack.workloads.jax import hf_config, model_store
 from meshstack.workloads.jax.model import forward
-from tests.hf_models import VARIANTS, hf_greedy, hf_logits, tiny_llama, train_tokenizer
+from tests.support.hf_models import VARIANTS, hf_greedy, hf_logits, tiny_llama, train_tokenizer
 
 pytest.importorskip("transformers")
 

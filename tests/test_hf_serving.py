@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hf_models import Served, hf_greedy
+from tests.support.hf_models import Served, hf_greedy
 
 pytest.importorskip("transformers")
 openai = pytest.importorskip("openai")
@@ -111,7 +111,7 @@ def test_grouped_query_attention_over_two_devices_and_in_int8(hf_model: Path, tm
     script = tmp_path / "tp.py"
     script.write_text(
         "import jax, json, sys\n"
-        "from tests.test_serving import greedy\n"
+        "from tests.support.serving import greedy\n"
         "from meshstack.workloads.jax import model_store\n"
         "from meshstack.workloads.jax.engine.core import Engine\n"
         "from meshstack.workloads.jax.quantize import quantize_int8\n"

@@ -24,7 +24,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from meshstack.workloads.jax.serving.launcher import Running, start
-from tests.test_serving import MODEL, serve_job
+from tests.support.serving import MODEL, serve_job
 
 SUBSET = Path(__file__).parent / "fixtures" / "openai" / "openapi-subset.json"
 DOCUMENT = json.loads(SUBSET.read_text())

@@ -19,7 +19,7 @@ from meshstack.core import observability as names
 from meshstack.core.contract import EXIT_PREEMPTED, EXIT_STALLED
 from meshstack.workloads.local import ProcessGroup, TrainResult, free_port, train
 from meshstack.workloads.local import training as local_training
-from tests.neighbours import cpu_burner
+from tests.support.neighbours import cpu_burner
 from tests.support.training_runs import EVERY, STEPS, job, losses, quiet
 
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from meshstack.core.contract import SERVE_TOKEN_ENV, ServeJobConfig
+from meshstack.core.contract import SERVE_TOKEN_ENV
 from meshstack.core.model_config import ModelConfig
 from meshstack.core.observability import SERVE_IN_FLIGHT, SERVE_KV_USAGE, SERVE_PREFIX_HIT_RATIO, SERVE_TTFT
 from meshstack.core.stack_file import PROJECT_ROOT
@@ -33,20 +33,13 @@ from meshstack.workloads.jax import tokenizer
 from meshstack.workloads.jax.data import held_out_text
 from meshstack.workloads.jax.engine.core import Engine
 from meshstack.workloads.jax.engine.loading import load_params
-from meshstack.workloads.jax.engine.request import EngineDrainingError, EngineFullError, Output, Request, Sampling
+from meshstack.workloads.jax.engine.request import EngineDrainingError, EngineFullError, Request, Sampling
 from meshstack.workloads.jax.model import forward, init_params
 from meshstack.workloads.jax.quantize import perplexity, quantize_int8, weight_bytes
 from meshstack.workloads.jax.serving.launcher import Running, start
 from meshstack.workloads.jax.serving.protocol import chat_prompt
-from meshstack.workloads.local import LocalRunError, LocalServer, free_port
-
-MODEL = "chat"
-
-
-def serve_job(checkpoint: str, **serve: Any) -> ServeJobConfig:
-    return ServeJobConfig(
-        name=MODEL, checkpoint_uri=checkpoint, serve={"port": free_port(), "max_new_tokens": 16, **serve}
-    )
+from meshstack.workloads.local import LocalRunError, LocalServer
+from tests.support.serving import MODEL, client, greedy, serve_job
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +47,6 @@ def server(checkpoint: str) -> Iterator[Running]:
     srv = start(serve_job(checkpoint, read_timeout_s=2), host="127.0.0.1")
     yield srv
     srv.drain()
-
-
-def client(server: Running, **kwargs: Any) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=kwargs.pop("api_key", "unused"), max_retries=0, **kwargs)
 
 
 def raw(server: Running, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None):
@@ -428,26 +417,6 @@ def reference(params: Any, cfg: ModelConfig, prompt: list[int], n: int) -> list[
     return tokens[len(prompt) :]
 
 
-def greedy(engine: Engine, prompts: list[list[int]], n: int, gap_s: float = 0.0) -> list[Output]:
-    """Each prompt's last output (its token ids, its cached tokens), decoded greedily."""
-    done = [threading.Event() for _ in prompts]
-    last: list[Output | None] = [None] * len(prompts)
-
-    def sink(i: int) -> Callable[[Output], None]:
-        def heard(out: Output) -> None:
-            if out.finish_reason:
-                last[i] = out
-                done[i].set()
-
-        return heard
-
-    for i, p in enumerate(prompts):
-        engine.submit(Request(p, Sampling(n, 0.0), sink(i)))
-        time.sleep(gap_s)
-    assert all(d.wait(60) for d in done)
-    return [out for out in last if out is not None]
-
-
 def test_continuous_batching_decodes_exactly_what_the_model_would() -> None:
     """Chunked prefill (16 tokens a chunk), requests joining a running batch, and a prefix reused from
     another request's row all give the tokens of the plain forward pass."""
@@ -475,7 +444,7 @@ def test_tensor_parallel_over_four_devices_matches_one(tmp_path: Path) -> None:
         "import jax, json\n"
         "from meshstack.core.model_config import ModelConfig\n"
         "from meshstack.workloads.jax.model import init_params\n"
-        "from tests.test_serving import greedy\n"
+        "from tests.support.serving import greedy\n"
         "from meshstack.workloads.jax.engine.core import Engine\n"
         "from meshstack.workloads.jax import tokenizer\n"
         "cfg = ModelConfig(num_attention_heads=4)\n"

@@ -27,7 +27,7 @@ from meshstack.workloads.jax.http_guard import MAX_HEADER_LINE, MAX_HEADERS
 from meshstack.workloads.jax.serve_startup import StartupServer
 from meshstack.workloads.jax.serving.launcher import Running, limits, start
 from meshstack.workloads.jax.serving.protocol import body_limit
-from tests.test_serving import MODEL, client, serve_job
+from tests.support.serving import MODEL, client, serve_job
 
 READ_TIMEOUT_S = 1.5
 SLACK_S = 15  # what a loaded machine may add to a deadline before the test calls it broken

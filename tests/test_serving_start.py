@@ -15,7 +15,7 @@ import pytest
 
 from meshstack.core.contract import SERVER_COMMAND
 from meshstack.workloads.local.processes import ProcessGroup, process_env, python_module
-from tests.test_serving import MODEL, serve_job
+from tests.support.serving import MODEL, serve_job
 
 
 def get(port: int, path: str) -> tuple[int, Any]:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from meshstack.workloads.local import LocalServer
-from tests.neighbours import cpu_burner
-from tests.test_serving import MODEL, serve_job
+from tests.support.neighbours import cpu_burner
+from tests.support.serving import MODEL, serve_job
 
 pytestmark = pytest.mark.slow
 # Long enough that decoding it (0.1 s or more here) outlasts the scheduling delays a busy machine gives
