@@ -1,6 +1,6 @@
 """The README's rule table, written from the rules themselves: id, name, level, severity, what the rule checks
 and every type that carries its concept, so coverage is visible where a reviewer looks an id up.
-tests/test_readme_rules.py holds the README to this text."""
+tests/policies/test_readme_rules.py holds the README to this text."""
 
 from __future__ import annotations
 

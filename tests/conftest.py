@@ -17,6 +17,9 @@ from meshstack.preview.manifests import kubernetes_objects
 from meshstack.preview.plan import Preview, preview_stack
 from meshstack.preview.recorder import Resource
 
+# The files the tests read, wherever a test module sits in the tree below.
+FIXTURES = Path(__file__).parent / "fixtures"
+
 SHIPPED_STACKS = ("dev", "prod-aws", "prod-gcp")
 AWS_STACKS = ("dev", "prod-aws")
 

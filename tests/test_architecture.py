@@ -182,3 +182,24 @@ def test_no_module_is_over_400_lines() -> None:
     assert "meshstack/cli/__init__.py" in lines and "components/aws/eks.py" in lines
     over = [f"{name} ({count} lines)" for name, count in sorted(lines.items()) if count > MAX_MODULE_LINES]
     assert not over, f"over {MAX_MODULE_LINES} lines, split it along its jobs: {', '.join(over)}"
+
+
+def test_the_tests_are_laid_out_like_the_source_tree() -> None:
+    """A test module sits in the folder of the source it tests (tests/core for meshstack/core, tests/
+    components/aws for components/aws...); at the root only those about the whole project; helpers the
+    tests share in tests/support, never imported out of another test module."""
+    tests = PROJECT_ROOT / "tests"
+    modules = [p for p in sorted(tests.rglob("*.py")) if p.relative_to(tests).parts[0] != "fixtures"]
+    misplaced, cross = [], []
+    for path in modules:
+        where = path.parent.relative_to(tests)
+        source = (PROJECT_ROOT / where, PROJECT_ROOT / "meshstack" / where, PROJECT_ROOT / "meshstack" / f"{where}.py")
+        if where.parts[:1] not in ((), ("support",)) and not any(s.exists() for s in source):
+            misplaced.append(str(path.relative_to(tests)))
+        cross += [
+            f"{path.name}: {line}" for line in path.read_text().splitlines() if line.startswith("from tests.test")
+        ]
+    assert not misplaced, f"no source folder or module of these names: {misplaced}"
+    helpers = [p.name for p in tests.glob("*.py") if not p.name.startswith("test_") and p.stem != "conftest"]
+    assert helpers == ["__init__.py"], f"helpers belong in tests/support: {helpers}"
+    assert not cross, f"move what they share into tests/support: {cross}"

@@ -1,6 +1,6 @@
 """Each extension has one place to go, as the README's "Extension points" table says: computed from the
 source, the modules that name an existing cloud's vendor, add-on, engine or rule are the ones the table
-lists, so a new one still touches only those (a cloud's own test is tests/test_clouds.py)."""
+lists, so a new one still touches only those (a cloud's own test is tests/core/test_clouds.py)."""
 
 from __future__ import annotations
 

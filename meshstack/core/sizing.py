@@ -89,7 +89,7 @@ def model_config(model: Transformer, max_position_embeddings: int = 4096) -> Mod
 
 # Shapes from the models' papers and model cards (Touvron et al. 2023 for Llama 2; Meta's Llama 3
 # and 3.1 model cards; Brown et al. 2020 for GPT-3). The Llama presets build as meshstack's model
-# (tests/test_presets.py counts their parameters against these published figures).
+# (tests/planner/test_presets.py counts their parameters against these published figures).
 PRESETS: dict[str, Transformer] = {
     "llama-2-7b": Transformer(6.74e9, 32, 4096, 32, 32, 32000, 11008),
     "llama-2-13b": Transformer(13.0e9, 40, 5120, 40, 40, 32000, 13824),

@@ -3,7 +3,7 @@ FSx and EFS file systems are encrypted.
 
 Each rule names, as data, every resource type that carries its concept: the legacy and V2 variants of a
 resource, the provider's default resources, the other ways to launch an instance (launch configurations,
-spot requests and fleets), account-wide defaults and inline blocks. tests/test_policy_types.py checks
+spot requests and fleets), account-wide defaults and inline blocks. tests/policies/test_policy_types.py checks
 every one against the types the installed provider SDK registers.
 """
 

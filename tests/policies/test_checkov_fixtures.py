@@ -21,9 +21,10 @@ import yaml
 from meshstack.policies.pod_templates import is_workload
 from meshstack.preview.policy_runner import evaluate
 from meshstack.preview.recorder import Resource
+from tests.conftest import FIXTURES as TEST_FIXTURES
 from tests.support.checkov_concepts import CONCEPTS, PACK_CONFIG
 
-FIXTURES = Path(__file__).parent / "fixtures" / "checkov_k8s"
+FIXTURES = TEST_FIXTURES / "checkov_k8s"
 # (fixture file, concept) -> why the two differ on purpose; a file of "*" is every fixture.
 DISAGREEMENTS: dict[tuple[str, str], str] = {
     ("*", "hostPath volume"): "checkov checks only for the docker socket (CKV_K8S_27); the pack flags every "

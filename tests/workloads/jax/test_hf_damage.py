@@ -6,7 +6,7 @@ and a bit flipped at any offset of any file (a property test).
 
 Each is refused in one line naming the file, by every entry point that loads a folder: `meshstack
 serve`, the cluster's server at its start-up, and the trainer's `init_from`. The format has no
-previous step to fall back to (the trainer's own checkpoints do: tests/test_checkpoint_damage.py), so
+previous step to fall back to (the trainer's own checkpoints do: tests/workloads/jax/test_checkpoint_damage.py), so
 nothing is served. It has no checksums either: a flip inside a weight's bytes that leaves it a finite
 number is not damage any reader can see (transformers loads it too); what is asserted of it is that
 the model loaded is exactly the files' content, never more changed than the one value.

@@ -15,7 +15,6 @@ import fnmatch
 import json
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +32,7 @@ from pulumi_policy.proxy import (
 )
 
 from meshstack.core.resources import ResourceView
+from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.policies.pack import PACK_NAME, PACK_VERSION, policies
 from meshstack.policies.rule import Rule
 from meshstack.policies.rules import ALL_RULES
@@ -40,7 +40,7 @@ from meshstack.preview.policy_runner import _configure_request, _struct
 from tests.conftest import SHIPPED_STACKS, _preview
 from tests.support.provider_types import provider_types
 
-POLICY_SOURCES = sorted((Path(__file__).parents[1] / "policies").rglob("*.py"))
+POLICY_SOURCES = sorted((PROJECT_ROOT / "policies").rglob("*.py"))
 UNKNOWNS = [
     UNKNOWN_STRING_VALUE,
     UNKNOWN_BOOLEAN_VALUE,

@@ -22,9 +22,9 @@ import yaml
 
 from meshstack.core.stack_file import PROJECT_ROOT
 from meshstack.policies.pack import RULES_BY_ID
-from tests.conftest import stack_config
+from tests.conftest import FIXTURES, stack_config
 
-FIXTURE = Path(__file__).parent / "fixtures" / "hostile" / "__main__.py"
+FIXTURE = FIXTURES / "hostile" / "__main__.py"
 
 # rule id -> (resource name the violation is reported at, "" for the stack; a fragment of its message)
 EXPECTED: dict[str, tuple[str, str]] = {

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -24,9 +23,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from meshstack.workloads.jax.serving.launcher import Running, start
+from tests.conftest import FIXTURES
 from tests.support.serving import MODEL, serve_job
 
-SUBSET = Path(__file__).parent / "fixtures" / "openai" / "openapi-subset.json"
+SUBSET = FIXTURES / "openai" / "openapi-subset.json"
 DOCUMENT = json.loads(SUBSET.read_text())
 schema = schemathesis.openapi.from_path(SUBSET)
 CALL_TIMEOUT_S = 60

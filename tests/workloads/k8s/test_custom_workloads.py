@@ -18,7 +18,7 @@ from meshstack.core.contract import CONTRACT_ENV, TORCH_MASTER_PORT
 from meshstack.core.engines import vllm
 from meshstack.core.errors import SpecError
 from meshstack.core.programs import maxtext
-from meshstack.core.stack_file import find_project, spec_from_config
+from meshstack.core.stack_file import PROJECT_ROOT, find_project, spec_from_config
 from meshstack.preview.plan import Preview, preview_stack
 from meshstack.preview.policy_runner import evaluate
 from meshstack.preview.recorder import Resource
@@ -102,7 +102,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Preview:
 
 def _preview(root: Path, config: dict[str, Any]) -> Preview:
     (root / "stacks").mkdir()
-    here = Path(__file__).resolve().parents[1]
+    here = PROJECT_ROOT
     (root / "Pulumi.yaml").write_text((here / "Pulumi.yaml").read_text())
     (root / "stacks" / "__main__.py").write_text((here / "stacks" / "__main__.py").read_text())
     (root / "stacks" / "Pulumi.prod-aws.yaml").write_text(yaml.safe_dump({"config": config}))

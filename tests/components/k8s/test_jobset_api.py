@@ -1,6 +1,6 @@
 """The JobSet chart meshstack pins has every field the rendered JobSets use: each field's first release is
 data read from kubernetes-sigs/jobset at its tags (workloads/k8s/jobset_api.yaml), and the shared CRD
-schema every JobSet is validated against (tests/test_manifests.py) is that of the pinned release."""
+schema every JobSet is validated against (tests/preview/test_manifests.py) is that of the pinned release."""
 
 from __future__ import annotations
 

@@ -138,7 +138,7 @@ def test_a_failed_gpu_node_is_replaced_and_the_job_resumes_without_spending_a_re
     """A GPU of prod-aws's pretrain fails its health check: repair drains its node (DisruptionTarget on
     the pod), the Job fails at once on podFailurePolicy rule 0, the JobSet's `preempted` rule restarts the
     group without counting, a new node takes the failed one's place and the restarted pods read the same
-    checkpoint location (the trainer resumes from its newest step there: tests/test_preemption.py). Three
+    checkpoint location (the trainer resumes from its newest step there: tests/workloads/jax/test_preemption.py). Three
     faults in a row still leave every one of max_restarts."""
     model, outcomes = simulate(preview("prod-aws"))
     assert outcomes["pretrain"].placed
