@@ -125,16 +125,18 @@ def start(job: ServeJobConfig, host: str | None = None) -> Running:
 
 def build_when_ready(job: ServeJobConfig, startup: StartupServer) -> tuple[Server, State]:
     """The server, once its checkpoint exists (when the job says to wait for it) and is loaded."""
+    startup.phase = "loading"
     while True:
-        startup.phase = "loading"
         try:
             return build(job)
         except FileNotFoundError:
             if not job.wait_for_checkpoint:
                 raise
+        # Each look starts the engine's process, which takes seconds on a busy node: the probes say
+        # "waiting" for all of it, not "loading", until a checkpoint is there.
         if startup.phase != "waiting for the checkpoint":
             write_event({"event": "waiting", "checkpoint_uri": job.checkpoint_uri})
-        startup.phase = "waiting for the checkpoint"
+            startup.phase = "waiting for the checkpoint"
         time.sleep(job.checkpoint_poll_s)
 
 
