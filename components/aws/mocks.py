@@ -51,20 +51,6 @@ ANSWERS = {
     "aws:efs/fileSystem:FileSystem": "_filesystem",
 }
 
-# The types whose computed outputs the mocks fill in, and the method that does it.
-ANSWERS = {
-    "aws:eks/cluster:Cluster": "_cluster",
-    "aws:eks/nodeGroup:NodeGroup": "_nodegroup",
-    "aws:ec2/launchTemplate:LaunchTemplate": "_launchtemplate",
-    "aws:ec2/placementGroup:PlacementGroup": "_placementgroup",
-    "aws:iam/role:Role": "_role",
-    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": "_openidconnectprovider",
-    "aws:kms/key:Key": "_key",
-    "aws:s3/bucket:Bucket": "_bucket",
-    "aws:fsx/lustreFileSystem:LustreFileSystem": "_lustrefilesystem",
-    "aws:efs/fileSystem:FileSystem": "_filesystem",
-}
-
 
 class AwsMocks:
     """Answers for a region of a fixed test account."""
